@@ -1,0 +1,345 @@
+//! Event ABI shared by the kernel programs and the `oomtrace` collector.
+//!
+//! Everything here is `#[repr(C)]`, made of fixed-width integers and byte
+//! arrays only, with explicit padding, and its size is asserted at compile time
+//! so that both sides agree byte for byte. Kernel struct offsets are never baked
+//! in: the collector resolves them from BTF (and tracepoint formats from
+//! tracefs) and hands them to the programs as the `OFFSETS` and `CONFIG`
+//! globals.
+#![no_std]
+
+/// `TASK_COMM_LEN` in the kernel.
+pub const COMM_LEN: usize = 16;
+/// How many memcg levels (victim's memcg and its ancestors) one event carries.
+pub const MEMCG_CHAIN_MAX: usize = 8;
+/// Marks an offset (or enum value) that the running kernel does not have.
+pub const UNAVAILABLE: u32 = u32::MAX;
+
+/// Event kinds: the first field of every record.
+pub mod kind {
+    /// `oom:mark_victim` (the tracepoint's own record).
+    pub const MARK_VICTIM: u32 = 1;
+    /// Raw tracepoint on `mark_victim`: the victim read through `task_struct`.
+    pub const VICTIM_TASK: u32 = 2;
+    /// `oom:wake_reaper`, `oom:start_task_reaping`, `oom:finish_task_reaping`, `oom:skip_task_reaping`.
+    pub const REAPER: u32 = 3;
+    /// `sched:sched_process_exit` of a task marked as OOM victim.
+    pub const VICTIM_EXIT: u32 = 4;
+    /// Number of kinds (size of the per-kind drop counter array).
+    pub const COUNT: u32 = 5;
+}
+
+/// What a [`ReaperEvent`] reports.
+pub mod reaper_step {
+    pub const WAKE: u32 = 1;
+    pub const START: u32 = 2;
+    pub const FINISH: u32 = 3;
+    pub const SKIP: u32 = 4;
+}
+
+/// Common header of every record. `pid`/`tgid`/`comm` are the *current* task,
+/// i.e. the task in whose context the kernel ran the hook.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventHeader {
+    pub kind: u32,
+    pub cpu: u32,
+    /// `bpf_ktime_get_boot_ns`: boot time, so it lines up with `/dev/kmsg` timestamps
+    /// modulo suspend.
+    pub boot_ns: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: [u8; COMM_LEN],
+}
+const _: () = assert!(core::mem::size_of::<EventHeader>() == 40);
+
+/// Bits of [`MarkVictimEvent::present`]: which tracepoint fields this kernel has.
+pub mod mark_victim_field {
+    pub const COMM: u32 = 1 << 0;
+    pub const TOTAL_VM: u32 = 1 << 1;
+    pub const ANON_RSS: u32 = 1 << 2;
+    pub const FILE_RSS: u32 = 1 << 3;
+    pub const SHMEM_RSS: u32 = 1 << 4;
+    pub const UID: u32 = 1 << 5;
+    pub const PGTABLES: u32 = 1 << 6;
+    pub const OOM_SCORE_ADJ: u32 = 1 << 7;
+}
+
+/// `oom:mark_victim`, copied from the tracepoint record. Sizes are in kB as the
+/// tracepoint reports them (the kernel converts from pages exactly).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MarkVictimEvent {
+    pub header: EventHeader,
+    pub pid: i32,
+    pub uid: u32,
+    pub total_vm_kb: u64,
+    pub anon_rss_kb: u64,
+    pub file_rss_kb: u64,
+    pub shmem_rss_kb: u64,
+    pub pgtables_kb: u64,
+    pub oom_score_adj: i16,
+    pub _pad0: [u8; 2],
+    /// [`mark_victim_field`] bits.
+    pub present: u32,
+    pub comm: [u8; COMM_LEN],
+}
+const _: () = assert!(core::mem::size_of::<MarkVictimEvent>() == 112);
+
+/// One memcg level as read at the kill: page counters in pages.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemcgLevel {
+    /// cgroup id (kernfs node id = inode number of the cgroup directory).
+    pub cgroup_id: u64,
+    pub usage_pages: u64,
+    pub max_pages: u64,
+    /// cgroup v2: `swap` counter; cgroup v1: `memsw` (memory + swap).
+    pub swap_usage_pages: u64,
+    pub swap_max_pages: u64,
+}
+const _: () = assert!(core::mem::size_of::<MemcgLevel>() == 40);
+
+/// Bits of [`VictimTaskEvent::valid`]: which reads through kernel pointers succeeded.
+pub mod victim_valid {
+    pub const IDENTITY: u32 = 1 << 0;
+    pub const OOM_SCORE_ADJ: u32 = 1 << 1;
+    pub const RSS: u32 = 1 << 2;
+    pub const PGTABLES: u32 = 1 << 3;
+    pub const MEMCG: u32 = 1 << 4;
+    pub const TRIGGER_MEMCG: u32 = 1 << 5;
+    pub const TOTAL_VM: u32 = 1 << 6;
+    pub const SWAPENTS: u32 = 1 << 7;
+}
+
+/// Raw tracepoint `mark_victim(struct task_struct *task, ...)`: the victim read
+/// through BTF-resolved offsets, with its memcg and that memcg's ancestors.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VictimTaskEvent {
+    pub header: EventHeader,
+    pub victim_pid: u32,
+    pub victim_tgid: u32,
+    pub victim_comm: [u8; COMM_LEN],
+    pub oom_score_adj: i32,
+    /// [`victim_valid`] bits.
+    pub valid: u32,
+    pub rss_file_pages: i64,
+    pub rss_anon_pages: i64,
+    pub swapents: i64,
+    pub rss_shmem_pages: i64,
+    pub pgtables_bytes: i64,
+    pub total_vm_pages: u64,
+    /// cgroup id of the memcg of the task that ran the killer (the allocating task).
+    pub trigger_memcg_id: u64,
+    /// Levels filled in `memcg`, victim's own memcg first.
+    pub memcg_depth: u32,
+    pub _pad0: u32,
+    pub memcg: [MemcgLevel; MEMCG_CHAIN_MAX],
+}
+const _: () = assert!(core::mem::size_of::<VictimTaskEvent>() == 456);
+
+/// An OOM reaper step for `pid`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReaperEvent {
+    pub header: EventHeader,
+    pub pid: i32,
+    /// [`reaper_step`] value.
+    pub step: u32,
+}
+const _: () = assert!(core::mem::size_of::<ReaperEvent>() == 48);
+
+/// Per-memcg reclaim statistics kept in the kernel (map `RECLAIM_STATS`, keyed by
+/// the cgroup id of the charging task's memcg). Aggregated in the kernel because
+/// a memcg that lives at its limit reclaims thousands of times a second; the
+/// collector reads the entry of the memcg involved when it builds a decision.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemcgReclaimStats {
+    /// Reclaim passes that ended (charges that found the memcg at a limit).
+    pub passes: u64,
+    /// Passes that reclaimed nothing: the step before a charge fails.
+    pub empty_passes: u64,
+    pub pages_reclaimed: u64,
+    pub total_ns: u64,
+    pub last_end_boot_ns: u64,
+    pub last_gfp_flags: u64,
+    pub last_order: i32,
+    pub _pad0: u32,
+}
+const _: () = assert!(core::mem::size_of::<MemcgReclaimStats>() == 56);
+
+/// Start of a reclaim pass, per task (map `RECLAIM_START`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReclaimStart {
+    pub boot_ns: u64,
+    pub memcg_id: u64,
+    pub gfp_flags: u64,
+    pub order: i32,
+    pub _pad0: u32,
+}
+const _: () = assert!(core::mem::size_of::<ReclaimStart>() == 32);
+
+/// A task previously marked as OOM victim exited (header is the exiting task).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VictimExitEvent {
+    pub header: EventHeader,
+    /// `boot_ns` at which the task was marked.
+    pub marked_boot_ns: u64,
+}
+const _: () = assert!(core::mem::size_of::<VictimExitEvent>() == 48);
+
+/// Kernel struct field offsets (bytes) resolved from BTF at start-up;
+/// [`UNAVAILABLE`] where the running kernel lacks the field.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelOffsets {
+    pub task_pid: u32,
+    pub task_tgid: u32,
+    pub task_comm: u32,
+    pub task_signal: u32,
+    pub task_mm: u32,
+    pub task_cgroups: u32,
+    pub signal_oom_score_adj: u32,
+    /// Offset of `mm_struct.rss_stat`.
+    pub mm_rss_stat: u32,
+    /// Distance between two rss counters (`percpu_counter` on 6.2+, `atomic_long_t` before).
+    pub mm_rss_stride: u32,
+    /// Offset of the counter's value inside one element (`percpu_counter.count` or 0).
+    pub mm_rss_value: u32,
+    pub mm_pgtables_bytes: u32,
+    pub mm_total_vm: u32,
+    pub css_set_subsys: u32,
+    pub css_cgroup: u32,
+    pub css_parent: u32,
+    pub cgroup_kn: u32,
+    pub kernfs_node_id: u32,
+    /// Offset of `css` inside `struct mem_cgroup` (to go from css to memcg).
+    pub memcg_css: u32,
+    pub memcg_memory: u32,
+    /// `swap` (v2) and `memsw` (v1) share this offset in a union on 5.x/6.x.
+    pub memcg_swap: u32,
+    pub page_counter_usage: u32,
+    pub page_counter_max: u32,
+    /// `enum cgroup_subsys_id` value of `memory_cgrp_id`.
+    pub memory_cgrp_id: u32,
+    /// `enum` values of `MM_FILEPAGES`, `MM_ANONPAGES`, `MM_SWAPENTS`, `MM_SHMEMPAGES`.
+    pub mm_filepages: u32,
+    pub mm_anonpages: u32,
+    pub mm_swapents: u32,
+    pub mm_shmempages: u32,
+    pub _pad0: u32,
+}
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 112);
+
+impl KernelOffsets {
+    /// Every field unavailable: what the programs see until the collector fills it.
+    pub const UNRESOLVED: Self = Self {
+        task_pid: UNAVAILABLE,
+        task_tgid: UNAVAILABLE,
+        task_comm: UNAVAILABLE,
+        task_signal: UNAVAILABLE,
+        task_mm: UNAVAILABLE,
+        task_cgroups: UNAVAILABLE,
+        signal_oom_score_adj: UNAVAILABLE,
+        mm_rss_stat: UNAVAILABLE,
+        mm_rss_stride: UNAVAILABLE,
+        mm_rss_value: UNAVAILABLE,
+        mm_pgtables_bytes: UNAVAILABLE,
+        mm_total_vm: UNAVAILABLE,
+        css_set_subsys: UNAVAILABLE,
+        css_cgroup: UNAVAILABLE,
+        css_parent: UNAVAILABLE,
+        cgroup_kn: UNAVAILABLE,
+        kernfs_node_id: UNAVAILABLE,
+        memcg_css: UNAVAILABLE,
+        memcg_memory: UNAVAILABLE,
+        memcg_swap: UNAVAILABLE,
+        page_counter_usage: UNAVAILABLE,
+        page_counter_max: UNAVAILABLE,
+        memory_cgrp_id: UNAVAILABLE,
+        mm_filepages: UNAVAILABLE,
+        mm_anonpages: UNAVAILABLE,
+        mm_swapents: UNAVAILABLE,
+        mm_shmempages: UNAVAILABLE,
+        _pad0: 0,
+    };
+}
+
+/// Byte offsets of fields inside tracepoint records, read from tracefs
+/// `events/<system>/<event>/format`; [`UNAVAILABLE`] where absent.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TracepointLayout {
+    pub mark_victim_pid: u32,
+    /// `__data_loc char[] comm` (u32: length << 16 | offset).
+    pub mark_victim_comm: u32,
+    pub mark_victim_total_vm: u32,
+    pub mark_victim_anon_rss: u32,
+    pub mark_victim_file_rss: u32,
+    pub mark_victim_shmem_rss: u32,
+    pub mark_victim_uid: u32,
+    pub mark_victim_pgtables: u32,
+    pub mark_victim_oom_score_adj: u32,
+    /// `pid` of the four reaper events (same layout on every kernel so far, still read per event).
+    pub wake_reaper_pid: u32,
+    pub start_task_reaping_pid: u32,
+    pub finish_task_reaping_pid: u32,
+    pub skip_task_reaping_pid: u32,
+    pub reclaim_begin_order: u32,
+    pub reclaim_begin_gfp_flags: u32,
+    pub reclaim_end_nr_reclaimed: u32,
+    /// Size of `gfp_flags` in `mm_vmscan_memcg_reclaim_begin`: 8 on 6.x (`unsigned long`), 4 before (`gfp_t`).
+    pub reclaim_begin_gfp_flags_size: u32,
+    pub _pad0: u32,
+}
+const _: () = assert!(core::mem::size_of::<TracepointLayout>() == 72);
+
+impl TracepointLayout {
+    pub const UNRESOLVED: Self = Self {
+        mark_victim_pid: UNAVAILABLE,
+        mark_victim_comm: UNAVAILABLE,
+        mark_victim_total_vm: UNAVAILABLE,
+        mark_victim_anon_rss: UNAVAILABLE,
+        mark_victim_file_rss: UNAVAILABLE,
+        mark_victim_shmem_rss: UNAVAILABLE,
+        mark_victim_uid: UNAVAILABLE,
+        mark_victim_pgtables: UNAVAILABLE,
+        mark_victim_oom_score_adj: UNAVAILABLE,
+        wake_reaper_pid: UNAVAILABLE,
+        start_task_reaping_pid: UNAVAILABLE,
+        finish_task_reaping_pid: UNAVAILABLE,
+        skip_task_reaping_pid: UNAVAILABLE,
+        reclaim_begin_order: UNAVAILABLE,
+        reclaim_begin_gfp_flags: UNAVAILABLE,
+        reclaim_end_nr_reclaimed: UNAVAILABLE,
+        reclaim_begin_gfp_flags_size: 0,
+        _pad0: 0,
+    };
+}
+
+/// Run-time settings from the collector.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Non-zero: only report victims/charges whose memcg or one of its ancestors
+    /// is in the `CGROUP_FILTER` map.
+    pub filter_enabled: u32,
+    /// Non-zero: the raw `mark_victim` tracepoint passes `struct task_struct *` as
+    /// its first argument (6.x); zero: it passes only a pid.
+    pub raw_mark_victim_has_task: u32,
+}
+const _: () = assert!(core::mem::size_of::<Config>() == 8);
+
+#[cfg(feature = "user")]
+mod user {
+    use super::*;
+    // SAFETY: plain-old-data: repr(C), integer and byte-array fields only, no padding holes.
+    unsafe impl aya::Pod for KernelOffsets {}
+    unsafe impl aya::Pod for TracepointLayout {}
+    unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for MemcgReclaimStats {}
+}

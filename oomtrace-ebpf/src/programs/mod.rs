@@ -1,0 +1,8 @@
+//! One module per hook (kunai style); shared state and helpers in `common` and `memcg`.
+mod common;
+mod mark_victim;
+mod mark_victim_raw;
+mod memcg;
+mod memcg_reclaim;
+mod reaper;
+mod victim_exit;

@@ -1,0 +1,304 @@
+//! The collector's main loop: ring buffer + kernel log in, decisions out.
+use std::{
+    io::Write,
+    path::PathBuf,
+    time::{Duration, Instant, SystemTime},
+};
+
+use anyhow::{Context, Result};
+use oomtrace_ebpf::MemcgReclaimStats;
+use tokio::{
+    io::unix::AsyncFd,
+    signal::unix::{SignalKind, signal},
+};
+
+use crate::{
+    cgroup::{IdResolver, MemcgFiles, MemoryHierarchy, ScopeCgroup},
+    decision::{Builder, Decision, Environment, SCHEMA_VERSION, Sources},
+    events::{decode, kind_name},
+    kmsg::{Kmsg, KmsgRead},
+    loader::{self, Backend, TraceOptions, Tracer},
+    output::{LostRecord, Output, StartRecord},
+    report::{ReportParser, SourceLine},
+    workload::page_size,
+};
+
+pub struct RunOptions {
+    pub cgroups: Vec<PathBuf>,
+    pub json: bool,
+    pub count: Option<u64>,
+    pub duration: Option<Duration>,
+    pub backend: Backend,
+    pub top: usize,
+    pub btf_path: PathBuf,
+}
+
+/// What the loop knows about this machine, for the decision rebuild.
+struct LiveEnv<'a> {
+    tracer: &'a Tracer,
+    resolver: IdResolver,
+    page_size: u64,
+    release: String,
+}
+
+fn clock(id: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and pointer.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn wall_time_of(clock_id: libc::clockid_t, at: Duration) -> Option<SystemTime> {
+    let now = clock(clock_id);
+    SystemTime::now().checked_sub(now.checked_sub(at).unwrap_or_default())
+}
+
+fn meminfo_kb(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+impl Environment for LiveEnv<'_> {
+    fn memcg_path(&mut self, cgroup_id: u64) -> Option<String> {
+        self.resolver.path_of(cgroup_id)
+    }
+    fn memcg_files(&self, relative: &str) -> Option<MemcgFiles> {
+        let files = self.resolver.hierarchy().read_counters(relative);
+        files.usage_bytes.is_some().then_some(files)
+    }
+    fn swap_total_pages(&self) -> Option<u64> {
+        meminfo_kb("SwapTotal").map(|kb| kb * 1024 / self.page_size)
+    }
+    fn mem_total_pages(&self) -> Option<u64> {
+        meminfo_kb("MemTotal").map(|kb| kb * 1024 / self.page_size)
+    }
+    fn page_size(&self) -> u64 {
+        self.page_size
+    }
+    fn kernel_release(&self) -> Option<String> {
+        Some(self.release.clone())
+    }
+    fn reclaim_stats(&self, memcg_id: u64) -> Option<MemcgReclaimStats> {
+        self.tracer.reclaim_stats(memcg_id)
+    }
+    fn wall_time_of_boot_ns(&self, boot_ns: u64) -> Option<SystemTime> {
+        wall_time_of(libc::CLOCK_BOOTTIME, Duration::from_nanos(boot_ns))
+    }
+    fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime> {
+        wall_time_of(
+            libc::CLOCK_MONOTONIC,
+            Duration::from_secs_f64(seconds.max(0.0)),
+        )
+    }
+}
+
+fn now_rfc3339() -> String {
+    let now: time::OffsetDateTime = SystemTime::now().into();
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Traces until `count` decisions, `duration`, or SIGINT/SIGTERM. Calls
+/// `on_started` once every hook is attached and the start record is out.
+pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -> Result<u64> {
+    loader::ensure_root()?;
+    let hierarchy = MemoryHierarchy::detect()?;
+    let scope: Vec<ScopeCgroup> = options
+        .cgroups
+        .iter()
+        .map(|path| hierarchy.scope(path))
+        .collect::<Result<_, _>>()?;
+    let mut tracer = Tracer::start(&TraceOptions {
+        backend: options.backend,
+        cgroup_ids: scope.iter().map(|s| s.id).collect(),
+        btf_path: options.btf_path.clone(),
+    })?;
+    let kmsg_path = std::path::Path::new("/dev/kmsg");
+    let mut kmsg = match Kmsg::open(kmsg_path) {
+        Ok(kmsg) => Some(kmsg),
+        Err(e) => {
+            eprintln!(
+                "oomtrace: warning: cannot read /dev/kmsg ({e}): decisions will lack the kernel's report"
+            );
+            None
+        }
+    };
+    let release = loader::kernel_release();
+    let stdout = std::io::stdout();
+    let mut out = Output::new(stdout.lock(), options.json, options.top);
+    out.start(&StartRecord {
+        record_type: "start",
+        schema_version: SCHEMA_VERSION,
+        time: now_rfc3339(),
+        backend: tracer.backend.name(),
+        kernel_release: &release,
+        hooks: &tracer.hooks,
+        unavailable_fields: &tracer.unavailable,
+        cgroups: scope.iter().map(|s| s.path.display().to_string()).collect(),
+        kernel_report: kmsg.is_some(),
+    })?;
+    on_started()?;
+
+    let exit_hook = tracer
+        .hooks
+        .iter()
+        .any(|h| h.attached && h.hook.ends_with("sched_process_exit"));
+    let mut builder = Builder::new(
+        Sources {
+            backend: tracer.backend.name(),
+            victim_task_hook: tracer
+                .hooks
+                .iter()
+                .any(|h| h.attached && h.hook == "raw_tracepoint/mark_victim"),
+            exit_hook,
+        },
+        scope,
+    );
+    let events = tracer.events.take().context("ring buffer already taken")?;
+    // SAFETY: the ring buffer owns its map fd and keeps it open while the AsyncFd lives.
+    let mut ring = unsafe { AsyncFd::register(events) }
+        .map_err(std::io::Error::from)
+        .context("polling the ring buffer")?;
+    let mut parser = ReportParser::new();
+    let mut env = LiveEnv {
+        tracer: &tracer,
+        resolver: IdResolver::new(hierarchy),
+        page_size: page_size() as u64,
+        release: release.clone(),
+    };
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut tick = tokio::time::interval(Duration::from_millis(50));
+    let mut last_drop_check = Instant::now();
+    let mut drops_seen = vec![0u64; oomtrace_ebpf::kind::COUNT as usize];
+    let mut kmsg_lost = 0u64;
+    let mut decode_errors = 0u64;
+    let mut emitted = 0u64;
+
+    let mut evicted_seen = 0u64;
+
+    loop {
+        let sleep_until_deadline = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            guard = ring.readable_mut() => {
+                let mut guard = guard?;
+                let ring = guard.get_inner_mut();
+                let now = Instant::now();
+                while let Some(item) = ring.next() {
+                    match decode(&item) {
+                        Ok(event) => builder.on_event(now, event),
+                        Err(_) => decode_errors += 1,
+                    }
+                }
+                guard.clear_ready();
+            }
+            read = async { kmsg.as_mut().expect("guarded").next().await }, if kmsg.is_some() => {
+                match read {
+                    Ok(KmsgRead::Record(record)) => {
+                        let line = SourceLine {
+                            line_no: record.seq as usize,
+                            timestamp: Some(record.usec as f64 / 1e6),
+                            text: record.text,
+                        };
+                        let now = Instant::now();
+                        for item in parser.push(line) {
+                            builder.on_report(now, item);
+                        }
+                    }
+                    Ok(KmsgRead::Lost(n)) => {
+                        kmsg_lost += n;
+                        out.lost(&LostRecord {
+                            record_type: "lost",
+                            schema_version: SCHEMA_VERSION,
+                            time: now_rfc3339(),
+                            source: "kmsg".to_owned(),
+                            count: n,
+                            total: kmsg_lost,
+                        })?;
+                    }
+                    Err(e) => {
+                        eprintln!("oomtrace: warning: reading /dev/kmsg failed ({e}); continuing without the kernel's report");
+                        kmsg = None;
+                    }
+                }
+            }
+            _ = tick.tick() => {
+                let decisions = builder.poll(Instant::now(), &mut env);
+                if write_decisions(&mut out, decisions, &mut emitted, options.count)? {
+                    break;
+                }
+                if builder.evicted > evicted_seen {
+                    out.lost(&LostRecord {
+                        record_type: "lost",
+                        schema_version: SCHEMA_VERSION,
+                        time: now_rfc3339(),
+                        source: "pending".to_owned(),
+                        count: builder.evicted - evicted_seen,
+                        total: builder.evicted,
+                    })?;
+                    evicted_seen = builder.evicted;
+                }
+                if last_drop_check.elapsed() >= Duration::from_secs(1) {
+                    last_drop_check = Instant::now();
+                    for (k, total) in env.tracer.drops() {
+                        let seen = &mut drops_seen[k as usize];
+                        if total > *seen {
+                            out.lost(&LostRecord {
+                                record_type: "lost",
+                                schema_version: SCHEMA_VERSION,
+                                time: now_rfc3339(),
+                                source: format!("ringbuf:{}", kind_name(k)),
+                                count: total - *seen,
+                                total,
+                            })?;
+                            *seen = total;
+                        }
+                    }
+                }
+            }
+            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break,
+            _ = sleep_until_deadline => break,
+        }
+    }
+    // Whatever is half-built still goes out: nothing is lost silently.
+    if options.count.is_none_or(|n| emitted < n) {
+        for item in parser.finish() {
+            builder.on_report(Instant::now(), item);
+        }
+        let decisions = builder.flush(&mut env);
+        write_decisions(&mut out, decisions, &mut emitted, options.count)?;
+    }
+    if decode_errors > 0 {
+        eprintln!("oomtrace: {decode_errors} malformed ring-buffer records were skipped");
+    }
+    Ok(emitted)
+}
+
+/// Writes decisions; true once `count` of them have gone out.
+fn write_decisions<W: Write>(
+    out: &mut Output<W>,
+    decisions: Vec<Decision>,
+    emitted: &mut u64,
+    count: Option<u64>,
+) -> Result<bool> {
+    for decision in decisions {
+        if count.is_some_and(|n| *emitted >= n) {
+            return Ok(true);
+        }
+        out.decision(&decision)?;
+        *emitted += 1;
+    }
+    Ok(count.is_some_and(|n| *emitted >= n))
+}

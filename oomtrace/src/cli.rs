@@ -1,0 +1,91 @@
+//! Command line (clap derive).
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::loader::Backend;
+
+/// Explains Linux OOM kills from the kernel itself: who asked for memory,
+/// whose limit fired, every candidate and its score, the victim, what was freed.
+#[derive(Debug, Parser)]
+#[command(name = "oomtrace", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub trace: TraceArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct TraceArgs {
+    /// Only OOM kills of tasks in this cgroup or below it (v1 or v2 directory;
+    /// repeatable). Filtered in the kernel where the kernel allows it.
+    #[arg(long, value_name = "PATH")]
+    pub cgroup: Vec<PathBuf>,
+    /// JSON Lines output: one record per line with a "type" field.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit after N decisions.
+    #[arg(long, value_name = "N")]
+    pub count: Option<u64>,
+    /// Exit after this many seconds.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<u64>,
+    /// Kernel hooks to use. `auto` picks the best the kernel allows.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub backend: BackendChoice,
+    /// Candidates shown on the card (JSON always has all of them).
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub top: usize,
+    /// Kernel BTF to read struct layouts from.
+    #[arg(long, value_name = "PATH", default_value = crate::loader::BTF_PATH)]
+    pub btf: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    Auto,
+    Tracepoint,
+}
+
+impl BackendChoice {
+    pub fn resolve(self) -> Backend {
+        match self {
+            // The only backend so far; fentry/kprobe backends slot in here.
+            BackendChoice::Auto | BackendChoice::Tracepoint => Backend::Tracepoint,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a throw-away memory cgroup, trace it, run a memory hog in it
+    /// until the kernel kills it, print the decision and clean up.
+    Demo {
+        /// Memory limit of the demo cgroup, in MiB.
+        #[arg(long, default_value_t = 64)]
+        limit_mib: u64,
+        /// JSON Lines instead of the card.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Allocate and touch memory until killed (workload for demos and tests).
+    #[command(hide = true)]
+    Hog(HogArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct HogArgs {
+    /// Move into this cgroup directory first.
+    #[arg(long, value_name = "DIR")]
+    pub join: Option<PathBuf>,
+    /// Stop growing at this many MiB and wait (default: grow until killed).
+    #[arg(long, value_name = "MIB")]
+    pub mib: Option<u64>,
+    /// Set our oom_score_adj first.
+    #[arg(long, allow_negative_numbers = true)]
+    pub oom_score_adj: Option<i32>,
+    /// Print "ready" on stdout once `--mib` is reached.
+    #[arg(long)]
+    pub announce: bool,
+}

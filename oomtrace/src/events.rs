@@ -1,0 +1,180 @@
+//! Decoding ring-buffer records into typed events: bounds-checked, never
+//! trusting the kernel's byte count beyond what each record type needs.
+use oomtrace_ebpf::{
+    EventHeader, MarkVictimEvent, ReaperEvent, VictimExitEvent, VictimTaskEvent, kind,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    MarkVictim(MarkVictimEvent),
+    VictimTask(Box<VictimTaskEvent>),
+    Reaper(ReaperEvent),
+    VictimExit(VictimExitEvent),
+}
+
+impl Event {
+    pub fn header(&self) -> &EventHeader {
+        match self {
+            Event::MarkVictim(e) => &e.header,
+            Event::VictimTask(e) => &e.header,
+            Event::Reaper(e) => &e.header,
+            Event::VictimExit(e) => &e.header,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("record of {len} bytes is shorter than an event header")]
+    NoHeader { len: usize },
+    #[error("record of kind {kind} has {len} bytes, expected at least {need}")]
+    Short { kind: u32, len: usize, need: usize },
+    #[error("unknown record kind {0}")]
+    UnknownKind(u32),
+}
+
+/// Copies a `T` out of the front of `bytes`.
+///
+/// `T` must be one of the ABI's plain-old-data records (integers and byte
+/// arrays only), for which every bit pattern is valid.
+fn read_pod<T: Copy>(bytes: &[u8], kind: u32) -> Result<T, DecodeError> {
+    let need = size_of::<T>();
+    if bytes.len() < need {
+        return Err(DecodeError::Short {
+            kind,
+            len: bytes.len(),
+            need,
+        });
+    }
+    // SAFETY: length checked above; the ABI types are repr(C) POD, valid for
+    // any bit pattern; read_unaligned copes with the buffer's alignment.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
+    if bytes.len() < size_of::<EventHeader>() {
+        return Err(DecodeError::NoHeader { len: bytes.len() });
+    }
+    let event_kind = u32::from_ne_bytes(bytes[..4].try_into().expect("4 bytes"));
+    match event_kind {
+        kind::MARK_VICTIM => read_pod(bytes, event_kind).map(Event::MarkVictim),
+        kind::VICTIM_TASK => read_pod(bytes, event_kind).map(|e| Event::VictimTask(Box::new(e))),
+        kind::REAPER => read_pod(bytes, event_kind).map(Event::Reaper),
+        kind::VICTIM_EXIT => read_pod(bytes, event_kind).map(Event::VictimExit),
+        other => Err(DecodeError::UnknownKind(other)),
+    }
+}
+
+/// A kernel `comm` (NUL-padded, not always NUL-terminated) as text.
+pub fn comm_str(comm: &[u8]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+/// Human name of an event kind, for drop counters.
+pub fn kind_name(event_kind: u32) -> &'static str {
+    match event_kind {
+        kind::MARK_VICTIM => "mark_victim",
+        kind::VICTIM_TASK => "victim_task",
+        kind::REAPER => "reaper",
+        kind::VICTIM_EXIT => "victim_exit",
+        _ => "unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T: Copy>(value: &T) -> Vec<u8> {
+        // SAFETY: test-only view of a POD value as bytes.
+        unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+            .to_vec()
+    }
+
+    fn header(event_kind: u32) -> EventHeader {
+        let mut comm = [0u8; 16];
+        comm[..7].copy_from_slice(b"python3");
+        EventHeader {
+            kind: event_kind,
+            cpu: 1,
+            boot_ns: 42,
+            pid: 100,
+            tgid: 100,
+            comm,
+        }
+    }
+
+    #[test]
+    fn decodes_each_kind_round_trip() {
+        let mark = MarkVictimEvent {
+            header: header(kind::MARK_VICTIM),
+            pid: 12621,
+            anon_rss_kb: 65024,
+            oom_score_adj: -17,
+            ..Default::default()
+        };
+        assert_eq!(decode(&bytes_of(&mark)), Ok(Event::MarkVictim(mark)));
+
+        let mut task = VictimTaskEvent {
+            header: header(kind::VICTIM_TASK),
+            victim_pid: 7,
+            rss_anon_pages: 16256,
+            memcg_depth: 2,
+            ..Default::default()
+        };
+        task.memcg[1].max_pages = 16384;
+        assert_eq!(
+            decode(&bytes_of(&task)),
+            Ok(Event::VictimTask(Box::new(task)))
+        );
+
+        let reaper = ReaperEvent {
+            header: header(kind::REAPER),
+            pid: 9,
+            step: 3,
+        };
+        assert_eq!(decode(&bytes_of(&reaper)), Ok(Event::Reaper(reaper)));
+
+        let exit = VictimExitEvent {
+            header: header(kind::VICTIM_EXIT),
+            marked_boot_ns: 5,
+        };
+        assert_eq!(decode(&bytes_of(&exit)), Ok(Event::VictimExit(exit)));
+    }
+
+    #[test]
+    fn decode_accepts_ring_buffer_padding() {
+        let reaper = ReaperEvent {
+            header: header(kind::REAPER),
+            pid: 9,
+            step: 1,
+        };
+        let mut bytes = bytes_of(&reaper);
+        bytes.extend_from_slice(&[0xAA; 8]);
+        assert_eq!(decode(&bytes), Ok(Event::Reaper(reaper)));
+    }
+
+    #[test]
+    fn decode_rejects_short_and_unknown_records() {
+        assert_eq!(decode(&[1, 0, 0]), Err(DecodeError::NoHeader { len: 3 }));
+        let mut bytes = bytes_of(&header(kind::VICTIM_TASK));
+        bytes.extend_from_slice(&[0; 16]);
+        assert_eq!(
+            decode(&bytes),
+            Err(DecodeError::Short {
+                kind: kind::VICTIM_TASK,
+                len: 56,
+                need: size_of::<VictimTaskEvent>()
+            })
+        );
+        let unknown = bytes_of(&header(99));
+        assert_eq!(decode(&unknown), Err(DecodeError::UnknownKind(99)));
+    }
+
+    #[test]
+    fn comm_without_terminator_is_kept_whole() {
+        assert_eq!(comm_str(b"0123456789abcdef"), "0123456789abcdef");
+        assert_eq!(comm_str(b"hog\0\0garbage\0\0\0\0"), "hog");
+    }
+}

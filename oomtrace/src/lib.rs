@@ -1,0 +1,16 @@
+//! oomtrace: rebuilds the kernel's OOM-kill decision from eBPF events and the
+//! kernel's own report.
+pub mod app;
+pub mod btf;
+pub mod cgroup;
+pub mod cli;
+pub mod decision;
+pub mod demo;
+pub mod events;
+pub mod kmsg;
+pub mod loader;
+pub mod output;
+pub mod report;
+pub mod score;
+pub mod tracefs;
+pub mod workload;

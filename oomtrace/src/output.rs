@@ -1,0 +1,275 @@
+//! Output: JSON Lines (one record per line, `type` first) or a compact card
+//! for a person. Sizes are bytes in JSON and human units on screen.
+use std::io::Write;
+
+use serde::Serialize;
+
+use crate::{decision::Decision, loader::HookStatus};
+
+/// 1536 -> "1.5 KiB"; exact bytes below 1 KiB.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[derive(Debug, Serialize)]
+pub struct StartRecord<'a> {
+    #[serde(rename = "type")]
+    pub record_type: &'static str,
+    pub schema_version: u32,
+    pub time: String,
+    pub backend: &'static str,
+    pub kernel_release: &'a str,
+    pub hooks: &'a [HookStatus],
+    /// Kernel struct or tracepoint fields this kernel does not have (reported, never guessed).
+    pub unavailable_fields: &'a [String],
+    pub cgroups: Vec<String>,
+    pub kernel_report: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LostRecord {
+    #[serde(rename = "type")]
+    pub record_type: &'static str,
+    pub schema_version: u32,
+    pub time: String,
+    /// "ringbuf:<event kind>", "kmsg" or "pending".
+    pub source: String,
+    /// Newly lost since the previous lost record of this source.
+    pub count: u64,
+    pub total: u64,
+}
+
+pub struct Output<W: Write> {
+    json: bool,
+    top: usize,
+    out: W,
+}
+
+impl<W: Write> Output<W> {
+    pub fn new(out: W, json: bool, top: usize) -> Self {
+        Self { json, top, out }
+    }
+
+    fn line(&mut self, text: &str) -> std::io::Result<()> {
+        writeln!(self.out, "{text}")?;
+        self.out.flush()
+    }
+
+    fn json_line<T: Serialize>(&mut self, record: &T) -> std::io::Result<()> {
+        let text = serde_json::to_string(record).map_err(std::io::Error::other)?;
+        self.line(&text)
+    }
+
+    pub fn start(&mut self, record: &StartRecord<'_>) -> std::io::Result<()> {
+        if self.json {
+            return self.json_line(record);
+        }
+        let attached: Vec<&str> = record
+            .hooks
+            .iter()
+            .filter(|h| h.attached)
+            .map(|h| h.hook.as_str())
+            .collect();
+        let scope = if record.cgroups.is_empty() {
+            "all memory cgroups".to_owned()
+        } else {
+            record.cgroups.join(", ")
+        };
+        self.line(&format!(
+            "oomtrace: tracing OOM kills in {scope} (backend {}, kernel {}, {} hooks attached)",
+            record.backend,
+            record.kernel_release,
+            attached.len()
+        ))?;
+        for hook in record.hooks.iter().filter(|h| !h.attached) {
+            self.line(&format!(
+                "oomtrace: hook {} not attached: {}",
+                hook.hook,
+                hook.error.as_deref().unwrap_or("unknown reason")
+            ))?;
+        }
+        if !record.unavailable_fields.is_empty() {
+            self.line(&format!(
+                "oomtrace: not available on this kernel: {}",
+                record.unavailable_fields.join(", ")
+            ))?;
+        }
+        Ok(())
+    }
+
+    pub fn lost(&mut self, record: &LostRecord) -> std::io::Result<()> {
+        if self.json {
+            return self.json_line(record);
+        }
+        self.line(&format!(
+            "oomtrace: WARNING: {} events lost from {} ({} in total)",
+            record.count, record.source, record.total
+        ))
+    }
+
+    pub fn decision(&mut self, decision: &Decision) -> std::io::Result<()> {
+        if self.json {
+            return self.json_line(decision);
+        }
+        let card = render_card(decision, self.top);
+        self.line(&card)
+    }
+}
+
+fn opt_bytes(value: Option<u64>) -> String {
+    value.map_or("?".to_owned(), human_bytes)
+}
+
+/// The decision as a person reads it at 3 a.m.: what, whose limit, who, why.
+pub fn render_card(d: &Decision, top: usize) -> String {
+    let mut s = String::new();
+    let kind = match d.constraint {
+        Some("memcg") => "memory cgroup limit",
+        Some("global") => "system out of memory",
+        Some(other) => other,
+        None => "unknown constraint",
+    };
+    s.push_str(&format!("━━ OOM kill #{} at {} — {kind}\n", d.seq, d.time));
+    let t = &d.trigger;
+    s.push_str(&format!(
+        "  trigger    {} (pid {}){}{}\n",
+        t.comm.as_deref().unwrap_or("?"),
+        t.pid.map_or("?".to_owned(), |p| p.to_string()),
+        t.memcg
+            .as_ref()
+            .map_or(String::new(), |m| format!(" in {m}")),
+        match (&t.gfp_flags, &t.gfp_mask, t.order) {
+            (Some(flags), _, Some(order)) => format!(", allocating {flags} order {order}"),
+            (None, Some(mask), Some(order)) => format!(", allocating gfp {mask} order {order}"),
+            _ => String::new(),
+        }
+    ));
+    if let Some(m) = &d.oom_memcg {
+        s.push_str(&format!(
+            "  limit      {}: {} used of {}{}\n",
+            m.path.as_deref().unwrap_or("?"),
+            opt_bytes(m.usage_bytes),
+            opt_bytes(m.limit_bytes),
+            if m.source == "bpf" {
+                " (read from the kernel's page counters)"
+            } else {
+                ""
+            }
+        ));
+    }
+    match &d.victim {
+        Some(v) => {
+            let rss = v.rss_anon_bytes.unwrap_or(0)
+                + v.rss_file_bytes.unwrap_or(0)
+                + v.rss_shmem_bytes.unwrap_or(0);
+            s.push_str(&format!(
+                "  victim     {} (pid {}){} — {} points\n             rss {} (anon {}, file {}, shmem {}), swap {}, page tables {}, oom_score_adj {}\n",
+                v.comm.as_deref().unwrap_or("?"),
+                v.pid,
+                v.memcg.as_ref().map_or(String::new(), |m| format!(" in {m}")),
+                v.points.map_or("?".to_owned(), |p| p.to_string()),
+                human_bytes(rss),
+                opt_bytes(v.rss_anon_bytes),
+                opt_bytes(v.rss_file_bytes),
+                opt_bytes(v.rss_shmem_bytes),
+                opt_bytes(v.swap_bytes),
+                opt_bytes(v.pgtables_bytes),
+                v.oom_score_adj.map_or("?".to_owned(), |a| a.to_string()),
+            ));
+        }
+        None => s.push_str("  victim     none: nothing was killed\n"),
+    }
+    if d.killed.len() > 1 {
+        let pids: Vec<String> = d.killed.iter().map(|p| p.to_string()).collect();
+        s.push_str(&format!(
+            "  killed     {}{}\n",
+            pids.join(", "),
+            d.oom_group
+                .as_ref()
+                .map_or(String::new(), |g| format!(" (memory.oom.group of {g})"))
+        ));
+    }
+    if d.candidates.is_empty() {
+        s.push_str(&format!(
+            "  candidates unknown (kernel report {})\n",
+            d.kernel_report
+        ));
+    } else {
+        s.push_str(&format!(
+            "  candidates {} (from {}):\n",
+            d.candidates.len(),
+            d.candidates_source.replace('_', " ")
+        ));
+        for c in d.candidates.iter().take(top) {
+            s.push_str(&format!(
+                "    {:>8} {:<16} {:>10}  rss {:>9}  adj {:>5}{}\n",
+                c.pid,
+                c.comm,
+                c.points
+                    .map_or("unkillable".to_owned(), |p| format!("{p} pts")),
+                human_bytes(c.rss_bytes),
+                c.oom_score_adj,
+                if c.victim { "  ← victim" } else { "" }
+            ));
+        }
+        if d.candidates.len() > top {
+            s.push_str(&format!("    … and {} more\n", d.candidates.len() - top));
+        }
+    }
+    let f = &d.freed;
+    let mut freed = vec![format!("rss {}", opt_bytes(f.rss_bytes))];
+    if let Some(reaper) = f.reaper {
+        freed.push(format!("oom_reaper {reaper}"));
+    }
+    match f.exit_after_ms {
+        Some(ms) => freed.push(format!("victim exited {ms:.1} ms after the kill")),
+        None if !f.exited => freed.push("victim exit not seen".to_owned()),
+        None => {}
+    }
+    if let Some(after) = d.oom_memcg.as_ref().and_then(|m| m.usage_after_kill_bytes) {
+        freed.push(format!("memcg now uses {}", human_bytes(after)));
+    }
+    s.push_str(&format!("  freed      {}\n", freed.join("; ")));
+    if let Some(r) = &d.reclaim {
+        s.push_str(&format!(
+            "  reclaim    {} passes in {} before the OOM ({} empty), {} reclaimed, {:.1} ms\n",
+            r.passes,
+            r.memcg.as_deref().unwrap_or("?"),
+            r.empty_passes,
+            human_bytes(r.reclaimed_bytes),
+            r.time_ms
+        ));
+    }
+    if !d.explanation.is_empty() {
+        s.push_str("  why\n");
+        for line in &d.explanation {
+            s.push_str(&format!("    • {line}\n"));
+        }
+    }
+    s.pop();
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_bytes_uses_binary_units() {
+        assert_eq!(human_bytes(0), "0 B");
+        assert_eq!(human_bytes(1023), "1023 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(64 << 20), "64.0 MiB");
+        assert_eq!(human_bytes(3 << 30), "3.0 GiB");
+    }
+}

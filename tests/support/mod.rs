@@ -1,0 +1,355 @@
+//! Helpers for the kernel integration tests: throw-away memcgs, a memory hog
+//! under a chosen name, the tracer as a child process, and an independent
+//! reader of the kernel log (the oracle).
+#![allow(dead_code)]
+
+use std::{
+    fs,
+    io::{BufRead, BufReader, Read, Seek, SeekFrom},
+    path::{Path, PathBuf},
+    process::{Child, ChildStdout, Command, Stdio},
+    sync::mpsc::{Receiver, RecvTimeoutError, channel},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub const OOMTRACE: &str = env!("CARGO_BIN_EXE_oomtrace");
+pub const TIMEOUT: Duration = Duration::from_secs(60);
+pub const MEMCG_V1: &str = "/sys/fs/cgroup/memory";
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "kernel integration tests need root (run `sudo -E cargo xtask test`)"
+    );
+}
+
+/// A memcg made for one test, removed (tasks killed first) on drop.
+pub struct TestCgroup {
+    pub path: PathBuf,
+    /// As the kernel prints it ("/a/b").
+    pub relative: String,
+}
+
+impl TestCgroup {
+    pub fn new_v1(name: &str, limit_bytes: u64) -> Self {
+        let relative = format!("/oomtrace-test-{name}-{}", std::process::id());
+        Self::create(relative, limit_bytes)
+    }
+
+    pub fn child(&self, name: &str, limit_bytes: u64) -> Self {
+        Self::create(format!("{}/{name}", self.relative), limit_bytes)
+    }
+
+    fn create(relative: String, limit_bytes: u64) -> Self {
+        let path = PathBuf::from(format!("{MEMCG_V1}{relative}"));
+        if path.exists() {
+            oomtrace::workload::remove_cgroup(&path);
+        }
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        fs::write(path.join("memory.limit_in_bytes"), limit_bytes.to_string()).unwrap();
+        Self { path, relative }
+    }
+
+    pub fn limit_bytes(&self) -> u64 {
+        fs::read_to_string(self.path.join("memory.limit_in_bytes"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    pub fn oom_kill_count(&self) -> u64 {
+        let text = fs::read_to_string(self.path.join("memory.oom_control")).unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("oom_kill "))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        oomtrace::workload::remove_cgroup(&self.path);
+    }
+}
+
+/// The oomtrace binary under another name, so the kernel sees that comm.
+pub fn named_binary(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("oomtrace-test-bin-{}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let link = dir.join(name);
+    if !link.exists() {
+        std::os::unix::fs::symlink(OOMTRACE, &link).unwrap();
+    }
+    link
+}
+
+pub struct Hog {
+    pub child: Child,
+    stdout: Option<BufReader<ChildStdout>>,
+}
+
+impl Hog {
+    /// Starts `name hog --join cgroup extra...`.
+    pub fn start(name: &str, cgroup: &TestCgroup, extra: &[&str]) -> Self {
+        let mut child = Command::new(named_binary(name))
+            .arg("hog")
+            .arg("--join")
+            .arg(&cgroup.path)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().map(BufReader::new);
+        Self { child, stdout }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for "ready" (started with `--mib N --announce`).
+    pub fn wait_ready(&mut self) {
+        let mut line = String::new();
+        self.stdout
+            .as_mut()
+            .expect("stdout")
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "ready", "hog {} did not get ready", self.pid());
+    }
+
+    /// Waits for the hog to end and says whether SIGKILL ended it.
+    pub fn wait_killed(&mut self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        let status = self.child.wait().unwrap();
+        status.signal() == Some(libc::SIGKILL)
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// oomtrace running as a child, its stdout read line by line.
+pub struct Tracer {
+    pub child: Child,
+    lines: Receiver<String>,
+    pub seen: Vec<String>,
+}
+
+impl Tracer {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(OOMTRACE)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Starts `oomtrace --json ...` and waits for its `start` record.
+    pub fn start_json(args: &[&str]) -> (Self, Value) {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let mut tracer = Self::start(&all);
+        let start = tracer.next_record("start");
+        (tracer, start)
+    }
+
+    /// Next JSON record of `record_type` (others are kept in `seen`).
+    pub fn next_record(&mut self, record_type: &str) -> Value {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    let value: Value = serde_json::from_str(&line)
+                        .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                    if value["type"] == record_type {
+                        return value;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "no {record_type} record within {TIMEOUT:?}; saw {:?}",
+                        self.seen
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().unwrap();
+                    panic!(
+                        "oomtrace exited ({status}) before a {record_type} record; saw {:?}",
+                        self.seen
+                    )
+                }
+            }
+        }
+    }
+
+    /// Waits for the process to exit (it was started with --count): its
+    /// stdout closing is the event, then `wait` returns at once.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => self.seen.push(line),
+                Err(RecvTimeoutError::Disconnected) => return self.child.wait().unwrap(),
+                Err(RecvTimeoutError::Timeout) => panic!("oomtrace did not exit"),
+            }
+        }
+    }
+}
+
+impl Drop for Tracer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The kernel log from now on, read independently of oomtrace: the oracle.
+pub struct KernelLog {
+    lines: Receiver<String>,
+}
+
+impl KernelLog {
+    pub fn open() -> Self {
+        let mut file = fs::File::open("/dev/kmsg").expect("open /dev/kmsg");
+        file.seek(SeekFrom::End(0)).unwrap();
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 16 * 1024];
+            loop {
+                match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        let record = String::from_utf8_lossy(&buf[..n]).into_owned();
+                        let message = record
+                            .split_once(';')
+                            .map(|(_, m)| m.lines().next().unwrap_or("").to_owned())
+                            .unwrap_or_default();
+                        if tx.send(message).is_err() {
+                            break;
+                        }
+                    }
+                    // EPIPE: records overwritten; keep reading.
+                    Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                    Err(_) => break,
+                }
+            }
+        });
+        Self { lines: rx }
+    }
+
+    /// Waits for the kernel's "Killed process <pid> (...)" line and returns it.
+    pub fn killed_line(&self, pid: u32) -> KilledLine {
+        let needle = format!("Killed process {pid} (");
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("kernel printed no kill line for pid {pid}"));
+            if line.contains(&needle) {
+                return KilledLine::parse(&line);
+            }
+        }
+    }
+
+    /// Waits for a line containing `needle`.
+    pub fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("kernel printed no line with {needle:?}"));
+            if line.contains(needle) {
+                return line;
+            }
+        }
+    }
+}
+
+/// The numbers of the kernel's own kill line, parsed here independently.
+#[derive(Debug)]
+pub struct KilledLine {
+    pub line: String,
+    pub pid: u32,
+    pub comm: String,
+    pub total_vm_kb: u64,
+    pub anon_rss_kb: u64,
+    pub file_rss_kb: u64,
+    pub shmem_rss_kb: u64,
+    pub uid: u32,
+    pub pgtables_kb: u64,
+    pub oom_score_adj: i32,
+}
+
+impl KilledLine {
+    fn parse(line: &str) -> Self {
+        let after = line.split("Killed process ").nth(1).unwrap();
+        let (pid, rest) = after.split_once(" (").unwrap();
+        let (comm, rest) = rest.split_once(") ").unwrap();
+        let field = |key: &str| -> &str {
+            rest.split([' ', ','])
+                .find_map(|item| item.strip_prefix(key))
+                .unwrap_or_else(|| panic!("{key} missing in {line}"))
+        };
+        let kb = |key: &str| -> u64 { field(key).trim_end_matches("kB").parse().unwrap() };
+        Self {
+            line: line.to_owned(),
+            pid: pid.parse().unwrap(),
+            comm: comm.to_owned(),
+            total_vm_kb: kb("total-vm:"),
+            anon_rss_kb: kb("anon-rss:"),
+            file_rss_kb: kb("file-rss:"),
+            shmem_rss_kb: kb("shmem-rss:"),
+            uid: field("UID:").parse().unwrap(),
+            pgtables_kb: kb("pgtables:"),
+            oom_score_adj: field("oom_score_adj:").parse().unwrap(),
+        }
+    }
+}
+
+/// Runs oomtrace with `args` to completion: (exit code, stdout, stderr).
+pub fn run_oomtrace(args: &[&str]) -> (i32, String, String) {
+    let output = Command::new(OOMTRACE).args(args).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

@@ -1,0 +1,218 @@
+//! Project tasks: `cargo xtask setup | test | demo | lint`.
+//!
+//! `setup` is idempotent and installs only what is missing, so `test` and
+//! `demo` can run it every time on a fresh machine or a warm one.
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "xtask")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what building and testing need (apt packages, rust-src, bpf-linker) and mount tracefs.
+    Setup,
+    /// Setup, then format check, clippy (host and eBPF) and every test.
+    Test,
+    /// Setup, build, and run `oomtrace demo` (needs root).
+    Demo,
+    /// Format check and clippy only.
+    Lint,
+}
+
+/// LLVM major version bpf-linker is built against (Debian package llvm-22-dev).
+const LLVM_MAJOR: u32 = 22;
+const BPF_LINKER_VERSION: &str = "0.13.0";
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Task::Setup => setup(),
+        Task::Test => {
+            setup()?;
+            lint()?;
+            test()
+        }
+        Task::Demo => {
+            setup()?;
+            demo()
+        }
+        Task::Lint => lint(),
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    eprintln!("xtask: running {command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("starting {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn dpkg_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let missing: Vec<&str> = packages
+        .iter()
+        .copied()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if !is_root() {
+        bail!(
+            "missing Debian packages {}: run `sudo apt-get install {}` or this task as root",
+            missing.join(" "),
+            missing.join(" ")
+        );
+    }
+    run(Command::new("apt-get").args(["update", "-qq"]))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&missing)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+fn setup() -> Result<()> {
+    let llvm_dev = format!("llvm-{LLVM_MAJOR}-dev");
+    apt_install(&[&llvm_dev, "libzstd-dev", "zlib1g-dev", "util-linux"])?;
+
+    let has_rust_src = Command::new("rustup")
+        .args(["component", "list", "--installed", "--toolchain", "nightly"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("rust-src"));
+    if !has_rust_src {
+        run(Command::new("rustup").args([
+            "component",
+            "add",
+            "rust-src",
+            "--toolchain",
+            "nightly",
+        ]))?;
+    }
+
+    let linker_ok = Command::new("bpf-linker")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION));
+    if !linker_ok {
+        run(Command::new("cargo")
+            .args([
+                "install",
+                "bpf-linker",
+                "--locked",
+                "--version",
+                BPF_LINKER_VERSION,
+                "--no-default-features",
+                "--features",
+                &format!("llvm-{LLVM_MAJOR}"),
+            ])
+            .env("LLVM_PREFIX", format!("/usr/lib/llvm-{LLVM_MAJOR}")))?;
+    }
+
+    mount_tracefs()?;
+    Ok(())
+}
+
+/// The collector needs tracefs for tracepoint formats and attach ids.
+fn mount_tracefs() -> Result<()> {
+    let tracing = Path::new("/sys/kernel/tracing");
+    if tracing.join("events").exists() || !is_root() {
+        return Ok(());
+    }
+    run(Command::new("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]))
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(workspace_root());
+    command
+}
+
+fn lint() -> Result<()> {
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The kernel programs only build for the BPF target, with the nightly toolchain.
+    let mut ebpf = Command::new("rustup");
+    ebpf.current_dir(workspace_root().join("oomtrace-ebpf"))
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "clippy",
+            "--release",
+            "--target",
+            "bpfel-unknown-none",
+            "-Z",
+            "build-std=core",
+            "--",
+            "-D",
+            "warnings",
+        ])
+        .env(
+            "CARGO_TARGET_DIR",
+            workspace_root().join("target/ebpf-clippy"),
+        )
+        .env_remove("RUSTC")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    run(&mut ebpf)
+}
+
+fn test() -> Result<()> {
+    if !is_root() {
+        eprintln!(
+            "xtask: not root: the kernel integration tests will fail; run `sudo -E cargo xtask test`"
+        );
+    }
+    // One test thread: the kernel tests create cgroups and read /dev/kmsg.
+    run(cargo().args(["test", "--workspace", "--", "--test-threads=1"]))
+}
+
+fn demo() -> Result<()> {
+    run(cargo().args(["build", "--release", "-p", "oomtrace"]))?;
+    let binary = workspace_root().join("target/release/oomtrace");
+    if is_root() {
+        run(Command::new(&binary).arg("demo"))
+    } else {
+        run(Command::new("sudo").arg(&binary).arg("demo"))
+    }
+}
