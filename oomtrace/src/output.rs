@@ -242,7 +242,7 @@ pub fn render_card(d: &Decision, top: usize) -> String {
     s.push_str(&format!("  freed      {}\n", freed.join("; ")));
     if let Some(r) = &d.reclaim {
         s.push_str(&format!(
-            "  reclaim    {} passes in {} before the OOM ({} empty), {} reclaimed, {:.1} ms\n",
+            "  reclaim    {} reclaim passes in {} since tracing began ({} reclaimed nothing), {} reclaimed in {:.1} ms\n",
             r.passes,
             r.memcg.as_deref().unwrap_or("?"),
             r.empty_passes,

@@ -75,6 +75,17 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// `program` as root: directly when we are root, else through sudo.
+fn privileged(program: &str) -> Command {
+    if is_root() {
+        Command::new(program)
+    } else {
+        let mut command = Command::new("sudo");
+        command.args(["--preserve-env=DEBIAN_FRONTEND", program]);
+        command
+    }
+}
+
 fn dpkg_installed(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", package])
@@ -91,15 +102,8 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    if !is_root() {
-        bail!(
-            "missing Debian packages {}: run `sudo apt-get install {}` or this task as root",
-            missing.join(" "),
-            missing.join(" ")
-        );
-    }
-    run(Command::new("apt-get").args(["update", "-qq"]))?;
-    run(Command::new("apt-get")
+    run(privileged("apt-get").args(["update", "-qq"]))?;
+    run(privileged("apt-get")
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&missing)
         .env("DEBIAN_FRONTEND", "noninteractive"))
@@ -149,10 +153,10 @@ fn setup() -> Result<()> {
 /// The collector needs tracefs for tracepoint formats and attach ids.
 fn mount_tracefs() -> Result<()> {
     let tracing = Path::new("/sys/kernel/tracing");
-    if tracing.join("events").exists() || !is_root() {
+    if tracing.join("events").exists() {
         return Ok(());
     }
-    run(Command::new("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]))
+    run(privileged("mount").args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"]))
 }
 
 fn cargo() -> Command {
@@ -210,9 +214,5 @@ fn test() -> Result<()> {
 fn demo() -> Result<()> {
     run(cargo().args(["build", "--release", "-p", "oomtrace"]))?;
     let binary = workspace_root().join("target/release/oomtrace");
-    if is_root() {
-        run(Command::new(&binary).arg("demo"))
-    } else {
-        run(Command::new("sudo").arg(&binary).arg("demo"))
-    }
+    run(privileged(binary.to_str().context("binary path is not UTF-8")?).arg("demo"))
 }
