@@ -13,13 +13,16 @@ use tokio::{
 };
 
 use crate::{
-    cgroup::{IdResolver, MemcgFiles, MemoryHierarchy, ScopeCgroup},
+    cgroup::{CgroupVersion, IdResolver, MemcgFiles, MemoryHierarchy, ScopeCgroup},
     decision::{Builder, Decision, Environment, SCHEMA_VERSION, Sources},
+    dump::{DumpConfig, DumpWriter},
     events::{decode, kind_name},
     kmsg::{Kmsg, KmsgRead},
     loader::{self, Backend, TraceOptions, Tracer},
     output::{LostRecord, Output, StartRecord},
+    postmortem::{DumpDocument, HostFacts},
     report::{ReportParser, SourceLine},
+    stall::StallMonitor,
     workload::page_size,
 };
 
@@ -31,6 +34,7 @@ pub struct RunOptions {
     pub backend: Backend,
     pub top: usize,
     pub btf_path: PathBuf,
+    pub dump: Option<DumpConfig>,
 }
 
 /// What the loop knows about this machine, for the decision rebuild.
@@ -113,6 +117,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
         .iter()
         .map(|path| hierarchy.scope(path))
         .collect::<Result<_, _>>()?;
+    let mut dumps = options.dump.clone().map(DumpWriter::open).transpose()?;
     let mut tracer = Tracer::start(&TraceOptions {
         backend: options.backend,
         cgroup_ids: scope.iter().map(|s| s.id).collect(),
@@ -157,7 +162,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
                 .any(|h| h.attached && h.hook == "raw_tracepoint/mark_victim"),
             exit_hook,
         },
-        scope,
+        scope.clone(),
     );
     let events = tracer.events.take().context("ring buffer already taken")?;
     // SAFETY: the ring buffer owns its map fd and keeps it open while the AsyncFd lives.
@@ -165,6 +170,16 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
         .map_err(std::io::Error::from)
         .context("polling the ring buffer")?;
     let mut parser = ReportParser::new();
+    let mut stalls = (hierarchy.version == CgroupVersion::V1).then(|| {
+        let roots = if scope.is_empty() {
+            vec![hierarchy.mount.clone()]
+        } else {
+            scope.iter().map(|s| s.path.clone()).collect()
+        };
+        StallMonitor::new(hierarchy.clone(), roots)
+    });
+    let mut last_stall_poll = Instant::now();
+    let host = HostFacts::collect(page_size() as u64);
     let mut env = LiveEnv {
         tracer: &tracer,
         resolver: IdResolver::new(hierarchy),
@@ -206,13 +221,8 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
             read = async { kmsg.as_mut().expect("guarded").next().await }, if kmsg.is_some() => {
                 match read {
                     Ok(KmsgRead::Record(record)) => {
-                        let line = SourceLine {
-                            line_no: record.seq as usize,
-                            timestamp: Some(record.usec as f64 / 1e6),
-                            text: record.text,
-                        };
                         let now = Instant::now();
-                        for item in parser.push(line) {
+                        for item in parser.push(kmsg_line(record)) {
                             builder.on_report(now, item);
                         }
                     }
@@ -235,8 +245,16 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
             }
             _ = tick.tick() => {
                 let decisions = builder.poll(Instant::now(), &mut env);
-                if write_decisions(&mut out, decisions, &mut emitted, options.count)? {
+                if write_decisions(&mut out, decisions, &mut emitted, options.count, dumps.as_mut(), &host)? {
                     break;
+                }
+                if let Some(monitor) = stalls.as_mut()
+                    && last_stall_poll.elapsed() >= STALL_POLL
+                {
+                    last_stall_poll = Instant::now();
+                    for record in monitor.poll() {
+                        out.stall(&record)?;
+                    }
                 }
                 if builder.evicted > evicted_seen {
                     out.lost(&LostRecord {
@@ -272,13 +290,37 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
             _ = sleep_until_deadline => break,
         }
     }
-    // Whatever is half-built still goes out: nothing is lost silently.
+    // Whatever is half-built still goes out: nothing is lost silently. Read
+    // what the kernel already delivered first (a SIGTERM mid-OOM).
     if options.count.is_none_or(|n| emitted < n) {
+        let now = Instant::now();
+        while let Some(item) = ring.get_mut().next() {
+            match decode(&item) {
+                Ok(event) => builder.on_event(now, event),
+                Err(_) => decode_errors += 1,
+            }
+        }
+        if let Some(kmsg) = kmsg.as_mut() {
+            for read in kmsg.drain_now().unwrap_or_default() {
+                if let KmsgRead::Record(record) = read {
+                    for item in parser.push(kmsg_line(record)) {
+                        builder.on_report(now, item);
+                    }
+                }
+            }
+        }
         for item in parser.finish() {
-            builder.on_report(Instant::now(), item);
+            builder.on_report(now, item);
         }
         let decisions = builder.flush(&mut env);
-        write_decisions(&mut out, decisions, &mut emitted, options.count)?;
+        write_decisions(
+            &mut out,
+            decisions,
+            &mut emitted,
+            options.count,
+            dumps.as_mut(),
+            &host,
+        )?;
     }
     if decode_errors > 0 {
         eprintln!("oomtrace: {decode_errors} malformed ring-buffer records were skipped");
@@ -286,19 +328,56 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
     Ok(emitted)
 }
 
-/// Writes decisions; true once `count` of them have gone out.
+/// How often OOM-disabled memcgs are checked for stalls (cgroup v1).
+const STALL_POLL: Duration = Duration::from_secs(1);
+
+/// Writes decisions (and their dumps); true once `count` of them have gone out.
 fn write_decisions<W: Write>(
     out: &mut Output<W>,
     decisions: Vec<Decision>,
     emitted: &mut u64,
     count: Option<u64>,
+    mut dumps: Option<&mut DumpWriter>,
+    host: &HostFacts,
 ) -> Result<bool> {
-    for decision in decisions {
+    for mut decision in decisions {
         if count.is_some_and(|n| *emitted >= n) {
             return Ok(true);
+        }
+        if let Some(writer) = dumps.as_deref_mut() {
+            let time = decision_time(&decision);
+            let seq = decision.seq;
+            let events = std::mem::take(&mut decision.evidence);
+            let document = DumpDocument::new(decision.clone(), events, host.clone());
+            let value = serde_json::to_value(&document)?;
+            // A full or read-only dump directory never stops tracing.
+            if let Err(e) = writer.write(time, seq, &value) {
+                out.warning(&format!(
+                    "dump of decision {seq} not written ({e}); {} dump(s) failed so far",
+                    writer.failures()
+                ))?;
+            }
         }
         out.decision(&decision)?;
         *emitted += 1;
     }
     Ok(count.is_some_and(|n| *emitted >= n))
+}
+
+fn decision_time(decision: &Decision) -> SystemTime {
+    decision
+        .time
+        .as_deref()
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map_or_else(SystemTime::now, SystemTime::from)
+}
+
+fn kmsg_line(record: crate::kmsg::KmsgRecord) -> SourceLine {
+    SourceLine {
+        line_no: record.seq as usize,
+        timestamp: Some(record.usec as f64 / 1e6),
+        text: record.text,
+    }
 }

@@ -37,6 +37,15 @@ pub struct TraceArgs {
     /// Candidates shown on the card (JSON always has all of them).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
+    /// Write each decision as a self-contained JSON file (mode 0600) here.
+    #[arg(long, value_name = "DIR")]
+    pub dump_dir: Option<PathBuf>,
+    /// Keep at most N dump files (oldest removed first).
+    #[arg(long, value_name = "N", requires = "dump_dir")]
+    pub dump_max_files: Option<usize>,
+    /// Keep dump files under this many bytes in total (oldest removed first).
+    #[arg(long, value_name = "BYTES", requires = "dump_dir")]
+    pub dump_max_bytes: Option<u64>,
     /// Kernel BTF to read struct layouts from.
     #[arg(long, value_name = "PATH", default_value = crate::loader::BTF_PATH)]
     pub btf: PathBuf,
@@ -69,6 +78,19 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Render post-mortem dumps (files or --dump-dir directories), saved
+    /// `--json` output, or a saved kernel log (dmesg, journalctl -k,
+    /// /var/log/messages) whose OOM reports are rebuilt into decisions.
+    Report {
+        #[arg(required = true, value_name = "FILE|DIR")]
+        paths: Vec<PathBuf>,
+        /// Re-emit the decisions as JSON Lines.
+        #[arg(long)]
+        json: bool,
+        /// Candidates shown on the card (the full table follows it).
+        #[arg(long, value_name = "N", default_value_t = 10)]
+        top: usize,
+    },
     /// Allocate and touch memory until killed (workload for demos and tests).
     #[command(hide = true)]
     Hog(HogArgs),
@@ -85,7 +107,16 @@ pub struct HogArgs {
     /// Set our oom_score_adj first.
     #[arg(long, allow_negative_numbers = true)]
     pub oom_score_adj: Option<i32>,
-    /// Print "ready" on stdout once `--mib` is reached.
+    /// Print "ready" on stdout once `--mib` is reached (by every child, with `--children`).
     #[arg(long)]
     pub announce: bool,
+    /// Fault memory in with madvise(MADV_POPULATE_WRITE) (Linux 5.14+): a
+    /// charge the memcg cannot satisfy then fails with ENOMEM, which ends the
+    /// hog with an error, instead of retrying in the page-fault path.
+    #[arg(long)]
+    pub populate: bool,
+    /// Fork N children that each allocate `--mib` and hold it; this process
+    /// allocates nothing. They share its name, cgroup and oom_score_adj.
+    #[arg(long, value_name = "N", requires = "mib")]
+    pub children: Option<u32>,
 }

@@ -8,7 +8,9 @@ use oomtrace_ebpf::{
     MarkVictimEvent, MemcgReclaimStats, VictimExitEvent, VictimTaskEvent, mark_victim_field,
     reaper_step, victim_valid,
 };
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use crate::{
     cgroup::{MemcgFiles, ScopeCgroup},
@@ -44,7 +46,7 @@ pub trait Environment {
     fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime>;
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Trigger {
     pub pid: Option<u32>,
     pub comm: Option<String>,
@@ -54,18 +56,18 @@ pub struct Trigger {
     pub order: Option<i32>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OomMemcg {
     pub path: Option<String>,
     pub limit_bytes: Option<u64>,
     pub usage_bytes: Option<u64>,
     /// Where limit/usage come from: "kernel_report" or "bpf" (page counters read at the kill).
-    pub source: &'static str,
+    pub source: Cow<'static, str>,
     /// memcg usage read from its files once the victim was gone (live mode only).
     pub usage_after_kill_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Candidate {
     pub pid: u32,
     pub tgid: Option<u32>,
@@ -85,7 +87,7 @@ pub struct Candidate {
     pub victim: bool,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Victim {
     pub pid: u32,
     pub tgid: Option<u32>,
@@ -102,23 +104,24 @@ pub struct Victim {
     pub oom_score_adj: Option<i32>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Freed {
     /// The victim's resident memory at the kill (anon + file + shmem).
     pub rss_bytes: Option<u64>,
     pub swap_bytes: Option<u64>,
     pub pgtables_bytes: Option<u64>,
     /// "reaped", "skipped", "queued" (woken but no outcome seen) or null (reaper not involved).
-    pub reaper: Option<&'static str>,
+    pub reaper: Option<Cow<'static, str>>,
     /// anon rss left after the reaper, from "oom_reaper: reaped process" (kB line).
     pub anon_rss_after_reap_bytes: Option<u64>,
-    pub exited: bool,
+    /// null when no hook can see the exit (rebuilt from a log).
+    pub exited: Option<bool>,
     pub exit_after_ms: Option<f64>,
 }
 
 /// Memcg reclaim in the allocating task's memcg, counted in the kernel since
 /// tracing began: passes that reclaimed nothing are the steps before a charge fails.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReclaimSummary {
     pub memcg: Option<String>,
     pub passes: u64,
@@ -127,33 +130,44 @@ pub struct ReclaimSummary {
     pub time_ms: f64,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Decision {
     #[serde(rename = "type")]
-    pub record_type: &'static str,
+    pub record_type: Cow<'static, str>,
     pub schema_version: u32,
     pub seq: u64,
-    pub time: String,
-    pub constraint: Option<&'static str>,
-    pub backend: &'static str,
+    /// null when unknown (a log without usable timestamps).
+    pub time: Option<String>,
+    pub constraint: Option<Cow<'static, str>>,
+    pub backend: Cow<'static, str>,
     pub trigger: Trigger,
     pub oom_memcg: Option<OomMemcg>,
     pub totalpages: Option<u64>,
     pub page_size: u64,
     pub badness_model: Option<BadnessModel>,
     pub candidates: Vec<Candidate>,
-    pub candidates_source: &'static str,
+    pub candidates_source: Cow<'static, str>,
     pub victim: Option<Victim>,
     pub killed: Vec<u32>,
+    /// The container (or systemd unit) the victim's memcg belongs to; derived
+    /// from the path, so recomputed rather than read back from dumps.
+    #[serde(default, skip_deserializing)]
+    pub container: Option<crate::container::Container>,
     pub oom_group: Option<String>,
     pub freed: Freed,
     pub reclaim: Option<ReclaimSummary>,
     /// "complete", "incomplete" (cut short) or "missing" (rate-limited or not seen).
-    pub kernel_report: &'static str,
+    pub kernel_report: Cow<'static, str>,
     pub explanation: Vec<String>,
     /// The kernel's report lines, as evidence (for dumps); not in the live JSON.
     #[serde(skip)]
     pub report_lines: Vec<String>,
+    /// The kernel events this decision was built from (for dumps).
+    #[serde(skip)]
+    pub evidence: Vec<serde_json::Value>,
+    /// Kernel clock of the kill in seconds (BPF boot time or log timestamp), for rates.
+    #[serde(skip)]
+    pub kernel_seconds: Option<f64>,
 }
 
 #[derive(Debug, Default)]
@@ -168,7 +182,7 @@ struct Pending {
     kill: Option<KillLine>,
     oom_group: Option<String>,
     group_kills: Vec<u32>,
-    reaper_steps: Vec<u32>,
+    reaper_events: Vec<oomtrace_ebpf::ReaperEvent>,
     reaped: Option<ReapedLine>,
     exit: Option<VictimExitEvent>,
     complete_since: Option<Instant>,
@@ -201,9 +215,24 @@ pub struct Builder {
     group_sweep: Option<u64>,
     /// Pids killed by recent memory.oom.group sweeps (their own events are not decisions).
     recent_group_kills: std::collections::VecDeque<u32>,
+    /// Recent OOMs per memcg, for crash-loop / leak detection.
+    history: std::collections::HashMap<String, std::collections::VecDeque<HistoryEntry>>,
     /// Decisions given up on because `MAX_PENDING` was reached.
     pub evicted: u64,
 }
+
+#[derive(Debug, Clone, Copy)]
+struct HistoryEntry {
+    at: f64,
+    /// memcg usage once the victim was gone (measured live, else usage − victim rss).
+    usage_after: Option<u64>,
+}
+
+/// OOMs of one memcg this close together count as a repeat.
+const REPEAT_WINDOW_SECONDS: f64 = 600.0;
+const REPEAT_MIN: usize = 3;
+const HISTORY_PER_MEMCG: usize = 64;
+const HISTORY_MEMCGS: usize = 4096;
 
 impl Builder {
     pub fn new(sources: Sources, scope: Vec<ScopeCgroup>) -> Self {
@@ -215,6 +244,7 @@ impl Builder {
             seq: 0,
             group_sweep: None,
             recent_group_kills: Default::default(),
+            history: Default::default(),
             evicted: 0,
         }
     }
@@ -264,7 +294,7 @@ impl Builder {
                     .rev()
                     .find(|p| p.victim_pid == reaper.pid as u32)
                 {
-                    p.reaper_steps.push(reaper.step);
+                    p.reaper_events.push(reaper);
                 }
             }
             Event::VictimExit(exit) => {
@@ -390,9 +420,62 @@ impl Builder {
                 continue;
             }
             self.seq += 1;
-            decisions.push(assemble(self.seq, self.sources, &pending, env));
+            let mut decision = assemble(self.seq, self.sources, &pending, env);
+            self.note_repeats(&mut decision);
+            decisions.push(decision);
         }
         decisions
+    }
+
+    /// Remembers this OOM and explains a run of them in the same memcg.
+    fn note_repeats(&mut self, decision: &mut Decision) {
+        use crate::output::human_bytes as hb;
+        let (Some(memcg), Some(at)) = (
+            decision.oom_memcg.as_ref().and_then(|m| m.path.clone()),
+            decision.kernel_seconds,
+        ) else {
+            return;
+        };
+        let usage = decision.oom_memcg.as_ref().and_then(|m| m.usage_bytes);
+        let victim_rss = decision.freed.rss_bytes;
+        let usage_after = decision
+            .oom_memcg
+            .as_ref()
+            .and_then(|m| m.usage_after_kill_bytes)
+            .or_else(|| Some(usage?.saturating_sub(victim_rss?)));
+        if self.history.len() >= HISTORY_MEMCGS && !self.history.contains_key(&memcg) {
+            self.history
+                .retain(|_, h| h.back().is_some_and(|e| at - e.at < REPEAT_WINDOW_SECONDS));
+        }
+        let entries = self.history.entry(memcg.clone()).or_default();
+        while entries
+            .front()
+            .is_some_and(|e| at - e.at > REPEAT_WINDOW_SECONDS)
+        {
+            entries.pop_front();
+        }
+        let previous = entries.back().copied();
+        entries.push_back(HistoryEntry { at, usage_after });
+        if entries.len() > HISTORY_PER_MEMCG {
+            entries.pop_front();
+        }
+        let count = entries.len();
+        if count < REPEAT_MIN {
+            return;
+        }
+        let span = at - entries.front().map_or(at, |e| e.at);
+        let rate = previous.and_then(|p| {
+            let dt = at - p.at;
+            let refill = usage?.checked_sub(p.usage_after?)?;
+            (dt > 0.0).then(|| refill as f64 / dt)
+        });
+        decision.explanation.push(format!(
+            "{memcg} has hit its limit {count} times in {span:.1} s (a crash loop or a leak){}.",
+            rate.map_or(String::new(), |r| format!(
+                "; since the previous kill it refilled at {}/s",
+                hb(r as u64)
+            ))
+        ));
     }
 
     fn in_scope(&self, p: &Pending) -> bool {
@@ -468,13 +551,27 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
                 .or(kill.map(|k| &k.source))
                 .and_then(|l| l.timestamp)
                 .and_then(|s| env.wall_time_of_log_seconds(s))
-        })
-        .unwrap_or_else(SystemTime::now);
+        });
 
+    // Older kernels print no constraint line: a memcg OOM still shows its
+    // counters, a "Task in" line or the "Memory cgroup out of memory" prefix.
+    let memcg_signs = report.is_some_and(|r| {
+        r.counter("memory").is_some()
+            || r.task_in_line.is_some()
+            || r.selected
+                .as_ref()
+                .is_some_and(|s| s.source.text.contains("Memory cgroup out of memory"))
+    }) || kill.is_some_and(|k| k.memcg_oom);
     let constraint = report
         .and_then(|r| r.constraint.as_ref())
         .and_then(|c| constraint_name(&c.constraint))
-        .or_else(|| kill.map(|k| if k.memcg_oom { "memcg" } else { "global" }));
+        .or_else(|| {
+            if memcg_signs {
+                Some("memcg")
+            } else {
+                kill.map(|_| "global")
+            }
+        });
 
     // Trigger: the task that ran the killer is the one whose allocation failed.
     let header = report.and_then(|r| r.header.as_ref());
@@ -505,9 +602,12 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
         .first()
         .and_then(|level| env.memcg_path(level.cgroup_id))
         .or_else(|| {
-            report
-                .and_then(|r| r.constraint.as_ref())
-                .and_then(|c| c.task_memcg.clone())
+            report.and_then(|r| {
+                r.constraint
+                    .as_ref()
+                    .and_then(|c| c.task_memcg.clone())
+                    .or_else(|| r.task_in_line.as_ref().map(|(task, _)| task.clone()))
+            })
         });
 
     // Which memcg hit its limit: the kernel report says; without it, the
@@ -518,14 +618,25 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
             r.constraint
                 .as_ref()
                 .and_then(|c| c.oom_memcg.clone())
-                .or_else(|| r.task_in_line.as_ref().map(|(_, oom)| oom.clone()))
+                .or_else(|| {
+                    // Journals cut long lines: an oom path that stops inside
+                    // the task's own path component is that same memcg.
+                    r.task_in_line.as_ref().map(|(task, oom)| {
+                        match task.strip_prefix(oom.as_str()) {
+                            Some(rest) if !rest.is_empty() && !rest.starts_with('/') => {
+                                task.clone()
+                            }
+                            _ => oom.clone(),
+                        }
+                    })
+                })
         });
         if let Some(counter) = memory_counter {
             Some(OomMemcg {
                 path: report_path,
                 limit_bytes: Some(counter.limit_kb * 1024),
                 usage_bytes: Some(counter.usage_kb * 1024),
-                source: "kernel_report",
+                source: "kernel_report".into(),
                 usage_after_kill_bytes: None,
             })
         } else {
@@ -538,14 +649,14 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
                     path: env.memcg_path(level.cgroup_id).or(report_path),
                     limit_bytes: Some(pages(level.max_pages)),
                     usage_bytes: Some(pages(level.usage_pages)),
-                    source: "bpf",
+                    source: "bpf".into(),
                     usage_after_kill_bytes: None,
                 }),
                 None => report_path.map(|path| OomMemcg {
                     path: Some(path),
                     limit_bytes: None,
                     usage_bytes: None,
-                    source: "kernel_report",
+                    source: "kernel_report".into(),
                     usage_after_kill_bytes: None,
                 }),
             }
@@ -583,17 +694,22 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
             .map(|ram| ram + swap_total.unwrap_or(0)),
         _ => None,
     };
-    if swap_total.is_none() && totalpages.is_some() {
-        explanation.push(
-            "Swap size unknown: totalpages assumes no swap (it only matters for the oom_score_adj term)."
-                .to_owned(),
-        );
-    }
+    let swap_assumed = swap_total.is_none() && totalpages.is_some();
 
     let release = report
         .and_then(|r| r.kernel_release.clone())
         .or_else(|| env.kernel_release());
-    let model = release.as_deref().and_then(BadnessModel::for_release);
+    // Without a release, a task table with an oom_adj column dates the
+    // kernel before 3.10 (per-mille scoring).
+    let model = release
+        .as_deref()
+        .and_then(BadnessModel::for_release)
+        .or_else(|| {
+            report
+                .and_then(|r| r.tasks.as_ref())
+                .filter(|t| t.columns.iter().any(|c| c == "oom_adj"))
+                .map(|_| BadnessModel::PerMille)
+        });
 
     // Candidates: from the kernel's task table on this backend.
     let table = report.and_then(|r| r.tasks.as_ref());
@@ -655,7 +771,10 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
             .or(victim_row.and_then(|r| r.swapents).map(pages));
         let pgtables_bytes = kb(mark_has(mark_victim_field::PGTABLES).map(|m| m.pgtables_kb))
             .or(task_has(victim_valid::PGTABLES).map(|t| t.pgtables_bytes.max(0) as u64))
-            .or(victim_row.and_then(|r| r.pgtables_bytes))
+            .or(victim_row.and_then(|r| {
+                r.pgtables_bytes
+                    .or(r.nr_ptes.map(|n| pages(n + r.nr_pmds.unwrap_or(0))))
+            }))
             .or(kb(kill.and_then(|k| k.pgtables_kb)));
         let oom_score_adj = mark_has(mark_victim_field::OOM_SCORE_ADJ)
             .map(|m| i32::from(m.oom_score_adj))
@@ -719,11 +838,12 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
         }
     }
 
-    let reaper = if p.reaper_steps.contains(&reaper_step::FINISH) || p.reaped.is_some() {
+    let reaper_done = |step: u32| p.reaper_events.iter().any(|e| e.step == step);
+    let reaper = if reaper_done(reaper_step::FINISH) || p.reaped.is_some() {
         Some("reaped")
-    } else if p.reaper_steps.contains(&reaper_step::SKIP) {
+    } else if reaper_done(reaper_step::SKIP) {
         Some("skipped")
-    } else if !p.reaper_steps.is_empty() {
+    } else if !p.reaper_events.is_empty() {
         Some("queued")
     } else {
         None
@@ -732,14 +852,19 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
         .map(|m| m.header.boot_ns)
         .or(task.map(|t| t.header.boot_ns));
     let freed = Freed {
-        rss_bytes: victim
-            .as_ref()
-            .and_then(|v| Some(v.rss_anon_bytes? + v.rss_file_bytes? + v.rss_shmem_bytes?)),
+        // Old kernels report no shmem split (file-rss included it): sum what was reported.
+        rss_bytes: victim.as_ref().and_then(|v| {
+            let parts = [v.rss_anon_bytes, v.rss_file_bytes, v.rss_shmem_bytes];
+            parts
+                .iter()
+                .any(Option::is_some)
+                .then(|| parts.iter().flatten().sum())
+        }),
         swap_bytes: victim.as_ref().and_then(|v| v.swap_bytes),
         pgtables_bytes: victim.as_ref().and_then(|v| v.pgtables_bytes),
-        reaper,
+        reaper: reaper.map(Cow::Borrowed),
         anon_rss_after_reap_bytes: p.reaped.as_ref().map(|r| r.anon_rss_kb * 1024),
-        exited: p.exit.is_some(),
+        exited: (sources.exit_hook || p.exit.is_some()).then_some(p.exit.is_some()),
         exit_after_ms: p.exit.as_ref().map(|e| {
             let from = marked_ns.unwrap_or(e.marked_boot_ns);
             e.header.boot_ns.saturating_sub(from) as f64 / 1e6
@@ -758,6 +883,13 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
                 time_ms: stats.total_ns as f64 / 1e6,
             })
         });
+
+    if swap_assumed {
+        explanation.push(
+            "Swap size unknown here: totalpages assumes no swap (it only matters for the oom_score_adj term)."
+                .to_owned(),
+        );
+    }
 
     let kernel_report = match report {
         Some(r) if r.complete => "complete",
@@ -782,32 +914,105 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
         },
     );
 
+    let container = victim
+        .as_ref()
+        .and_then(|v| v.memcg.as_deref())
+        .and_then(crate::container::attribute);
+    explain_container(&mut explanation, victim.as_ref(), container.as_ref());
+
     candidates.sort_by(|a, b| b.points.cmp(&a.points).then(b.victim.cmp(&a.victim)));
 
     Decision {
-        record_type: "decision",
+        record_type: "decision".into(),
         schema_version: SCHEMA_VERSION,
         seq,
-        time: rfc3339(time),
-        constraint,
-        backend: sources.backend,
+        time: time.map(rfc3339),
+        constraint: constraint.map(Cow::Borrowed),
+        backend: sources.backend.into(),
         trigger,
         oom_memcg,
         totalpages,
         page_size,
         badness_model: model,
         candidates,
-        candidates_source,
+        candidates_source: candidates_source.into(),
         victim,
         killed,
+        container,
         oom_group: p.oom_group.clone(),
         freed,
         reclaim,
-        kernel_report,
+        kernel_report: kernel_report.into(),
         explanation,
         report_lines: report
             .map(|r| r.lines.iter().map(|l| l.text.clone()).collect())
             .unwrap_or_default(),
+        evidence: evidence(p),
+        kernel_seconds: marked_ns.map(|ns| ns as f64 / 1e9).or_else(|| {
+            report
+                .and_then(|r| r.lines.first())
+                .or(kill.map(|k| &k.source))
+                .and_then(|l| l.timestamp)
+        }),
+    }
+}
+
+fn evidence(p: &Pending) -> Vec<serde_json::Value> {
+    use crate::events::to_json;
+    let mut events: Vec<Event> = Vec::new();
+    events.extend(p.mark.map(Event::MarkVictim));
+    events.extend(p.task.clone().map(Event::VictimTask));
+    events.extend(p.reaper_events.iter().copied().map(Event::Reaper));
+    events.extend(p.exit.map(Event::VictimExit));
+    events.sort_by_key(|e| e.header().boot_ns);
+    events.iter().map(to_json).collect()
+}
+
+/// What a person sees from outside: exit status 137, the container it hit.
+fn explain_container(
+    out: &mut Vec<String>,
+    victim: Option<&Victim>,
+    container: Option<&crate::container::Container>,
+) {
+    let Some(v) = victim else { return };
+    let who = v.comm.as_deref().unwrap_or("the victim");
+    out.push(format!(
+        "{who} (pid {}) was sent SIGKILL: its parent sees exit status 137 (128 + 9) and it could log nothing.",
+        v.pid
+    ));
+    let Some(c) = container else { return };
+    let id = c.id.as_deref().map(|id| &id[..id.len().min(12)]);
+    let what = match (c.runtime, id, &c.pod_uid, &c.unit) {
+        (_, _, Some(pod), _) => format!(
+            "Kubernetes pod {pod}{}{}",
+            c.qos_class.map_or(String::new(), |q| format!(" (QoS {q})")),
+            id.map_or(String::new(), |id| format!(
+                ", {} container {id}",
+                c.runtime
+            ))
+        ),
+        (runtime, Some(id), _, _) => format!("{runtime} container {id}"),
+        ("systemd", None, _, Some(unit)) => format!("systemd unit {unit}"),
+        (runtime, None, _, _) => format!(
+            "{runtime} {}",
+            c.name
+                .as_deref()
+                .or(c.unit.as_deref())
+                .unwrap_or("container")
+        ),
+    };
+    if c.runtime == "systemd" {
+        out.push(format!(
+            "The victim belongs to {what}; systemd records the unit's result as 'oom-kill'."
+        ));
+    } else if c.monitor {
+        out.push(format!(
+            "The victim is the runtime's monitor process of {what}, not the container's payload."
+        ));
+    } else {
+        out.push(format!(
+            "The victim ran in {what}: if it was the container's main process the runtime reports exit code 137 and OOMKilled: true."
+        ));
     }
 }
 
@@ -852,6 +1057,10 @@ fn explain(out: &mut Vec<String>, x: ExplainInput<'_>) {
                 ));
             }
         }
+        (Some("memcg"), None) => out.push(
+            "A memory cgroup limit fired; the report does not name the memcg or its limit."
+                .to_owned(),
+        ),
         (Some("global"), _) => out.push(
             "System-wide OOM: no cgroup limit was involved; the whole machine ran out of memory."
                 .to_owned(),
@@ -869,6 +1078,12 @@ fn explain(out: &mut Vec<String>, x: ExplainInput<'_>) {
         }
         return;
     };
+    if !report.complete {
+        out.push(
+            "The kernel's report is incomplete (cut off before its end): what it does not show is unknown."
+                .to_owned(),
+        );
+    }
     if report.no_killable {
         out.push(
             "The kernel found no killable process: every task left is unkillable (oom_score_adj -1000) or already exiting; the allocation fails instead."
@@ -992,6 +1207,176 @@ fn explain(out: &mut Vec<String>, x: ExplainInput<'_>) {
             "This kernel allows only tracepoints: the candidate list comes from the kernel's report, not from the killer's own evaluation."
                 .to_owned(),
         );
+    }
+    explain_memory(out, &x, report);
+}
+
+/// Memory-composition and ranking patterns: page cache vs anon, huge pages,
+/// pages-not-kB, many small tasks, why not the biggest, old-kernel selection.
+fn explain_memory(out: &mut Vec<String>, x: &ExplainInput<'_>, report: &KernelReport) {
+    use crate::output::human_bytes as hb;
+    let stat = |keys: &[&str]| keys.iter().find_map(|k| report.memcg_stat(k));
+
+    // What the memcg's usage was made of (v1 prefers the hierarchical total_*).
+    let anon = stat(&["total_rss", "anon", "rss"]);
+    let file = stat(&["total_cache", "file", "cache"]);
+    if let (Some(anon), Some(file)) = (anon, file) {
+        let shmem = stat(&["total_shmem", "shmem"]).unwrap_or(0);
+        let usage = x
+            .oom_memcg
+            .and_then(|m| m.usage_bytes)
+            .filter(|&u| u > 0)
+            .unwrap_or(anon + file);
+        let pct = |v: u64| v as f64 * 100.0 / usage.max(1) as f64;
+        let active = stat(&["total_active_file", "active_file"]);
+        let inactive = stat(&["total_inactive_file", "inactive_file"]);
+        let lru = match (active, inactive) {
+            (Some(a), Some(i)) => format!(": {} active, {} inactive", hb(a), hb(i)),
+            _ => String::new(),
+        };
+        out.push(format!(
+            "At the OOM the memcg held {} anonymous memory ({:.0}% of usage) and {} page cache ({:.0}%{lru}){}. Usage counts page cache, but reclaim had already shrunk it to this before the kill; the killer ranks tasks by rss + swap + page tables, not by the memcg's usage.",
+            hb(anon),
+            pct(anon),
+            hb(file),
+            pct(file),
+            if shmem > 0 { format!(", of which {} shmem/tmpfs (not reclaimable without swap)", hb(shmem)) } else { String::new() },
+        ));
+        if let Some(kernel) = stat(&["kernel"]).filter(|&k| k * 10 >= usage) {
+            out.push(format!(
+                "Kernel memory (slab, stacks, page tables, sockets) charged to the memcg was {} ({:.0}% of usage): no task's rss shows it, and killing a task frees only part of it.",
+                hb(kernel),
+                pct(kernel)
+            ));
+        }
+    }
+    if let Some(huge) = stat(&["total_rss_huge", "anon_thp", "rss_huge"]).filter(|&h| h > 0) {
+        out.push(format!(
+            "{} of the anonymous memory was transparent huge pages (2 MiB each).",
+            hb(huge)
+        ));
+    }
+
+    // The task table is in pages, a classic misreading.
+    if let (Some(v), Some(row)) = (
+        x.victim,
+        report.tasks.as_ref().and_then(|t| {
+            t.rows
+                .iter()
+                .find(|r| x.victim.is_some_and(|v| v.pid == r.pid))
+        }),
+    ) {
+        out.push(format!(
+            "The kernel's task table counts memory in pages of {}: {}'s rss column {} means {}, not {} kB.",
+            hb(x.page_size),
+            v.comm.as_deref().unwrap_or("the victim"),
+            row.rss_pages,
+            hb(row.rss_pages * x.page_size),
+            row.rss_pages
+        ));
+    }
+
+    // Old kernels: the selected task and the child sacrificed in its place.
+    if let Some(selected) = &report.selected {
+        let killed = report.kill.as_ref();
+        let tasks = report.tasks.as_ref().map_or(String::new(), |t| {
+            format!("{}{}", t.rows.len(), if t.elided_rows { "+" } else { "" })
+        });
+        let first = report.tasks.as_ref().and_then(|t| t.rows.first());
+        if x.model == Some(BadnessModel::PerMille) && selected.score <= 1 {
+            out.push(format!(
+                "The kernel scored tasks per mille of the limit: every task under 0.1% of it gets the minimum score 1, so all {tasks} tasks tied and the first one found won — {} (pid {}){}.",
+                selected.comm,
+                selected.pid,
+                if first.is_some_and(|f| f.pid == selected.pid) { ", the first row of the task table" } else { "" }
+            ));
+        } else {
+            let ours = x
+                .candidates
+                .iter()
+                .find(|c| c.pid == selected.pid)
+                .and_then(|c| Some(c.points? * 1000 / x.totalpages.filter(|&t| t > 0)? as i64));
+            out.push(format!(
+                "The kernel selected {} (pid {}) with score {} (points × 1000 / totalpages){}.",
+                selected.comm,
+                selected.pid,
+                selected.score,
+                match ours {
+                    Some(ours) if ours == selected.score => " — the recomputed points give the same score".to_owned(),
+                    Some(ours) => format!(" — the recomputed points give {ours}: the report's numbers moved between scoring and printing"),
+                    None => String::new(),
+                }
+            ));
+        }
+        if let Some(k) = killed.filter(|k| k.pid != selected.pid) {
+            out.push(format!(
+                "Kernels before 5.x sacrificed a child: {} (pid {}) was killed in place of {} (pid {}), so the selected process kept running.",
+                k.comm, k.pid, selected.comm, selected.pid
+            ));
+        }
+    }
+
+    let eligible: Vec<&Candidate> = x.candidates.iter().filter(|c| c.points.is_some()).collect();
+    let Some(v) = x.victim else { return };
+    let limit = x.oom_memcg.and_then(|m| m.limit_bytes).filter(|&l| l > 0);
+
+    // Many small tasks: no single kill frees much.
+    if let Some(limit) = limit
+        && eligible.len() >= 10
+    {
+        let share = |c: &Candidate| c.rss_bytes as f64 * 100.0 / limit as f64;
+        let largest = eligible.iter().map(|c| share(c)).fold(0.0, f64::max);
+        if largest < 20.0 {
+            let victim_rss = x
+                .candidates
+                .iter()
+                .find(|c| c.pid == v.pid)
+                .map_or(0, |c| c.rss_bytes);
+            out.push(format!(
+                "{} eligible tasks and none above {largest:.1}% of the limit: killing the top one frees only {}. Many small workers leave the killer little to gain per kill (an OOM storm follows); memory.oom.group=1 kills the whole group instead.",
+                eligible.len(),
+                hb(victim_rss)
+            ));
+        }
+    }
+
+    // Why not the biggest task.
+    if let Some(biggest) = x.candidates.iter().max_by_key(|c| c.rss_bytes)
+        && biggest.pid != v.pid
+        && biggest.rss_bytes > 0
+    {
+        let victim_adj = v.oom_score_adj.unwrap_or(0);
+        let reason = if !biggest.eligible {
+            format!(
+                "has oom_score_adj {} and can never be chosen",
+                biggest.oom_score_adj
+            )
+        } else if biggest.oom_score_adj < victim_adj {
+            format!(
+                "has oom_score_adj {} against the victim's {victim_adj}, which moved the victim ahead",
+                biggest.oom_score_adj
+            )
+        } else if report.selected.as_ref().is_some_and(|s| s.pid != v.pid) {
+            "was not the task the kernel selected (see the selection above)".to_owned()
+        } else if biggest.points.is_none() {
+            "could not be compared: the points are unknown for this report".to_owned()
+        } else if x
+            .candidates
+            .iter()
+            .find(|c| c.pid == v.pid)
+            .and_then(|c| c.points)
+            >= biggest.points
+        {
+            "has fewer points once swap and page tables are counted".to_owned()
+        } else {
+            "scored higher; the kernel's choice was not by badness here".to_owned()
+        };
+        out.push(format!(
+            "The biggest task, {} (pid {}, rss {}), was not killed: it {reason}.",
+            biggest.comm,
+            biggest.pid,
+            hb(biggest.rss_bytes)
+        ));
     }
 }
 

@@ -71,6 +71,67 @@ pub fn comm_str(comm: &[u8]) -> String {
     String::from_utf8_lossy(&comm[..end]).into_owned()
 }
 
+/// An event as evidence in a dump: every field, comms as text.
+pub fn to_json(event: &Event) -> serde_json::Value {
+    use serde_json::json;
+    let h = event.header();
+    let header = json!({
+        "kind": kind_name(h.kind),
+        "cpu": h.cpu,
+        "boot_ns": h.boot_ns,
+        "pid": h.pid,
+        "tgid": h.tgid,
+        "comm": comm_str(&h.comm),
+    });
+    let body = match event {
+        Event::MarkVictim(e) => json!({
+            "pid": e.pid,
+            "uid": e.uid,
+            "comm": comm_str(&e.comm),
+            "total_vm_kb": e.total_vm_kb,
+            "anon_rss_kb": e.anon_rss_kb,
+            "file_rss_kb": e.file_rss_kb,
+            "shmem_rss_kb": e.shmem_rss_kb,
+            "pgtables_kb": e.pgtables_kb,
+            "oom_score_adj": e.oom_score_adj,
+            "present_fields": e.present,
+        }),
+        Event::VictimTask(e) => {
+            let chain: Vec<serde_json::Value> = e.memcg
+                [..(e.memcg_depth as usize).min(e.memcg.len())]
+                .iter()
+                .map(|l| {
+                    json!({
+                        "cgroup_id": l.cgroup_id,
+                        "usage_pages": l.usage_pages,
+                        "max_pages": l.max_pages,
+                        "swap_usage_pages": l.swap_usage_pages,
+                        "swap_max_pages": l.swap_max_pages,
+                    })
+                })
+                .collect();
+            json!({
+                "victim_pid": e.victim_pid,
+                "victim_tgid": e.victim_tgid,
+                "victim_comm": comm_str(&e.victim_comm),
+                "oom_score_adj": e.oom_score_adj,
+                "valid": e.valid,
+                "rss_file_pages": e.rss_file_pages,
+                "rss_anon_pages": e.rss_anon_pages,
+                "rss_shmem_pages": e.rss_shmem_pages,
+                "swapents": e.swapents,
+                "pgtables_bytes": e.pgtables_bytes,
+                "total_vm_pages": e.total_vm_pages,
+                "trigger_memcg_id": e.trigger_memcg_id,
+                "memcg_chain": chain,
+            })
+        }
+        Event::Reaper(e) => json!({ "pid": e.pid, "step": e.step }),
+        Event::VictimExit(e) => json!({ "marked_boot_ns": e.marked_boot_ns }),
+    };
+    json!({ "header": header, "event": body })
+}
+
 /// Human name of an event kind, for drop counters.
 pub fn kind_name(event_kind: u32) -> &'static str {
     match event_kind {

@@ -68,8 +68,8 @@ pub enum KmsgRead {
 pub struct Kmsg {
     fd: AsyncFd<File>,
     next_seq: Option<u64>,
-    /// A record read together with the discovery of a gap before it.
-    pending: Option<KmsgRecord>,
+    /// Reads decoded but not handed out yet (a gap report precedes its record).
+    queue: std::collections::VecDeque<KmsgRead>,
     buf: Vec<u8>,
 }
 
@@ -85,35 +85,35 @@ impl Kmsg {
             // SAFETY: the File owns the fd and keeps it open while the AsyncFd lives.
             fd: unsafe { AsyncFd::register(file) }.map_err(io::Error::from)?,
             next_seq: None,
-            pending: None,
+            queue: Default::default(),
             // The kernel returns EINVAL for a read buffer smaller than a record (max ~8 KiB).
             buf: vec![0; 16 * 1024],
         })
     }
 
-    pub async fn next(&mut self) -> io::Result<KmsgRead> {
-        if let Some(record) = self.pending.take() {
-            return Ok(KmsgRead::Record(record));
+    /// Queues the record in `buf[..n]`, preceded by a `Lost` for any sequence gap.
+    fn accept(&mut self, n: usize) {
+        let Some(record) = parse_record(&self.buf[..n]) else {
+            return;
+        };
+        let gap = self
+            .next_seq
+            .map_or(0, |expected| record.seq.saturating_sub(expected));
+        self.next_seq = Some(record.seq + 1);
+        if gap > 0 {
+            self.queue.push_back(KmsgRead::Lost(gap));
         }
+        self.queue.push_back(KmsgRead::Record(record));
+    }
+
+    pub async fn next(&mut self) -> io::Result<KmsgRead> {
         loop {
+            if let Some(read) = self.queue.pop_front() {
+                return Ok(read);
+            }
             let mut guard = self.fd.readable_mut().await?;
-            let buf = &mut self.buf;
-            match guard.try_io(|file| file.get_mut().read(buf)) {
-                Ok(Ok(n)) => {
-                    let Some(record) = parse_record(&self.buf[..n]) else {
-                        continue;
-                    };
-                    let gap = self
-                        .next_seq
-                        .map_or(0, |expected| record.seq.saturating_sub(expected));
-                    self.next_seq = Some(record.seq + 1);
-                    if gap > 0 {
-                        // Report the gap now; the record itself is returned next time.
-                        self.pending = Some(record);
-                        return Ok(KmsgRead::Lost(gap));
-                    }
-                    return Ok(KmsgRead::Record(record));
-                }
+            match guard.try_io(|file| file.get_mut().read(&mut self.buf)) {
+                Ok(Ok(n)) => self.accept(n),
                 // EPIPE: records were overwritten; the next read resumes at the
                 // oldest one still there and the sequence gap tells how many.
                 Ok(Err(e)) if e.raw_os_error() == Some(libc::EPIPE) => continue,
@@ -121,6 +121,20 @@ impl Kmsg {
                 Err(_would_block) => continue,
             }
         }
+    }
+
+    /// Everything readable right now, without waiting (used at shutdown so a
+    /// kill the kernel already reported is not left behind).
+    pub fn drain_now(&mut self) -> io::Result<Vec<KmsgRead>> {
+        loop {
+            match self.fd.get_mut().read(&mut self.buf) {
+                Ok(n) => self.accept(n),
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.queue.drain(..).collect())
     }
 }
 

@@ -5,7 +5,9 @@ use clap::Parser;
 use oomtrace::{
     app::{self, RunOptions},
     cli::{Cli, Command},
-    demo, workload,
+    demo,
+    dump::DumpConfig,
+    postmortem, workload,
 };
 
 fn main() -> ExitCode {
@@ -13,6 +15,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Hog(args)) => workload::hog(&args).map(|_| 0),
         Some(Command::Demo { limit_mib, json }) => demo::run(limit_mib, json, &cli.trace),
+        Some(Command::Report { paths, json, top }) => postmortem::run(&paths, json, top),
         None => runtime().and_then(|rt| {
             rt.block_on(app::run(
                 RunOptions {
@@ -23,6 +26,11 @@ fn main() -> ExitCode {
                     backend: cli.trace.backend.resolve(),
                     top: cli.trace.top,
                     btf_path: cli.trace.btf.clone(),
+                    dump: cli.trace.dump_dir.clone().map(|dir| DumpConfig {
+                        dir,
+                        max_files: cli.trace.dump_max_files,
+                        max_bytes: cli.trace.dump_max_bytes,
+                    }),
                 },
                 || Ok(()),
             ))

@@ -117,6 +117,36 @@ impl<W: Write> Output<W> {
         ))
     }
 
+    pub fn stall(&mut self, record: &crate::stall::StallRecord) -> std::io::Result<()> {
+        if self.json {
+            return self.json_line(record);
+        }
+        let mut text = format!(
+            "━━ OOM stall in {} — {} ({:.1} s so far)",
+            record.memcg,
+            record.state,
+            record.stalled_ms / 1000.0
+        );
+        for task in &record.tasks {
+            text.push_str(&format!(
+                "\n  task       {} (pid {}) state {} in {}",
+                task.comm,
+                task.pid,
+                task.state.as_deref().unwrap_or("?"),
+                task.wchan.as_deref().unwrap_or("?")
+            ));
+        }
+        for line in &record.explanation {
+            text.push_str(&format!("\n    • {line}"));
+        }
+        self.line(&text)
+    }
+
+    pub fn warning(&mut self, text: &str) -> std::io::Result<()> {
+        eprintln!("oomtrace: warning: {text}");
+        Ok(())
+    }
+
     pub fn decision(&mut self, decision: &Decision) -> std::io::Result<()> {
         if self.json {
             return self.json_line(decision);
@@ -133,13 +163,17 @@ fn opt_bytes(value: Option<u64>) -> String {
 /// The decision as a person reads it at 3 a.m.: what, whose limit, who, why.
 pub fn render_card(d: &Decision, top: usize) -> String {
     let mut s = String::new();
-    let kind = match d.constraint {
+    let kind = match d.constraint.as_deref() {
         Some("memcg") => "memory cgroup limit",
         Some("global") => "system out of memory",
         Some(other) => other,
         None => "unknown constraint",
     };
-    s.push_str(&format!("━━ OOM kill #{} at {} — {kind}\n", d.seq, d.time));
+    s.push_str(&format!(
+        "━━ OOM kill #{} at {} — {kind}\n",
+        d.seq,
+        d.time.as_deref().unwrap_or("an unknown time")
+    ));
     let t = &d.trigger;
     s.push_str(&format!(
         "  trigger    {} (pid {}){}{}\n",
@@ -187,7 +221,19 @@ pub fn render_card(d: &Decision, top: usize) -> String {
                 v.oom_score_adj.map_or("?".to_owned(), |a| a.to_string()),
             ));
         }
+        None if d.kernel_report == "incomplete" => {
+            s.push_str("  victim     unknown: the kernel's report is cut off\n")
+        }
         None => s.push_str("  victim     none: nothing was killed\n"),
+    }
+    if let Some(c) = &d.container {
+        let mut parts = vec![c.runtime.to_owned()];
+        parts.extend(c.id.as_deref().map(|id| id[..id.len().min(12)].to_owned()));
+        parts.extend(c.pod_uid.as_ref().map(|p| format!("pod {p}")));
+        parts.extend(c.qos_class.map(|q| format!("QoS {q}")));
+        parts.extend(c.unit.clone());
+        parts.extend(c.name.clone());
+        s.push_str(&format!("  container  {}\n", parts.join(" ")));
     }
     if d.killed.len() > 1 {
         let pids: Vec<String> = d.killed.iter().map(|p| p.to_string()).collect();
@@ -215,8 +261,11 @@ pub fn render_card(d: &Decision, top: usize) -> String {
                 "    {:>8} {:<16} {:>10}  rss {:>9}  adj {:>5}{}\n",
                 c.pid,
                 c.comm,
-                c.points
-                    .map_or("unkillable".to_owned(), |p| format!("{p} pts")),
+                match (c.points, c.eligible) {
+                    (Some(p), _) => format!("{p} pts"),
+                    (None, false) => "never".to_owned(),
+                    (None, true) => "? pts".to_owned(),
+                },
                 human_bytes(c.rss_bytes),
                 c.oom_score_adj,
                 if c.victim { "  ← victim" } else { "" }
@@ -228,18 +277,20 @@ pub fn render_card(d: &Decision, top: usize) -> String {
     }
     let f = &d.freed;
     let mut freed = vec![format!("rss {}", opt_bytes(f.rss_bytes))];
-    if let Some(reaper) = f.reaper {
+    if let Some(reaper) = &f.reaper {
         freed.push(format!("oom_reaper {reaper}"));
     }
     match f.exit_after_ms {
         Some(ms) => freed.push(format!("victim exited {ms:.1} ms after the kill")),
-        None if !f.exited => freed.push("victim exit not seen".to_owned()),
+        None if f.exited == Some(false) => freed.push("victim exit not seen".to_owned()),
         None => {}
     }
     if let Some(after) = d.oom_memcg.as_ref().and_then(|m| m.usage_after_kill_bytes) {
         freed.push(format!("memcg now uses {}", human_bytes(after)));
     }
-    s.push_str(&format!("  freed      {}\n", freed.join("; ")));
+    if d.victim.is_some() {
+        s.push_str(&format!("  freed      {}\n", freed.join("; ")));
+    }
     if let Some(r) = &d.reclaim {
         s.push_str(&format!(
             "  reclaim    {} reclaim passes in {} since tracing began ({} reclaimed nothing), {} reclaimed in {:.1} ms\n",
@@ -255,6 +306,53 @@ pub fn render_card(d: &Decision, top: usize) -> String {
         for line in &d.explanation {
             s.push_str(&format!("    • {line}\n"));
         }
+    }
+    s.pop();
+    s
+}
+
+/// Every candidate with every number, for `oomtrace report`.
+pub fn render_candidate_table(d: &Decision) -> String {
+    if d.candidates.is_empty() {
+        return "  (no candidate table)".to_owned();
+    }
+    let mut s = format!(
+        "  all candidates ({}):\n  {:>8} {:>8} {:>6} {:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10}\n",
+        d.candidates.len(),
+        "pid",
+        "tgid",
+        "uid",
+        "comm",
+        "rss",
+        "anon",
+        "file",
+        "shmem",
+        "swap",
+        "pgtables",
+        "adj",
+        "points"
+    );
+    for c in &d.candidates {
+        s.push_str(&format!(
+            "  {:>8} {:>8} {:>6} {:<16} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>6} {:>10}{}\n",
+            c.pid,
+            c.tgid.map_or("?".to_owned(), |t| t.to_string()),
+            c.uid.map_or("?".to_owned(), |u| u.to_string()),
+            c.comm,
+            human_bytes(c.rss_bytes),
+            opt_bytes(c.rss_anon_bytes),
+            opt_bytes(c.rss_file_bytes),
+            opt_bytes(c.rss_shmem_bytes),
+            opt_bytes(c.swap_bytes),
+            opt_bytes(c.pgtables_bytes),
+            c.oom_score_adj,
+            match (c.points, c.eligible) {
+                (Some(p), _) => p.to_string(),
+                (None, false) => "never".to_owned(),
+                (None, true) => "?".to_owned(),
+            },
+            if c.victim { "  ← victim" } else { "" }
+        ));
     }
     s.pop();
     s

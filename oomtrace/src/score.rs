@@ -7,7 +7,7 @@
 /// `OOM_SCORE_ADJ_MIN`: the task is never chosen.
 pub const OOM_SCORE_ADJ_MIN: i32 = -1000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BadnessModel {
     /// 5.9 and later: `rss + swapents + pgtables_bytes/PAGE_SIZE + adj * (totalpages/1000)`,
