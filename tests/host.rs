@@ -204,6 +204,7 @@ fn demo_traces_its_own_oom_and_cleans_up() {
     let decision: Value = stdout
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .inspect(assert_schema_valid)
         .find(|v| v["type"] == "decision")
         .unwrap_or_else(|| panic!("no decision in {stdout}"));
     let pid = u64_of(&decision["victim"]["pid"]) as u32;
@@ -260,4 +261,220 @@ fn non_root_is_told_to_use_sudo() {
     assert!(!output.status.success());
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("needs root"), "{stderr}");
+}
+
+// ---- Post-mortem, stalls and the seed incidents (issue: the decision, explained) ----
+
+/// Seed 001: a container vanishes at its 512 MiB limit, exit 137, nothing in its logs.
+#[test]
+fn seed_container_vanishes_at_512_mib_with_exit_137() {
+    require_root();
+    let id = "0ead341e639c2f2bd27a38666aa0834c969e8c7e6d2fb21516a2c698adce8d5f";
+    let host = TestCgroup::new_v1("docker-seed", 8 << 30);
+    let docker = host.child("docker", 8 << 30);
+    let container = docker.child(id, 512 << 20);
+    let log = KernelLog::open();
+    let (mut tracer, _) =
+        Tracer::start_json(&["--cgroup", container.path.to_str().unwrap(), "--count", "1"]);
+    let mut app = Hog::start("app", &container, &[]);
+    let killed = log.killed_line(app.pid());
+    let status = app.child.wait().unwrap();
+    // What `docker inspect` shows as ExitCode 137: 128 + SIGKILL.
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let decision = tracer.next_record("decision");
+    assert_victim_matches_kernel(&decision, &killed);
+    assert_eq!(decision["container"]["runtime"], "docker");
+    assert_eq!(decision["container"]["id"], id);
+    assert_eq!(
+        u64_of(&decision["oom_memcg"]["limit_bytes"]),
+        container.limit_bytes()
+    );
+    let why = decision["explanation"].to_string();
+    assert!(why.contains("exit status 137"), "{why}");
+    assert!(
+        why.contains(&format!("docker container {}", &id[..12])),
+        "{why}"
+    );
+    assert!(
+        why.contains(&format!(
+            "limit of {}",
+            oomtrace::output::human_bytes(container.limit_bytes())
+        )),
+        "{why}"
+    );
+    assert!(tracer.wait_exit().success());
+}
+
+/// Seed 003: usage_in_bytes counts page cache; the kill is decided on rss.
+#[test]
+fn page_cache_in_usage_is_explained_with_the_kernels_numbers() {
+    require_root();
+    let cgroup = TestCgroup::new_v1("cache", 96 << 20);
+    let file = std::env::temp_dir().join(format!("oomtrace-cache-{}", std::process::id()));
+    // Write 48 MiB from inside the memcg so its page cache is charged there.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "echo 0 > {}/cgroup.procs && dd if=/dev/zero of={} bs=1M count=48 status=none",
+            cgroup.path.display(),
+            file.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let usage_before: u64 = std::fs::read_to_string(cgroup.path.join("memory.usage_in_bytes"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        usage_before >= 40 << 20,
+        "page cache not charged: {usage_before}"
+    );
+
+    let log = KernelLog::open();
+    let (mut tracer, _) =
+        Tracer::start_json(&["--cgroup", cgroup.path.to_str().unwrap(), "--count", "1"]);
+    let mut hog = Hog::start("cachehog", &cgroup, &[]);
+    let (report, killed) = log.killed_report(hog.pid());
+    assert!(hog.wait_killed());
+    let decision = tracer.next_record("decision");
+    std::fs::remove_file(&file).unwrap();
+    assert_victim_matches_kernel(&decision, &killed);
+
+    // The composition sentence uses the kernel's own "Memory cgroup stats".
+    let cache = report_stat(&report, "total_cache")
+        .or(report_stat(&report, "cache"))
+        .unwrap();
+    let anon = report_stat(&report, "total_rss")
+        .or(report_stat(&report, "rss"))
+        .unwrap();
+    let hb = oomtrace::output::human_bytes;
+    let why = decision["explanation"].to_string();
+    assert!(
+        why.contains(&format!("{} anonymous memory", hb(anon)))
+            && why.contains(&format!("{} page cache", hb(cache))),
+        "{why} / cache {cache} anon {anon}"
+    );
+    assert!(why.contains("Usage counts page cache"), "{why}");
+    assert!(tracer.wait_exit().success());
+}
+
+#[test]
+fn oom_disabled_stall_is_reported_then_released() {
+    require_root();
+    let cgroup = TestCgroup::new_v1("stall", 32 << 20);
+    std::fs::write(cgroup.path.join("memory.oom_control"), "1").unwrap();
+    let log = KernelLog::open();
+    let (mut tracer, _) =
+        Tracer::start_json(&["--cgroup", cgroup.path.to_str().unwrap(), "--count", "1"]);
+    let mut hog = Hog::start("stuckhog", &cgroup, &[]);
+    let stalled = tracer.next_record("oom_stall");
+    assert_eq!(stalled["state"], "stalled");
+    assert_eq!(stalled["memcg"], cgroup.relative.as_str());
+    assert_eq!(u64_of(&stalled["limit_bytes"]), cgroup.limit_bytes());
+    let task = stalled["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["pid"] == hog.pid())
+        .unwrap_or_else(|| panic!("hog not in {stalled}"));
+    assert_eq!(task["wchan"], "mem_cgroup_oom_synchronize");
+    // The memcg's own file agrees: the killer is off and the memcg is under OOM.
+    let control = std::fs::read_to_string(cgroup.path.join("memory.oom_control")).unwrap();
+    assert!(control.contains("oom_kill_disable 1") && control.contains("under_oom 1"));
+
+    // Re-enable the killer: the kernel kills the hog and the stall ends.
+    std::fs::write(cgroup.path.join("memory.oom_control"), "0").unwrap();
+    let killed = log.killed_line(hog.pid());
+    assert!(hog.wait_killed());
+    // --count 1 ends the run after the decision; the stall's end is reported before exit.
+    assert!(tracer.wait_exit().success());
+    let decisions = tracer.seen_records("decision");
+    assert_eq!(decisions.len(), 1);
+    assert_victim_matches_kernel(&decisions[0], &killed);
+    let stalls = tracer.seen_records("oom_stall");
+    let released = stalls.last().unwrap();
+    assert_eq!(stalls.len(), 2, "{stalls:?}");
+    assert_eq!(released["state"], "released");
+    assert!(released["stalled_ms"].as_f64().unwrap() >= stalled["stalled_ms"].as_f64().unwrap());
+}
+
+#[test]
+fn dump_survives_sigterm_mid_oom() {
+    require_root();
+    let cgroup = TestCgroup::new_v1("sigterm", 48 << 20);
+    let dumps = tempfile::tempdir().unwrap();
+    let log = KernelLog::open();
+    let (mut tracer, _) = Tracer::start_json(&[
+        "--cgroup",
+        cgroup.path.to_str().unwrap(),
+        "--dump-dir",
+        dumps.path().to_str().unwrap(),
+    ]);
+    let mut hog = Hog::start("termhog", &cgroup, &[]);
+    let killed = log.killed_line(hog.pid());
+    // SIGTERM as soon as the kernel has reported the kill.
+    send_signal(&tracer.child, libc::SIGTERM);
+    assert!(tracer.wait_exit().success());
+    assert!(hog.wait_killed());
+
+    let files = oomtrace::dump::DumpWriter::list(dumps.path()).unwrap();
+    assert_eq!(files.len(), 1, "{files:?}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let dump: Value = serde_json::from_slice(&std::fs::read(&files[0]).unwrap()).unwrap();
+    assert_schema_valid(&dump);
+    assert_eq!(dump["type"], "dump");
+    assert_victim_matches_kernel(&dump["decision"], &killed);
+    let lines = dump["kernel_report_lines"].as_array().unwrap();
+    assert!(lines.iter().any(|l| {
+        l.as_str()
+            .unwrap()
+            .contains(&format!("Killed process {}", killed.pid))
+    }));
+    assert!(!dump["events"].as_array().unwrap().is_empty());
+    assert_eq!(
+        dump["host"]["boot_id"].as_str().unwrap(),
+        std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .unwrap()
+            .trim()
+    );
+}
+
+#[test]
+fn report_reproduces_the_live_card_from_a_dump() {
+    require_root();
+    let cgroup = TestCgroup::new_v1("card", 48 << 20);
+    let dumps = tempfile::tempdir().unwrap();
+    let log = KernelLog::open();
+    let mut tracer = Tracer::start(&[
+        "--cgroup",
+        cgroup.path.to_str().unwrap(),
+        "--count",
+        "1",
+        "--dump-dir",
+        dumps.path().to_str().unwrap(),
+    ]);
+    tracer.wait_line("oomtrace: tracing OOM kills");
+    let mut hog = Hog::start("cardhog", &cgroup, &[]);
+    log.killed_line(hog.pid());
+    assert!(hog.wait_killed());
+    assert!(tracer.wait_exit().success());
+    let card_start = tracer
+        .seen
+        .iter()
+        .position(|l| l.starts_with("━━ OOM kill #1"))
+        .unwrap_or_else(|| panic!("no card in {:?}", tracer.seen));
+    let live_card = tracer.seen[card_start..].join("\n");
+
+    let (code, out, err) = run_oomtrace(&["report", dumps.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.starts_with(&live_card),
+        "live:\n{live_card}\nreport:\n{out}"
+    );
+    assert!(out.contains("all candidates (1)"), "{out}");
 }

@@ -3,6 +3,9 @@
 //! number is read from the log itself.
 use std::{path::PathBuf, process::Command};
 
+#[path = "support/mod.rs"]
+mod support;
+
 use oomtrace::output::human_bytes;
 use serde_json::Value;
 
@@ -130,6 +133,7 @@ fn report_json_round_trips_and_matches_the_log() {
     let (code, out, err) = report(&["--json", path.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
     let decision: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    support::assert_schema_valid(&decision);
     assert_eq!(decision["type"], "decision");
     assert_eq!(decision["backend"], "kernel_report");
     assert_eq!(decision["victim"]["pid"], killed_pid);
@@ -188,4 +192,47 @@ fn corrupt_input_names_the_file_and_line() {
         &["/nonexistent/oomtrace.log"],
         &["/nonexistent/oomtrace.log"],
     );
+}
+
+/// Every decision rebuilt from every kernel's reports matches the documented schema.
+#[test]
+fn decisions_from_every_fixture_match_the_schema() {
+    let dir = fixture("");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "log") {
+            continue;
+        }
+        let (code, out, err) = report(&["--json", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{}: {err}", path.display());
+        for line in out.lines() {
+            support::assert_schema_valid(&serde_json::from_str(line).unwrap());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 100, "only {checked} decisions");
+}
+
+#[test]
+fn schema_rejects_undocumented_or_missing_fields() {
+    let path = fixture("6.1.0-50-amd64-a-v2-single-hog.log");
+    let (_, out, _) = report(&["--json", path.to_str().unwrap()]);
+    let decision: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/schema.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(validator.is_valid(&decision));
+    let mut missing = decision.clone();
+    missing.as_object_mut().unwrap().remove("victim");
+    assert!(!validator.is_valid(&missing));
+    let mut extra = decision.clone();
+    extra["undocumented"] = Value::from(1);
+    assert!(!validator.is_valid(&extra));
+    let mut pages = decision;
+    pages["victim"]["rss_anon_bytes"] = Value::from(-4);
+    assert!(!validator.is_valid(&pages));
 }

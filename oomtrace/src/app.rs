@@ -322,6 +322,12 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
             &host,
         )?;
     }
+    // A stall that ended with the run (the kill that released it) is reported too.
+    if let Some(monitor) = stalls.as_mut() {
+        for record in monitor.poll() {
+            out.stall(&record)?;
+        }
+    }
     if decode_errors > 0 {
         eprintln!("oomtrace: {decode_errors} malformed ring-buffer records were skipped");
     }

@@ -18,6 +18,23 @@ pub const OOMTRACE: &str = env!("CARGO_BIN_EXE_oomtrace");
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 pub const MEMCG_V1: &str = "/sys/fs/cgroup/memory";
 
+/// Checks a record against docs/schema.json (the documented schema).
+pub fn assert_schema_valid(record: &Value) {
+    let schema: Value = serde_json::from_str(
+        &fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("docs/schema.json is a valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(record)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "record does not match docs/schema.json: {errors:?}\n{record}"
+    );
+}
+
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
@@ -180,6 +197,33 @@ impl Tracer {
         (tracer, start)
     }
 
+    /// Waits for a plain-text line starting with `prefix` (card mode).
+    pub fn wait_line(&mut self, prefix: &str) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if line.starts_with(prefix) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("no line starting with {prefix:?}; saw {:?}", self.seen),
+            }
+        }
+    }
+
+    /// JSON records of `record_type` among the lines seen so far.
+    pub fn seen_records(&self, record_type: &str) -> Vec<Value> {
+        self.seen
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .inspect(assert_schema_valid)
+            .filter(|v| v["type"] == record_type)
+            .collect()
+    }
+
     /// Next JSON record of `record_type` (others are kept in `seen`).
     pub fn next_record(&mut self, record_type: &str) -> Value {
         let deadline = Instant::now() + TIMEOUT;
@@ -190,6 +234,7 @@ impl Tracer {
                     self.seen.push(line.clone());
                     let value: Value = serde_json::from_str(&line)
                         .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                    assert_schema_valid(&value);
                     if value["type"] == record_type {
                         return value;
                     }
@@ -283,6 +328,28 @@ impl KernelLog {
         }
     }
 
+    /// Waits for the kill line of `pid` and returns it with the report that
+    /// preceded it (from its "invoked oom-killer" header).
+    pub fn killed_report(&self, pid: u32) -> (Vec<String>, KilledLine) {
+        let needle = format!("Killed process {pid} (");
+        let deadline = Instant::now() + TIMEOUT;
+        let mut report = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("kernel printed no kill line for pid {pid}"));
+            if line.contains("invoked oom-killer") {
+                report.clear();
+            }
+            report.push(line.clone());
+            if line.contains(&needle) {
+                return (report, KilledLine::parse(&line));
+            }
+        }
+    }
+
     /// Waits for a line containing `needle`.
     pub fn wait_for(&self, needle: &str) -> String {
         let deadline = Instant::now() + TIMEOUT;
@@ -348,6 +415,19 @@ pub fn run_oomtrace(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// A value from the kernel's "Memory cgroup stats" lines ("cache 123").
+pub fn report_stat(report: &[String], key: &str) -> Option<u64> {
+    report.iter().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok()).flatten()
+    })
+}
+
+pub fn send_signal(child: &Child, signal: i32) {
+    // SAFETY: plain kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
 }
 
 pub fn exists(path: &Path) -> bool {
