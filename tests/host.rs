@@ -478,3 +478,34 @@ fn report_reproduces_the_live_card_from_a_dump() {
     );
     assert!(out.contains("all candidates (1)"), "{out}");
 }
+
+/// The same memcg OOMing again and again (a crash loop) is called out with
+/// how fast it refilled.
+#[test]
+fn repeated_ooms_in_one_memcg_are_called_out() {
+    require_root();
+    let cgroup = TestCgroup::new_v1("loop", 32 << 20);
+    let log = KernelLog::open();
+    let (mut tracer, _) = Tracer::start_json(&[
+        "--cgroup",
+        cgroup.path.to_str().unwrap(),
+        "--count",
+        "3",
+    ]);
+    for _ in 0..3 {
+        let mut hog = Hog::start("crashloop", &cgroup, &[]);
+        log.killed_line(hog.pid());
+        assert!(hog.wait_killed());
+    }
+    assert!(tracer.wait_exit().success());
+    assert_eq!(cgroup.oom_kill_count(), 3);
+    let decisions = tracer.seen_records("decision");
+    assert_eq!(decisions.len(), 3);
+    let last = decisions[2]["explanation"].to_string();
+    assert!(
+        last.contains(&format!("{} has hit its limit 3 times", cgroup.relative))
+            && last.contains("refilled at"),
+        "{last}"
+    );
+    assert!(!decisions[0]["explanation"].to_string().contains("times in"));
+}

@@ -479,20 +479,35 @@ impl Builder {
     }
 
     fn in_scope(&self, p: &Pending) -> bool {
-        if self.scope.is_empty() {
+        if self.scope.is_empty() || p.task.is_some() {
+            // With a filter, the raw victim event only exists for victims in
+            // scope (filtered in the kernel).
             return true;
         }
-        if self.sources.victim_task_hook {
-            // Filtered in the kernel: the raw event only exists for victims in scope.
-            return p.task.is_some();
-        }
-        let report_paths = p.report.as_ref().and_then(|r| {
-            r.constraint
-                .as_ref()
-                .and_then(|c| c.task_memcg.clone().or(c.oom_memcg.clone()))
-                .or_else(|| r.task_in_line.as_ref().map(|(task, _)| task.clone()))
+        // No kernel-side verdict (no victim, an older kernel, a dropped
+        // event): the report's memcg paths decide.
+        let report_paths = p.report.as_ref().map(|r| {
+            let mut paths = Vec::new();
+            if let Some(c) = &r.constraint {
+                paths.extend(c.task_memcg.clone());
+                paths.extend(c.oom_memcg.clone());
+            }
+            if let Some((task, oom)) = &r.task_in_line {
+                paths.push(task.clone());
+                paths.push(oom.clone());
+            }
+            paths
         });
-        report_paths.is_some_and(|path: String| self.scope.iter().any(|s| s.contains(&path)))
+        let in_scope_path = |path: &String| self.scope.iter().any(|s| s.contains(path));
+        match report_paths {
+            // A victim the kernel filter saw nothing of is out of scope when the
+            // filter ran; without the hook, its task memcg decides.
+            Some(paths) if p.victim_pid != 0 && self.sources.victim_task_hook => {
+                p.mark.is_none() && paths.first().is_some_and(in_scope_path)
+            }
+            Some(paths) => paths.iter().any(in_scope_path),
+            None => false,
+        }
     }
 }
 
