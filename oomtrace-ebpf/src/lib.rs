@@ -25,8 +25,16 @@ pub mod kind {
     pub const REAPER: u32 = 3;
     /// `sched:sched_process_exit` of a task marked as OOM victim.
     pub const VICTIM_EXIT: u32 = 4;
+    /// fentry/kprobe backends: a task `oom_evaluate_task` visited, with its points.
+    pub const OOM_CANDIDATE: u32 = 5;
+    /// fentry/kprobe backends: `oom_kill_process`: the task the killer chose.
+    pub const OOM_CHOICE: u32 = 6;
+    /// fentry/kprobe backends: `out_of_memory` returned.
+    pub const OOM_END: u32 = 7;
+    /// fentry/kprobe backends: `pagefault_out_of_memory` (a fault that failed its charge).
+    pub const PAGEFAULT_OOM: u32 = 8;
     /// Number of kinds (size of the per-kind drop counter array).
-    pub const COUNT: u32 = 5;
+    pub const COUNT: u32 = 9;
 }
 
 /// What a [`ReaperEvent`] reports.
@@ -192,6 +200,112 @@ pub struct VictimExitEvent {
 }
 const _: () = assert!(core::mem::size_of::<VictimExitEvent>() == 48);
 
+/// Bits of [`OomCandidateEvent::flags`].
+pub mod candidate_flag {
+    /// `oom_badness` ran for this task: `points` is the kernel's own score.
+    pub const SCORED: u32 = 1 << 0;
+    /// `oom_evaluate_task` returned 1: a previous victim is still exiting, the OOM is aborted.
+    pub const ABORTED: u32 = 1 << 1;
+    /// The task is already an OOM victim (`signal->oom_mm` set).
+    pub const OOM_VICTIM: u32 = 1 << 2;
+    /// A kernel thread (`PF_KTHREAD`).
+    pub const KTHREAD: u32 = 1 << 3;
+    /// The task has no mm (exited, or a kernel thread).
+    pub const NO_MM: u32 = 1 << 4;
+    /// Memory numbers were read.
+    pub const MEMORY: u32 = 1 << 5;
+}
+
+/// One task the OOM killer looked at (`oom_evaluate_task`), in its order.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomCandidateEvent {
+    pub header: EventHeader,
+    /// Identifies the OOM invocation (its `out_of_memory` entry time, boot ns).
+    pub oom_seq: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: [u8; COMM_LEN],
+    pub uid: u32,
+    pub oom_score_adj: i32,
+    /// `oom_badness` result (valid with [`candidate_flag::SCORED`]); `i64::MIN` = never chosen.
+    pub points: i64,
+    pub rss_file_pages: i64,
+    pub rss_anon_pages: i64,
+    pub swapents: i64,
+    pub rss_shmem_pages: i64,
+    pub pgtables_bytes: i64,
+    pub memcg_id: u64,
+    /// [`candidate_flag`] bits.
+    pub flags: u32,
+    /// Position in the evaluation order (0-based).
+    pub index: u32,
+}
+const _: () = assert!(core::mem::size_of::<OomCandidateEvent>() == 144);
+
+/// `oom_kill_process`: the killer's choice, before any memory.oom.group sweep.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomChoiceEvent {
+    pub header: EventHeader,
+    pub oom_seq: u64,
+    pub pid: u32,
+    pub tgid: u32,
+    pub comm: [u8; COMM_LEN],
+    pub points: i64,
+}
+const _: () = assert!(core::mem::size_of::<OomChoiceEvent>() == 80);
+
+/// `oom_control` as `out_of_memory` leaves it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomEndEvent {
+    pub header: EventHeader,
+    pub oom_seq: u64,
+    /// cgroup id of `oc->memcg` (0: global OOM).
+    pub memcg_id: u64,
+    pub totalpages: u64,
+    pub chosen_points: i64,
+    pub gfp_mask: u32,
+    pub order: i32,
+    /// `enum oom_constraint` value.
+    pub constraint: u32,
+    /// 0: nothing chosen, 1: a task, 2: aborted (a previous victim still exiting).
+    pub chosen: u32,
+    pub chosen_pid: u32,
+    /// `out_of_memory`'s return value (true: progress was made).
+    pub ret: u32,
+    pub candidates: u32,
+    /// Candidates not reported because the ring buffer was full.
+    pub dropped: u32,
+}
+const _: () = assert!(core::mem::size_of::<OomEndEvent>() == 104);
+
+/// Per-task state while `out_of_memory` runs (map `OOM_STATE`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomState {
+    pub oom_seq: u64,
+    pub oc: u64,
+    pub cur_task: u64,
+    pub cur_points: i64,
+    pub cur_scored: u32,
+    pub candidates: u32,
+    pub dropped: u32,
+    pub _pad0: u32,
+}
+const _: () = assert!(core::mem::size_of::<OomState>() == 48);
+
+/// A page fault whose charge failed ended in `pagefault_out_of_memory`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PagefaultOomEvent {
+    pub header: EventHeader,
+    /// cgroup id of the faulting task's memcg.
+    pub memcg_id: u64,
+}
+const _: () = assert!(core::mem::size_of::<PagefaultOomEvent>() == 48);
+
 /// Kernel struct field offsets (bytes) resolved from BTF at start-up;
 /// [`UNAVAILABLE`] where the running kernel lacks the field.
 #[repr(C)]
@@ -231,9 +345,19 @@ pub struct KernelOffsets {
     pub mm_anonpages: u32,
     pub mm_swapents: u32,
     pub mm_shmempages: u32,
-    pub _pad0: u32,
+    pub task_flags: u32,
+    pub task_real_cred: u32,
+    pub cred_uid: u32,
+    pub signal_oom_mm: u32,
+    pub oc_memcg: u32,
+    pub oc_gfp_mask: u32,
+    pub oc_order: u32,
+    pub oc_totalpages: u32,
+    pub oc_chosen: u32,
+    pub oc_chosen_points: u32,
+    pub oc_constraint: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 112);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152);
 
 impl KernelOffsets {
     /// Every field unavailable: what the programs see until the collector fills it.
@@ -265,7 +389,17 @@ impl KernelOffsets {
         mm_anonpages: UNAVAILABLE,
         mm_swapents: UNAVAILABLE,
         mm_shmempages: UNAVAILABLE,
-        _pad0: 0,
+        task_flags: UNAVAILABLE,
+        task_real_cred: UNAVAILABLE,
+        cred_uid: UNAVAILABLE,
+        signal_oom_mm: UNAVAILABLE,
+        oc_memcg: UNAVAILABLE,
+        oc_gfp_mask: UNAVAILABLE,
+        oc_order: UNAVAILABLE,
+        oc_totalpages: UNAVAILABLE,
+        oc_chosen: UNAVAILABLE,
+        oc_chosen_points: UNAVAILABLE,
+        oc_constraint: UNAVAILABLE,
     };
 }
 

@@ -18,7 +18,7 @@ use crate::{
     dump::{DumpConfig, DumpWriter},
     events::{decode, kind_name},
     kmsg::{Kmsg, KmsgRead},
-    loader::{self, Backend, TraceOptions, Tracer},
+    loader::{self, BackendRequest, TraceOptions, Tracer},
     output::{LostRecord, Output, StartRecord},
     postmortem::{DumpDocument, HostFacts},
     report::{ReportParser, SourceLine},
@@ -31,7 +31,7 @@ pub struct RunOptions {
     pub json: bool,
     pub count: Option<u64>,
     pub duration: Option<Duration>,
-    pub backend: Backend,
+    pub backend: BackendRequest,
     pub top: usize,
     pub btf_path: PathBuf,
     pub dump: Option<DumpConfig>,
@@ -161,6 +161,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
                 .iter()
                 .any(|h| h.attached && h.hook == "raw_tracepoint/mark_victim"),
             exit_hook,
+            oom_path_hooks: tracer.backend != crate::loader::Backend::Tracepoint,
         },
         scope.clone(),
     );

@@ -298,10 +298,89 @@ impl KernelBtf {
             set(slot, name, counters[i].clone());
         }
 
+        // The OOM path (fentry/kprobe backends).
+        set(
+            &mut o.task_flags,
+            "task_struct.flags",
+            self.int_field("task_struct", "flags", &[4])?,
+        );
+        set(
+            &mut o.task_real_cred,
+            "task_struct.real_cred",
+            self.ptr_field("task_struct", "real_cred")?,
+        );
+        // kuid_t: struct { uid_t val; }.
+        set(
+            &mut o.cred_uid,
+            "cred.uid",
+            self.sized_field("cred", &["uid"], 4)?,
+        );
+        set(
+            &mut o.signal_oom_mm,
+            "signal_struct.oom_mm",
+            self.ptr_field("signal_struct", "oom_mm")?,
+        );
+        set(
+            &mut o.oc_memcg,
+            "oom_control.memcg",
+            self.ptr_field("oom_control", "memcg")?,
+        );
+        set(
+            &mut o.oc_gfp_mask,
+            "oom_control.gfp_mask",
+            self.int_field("oom_control", "gfp_mask", &[4])?,
+        );
+        set(
+            &mut o.oc_order,
+            "oom_control.order",
+            self.int_field("oom_control", "order", &[4])?,
+        );
+        set(
+            &mut o.oc_totalpages,
+            "oom_control.totalpages",
+            self.int_field("oom_control", "totalpages", &[8])?,
+        );
+        set(
+            &mut o.oc_chosen,
+            "oom_control.chosen",
+            self.ptr_field("oom_control", "chosen")?,
+        );
+        set(
+            &mut o.oc_chosen_points,
+            "oom_control.chosen_points",
+            self.int_field("oom_control", "chosen_points", &[8])?,
+        );
+        set(
+            &mut o.oc_constraint,
+            "oom_control.constraint",
+            self.int_field("oom_control", "constraint", &[4])?,
+        );
+
         Ok(ResolvedOffsets {
             offsets: o,
             unavailable,
         })
+    }
+
+    /// Parameter names of the BTF `FUNC` `name` (None if the function is not
+    /// in BTF). Hooks check them before attaching: a signature that moved is
+    /// reported, not read at the wrong place.
+    pub fn func_params(&self, name: &str) -> Option<Vec<String>> {
+        let types = self.btf.resolve_types_by_name(name).ok()?;
+        let func = types.iter().find_map(|t| match t {
+            Type::Func(f) => Some(f.clone()),
+            _ => None,
+        })?;
+        let Type::FuncProto(proto) = self.btf.resolve_chained_type(&func).ok()? else {
+            return None;
+        };
+        Some(
+            proto
+                .parameters
+                .iter()
+                .map(|p| self.btf.resolve_name(p).unwrap_or_default())
+                .collect(),
+        )
     }
 
     // ---- field shapes -------------------------------------------------------
@@ -842,13 +921,23 @@ mod tests {
             o.mm_anonpages,
             o.mm_swapents,
             o.mm_shmempages,
+            o.task_flags,
+            o.task_real_cred,
+            o.cred_uid,
+            o.signal_oom_mm,
+            o.oc_memcg,
+            o.oc_gfp_mask,
+            o.oc_order,
+            o.oc_totalpages,
+            o.oc_chosen,
+            o.oc_chosen_points,
+            o.oc_constraint,
         ];
         assert_eq!(
             all.iter().filter(|&&v| v == UNAVAILABLE).count(),
             r.unavailable.len(),
             "unavailable list and UNAVAILABLE slots disagree"
         );
-        assert_eq!(o._pad0, 0);
     }
 
     #[test]
@@ -1337,9 +1426,26 @@ mod tests {
         let k = KernelBtf::from_bytes(&old_kernel_btf(), Path::new("synthetic")).unwrap();
         let r = k.resolve_offsets().unwrap();
         let o = r.offsets;
+        // The synthetic kernel has no cred/oom_control types and no
+        // task_struct.flags/real_cred or signal_struct.oom_mm members: those
+        // are listed as unavailable, the rest resolves.
         assert_eq!(
             r.unavailable,
-            ["mm_struct.pgtables_bytes", "kernfs_node.id"]
+            [
+                "mm_struct.pgtables_bytes",
+                "kernfs_node.id",
+                "task_struct.flags",
+                "task_struct.real_cred",
+                "cred.uid",
+                "signal_struct.oom_mm",
+                "oom_control.memcg",
+                "oom_control.gfp_mask",
+                "oom_control.order",
+                "oom_control.totalpages",
+                "oom_control.chosen",
+                "oom_control.chosen_points",
+                "oom_control.constraint",
+            ]
         );
         assert_eq!(
             (o.mm_pgtables_bytes, o.kernfs_node_id),

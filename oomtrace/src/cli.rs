@@ -3,7 +3,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::loader::Backend;
+use crate::loader::{Backend, BackendRequest};
 
 /// Explains Linux OOM kills from the kernel itself: who asked for memory,
 /// whose limit fired, every candidate and its score, the victim, what was freed.
@@ -53,15 +53,23 @@ pub struct TraceArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackendChoice {
+    /// fentry/fexit where the kernel allows it, else kprobes, else tracepoints.
     Auto,
+    /// fentry/fexit on the OOM killer's functions (fail if they cannot attach).
+    Fentry,
+    /// kprobes/kretprobes on the OOM killer's functions (fail if they cannot attach).
+    Kprobe,
+    /// Tracepoints and the kernel's printed report only.
     Tracepoint,
 }
 
 impl BackendChoice {
-    pub fn resolve(self) -> Backend {
+    pub fn resolve(self) -> BackendRequest {
         match self {
-            // The only backend so far; fentry/kprobe backends slot in here.
-            BackendChoice::Auto | BackendChoice::Tracepoint => Backend::Tracepoint,
+            BackendChoice::Auto => BackendRequest::Auto,
+            BackendChoice::Fentry => BackendRequest::Only(Backend::Fentry),
+            BackendChoice::Kprobe => BackendRequest::Only(Backend::Kprobe),
+            BackendChoice::Tracepoint => BackendRequest::Only(Backend::Tracepoint),
         }
     }
 }

@@ -85,6 +85,10 @@ pub struct Candidate {
     pub points: Option<i64>,
     pub eligible: bool,
     pub victim: bool,
+    /// Why the killer passed over the task without scoring it (fentry/kprobe
+    /// backends): `oom_score_adj_min`, `already_victim`, `victim_exiting`
+    /// (the OOM was aborted), `kernel_thread`, `no_mm`, `not_eligible`.
+    pub skip_reason: Option<Cow<'static, str>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -185,7 +189,21 @@ struct Pending {
     reaper_events: Vec<oomtrace_ebpf::ReaperEvent>,
     reaped: Option<ReapedLine>,
     exit: Option<VictimExitEvent>,
+    /// The killer's own evaluation (fentry/kprobe backends).
+    invocation: Option<Invocation>,
     complete_since: Option<Instant>,
+}
+
+/// One `out_of_memory` call as the OOM-path hooks saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    pub oom_seq: u64,
+    /// The task that ran the killer (the allocating task).
+    pub trigger_pid: u32,
+    pub trigger_comm: [u8; 16],
+    pub candidates: Vec<oomtrace_ebpf::OomCandidateEvent>,
+    pub choice: Option<oomtrace_ebpf::OomChoiceEvent>,
+    pub end: Option<oomtrace_ebpf::OomEndEvent>,
 }
 
 impl Pending {
@@ -203,6 +221,8 @@ pub struct Sources {
     pub backend: &'static str,
     pub victim_task_hook: bool,
     pub exit_hook: bool,
+    /// The OOM killer's functions are hooked: candidates come from the kernel.
+    pub oom_path_hooks: bool,
 }
 
 pub struct Builder {
@@ -215,6 +235,10 @@ pub struct Builder {
     group_sweep: Option<u64>,
     /// Pids killed by recent memory.oom.group sweeps (their own events are not decisions).
     recent_group_kills: std::collections::VecDeque<u32>,
+    /// OOM invocations in progress (candidates arriving), by oom_seq.
+    invocations: Vec<Invocation>,
+    /// Invocations aborted because an earlier victim was still exiting, per memcg id.
+    aborted: std::collections::HashMap<u64, u64>,
     /// Recent OOMs per memcg, for crash-loop / leak detection.
     history: std::collections::HashMap<String, std::collections::VecDeque<HistoryEntry>>,
     /// Decisions given up on because `MAX_PENDING` was reached.
@@ -245,6 +269,8 @@ impl Builder {
             group_sweep: None,
             recent_group_kills: Default::default(),
             history: Default::default(),
+            invocations: Vec::new(),
+            aborted: Default::default(),
             evicted: 0,
         }
     }
@@ -307,6 +333,77 @@ impl Builder {
                     p.exit = Some(exit);
                 }
             }
+            Event::OomCandidate(candidate) => {
+                self.invocation(candidate.oom_seq, &candidate.header)
+                    .candidates
+                    .push(candidate);
+            }
+            Event::OomChoice(choice) => {
+                self.invocation(choice.oom_seq, &choice.header).choice = Some(choice);
+            }
+            Event::OomEnd(end) => {
+                self.invocation(end.oom_seq, &end.header).end = Some(end);
+                let index = self
+                    .invocations
+                    .iter()
+                    .position(|i| i.oom_seq == end.oom_seq)
+                    .expect("just inserted");
+                let invocation = self.invocations.remove(index);
+                self.on_invocation(now, invocation);
+            }
+            // A fault whose charge failed; the OOM it leads to is reported by the hooks above.
+            Event::PagefaultOom(_) => {}
+        }
+    }
+
+    fn invocation(&mut self, oom_seq: u64, header: &oomtrace_ebpf::EventHeader) -> &mut Invocation {
+        if let Some(index) = self.invocations.iter().position(|i| i.oom_seq == oom_seq) {
+            return &mut self.invocations[index];
+        }
+        if self.invocations.len() >= MAX_PENDING {
+            self.invocations.remove(0);
+            self.evicted += 1;
+        }
+        self.invocations.push(Invocation {
+            oom_seq,
+            trigger_pid: header.pid,
+            trigger_comm: header.comm,
+            ..Invocation::default()
+        });
+        self.invocations.last_mut().expect("just pushed")
+    }
+
+    /// A finished `out_of_memory`: joins the decision of its victim, or is a
+    /// decision of its own when nothing was killed.
+    fn on_invocation(&mut self, now: Instant, invocation: Invocation) {
+        let end = invocation.end.expect("finished invocations have an end");
+        if let Some(choice) = invocation.choice {
+            let pending = self.pending_for(now, choice.pid, |p| p.invocation.is_none());
+            pending.invocation = Some(invocation);
+            return;
+        }
+        match end.chosen {
+            // Aborted: an earlier victim is still exiting; counted, not a decision.
+            2 => *self.aborted.entry(end.memcg_id).or_default() += 1,
+            // Nothing chosen and no progress: no killable task.
+            0 if end.ret == 0 => {
+                let trigger = invocation.trigger_pid;
+                let index = self.pending.iter().position(|p| {
+                    p.victim_pid == 0
+                        && p.invocation.is_none()
+                        && p.report
+                            .as_ref()
+                            .and_then(|r| r.trigger.as_ref())
+                            .is_some_and(|t| t.pid == trigger)
+                });
+                let pending = match index {
+                    Some(index) => &mut self.pending[index],
+                    None => self.pending_for(now, 0, |_| false),
+                };
+                pending.invocation = Some(invocation);
+            }
+            // Progress without a kill (the allocating task was already dying).
+            _ => {}
         }
     }
 
@@ -317,7 +414,14 @@ impl Builder {
             ReportItem::Report(report) => {
                 self.group_sweep = None;
                 let pid = report.kill.as_ref().map_or(0, |k| k.pid);
-                let pending = self.pending_for(now, pid, |p| p.report.is_none() && pid != 0);
+                let trigger = report.trigger.as_ref().map(|t| t.pid);
+                let pending = self.pending_for(now, pid, |p| {
+                    p.report.is_none()
+                        && (pid != 0
+                            || p.invocation
+                                .as_ref()
+                                .is_some_and(|i| Some(i.trigger_pid) == trigger))
+                });
                 pending.report = Some(report);
             }
             ReportItem::OomGroup { memcg, .. } => {
@@ -354,13 +458,14 @@ impl Builder {
     }
 
     fn is_complete(&self, p: &Pending) -> bool {
+        let has_invocation = p.invocation.is_some() || !self.sources.oom_path_hooks;
         if p.victim_pid == 0 {
-            // "no killable processes": the report is all there is.
-            return p.report.is_some();
+            // "no killable processes": the report (and the killer's evaluation) is all there is.
+            return p.report.is_some() && has_invocation;
         }
         let has_kill = p.kill_line().is_some();
         let has_bpf = p.mark.is_some() && (p.task.is_some() || !self.sources.victim_task_hook);
-        has_kill && has_bpf
+        has_kill && has_bpf && has_invocation
     }
 
     /// Emits the decisions that are ready at `now`.
@@ -422,6 +527,19 @@ impl Builder {
             self.seq += 1;
             let mut decision = assemble(self.seq, self.sources, &pending, env);
             self.note_repeats(&mut decision);
+            if let Some(end) = pending.invocation.as_ref().and_then(|i| i.end) {
+                if end.dropped > 0 {
+                    decision.explanation.push(format!(
+                        "{} candidate(s) were not reported: the ring buffer was full (see the lost records).",
+                        end.dropped
+                    ));
+                }
+                if let Some(aborted) = self.aborted.remove(&end.memcg_id) {
+                    decision.explanation.push(format!(
+                        "Before this kill, {aborted} OOM invocation(s) of the same memcg were aborted while an earlier victim was still exiting."
+                    ));
+                }
+            }
             decisions.push(decision);
         }
         decisions
@@ -577,9 +695,18 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
                 .as_ref()
                 .is_some_and(|s| s.source.text.contains("Memory cgroup out of memory"))
     }) || kill.is_some_and(|k| k.memcg_oom);
-    let constraint = report
-        .and_then(|r| r.constraint.as_ref())
-        .and_then(|c| constraint_name(&c.constraint))
+    // `enum oom_constraint`: NONE, CPUSET, MEMORY_POLICY, MEMCG since 2.6.35.
+    let hooked_constraint = p.invocation.as_ref().and_then(|i| i.end).and_then(|e| {
+        ["global", "cpuset", "mempolicy", "memcg"]
+            .get(e.constraint as usize)
+            .copied()
+    });
+    let constraint = hooked_constraint
+        .or_else(|| {
+            report
+                .and_then(|r| r.constraint.as_ref())
+                .and_then(|c| constraint_name(&c.constraint))
+        })
         .or_else(|| {
             if memcg_signs {
                 Some("memcg")
@@ -603,9 +730,20 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
             .or(mark.map(|m| comm_str(&m.header.comm)))
             .or(header.map(|h| h.comm.clone())),
         memcg: trigger_memcg,
-        gfp_mask: header.map(|h| format!("{:#x}", h.gfp_mask)),
+        gfp_mask: header
+            .map(|h| h.gfp_mask)
+            .or(p
+                .invocation
+                .as_ref()
+                .and_then(|i| i.end)
+                .map(|e| u64::from(e.gfp_mask)))
+            .map(|mask| format!("{mask:#x}")),
         gfp_flags: header.and_then(|h| h.gfp_flags.clone()),
-        order: header.map(|h| h.order),
+        order: header.map(|h| h.order).or(p
+            .invocation
+            .as_ref()
+            .and_then(|i| i.end)
+            .map(|e| e.order)),
     };
 
     // The victim's memcg and the chain above it, from the kernel.
@@ -709,7 +847,10 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
             .map(|ram| ram + swap_total.unwrap_or(0)),
         _ => None,
     };
-    let swap_assumed = swap_total.is_none() && totalpages.is_some();
+    let end = p.invocation.as_ref().and_then(|i| i.end);
+    // The kernel's own totalpages when the killer was hooked.
+    let totalpages = end.map(|e| e.totalpages).filter(|&t| t > 0).or(totalpages);
+    let swap_assumed = end.is_none() && swap_total.is_none() && totalpages.is_some();
 
     let release = report
         .and_then(|r| r.kernel_release.clone())
@@ -756,16 +897,29 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
                         points,
                         eligible: row.oom_score_adj > crate::score::OOM_SCORE_ADJ_MIN,
                         victim: row.pid == p.victim_pid && p.victim_pid != 0,
+                        skip_reason: (row.oom_score_adj <= crate::score::OOM_SCORE_ADJ_MIN)
+                            .then_some(Cow::Borrowed("oom_score_adj_min")),
                     }
                 })
                 .collect()
         })
         .unwrap_or_default();
-    let candidates_source = if table.is_some() {
+    let mut candidates_source = if table.is_some() {
         "kernel_report"
     } else {
         "none"
     };
+    // The killer's own evaluation replaces the printed table when hooked.
+    let invocation = p.invocation.as_ref().filter(|i| !i.candidates.is_empty());
+    if let Some(inv) = invocation {
+        let mut ordered = inv.candidates.clone();
+        ordered.sort_by_key(|c| c.index);
+        candidates = ordered
+            .iter()
+            .map(|c| bpf_candidate(c, p.victim_pid, page_size, env))
+            .collect();
+        candidates_source = "bpf";
+    }
 
     // The victim, preferring the kernel's own numbers (tracepoint kB fields).
     let mark_has = |bit: u32| mark.filter(|m| m.present & bit != 0);
@@ -796,10 +950,13 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
             .or(task_has(victim_valid::OOM_SCORE_ADJ).map(|t| t.oom_score_adj))
             .or(kill.and_then(|k| k.oom_score_adj))
             .or(victim_row.map(|r| r.oom_score_adj));
-        let points = candidates
-            .iter()
-            .find(|c| c.victim)
-            .and_then(|c| c.points)
+        let points = p
+            .invocation
+            .as_ref()
+            .and_then(|i| i.choice)
+            .filter(|c| c.pid == p.victim_pid)
+            .map(|c| c.points)
+            .or(candidates.iter().find(|c| c.victim).and_then(|c| c.points))
             .or_else(|| {
                 let (model, total) = (model?, totalpages?);
                 let rss = rss_anon_bytes? + rss_file_bytes? + rss_shmem_bytes?;
@@ -922,6 +1079,7 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
             trigger: &trigger,
             victim: victim.as_ref(),
             candidates: &candidates,
+            candidates_source,
             model,
             totalpages,
             page_size,
@@ -1031,6 +1189,54 @@ fn explain_container(
     }
 }
 
+/// A candidate as the killer evaluated it (fentry/kprobe backends).
+fn bpf_candidate(
+    c: &oomtrace_ebpf::OomCandidateEvent,
+    victim_pid: u32,
+    page_size: u64,
+    env: &mut dyn Environment,
+) -> Candidate {
+    use oomtrace_ebpf::candidate_flag as flag;
+    let pages = |n: i64| n.max(0) as u64 * page_size;
+    let has = |bit: u32| c.flags & bit != 0;
+    let memory = has(flag::MEMORY);
+    let scored = has(flag::SCORED) && c.points != i64::MIN;
+    let skip_reason = if scored {
+        None
+    } else if has(flag::ABORTED) {
+        Some("victim_exiting")
+    } else if has(flag::SCORED) && c.oom_score_adj <= crate::score::OOM_SCORE_ADJ_MIN {
+        Some("oom_score_adj_min")
+    } else if has(flag::OOM_VICTIM) {
+        Some("already_victim")
+    } else if has(flag::KTHREAD) {
+        Some("kernel_thread")
+    } else if has(flag::NO_MM) {
+        Some("no_mm")
+    } else {
+        Some("not_eligible")
+    };
+    let rss = pages(c.rss_anon_pages) + pages(c.rss_file_pages) + pages(c.rss_shmem_pages);
+    Candidate {
+        pid: c.pid,
+        tgid: Some(c.tgid),
+        uid: (c.uid != u32::MAX).then_some(c.uid),
+        comm: comm_str(&c.comm),
+        memcg: env.memcg_path(c.memcg_id),
+        rss_bytes: rss,
+        rss_anon_bytes: memory.then(|| pages(c.rss_anon_pages)),
+        rss_file_bytes: memory.then(|| pages(c.rss_file_pages)),
+        rss_shmem_bytes: memory.then(|| pages(c.rss_shmem_pages)),
+        swap_bytes: memory.then(|| pages(c.swapents)),
+        pgtables_bytes: memory.then_some(c.pgtables_bytes.max(0) as u64),
+        oom_score_adj: c.oom_score_adj,
+        points: scored.then_some(c.points),
+        eligible: scored,
+        victim: c.pid == victim_pid && victim_pid != 0,
+        skip_reason: skip_reason.map(Cow::Borrowed),
+    }
+}
+
 struct ExplainInput<'a> {
     sources: Sources,
     constraint: Option<&'static str>,
@@ -1039,6 +1245,7 @@ struct ExplainInput<'a> {
     trigger: &'a Trigger,
     victim: Option<&'a Victim>,
     candidates: &'a [Candidate],
+    candidates_source: &'a str,
     model: Option<BadnessModel>,
     totalpages: Option<u64>,
     page_size: u64,
@@ -1084,22 +1291,29 @@ fn explain(out: &mut Vec<String>, x: ExplainInput<'_>) {
         _ => {}
     }
 
-    let Some(report) = x.report else {
-        if x.victim.is_some() {
+    match x.report {
+        None if x.victim.is_some() && x.candidates.is_empty() => {
             out.push(
                 "The kernel printed no report for this kill (dump_header is rate-limited to 10 per 5 s, or the log was not readable): the candidate list is unknown."
                     .to_owned(),
             );
+            return;
         }
-        return;
-    };
-    if !report.complete {
-        out.push(
-            "The kernel's report is incomplete (cut off before its end): what it does not show is unknown."
+        None if x.victim.is_some() => out.push(
+            "The kernel printed no report for this kill (dump_header is rate-limited to 10 per 5 s); the hooks saw the whole evaluation."
                 .to_owned(),
-        );
+        ),
+        None => {}
+        Some(report) => {
+            if !report.complete {
+                out.push(
+                    "The kernel's report is incomplete (cut off before its end): what it does not show is unknown."
+                        .to_owned(),
+                );
+            }
+        }
     }
-    if report.no_killable {
+    if x.report.is_some_and(|r| r.no_killable) || (x.victim.is_none() && !x.candidates.is_empty()) {
         out.push(
             "The kernel found no killable process: every task left is unkillable (oom_score_adj -1000) or already exiting; the allocation fails instead."
                 .to_owned(),
@@ -1154,11 +1368,20 @@ fn explain(out: &mut Vec<String>, x: ExplainInput<'_>) {
 
     if !x.candidates.is_empty() {
         if let (Some(model), Some(total)) = (x.model, x.totalpages) {
-            out.push(format!(
-                "Candidates are the kernel's task table ({} tasks); points recomputed with the kernel's rule, {}, totalpages {total}.",
-                x.candidates.len(),
-                model.formula()
-            ));
+            if x.candidates_source == "bpf" {
+                out.push(format!(
+                    "Candidates are the killer's own evaluation: {} tasks visited, {} scored; points are oom_badness's return values ({}, totalpages {total}).",
+                    x.candidates.len(),
+                    x.candidates.iter().filter(|c| c.points.is_some()).count(),
+                    model.formula()
+                ));
+            } else {
+                out.push(format!(
+                    "Candidates are the kernel's task table ({} tasks); points recomputed with the kernel's rule, {}, totalpages {total}.",
+                    x.candidates.len(),
+                    model.formula()
+                ));
+            }
             let points: Vec<Option<i64>> = x.candidates.iter().map(|c| c.points).collect();
             let expected = expected_choice(model, &points).map(|i| &x.candidates[i]);
             let eligible = x.candidates.iter().filter(|c| c.points.is_some()).count();
@@ -1208,13 +1431,42 @@ fn explain(out: &mut Vec<String>, x: ExplainInput<'_>) {
                 )),
                 _ => {}
             }
-            if unkillable > 0 {
+            let skipped = |reason: &str| {
+                x.candidates
+                    .iter()
+                    .filter(|c| c.skip_reason.as_deref() == Some(reason))
+                    .count()
+            };
+            for (reason, text) in [
+                (
+                    "oom_score_adj_min",
+                    "had oom_score_adj -1000 and could not be chosen",
+                ),
+                (
+                    "already_victim",
+                    "were earlier victims already being reaped",
+                ),
+                (
+                    "victim_exiting",
+                    "were earlier victims still exiting: the kernel aborted this OOM to let them go",
+                ),
+                ("kernel_thread", "were kernel threads"),
+                ("no_mm", "had no memory left (exiting)"),
+                ("not_eligible", "were not eligible (cpuset or mempolicy)"),
+            ] {
+                let n = skipped(reason);
+                if n > 0 {
+                    out.push(format!("{n} task(s) {text}."));
+                }
+            }
+            if x.candidates_source != "bpf" && unkillable > skipped("oom_score_adj_min") {
                 out.push(format!(
-                    "{unkillable} task(s) had oom_score_adj -1000 and could not be chosen."
+                    "{} task(s) could not be scored.",
+                    unkillable - skipped("oom_score_adj_min")
                 ));
             }
         }
-    } else if x.victim.is_some() && report.tasks.is_none() {
+    } else if x.victim.is_some() && x.report.is_some_and(|r| r.tasks.is_none()) {
         out.push("The kernel's report has no task table (vm.oom_dump_tasks=0?).".to_owned());
     }
     if x.sources.backend == "tracepoint" && !x.candidates.is_empty() {
@@ -1223,7 +1475,9 @@ fn explain(out: &mut Vec<String>, x: ExplainInput<'_>) {
                 .to_owned(),
         );
     }
-    explain_memory(out, &x, report);
+    if let Some(report) = x.report {
+        explain_memory(out, &x, report);
+    }
 }
 
 /// Memory-composition and ranking patterns: page cache vs anon, huge pages,
@@ -1463,6 +1717,7 @@ mod tests {
             backend: "kernel_report",
             victim_task_hook: false,
             exit_hook: false,
+            oom_path_hooks: false,
         };
         let mut builder = Builder::new(sources, Vec::new());
         let start = Instant::now();

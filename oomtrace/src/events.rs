@@ -1,7 +1,8 @@
 //! Decoding ring-buffer records into typed events: bounds-checked, never
 //! trusting the kernel's byte count beyond what each record type needs.
 use oomtrace_ebpf::{
-    EventHeader, MarkVictimEvent, ReaperEvent, VictimExitEvent, VictimTaskEvent, kind,
+    EventHeader, MarkVictimEvent, OomCandidateEvent, OomChoiceEvent, OomEndEvent,
+    PagefaultOomEvent, ReaperEvent, VictimExitEvent, VictimTaskEvent, kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,6 +11,10 @@ pub enum Event {
     VictimTask(Box<VictimTaskEvent>),
     Reaper(ReaperEvent),
     VictimExit(VictimExitEvent),
+    OomCandidate(OomCandidateEvent),
+    OomChoice(OomChoiceEvent),
+    OomEnd(OomEndEvent),
+    PagefaultOom(PagefaultOomEvent),
 }
 
 impl Event {
@@ -19,6 +24,10 @@ impl Event {
             Event::VictimTask(e) => &e.header,
             Event::Reaper(e) => &e.header,
             Event::VictimExit(e) => &e.header,
+            Event::OomCandidate(e) => &e.header,
+            Event::OomChoice(e) => &e.header,
+            Event::OomEnd(e) => &e.header,
+            Event::PagefaultOom(e) => &e.header,
         }
     }
 }
@@ -61,6 +70,10 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::VICTIM_TASK => read_pod(bytes, event_kind).map(|e| Event::VictimTask(Box::new(e))),
         kind::REAPER => read_pod(bytes, event_kind).map(Event::Reaper),
         kind::VICTIM_EXIT => read_pod(bytes, event_kind).map(Event::VictimExit),
+        kind::OOM_CANDIDATE => read_pod(bytes, event_kind).map(Event::OomCandidate),
+        kind::OOM_CHOICE => read_pod(bytes, event_kind).map(Event::OomChoice),
+        kind::OOM_END => read_pod(bytes, event_kind).map(Event::OomEnd),
+        kind::PAGEFAULT_OOM => read_pod(bytes, event_kind).map(Event::PagefaultOom),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -128,6 +141,44 @@ pub fn to_json(event: &Event) -> serde_json::Value {
         }
         Event::Reaper(e) => json!({ "pid": e.pid, "step": e.step }),
         Event::VictimExit(e) => json!({ "marked_boot_ns": e.marked_boot_ns }),
+        Event::OomCandidate(e) => json!({
+            "oom_seq": e.oom_seq,
+            "index": e.index,
+            "pid": e.pid,
+            "tgid": e.tgid,
+            "comm": comm_str(&e.comm),
+            "uid": e.uid,
+            "oom_score_adj": e.oom_score_adj,
+            "points": e.points,
+            "flags": e.flags,
+            "rss_file_pages": e.rss_file_pages,
+            "rss_anon_pages": e.rss_anon_pages,
+            "rss_shmem_pages": e.rss_shmem_pages,
+            "swapents": e.swapents,
+            "pgtables_bytes": e.pgtables_bytes,
+            "memcg_id": e.memcg_id,
+        }),
+        Event::OomChoice(e) => json!({
+            "oom_seq": e.oom_seq,
+            "pid": e.pid,
+            "tgid": e.tgid,
+            "comm": comm_str(&e.comm),
+            "points": e.points,
+        }),
+        Event::OomEnd(e) => json!({
+            "oom_seq": e.oom_seq,
+            "memcg_id": e.memcg_id,
+            "totalpages": e.totalpages,
+            "chosen_points": e.chosen_points,
+            "gfp_mask": e.gfp_mask,
+            "order": e.order,
+            "constraint": e.constraint,
+            "chosen": e.chosen,
+            "ret": e.ret,
+            "candidates": e.candidates,
+            "dropped": e.dropped,
+        }),
+        Event::PagefaultOom(e) => json!({ "memcg_id": e.memcg_id }),
     };
     json!({ "header": header, "event": body })
 }
@@ -139,6 +190,10 @@ pub fn kind_name(event_kind: u32) -> &'static str {
         kind::VICTIM_TASK => "victim_task",
         kind::REAPER => "reaper",
         kind::VICTIM_EXIT => "victim_exit",
+        kind::OOM_CANDIDATE => "oom_candidate",
+        kind::OOM_CHOICE => "oom_choice",
+        kind::OOM_END => "oom_end",
+        kind::PAGEFAULT_OOM => "pagefault_oom",
         _ => "unknown",
     }
 }
@@ -202,6 +257,41 @@ mod tests {
             marked_boot_ns: 5,
         };
         assert_eq!(decode(&bytes_of(&exit)), Ok(Event::VictimExit(exit)));
+
+        let candidate = OomCandidateEvent {
+            header: header(kind::OOM_CANDIDATE),
+            oom_seq: 77,
+            pid: 12,
+            points: i64::MIN,
+            index: 3,
+            ..Default::default()
+        };
+        assert_eq!(
+            decode(&bytes_of(&candidate)),
+            Ok(Event::OomCandidate(candidate))
+        );
+        let choice = OomChoiceEvent {
+            header: header(kind::OOM_CHOICE),
+            oom_seq: 77,
+            pid: 12,
+            points: 900,
+            ..Default::default()
+        };
+        assert_eq!(decode(&bytes_of(&choice)), Ok(Event::OomChoice(choice)));
+        let end = OomEndEvent {
+            header: header(kind::OOM_END),
+            oom_seq: 77,
+            totalpages: 16384,
+            candidates: 4,
+            dropped: 1,
+            ..Default::default()
+        };
+        assert_eq!(decode(&bytes_of(&end)), Ok(Event::OomEnd(end)));
+        let fault = PagefaultOomEvent {
+            header: header(kind::PAGEFAULT_OOM),
+            memcg_id: 9,
+        };
+        assert_eq!(decode(&bytes_of(&fault)), Ok(Event::PagefaultOom(fault)));
     }
 
     #[test]

@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use aya::{
-    Ebpf, EbpfLoader,
+    Btf, Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::{ProgramError, RawTracePoint, TracePoint},
+    programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
 use oomtrace_ebpf::{Config, MemcgReclaimStats, kind};
 
@@ -16,20 +16,34 @@ use crate::{btf, tracefs};
 
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
+    /// fentry/fexit on the OOM killer's functions: every candidate with the
+    /// kernel's own points (BPF trampolines; most distro kernels).
+    Fentry,
+    /// The same hooks as kprobes/kretprobes (kernels without trampolines).
+    Kprobe,
     /// Tracepoints and raw tracepoints plus the kernel's OOM report (works
-    /// where fentry/kprobes are locked down).
+    /// where fentry and kprobes are locked down).
     Tracepoint,
 }
 
 impl Backend {
     pub fn name(self) -> &'static str {
         match self {
+            Backend::Fentry => "fentry",
+            Backend::Kprobe => "kprobe",
             Backend::Tracepoint => "tracepoint",
         }
     }
+}
+
+/// What `--backend` asks for: one backend, or the best that attaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendRequest {
+    Auto,
+    Only(Backend),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,6 +91,18 @@ enum AttachPoint {
     RawTracePoint {
         name: &'static str,
     },
+    FEntry {
+        function: &'static str,
+    },
+    FExit {
+        function: &'static str,
+    },
+    KProbe {
+        function: &'static str,
+    },
+    KRetProbe {
+        function: &'static str,
+    },
 }
 
 struct Hook {
@@ -90,7 +116,146 @@ impl Hook {
         match self.point {
             AttachPoint::TracePoint { category, name } => format!("tracepoint/{category}/{name}"),
             AttachPoint::RawTracePoint { name } => format!("raw_tracepoint/{name}"),
+            AttachPoint::FEntry { function } => format!("fentry/{function}"),
+            AttachPoint::FExit { function } => format!("fexit/{function}"),
+            AttachPoint::KProbe { function } => format!("kprobe/{function}"),
+            AttachPoint::KRetProbe { function } => format!("kretprobe/{function}"),
         }
+    }
+
+    fn function(&self) -> Option<&'static str> {
+        match self.point {
+            AttachPoint::FEntry { function }
+            | AttachPoint::FExit { function }
+            | AttachPoint::KProbe { function }
+            | AttachPoint::KRetProbe { function } => Some(function),
+            _ => None,
+        }
+    }
+}
+
+/// Parameter counts the OOM-path wrappers assume (they read the return value
+/// of an fexit right after the arguments). Checked against BTF: a kernel
+/// whose signature moved gets the hook reported as unavailable.
+const OOM_SIGNATURES: &[(&str, usize)] = &[
+    ("out_of_memory", 1),
+    ("oom_evaluate_task", 2),
+    ("oom_badness", 2),
+    ("oom_kill_process", 2),
+    ("pagefault_out_of_memory", 0),
+];
+
+/// The OOM killer's path for one backend; `required` hooks make the backend.
+fn oom_path_hooks(backend: Backend) -> Vec<Hook> {
+    let hook = |program, point, required| Hook {
+        program,
+        point,
+        required,
+    };
+    match backend {
+        Backend::Fentry => vec![
+            hook(
+                "fentry_out_of_memory",
+                AttachPoint::FEntry {
+                    function: "out_of_memory",
+                },
+                true,
+            ),
+            hook(
+                "fexit_out_of_memory",
+                AttachPoint::FExit {
+                    function: "out_of_memory",
+                },
+                true,
+            ),
+            hook(
+                "fentry_oom_evaluate_task",
+                AttachPoint::FEntry {
+                    function: "oom_evaluate_task",
+                },
+                true,
+            ),
+            hook(
+                "fexit_oom_evaluate_task",
+                AttachPoint::FExit {
+                    function: "oom_evaluate_task",
+                },
+                true,
+            ),
+            hook(
+                "fexit_oom_badness",
+                AttachPoint::FExit {
+                    function: "oom_badness",
+                },
+                true,
+            ),
+            hook(
+                "fentry_oom_kill_process",
+                AttachPoint::FEntry {
+                    function: "oom_kill_process",
+                },
+                true,
+            ),
+            hook(
+                "fentry_pagefault_out_of_memory",
+                AttachPoint::FEntry {
+                    function: "pagefault_out_of_memory",
+                },
+                false,
+            ),
+        ],
+        Backend::Kprobe => vec![
+            hook(
+                "kprobe_out_of_memory",
+                AttachPoint::KProbe {
+                    function: "out_of_memory",
+                },
+                true,
+            ),
+            hook(
+                "kretprobe_out_of_memory",
+                AttachPoint::KRetProbe {
+                    function: "out_of_memory",
+                },
+                true,
+            ),
+            hook(
+                "kprobe_oom_evaluate_task",
+                AttachPoint::KProbe {
+                    function: "oom_evaluate_task",
+                },
+                true,
+            ),
+            hook(
+                "kretprobe_oom_evaluate_task",
+                AttachPoint::KRetProbe {
+                    function: "oom_evaluate_task",
+                },
+                true,
+            ),
+            hook(
+                "kretprobe_oom_badness",
+                AttachPoint::KRetProbe {
+                    function: "oom_badness",
+                },
+                true,
+            ),
+            hook(
+                "kprobe_oom_kill_process",
+                AttachPoint::KProbe {
+                    function: "oom_kill_process",
+                },
+                true,
+            ),
+            hook(
+                "kprobe_pagefault_out_of_memory",
+                AttachPoint::KProbe {
+                    function: "pagefault_out_of_memory",
+                },
+                false,
+            ),
+        ],
+        Backend::Tracepoint => Vec::new(),
     }
 }
 
@@ -143,7 +308,7 @@ fn tracepoint_hooks() -> Vec<Hook> {
 }
 
 pub struct TraceOptions {
-    pub backend: Backend,
+    pub backend: BackendRequest,
     /// cgroup ids of `--cgroup` directories (empty: no filter).
     pub cgroup_ids: Vec<u64>,
     pub btf_path: PathBuf,
@@ -227,29 +392,58 @@ impl Tracer {
                 }
                 _ => None,
             };
-            let result = match skip_reason {
+            let outcome = match skip_reason {
                 Some(reason) => Err(reason),
-                None => attach(&mut ebpf, &hook).map_err(|e| error_chain(&e)),
+                None => attach(&mut ebpf, &hook, None).map_err(|e| error_chain(&e)),
             };
-            match result {
-                Ok(()) => hooks.push(HookStatus {
+            if let (Err(reason), true) = (&outcome, hook.required) {
+                return Err(LoadError::Hook {
                     hook: hook.label(),
-                    attached: true,
-                    required: hook.required,
-                    error: None,
-                }),
-                Err(reason) if hook.required => {
-                    return Err(LoadError::Hook {
-                        hook: hook.label(),
-                        reason,
-                    });
+                    reason: reason.clone(),
+                });
+            }
+            hooks.push(status(&hook, outcome));
+        }
+
+        // The OOM killer's own path: the first backend whose required hooks
+        // all attach wins; every attempt is reported.
+        let candidates: &[Backend] = match options.backend {
+            BackendRequest::Auto => &[Backend::Fentry, Backend::Kprobe],
+            BackendRequest::Only(Backend::Tracepoint) => &[],
+            BackendRequest::Only(Backend::Fentry) => &[Backend::Fentry],
+            BackendRequest::Only(Backend::Kprobe) => &[Backend::Kprobe],
+        };
+        let mut backend = Backend::Tracepoint;
+        let mut aya_btf = None;
+        for &candidate in candidates {
+            let (attached, statuses) = attach_backend(
+                &mut ebpf,
+                candidate,
+                &kernel_btf,
+                &options.btf_path,
+                &mut aya_btf,
+            );
+            let failed_required = statuses.iter().find(|h| h.required && !h.attached).cloned();
+            hooks.extend(statuses);
+            match failed_required {
+                None => {
+                    backend = candidate;
+                    break;
                 }
-                Err(reason) => hooks.push(HookStatus {
-                    hook: hook.label(),
-                    attached: false,
-                    required: false,
-                    error: Some(reason),
-                }),
+                Some(failed) => {
+                    // Detach what this backend did attach: a partial OOM path is worse than none.
+                    for program in attached {
+                        if let Some(p) = ebpf.program_mut(program) {
+                            let _ = unload_program(p);
+                        }
+                    }
+                    if options.backend == BackendRequest::Only(candidate) {
+                        return Err(LoadError::Hook {
+                            hook: failed.hook,
+                            reason: failed.error.unwrap_or_default(),
+                        });
+                    }
+                }
             }
         }
 
@@ -279,7 +473,7 @@ impl Tracer {
         })?;
         Ok(Self {
             _ebpf: ebpf,
-            backend: options.backend,
+            backend,
             hooks,
             unavailable,
             victim_task_hook,
@@ -316,10 +510,113 @@ fn map<'a>(
     BpfHashMap::try_from(map).map_err(|source| LoadError::Map { name, source })
 }
 
-fn attach(ebpf: &mut Ebpf, hook: &Hook) -> Result<(), ProgramError> {
+fn status(hook: &Hook, outcome: Result<(), String>) -> HookStatus {
+    HookStatus {
+        hook: hook.label(),
+        attached: outcome.is_ok(),
+        required: hook.required,
+        error: outcome.err(),
+    }
+}
+
+/// Attaches one backend's OOM-path hooks; returns the programs attached and
+/// every hook's status.
+fn attach_backend(
+    ebpf: &mut Ebpf,
+    backend: Backend,
+    kernel_btf: &btf::KernelBtf,
+    btf_path: &Path,
+    aya_btf: &mut Option<Btf>,
+) -> (Vec<&'static str>, Vec<HookStatus>) {
+    let mut attached = Vec::new();
+    let mut statuses = Vec::new();
+    let mut kallsyms = None;
+    for hook in oom_path_hooks(backend) {
+        let function = hook.function().expect("OOM-path hooks name a function");
+        let outcome = check_signature(kernel_btf, function).and_then(|()| {
+            let symbol = match hook.point {
+                AttachPoint::KProbe { .. } | AttachPoint::KRetProbe { .. } => {
+                    kprobe_symbol(kallsyms.get_or_insert_with(read_kallsyms), function)?
+                }
+                _ => function.to_owned(),
+            };
+            if matches!(
+                hook.point,
+                AttachPoint::FEntry { .. } | AttachPoint::FExit { .. }
+            ) && aya_btf.is_none()
+            {
+                *aya_btf = Some(
+                    Btf::parse_file(btf_path, aya::Endianness::default())
+                        .map_err(|e| format!("reading BTF for fentry: {e}"))?,
+                );
+            }
+            attach(ebpf, &hook, Some((&symbol, aya_btf.as_ref()))).map_err(|e| error_chain(&e))
+        });
+        if outcome.is_ok() {
+            attached.push(hook.program);
+        }
+        statuses.push(status(&hook, outcome));
+    }
+    (attached, statuses)
+}
+
+fn check_signature(kernel_btf: &btf::KernelBtf, function: &str) -> Result<(), String> {
+    let Some(&(_, expected)) = OOM_SIGNATURES.iter().find(|(f, _)| *f == function) else {
+        return Ok(());
+    };
+    match kernel_btf.func_params(function) {
+        None => Err(format!(
+            "{function} is not in the kernel's BTF (inlined or absent on this kernel)"
+        )),
+        Some(params) if params.len() != expected => Err(format!(
+            "{function} takes ({}) here, oomtrace expects {expected} parameter(s)",
+            params.join(", ")
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+fn read_kallsyms() -> Vec<String> {
+    std::fs::read_to_string("/proc/kallsyms")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_owned))
+        .collect()
+}
+
+/// The symbol a kprobe attaches to: the function itself, else a compiler
+/// clone of it (`name.isra.0`, `name.constprop.0`, `name.part.0`); never a
+/// `.cold` fragment, which is not the function's entry.
+fn kprobe_symbol(kallsyms: &[String], function: &str) -> Result<String, String> {
+    if kallsyms.iter().any(|s| s == function) {
+        return Ok(function.to_owned());
+    }
+    let prefix = format!("{function}.");
+    kallsyms
+        .iter()
+        .find(|s| s.starts_with(&prefix) && !s.contains(".cold"))
+        .cloned()
+        .ok_or_else(|| format!("{function} is not in /proc/kallsyms (inlined, or kallsyms hidden)"))
+}
+
+fn unload_program(program: &mut aya::programs::Program) -> Result<(), ProgramError> {
+    use aya::programs::Program;
+    match program {
+        Program::FEntry(p) => p.unload(),
+        Program::FExit(p) => p.unload(),
+        Program::KProbe(p) => p.unload(),
+        _ => Ok(()),
+    }
+}
+
+fn attach(
+    ebpf: &mut Ebpf,
+    hook: &Hook,
+    target: Option<(&str, Option<&Btf>)>,
+) -> Result<(), ProgramError> {
     let program = ebpf
         .program_mut(hook.program)
-        .ok_or_else(|| ProgramError::UnexpectedProgramType)?;
+        .ok_or(ProgramError::UnexpectedProgramType)?;
     match hook.point {
         AttachPoint::TracePoint { category, name } => {
             let program: &mut TracePoint = program.try_into()?;
@@ -330,6 +627,28 @@ fn attach(ebpf: &mut Ebpf, hook: &Hook) -> Result<(), ProgramError> {
             let program: &mut RawTracePoint = program.try_into()?;
             program.load()?;
             program.attach(name)?;
+        }
+        AttachPoint::FEntry { function } => {
+            let btf = target
+                .and_then(|(_, btf)| btf)
+                .ok_or(ProgramError::UnexpectedProgramType)?;
+            let program: &mut FEntry = program.try_into()?;
+            program.load(function, btf)?;
+            program.attach()?;
+        }
+        AttachPoint::FExit { function } => {
+            let btf = target
+                .and_then(|(_, btf)| btf)
+                .ok_or(ProgramError::UnexpectedProgramType)?;
+            let program: &mut FExit = program.try_into()?;
+            program.load(function, btf)?;
+            program.attach()?;
+        }
+        AttachPoint::KProbe { function } | AttachPoint::KRetProbe { function } => {
+            let symbol = target.map_or(function, |(symbol, _)| symbol);
+            let program: &mut KProbe = program.try_into()?;
+            program.load()?;
+            program.attach(symbol, 0)?;
         }
     }
     Ok(())
@@ -348,8 +667,13 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         }
         source = inner.source();
     }
-    // Verifier logs are long; the first lines say what failed.
-    match text.char_indices().nth(600) {
+    let text = text
+        .trim_end()
+        .trim_end_matches("Verifier output:")
+        .trim_end()
+        .to_owned();
+    // Verifier logs are long; keep enough to see the failing instruction.
+    match text.char_indices().nth(4000) {
         Some((cut, _)) => format!("{}…", &text[..cut]),
         None => text,
     }

@@ -91,12 +91,40 @@ impl<W: Write> Output<W> {
             record.kernel_release,
             attached.len()
         ))?;
+        // One line per backend that could not be used, one per other hook.
+        let mut reported_backends: Vec<&str> = Vec::new();
         for hook in record.hooks.iter().filter(|h| !h.attached) {
-            self.line(&format!(
-                "oomtrace: hook {} not attached: {}",
-                hook.hook,
-                hook.error.as_deref().unwrap_or("unknown reason")
-            ))?;
+            let family = match hook.hook.split('/').next() {
+                Some("fentry" | "fexit") => Some("fentry"),
+                Some("kprobe" | "kretprobe") => Some("kprobe"),
+                _ => None,
+            };
+            // Only the first line of an error: verifier logs stay in the JSON record.
+            let reason = hook
+                .error
+                .as_deref()
+                .unwrap_or("unknown reason")
+                .lines()
+                .next()
+                .unwrap_or_default();
+            match family {
+                Some(family) if family == record.backend => self.line(&format!(
+                    "oomtrace: hook {} not attached: {reason}",
+                    hook.hook
+                ))?,
+                Some(family) if !reported_backends.contains(&family) => {
+                    reported_backends.push(family);
+                    self.line(&format!(
+                        "oomtrace: {family} backend not usable here ({}: {reason})",
+                        hook.hook
+                    ))?;
+                }
+                Some(_) => {}
+                None => self.line(&format!(
+                    "oomtrace: hook {} not attached: {reason}",
+                    hook.hook
+                ))?,
+            }
         }
         if !record.unavailable_fields.is_empty() {
             self.line(&format!(

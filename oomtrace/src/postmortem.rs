@@ -175,6 +175,7 @@ fn load_log(path: &Path, bytes: &[u8]) -> Result<Vec<Decision>, InputError> {
             backend: "kernel_report",
             victim_task_hook: false,
             exit_hook: false,
+            oom_path_hooks: false,
         },
         Vec::new(),
     );

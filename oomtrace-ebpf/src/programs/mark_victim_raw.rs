@@ -97,7 +97,7 @@ pub fn raw_mark_victim(ctx: RawTracePointContext) -> i32 {
 /// `mm->rss_stat[index]` as the OOM killer reads it (`get_mm_counter`: the
 /// counter's central value, without summing per-CPU deltas).
 #[inline(always)]
-fn rss_counter(mm: u64, index: u32) -> Option<i64> {
+pub fn rss_counter(mm: u64, index: u32) -> Option<i64> {
     let base = global!(OFFSETS.mm_rss_stat);
     let stride = global!(OFFSETS.mm_rss_stride);
     let value = global!(OFFSETS.mm_rss_value);

@@ -4,5 +4,8 @@ mod mark_victim;
 mod mark_victim_raw;
 mod memcg;
 mod memcg_reclaim;
+mod oom_fentry;
+mod oom_kprobe;
+mod oom_path;
 mod reaper;
 mod victim_exit;

@@ -1,0 +1,52 @@
+//! fentry/fexit wrappers for the OOM path (kernels with BPF trampolines).
+//! Argument positions are checked against BTF by the loader before attaching:
+//! `out_of_memory(oc)`, `oom_evaluate_task(task, arg)`, `oom_badness(p, totalpages)`,
+//! `oom_kill_process(oc, message)`; an fexit's return value follows the arguments.
+use aya_ebpf::{
+    macros::{fentry, fexit},
+    programs::{FEntryContext, FExitContext},
+};
+
+use super::oom_path;
+
+#[fentry(function = "out_of_memory")]
+pub fn fentry_out_of_memory(ctx: FEntryContext) -> i32 {
+    oom_path::oom_enter(ctx.arg(0));
+    0
+}
+
+#[fexit(function = "out_of_memory")]
+pub fn fexit_out_of_memory(ctx: FExitContext) -> i32 {
+    oom_path::oom_exit(ctx.arg(0), ctx.arg(1));
+    0
+}
+
+#[fentry(function = "oom_evaluate_task")]
+pub fn fentry_oom_evaluate_task(ctx: FEntryContext) -> i32 {
+    oom_path::evaluate_enter(ctx.arg(0));
+    0
+}
+
+#[fexit(function = "oom_evaluate_task")]
+pub fn fexit_oom_evaluate_task(ctx: FExitContext) -> i32 {
+    oom_path::evaluate_exit(ctx.arg(0), ctx.arg::<u64>(2) as i32);
+    0
+}
+
+#[fexit(function = "oom_badness")]
+pub fn fexit_oom_badness(ctx: FExitContext) -> i32 {
+    oom_path::badness_exit(ctx.arg(0), ctx.arg::<u64>(2) as i64);
+    0
+}
+
+#[fentry(function = "oom_kill_process")]
+pub fn fentry_oom_kill_process(ctx: FEntryContext) -> i32 {
+    oom_path::kill_enter(ctx.arg(0));
+    0
+}
+
+#[fentry(function = "pagefault_out_of_memory")]
+pub fn fentry_pagefault_out_of_memory(_ctx: FEntryContext) -> i32 {
+    oom_path::pagefault_oom();
+    0
+}
