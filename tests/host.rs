@@ -486,12 +486,8 @@ fn repeated_ooms_in_one_memcg_are_called_out() {
     require_root();
     let cgroup = TestCgroup::new_v1("loop", 32 << 20);
     let log = KernelLog::open();
-    let (mut tracer, _) = Tracer::start_json(&[
-        "--cgroup",
-        cgroup.path.to_str().unwrap(),
-        "--count",
-        "3",
-    ]);
+    let (mut tracer, _) =
+        Tracer::start_json(&["--cgroup", cgroup.path.to_str().unwrap(), "--count", "3"]);
     for _ in 0..3 {
         let mut hog = Hog::start("crashloop", &cgroup, &[]);
         log.killed_line(hog.pid());

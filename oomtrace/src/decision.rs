@@ -1318,6 +1318,7 @@ fn explain(out: &mut Vec<String>, x: ExplainInput<'_>) {
             "The kernel found no killable process: every task left is unkillable (oom_score_adj -1000) or already exiting; the allocation fails instead."
                 .to_owned(),
         );
+        out.push(failed_allocation(x.trigger));
     }
 
     if let Some(v) = x.victim {
@@ -1478,6 +1479,29 @@ fn explain(out: &mut Vec<String>, x: ExplainInput<'_>) {
     if let Some(report) = x.report {
         explain_memory(out, &x, report);
     }
+}
+
+/// What the caller of a failed charge sees, from the allocation's gfp flags.
+fn failed_allocation(trigger: &Trigger) -> String {
+    let flags = trigger.gfp_flags.as_deref().unwrap_or("");
+    let what = if flags.contains("ACCOUNT") {
+        "a kernel-memory allocation charged to the memcg (e.g. fork's stacks and page tables, sockets, dentries): the system call fails with ENOMEM — fork reports 'Cannot allocate memory'"
+    } else if flags.contains("HIGHUSER") {
+        "user memory (a page fault or an explicit populate): an madvise/mlock/mmap(MAP_POPULATE) caller gets ENOMEM; a plain page fault retries the OOM path"
+    } else {
+        "an allocation whose caller gets ENOMEM"
+    };
+    format!(
+        "{} (pid {}) asked for {} (order {}): {what}.",
+        trigger.comm.as_deref().unwrap_or("The allocating task"),
+        trigger.pid.map_or("?".to_owned(), |p| p.to_string()),
+        trigger
+            .gfp_flags
+            .as_deref()
+            .or(trigger.gfp_mask.as_deref())
+            .unwrap_or("memory"),
+        trigger.order.map_or("?".to_owned(), |o| o.to_string()),
+    )
 }
 
 /// Memory-composition and ranking patterns: page cache vs anon, huge pages,
@@ -1873,6 +1897,87 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn many_small_tasks_are_called_out() {
+        let path = fixtures()
+            .into_iter()
+            .find(|p| {
+                p.to_string_lossy()
+                    .contains("6.1.0-50-amd64-c-v2-many-procs.log")
+            })
+            .unwrap();
+        let raw = items(&path);
+        let first_rows = raw
+            .iter()
+            .find_map(|i| match i {
+                ReportItem::Report(r) => r.tasks.as_ref().map(|t| t.rows.len()),
+                _ => None,
+            })
+            .unwrap();
+        let d = &decisions(&path)[0];
+        assert!(
+            d.explanation
+                .iter()
+                .any(|e| e.starts_with(&format!("{first_rows} eligible tasks and none above"))),
+            "{:?}",
+            d.explanation
+        );
+    }
+
+    #[test]
+    fn kernel_memory_share_is_explained() {
+        let report = KernelReport {
+            complete: true,
+            memcg_stats: vec![
+                ("anon".into(), 40 << 20),
+                ("file".into(), 4 << 20),
+                ("kernel".into(), 20 << 20),
+            ],
+            ..KernelReport::default()
+        };
+        let oom_memcg = OomMemcg {
+            path: Some("/app".into()),
+            limit_bytes: Some(64 << 20),
+            usage_bytes: Some(64 << 20),
+            source: "kernel_report".into(),
+            usage_after_kill_bytes: None,
+        };
+        let trigger = Trigger {
+            pid: None,
+            comm: None,
+            memcg: None,
+            gfp_mask: None,
+            gfp_flags: None,
+            order: None,
+        };
+        let mut out = Vec::new();
+        let x = ExplainInput {
+            sources: Sources {
+                backend: "kernel_report",
+                victim_task_hook: false,
+                exit_hook: false,
+                oom_path_hooks: false,
+            },
+            constraint: Some("memcg"),
+            oom_memcg: Some(&oom_memcg),
+            victim_memcg: Some("/app"),
+            trigger: &trigger,
+            victim: None,
+            candidates: &[],
+            candidates_source: "none",
+            model: None,
+            totalpages: None,
+            page_size: 4096,
+            report: Some(&report),
+        };
+        explain_memory(&mut out, &x, &report);
+        assert!(
+            out.iter()
+                .any(|e| e.starts_with("Kernel memory") && e.contains("20.0 MiB (31% of usage)")),
+            "{out:?}"
+        );
     }
 
     #[test]

@@ -197,21 +197,38 @@ impl Tracer {
         (tracer, start)
     }
 
-    /// Waits for a plain-text line starting with `prefix` (card mode).
-    pub fn wait_line(&mut self, prefix: &str) -> String {
+    /// The next output line for which `wanted` returns a value; every line
+    /// read is kept in `seen`. Panics (with what was seen) on timeout or exit.
+    fn next_matching<T>(&mut self, what: &str, mut wanted: impl FnMut(&str) -> Option<T>) -> T {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(line) => {
                     self.seen.push(line.clone());
-                    if line.starts_with(prefix) {
-                        return line;
+                    if let Some(found) = wanted(&line) {
+                        return found;
                     }
                 }
-                Err(_) => panic!("no line starting with {prefix:?}; saw {:?}", self.seen),
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("no {what} within {TIMEOUT:?}; saw {:?}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    let status = self.child.wait().unwrap();
+                    panic!(
+                        "oomtrace exited ({status}) before {what}; saw {:?}",
+                        self.seen
+                    )
+                }
             }
         }
+    }
+
+    /// Waits for a plain-text line starting with `prefix` (card mode).
+    pub fn wait_line(&mut self, prefix: &str) -> String {
+        self.next_matching(&format!("a line starting with {prefix:?}"), |line| {
+            line.starts_with(prefix).then(|| line.to_owned())
+        })
     }
 
     /// JSON records of `record_type` among the lines seen so far.
@@ -224,36 +241,15 @@ impl Tracer {
             .collect()
     }
 
-    /// Next JSON record of `record_type` (others are kept in `seen`).
+    /// Next JSON record of `record_type` (every record read is checked
+    /// against the schema; others are kept in `seen`).
     pub fn next_record(&mut self, record_type: &str) -> Value {
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    let value: Value = serde_json::from_str(&line)
-                        .unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
-                    assert_schema_valid(&value);
-                    if value["type"] == record_type {
-                        return value;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "no {record_type} record within {TIMEOUT:?}; saw {:?}",
-                        self.seen
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = self.child.wait().unwrap();
-                    panic!(
-                        "oomtrace exited ({status}) before a {record_type} record; saw {:?}",
-                        self.seen
-                    )
-                }
-            }
-        }
+        self.next_matching(&format!("{record_type} record"), |line| {
+            let value: Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+            assert_schema_valid(&value);
+            (value["type"] == record_type).then_some(value)
+        })
     }
 
     /// Waits for the process to exit (it was started with --count): its
