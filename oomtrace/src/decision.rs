@@ -1303,15 +1303,11 @@ fn explain(out: &mut Vec<String>, x: ExplainInput<'_>) {
             "The kernel printed no report for this kill (dump_header is rate-limited to 10 per 5 s); the hooks saw the whole evaluation."
                 .to_owned(),
         ),
-        None => {}
-        Some(report) => {
-            if !report.complete {
-                out.push(
-                    "The kernel's report is incomplete (cut off before its end): what it does not show is unknown."
-                        .to_owned(),
-                );
-            }
-        }
+        Some(report) if !report.complete => out.push(
+            "The kernel's report is incomplete (cut off before its end): what it does not show is unknown."
+                .to_owned(),
+        ),
+        _ => {}
     }
     if x.report.is_some_and(|r| r.no_killable) || (x.victim.is_none() && !x.candidates.is_empty()) {
         out.push(
