@@ -672,11 +672,15 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         .trim_end_matches("Verifier output:")
         .trim_end()
         .to_owned();
-    // Verifier logs are long; keep enough to see the failing instruction.
-    match text.char_indices().nth(4000) {
-        Some((cut, _)) => format!("{}…", &text[..cut]),
-        None => text,
+    // Verifier logs are long: keep the start (what was loaded) and the end
+    // (why the verifier refused it).
+    let chars: Vec<char> = text.chars().collect();
+    if chars.len() <= 3000 {
+        return text;
     }
+    let head: String = chars[..600].iter().collect();
+    let tail: String = chars[chars.len() - 2400..].iter().collect();
+    format!("{head} … {tail}")
 }
 
 /// Kernels before 5.11 charge BPF maps to RLIMIT_MEMLOCK.

@@ -57,14 +57,24 @@ macro_rules! global {
 }
 pub(crate) use global;
 
-/// Reads a `T` at `base + offset` in kernel memory; `None` for a null base, an
-/// offset this kernel does not have, or a failed read.
+/// Reads a `T` at `base + offset`, zero when the offset is unavailable or the
+/// read faults. Branch-free on purpose: the helper zeroes its destination on
+/// failure, so older verifiers (5.10) do not explore a path per read.
 #[inline(always)]
-pub fn read_kernel<T>(base: u64, offset: u32) -> Option<T> {
-    if base == 0 || offset == UNAVAILABLE {
-        return None;
+pub fn read_or_zero<T: Copy>(base: u64, offset: u32) -> T {
+    let mut value = core::mem::MaybeUninit::<T>::zeroed();
+    if offset != UNAVAILABLE {
+        unsafe {
+            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+                value.as_mut_ptr().cast(),
+                core::mem::size_of::<T>() as u32,
+                (base + offset as u64) as *const core::ffi::c_void,
+            );
+        }
     }
-    unsafe { bpf_probe_read_kernel((base + offset as u64) as *const T) }.ok()
+    // SAFETY: zeroed, then possibly overwritten by the kernel: a valid
+    // bit pattern for the integer and byte-array types read this way.
+    unsafe { value.assume_init() }
 }
 
 /// Reads a `T` from a tracepoint record at a tracefs-resolved offset.

@@ -9,7 +9,7 @@ use aya_ebpf::{
 use oomtrace_ebpf::{UNAVAILABLE, VictimTaskEvent, kind, victim_valid as valid};
 
 use super::{
-    common::{CONFIG, OFFSETS, VICTIMS, global, read_kernel, reserve, write_header},
+    common::{CONFIG, OFFSETS, VICTIMS, global, read_or_zero, reserve, write_header},
     memcg::{css_cgroup_id, fill_chain, in_scope, task_memcg_css},
 };
 
@@ -31,53 +31,47 @@ pub fn raw_mark_victim(ctx: RawTracePointContext) -> i32 {
     let marked_ns = unsafe { (*event).header.boot_ns };
     let mut flags = 0u32;
 
-    let pid: Option<u32> = read_kernel(task, global!(OFFSETS.task_pid));
-    let tgid: Option<u32> = read_kernel(task, global!(OFFSETS.task_tgid));
-    let comm: Option<[u8; 16]> = read_kernel(task, global!(OFFSETS.task_comm));
-    if pid.is_some() && tgid.is_some() && comm.is_some() {
+    // Reads are branch-free (zero on failure); validity comes from the offsets
+    // this kernel has and from the pointers being non-null.
+    let pid: u32 = read_or_zero(task, global!(OFFSETS.task_pid));
+    let tgid: u32 = read_or_zero(task, global!(OFFSETS.task_tgid));
+    let comm: [u8; 16] = read_or_zero(task, global!(OFFSETS.task_comm));
+    if pid != 0 {
         flags |= valid::IDENTITY;
     }
-    let signal: u64 = read_kernel(task, global!(OFFSETS.task_signal)).unwrap_or(0);
-    let adj: Option<i16> = read_kernel(signal, global!(OFFSETS.signal_oom_score_adj));
-    if adj.is_some() {
+    let signal: u64 = read_or_zero(task, global!(OFFSETS.task_signal));
+    let adj: i16 = read_or_zero(signal, global!(OFFSETS.signal_oom_score_adj));
+    if signal != 0 && global!(OFFSETS.signal_oom_score_adj) != UNAVAILABLE {
         flags |= valid::OOM_SCORE_ADJ;
     }
-    let mm: u64 = read_kernel(task, global!(OFFSETS.task_mm)).unwrap_or(0);
-    let file = rss_counter(mm, global!(OFFSETS.mm_filepages));
-    let anon = rss_counter(mm, global!(OFFSETS.mm_anonpages));
-    let shmem = rss_counter(mm, global!(OFFSETS.mm_shmempages));
-    let swap = rss_counter(mm, global!(OFFSETS.mm_swapents));
-    if file.is_some() && anon.is_some() && shmem.is_some() {
-        flags |= valid::RSS;
+    let mm: u64 = read_or_zero(task, global!(OFFSETS.task_mm));
+    let counters = mm != 0 && rss_counters_available();
+    if counters {
+        flags |= valid::RSS | valid::SWAPENTS;
     }
-    if swap.is_some() {
-        flags |= valid::SWAPENTS;
-    }
-    let pgtables: Option<i64> = read_kernel(mm, global!(OFFSETS.mm_pgtables_bytes));
-    if pgtables.is_some() {
+    if mm != 0 && global!(OFFSETS.mm_pgtables_bytes) != UNAVAILABLE {
         flags |= valid::PGTABLES;
     }
-    let total_vm: Option<u64> = read_kernel(mm, global!(OFFSETS.mm_total_vm));
-    if total_vm.is_some() {
+    if mm != 0 && global!(OFFSETS.mm_total_vm) != UNAVAILABLE {
         flags |= valid::TOTAL_VM;
     }
     let current = unsafe { bpf_get_current_task() };
-    let trigger_memcg = task_memcg_css(current).and_then(css_cgroup_id);
-    if trigger_memcg.is_some() {
+    let trigger_memcg = task_memcg_css(current).and_then(css_cgroup_id).unwrap_or(0);
+    if trigger_memcg != 0 {
         flags |= valid::TRIGGER_MEMCG;
     }
     unsafe {
-        (*event).victim_pid = pid.unwrap_or(0);
-        (*event).victim_tgid = tgid.unwrap_or(0);
-        (*event).victim_comm = comm.unwrap_or([0; 16]);
-        (*event).oom_score_adj = adj.unwrap_or(0) as i32;
-        (*event).rss_file_pages = file.unwrap_or(0);
-        (*event).rss_anon_pages = anon.unwrap_or(0);
-        (*event).rss_shmem_pages = shmem.unwrap_or(0);
-        (*event).swapents = swap.unwrap_or(0);
-        (*event).pgtables_bytes = pgtables.unwrap_or(0);
-        (*event).total_vm_pages = total_vm.unwrap_or(0);
-        (*event).trigger_memcg_id = trigger_memcg.unwrap_or(0);
+        (*event).victim_pid = pid;
+        (*event).victim_tgid = tgid;
+        (*event).victim_comm = comm;
+        (*event).oom_score_adj = adj as i32;
+        (*event).rss_file_pages = rss_counter(mm, global!(OFFSETS.mm_filepages));
+        (*event).rss_anon_pages = rss_counter(mm, global!(OFFSETS.mm_anonpages));
+        (*event).rss_shmem_pages = rss_counter(mm, global!(OFFSETS.mm_shmempages));
+        (*event).swapents = rss_counter(mm, global!(OFFSETS.mm_swapents));
+        (*event).pgtables_bytes = read_or_zero(mm, global!(OFFSETS.mm_pgtables_bytes));
+        (*event).total_vm_pages = read_or_zero(mm, global!(OFFSETS.mm_total_vm));
+        (*event).trigger_memcg_id = trigger_memcg;
         (*event)._pad0 = 0;
         let depth = fill_chain(css, &raw mut (*event).memcg);
         if depth > 0 {
@@ -87,23 +81,35 @@ pub fn raw_mark_victim(ctx: RawTracePointContext) -> i32 {
         (*event).valid = flags;
     }
     entry.submit(0);
-    if let Some(pid) = pid {
+    if pid != 0 {
         // Lets `victim_exit` report when (and whether) the victim went away.
         let _ = VICTIMS.insert(pid, marked_ns, 0);
     }
     0
 }
 
-/// `mm->rss_stat[index]` as the OOM killer reads it (`get_mm_counter`: the
-/// counter's central value, without summing per-CPU deltas).
+/// Whether this kernel's rss counters could be resolved (offsets and enum values).
 #[inline(always)]
-pub fn rss_counter(mm: u64, index: u32) -> Option<i64> {
+pub fn rss_counters_available() -> bool {
+    global!(OFFSETS.mm_rss_stat) != UNAVAILABLE
+        && global!(OFFSETS.mm_rss_stride) != UNAVAILABLE
+        && global!(OFFSETS.mm_rss_value) != UNAVAILABLE
+        && global!(OFFSETS.mm_filepages) != UNAVAILABLE
+        && global!(OFFSETS.mm_anonpages) != UNAVAILABLE
+        && global!(OFFSETS.mm_shmempages) != UNAVAILABLE
+        && global!(OFFSETS.mm_swapents) != UNAVAILABLE
+}
+
+/// `mm->rss_stat[index]` as the OOM killer reads it (`get_mm_counter`: the
+/// counter's central value, without summing per-CPU deltas); 0 when unknown.
+#[inline(always)]
+pub fn rss_counter(mm: u64, index: u32) -> i64 {
     let base = global!(OFFSETS.mm_rss_stat);
     let stride = global!(OFFSETS.mm_rss_stride);
     let value = global!(OFFSETS.mm_rss_value);
     if index == UNAVAILABLE || base == UNAVAILABLE || stride == UNAVAILABLE || value == UNAVAILABLE
     {
-        return None;
+        return 0;
     }
-    read_kernel(mm, base + index * stride + value)
+    read_or_zero(mm, base + index * stride + value)
 }

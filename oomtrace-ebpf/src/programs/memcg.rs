@@ -1,7 +1,7 @@
 //! Walking a task's memory cgroup and its ancestors through BTF offsets.
 use oomtrace_ebpf::{MEMCG_CHAIN_MAX, MemcgLevel, UNAVAILABLE};
 
-use super::common::{CGROUP_FILTER, CONFIG, OFFSETS, global, read_kernel};
+use super::common::{CGROUP_FILTER, CONFIG, OFFSETS, global, read_or_zero};
 
 /// Deepest hierarchy the scope check climbs (kubepods trees are ~5 levels).
 const MAX_SCOPE_DEPTH: usize = 16;
@@ -14,21 +14,23 @@ pub fn task_memcg_css(task: u64) -> Option<u64> {
     if subsys == UNAVAILABLE || memory_id == UNAVAILABLE {
         return None;
     }
-    let cgroups: u64 = read_kernel(task, global!(OFFSETS.task_cgroups))?;
-    read_kernel(cgroups, subsys + memory_id * 8)
+    let cgroups: u64 = read_or_zero(task, global!(OFFSETS.task_cgroups));
+    let css: u64 = read_or_zero(cgroups, subsys + memory_id * 8);
+    (cgroups != 0 && css != 0).then_some(css)
 }
 
 /// `css->cgroup->kn->id`: the cgroup id, which is the cgroup directory's inode number.
 #[inline(always)]
 pub fn css_cgroup_id(css: u64) -> Option<u64> {
-    let cgroup: u64 = read_kernel(css, global!(OFFSETS.css_cgroup))?;
-    let kn: u64 = read_kernel(cgroup, global!(OFFSETS.cgroup_kn))?;
-    read_kernel(kn, global!(OFFSETS.kernfs_node_id))
+    let cgroup: u64 = read_or_zero(css, global!(OFFSETS.css_cgroup));
+    let kn: u64 = read_or_zero(cgroup, global!(OFFSETS.cgroup_kn));
+    let id: u64 = read_or_zero(kn, global!(OFFSETS.kernfs_node_id));
+    (id != 0).then_some(id)
 }
 
 #[inline(always)]
 fn css_parent(css: u64) -> u64 {
-    read_kernel(css, global!(OFFSETS.css_parent)).unwrap_or(0)
+    read_or_zero(css, global!(OFFSETS.css_parent))
 }
 
 /// Whether `css` or one of its ancestors was named with `--cgroup` (always
@@ -43,9 +45,8 @@ pub fn in_scope(css: u64) -> bool {
         if css == 0 {
             return false;
         }
-        if let Some(id) = css_cgroup_id(css)
-            && unsafe { CGROUP_FILTER.get(id) }.is_some()
-        {
+        let id = css_cgroup_id(css).unwrap_or(0);
+        if unsafe { CGROUP_FILTER.get(id) }.is_some() {
             return true;
         }
         css = css_parent(css);
@@ -88,5 +89,5 @@ fn page_counter_field(memcg: u64, counter: u32, field: u32) -> u64 {
     if counter == UNAVAILABLE || field == UNAVAILABLE {
         return 0;
     }
-    read_kernel(memcg, counter + field).unwrap_or(0)
+    read_or_zero(memcg, counter + field)
 }

@@ -13,8 +13,8 @@ use oomtrace_ebpf::{
 };
 
 use super::{
-    common::{OFFSETS, global, read_kernel, reserve, write_header},
-    mark_victim_raw::rss_counter,
+    common::{OFFSETS, global, read_or_zero, reserve, write_header},
+    mark_victim_raw::{rss_counter, rss_counters_available},
     memcg::{css_cgroup_id, task_memcg_css},
 };
 
@@ -95,40 +95,41 @@ pub fn evaluate_exit(task: u64, ret: i32) {
     if ret == 1 {
         flags |= flag::ABORTED;
     }
-    let task_flags: u32 = read_kernel(task, global!(OFFSETS.task_flags)).unwrap_or(0);
+    let task_flags: u32 = read_or_zero(task, global!(OFFSETS.task_flags));
     if task_flags & PF_KTHREAD != 0 {
         flags |= flag::KTHREAD;
     }
-    let signal: u64 = read_kernel(task, global!(OFFSETS.task_signal)).unwrap_or(0);
-    let oom_mm: u64 = read_kernel(signal, global!(OFFSETS.signal_oom_mm)).unwrap_or(0);
+    let signal: u64 = read_or_zero(task, global!(OFFSETS.task_signal));
+    let oom_mm: u64 = read_or_zero(signal, global!(OFFSETS.signal_oom_mm));
     if oom_mm != 0 {
         flags |= flag::OOM_VICTIM;
     }
-    let mm: u64 = read_kernel(task, global!(OFFSETS.task_mm)).unwrap_or(0);
+    let mm: u64 = read_or_zero(task, global!(OFFSETS.task_mm));
     if mm == 0 {
         flags |= flag::NO_MM;
     }
-    let file = rss_counter(mm, global!(OFFSETS.mm_filepages));
-    let anon = rss_counter(mm, global!(OFFSETS.mm_anonpages));
-    let shmem = rss_counter(mm, global!(OFFSETS.mm_shmempages));
-    if file.is_some() && anon.is_some() && shmem.is_some() {
+    if mm != 0 && rss_counters_available() {
         flags |= flag::MEMORY;
     }
-    let cred: u64 = read_kernel(task, global!(OFFSETS.task_real_cred)).unwrap_or(0);
+    let cred: u64 = read_or_zero(task, global!(OFFSETS.task_real_cred));
     unsafe {
         (*event).oom_seq = seq;
-        (*event).pid = read_kernel(task, global!(OFFSETS.task_pid)).unwrap_or(0);
-        (*event).tgid = read_kernel(task, global!(OFFSETS.task_tgid)).unwrap_or(0);
-        (*event).comm = read_kernel(task, global!(OFFSETS.task_comm)).unwrap_or([0; 16]);
-        (*event).uid = read_kernel(cred, global!(OFFSETS.cred_uid)).unwrap_or(u32::MAX);
+        (*event).pid = read_or_zero(task, global!(OFFSETS.task_pid));
+        (*event).tgid = read_or_zero(task, global!(OFFSETS.task_tgid));
+        (*event).comm = read_or_zero(task, global!(OFFSETS.task_comm));
+        (*event).uid = if cred != 0 && global!(OFFSETS.cred_uid) != UNAVAILABLE {
+            read_or_zero(cred, global!(OFFSETS.cred_uid))
+        } else {
+            u32::MAX
+        };
         (*event).oom_score_adj =
-            read_kernel::<i16>(signal, global!(OFFSETS.signal_oom_score_adj)).unwrap_or(0) as i32;
+            read_or_zero::<i16>(signal, global!(OFFSETS.signal_oom_score_adj)) as i32;
         (*event).points = if scored != 0 { points } else { 0 };
-        (*event).rss_file_pages = file.unwrap_or(0);
-        (*event).rss_anon_pages = anon.unwrap_or(0);
-        (*event).rss_shmem_pages = shmem.unwrap_or(0);
-        (*event).swapents = rss_counter(mm, global!(OFFSETS.mm_swapents)).unwrap_or(0);
-        (*event).pgtables_bytes = read_kernel(mm, global!(OFFSETS.mm_pgtables_bytes)).unwrap_or(0);
+        (*event).rss_file_pages = rss_counter(mm, global!(OFFSETS.mm_filepages));
+        (*event).rss_anon_pages = rss_counter(mm, global!(OFFSETS.mm_anonpages));
+        (*event).rss_shmem_pages = rss_counter(mm, global!(OFFSETS.mm_shmempages));
+        (*event).swapents = rss_counter(mm, global!(OFFSETS.mm_swapents));
+        (*event).pgtables_bytes = read_or_zero(mm, global!(OFFSETS.mm_pgtables_bytes));
         (*event).memcg_id = task_memcg_css(task).and_then(css_cgroup_id).unwrap_or(0);
         (*event).flags = flags;
         (*event).index = index;
@@ -141,7 +142,7 @@ pub fn kill_enter(oc: u64) {
     let seq = OOM_STATE
         .get_ptr(tid())
         .map_or(0, |state| unsafe { (*state).oom_seq });
-    let chosen: u64 = read_kernel(oc, global!(OFFSETS.oc_chosen)).unwrap_or(0);
+    let chosen: u64 = read_or_zero(oc, global!(OFFSETS.oc_chosen));
     if chosen == 0 || chosen == u64::MAX {
         return;
     }
@@ -152,10 +153,10 @@ pub fn kill_enter(oc: u64) {
     write_header(unsafe { &raw mut (*event).header }, kind::OOM_CHOICE);
     unsafe {
         (*event).oom_seq = seq;
-        (*event).pid = read_kernel(chosen, global!(OFFSETS.task_pid)).unwrap_or(0);
-        (*event).tgid = read_kernel(chosen, global!(OFFSETS.task_tgid)).unwrap_or(0);
-        (*event).comm = read_kernel(chosen, global!(OFFSETS.task_comm)).unwrap_or([0; 16]);
-        (*event).points = read_kernel(oc, global!(OFFSETS.oc_chosen_points)).unwrap_or(0);
+        (*event).pid = read_or_zero(chosen, global!(OFFSETS.task_pid));
+        (*event).tgid = read_or_zero(chosen, global!(OFFSETS.task_tgid));
+        (*event).comm = read_or_zero(chosen, global!(OFFSETS.task_comm));
+        (*event).points = read_or_zero(oc, global!(OFFSETS.oc_chosen_points));
     }
     entry.submit(0);
 }
@@ -175,9 +176,9 @@ pub fn oom_exit(oc: u64, ret: u64) {
     };
     let event = entry.as_mut_ptr();
     write_header(unsafe { &raw mut (*event).header }, kind::OOM_END);
-    let memcg: u64 = read_kernel(oc, global!(OFFSETS.oc_memcg)).unwrap_or(0);
+    let memcg: u64 = read_or_zero(oc, global!(OFFSETS.oc_memcg));
     let memcg_css = global!(OFFSETS.memcg_css);
-    let chosen: u64 = read_kernel(oc, global!(OFFSETS.oc_chosen)).unwrap_or(0);
+    let chosen: u64 = read_or_zero(oc, global!(OFFSETS.oc_chosen));
     unsafe {
         (*event).oom_seq = state.oom_seq;
         (*event).memcg_id = if memcg != 0 && memcg_css != UNAVAILABLE {
@@ -185,11 +186,15 @@ pub fn oom_exit(oc: u64, ret: u64) {
         } else {
             0
         };
-        (*event).totalpages = read_kernel(oc, global!(OFFSETS.oc_totalpages)).unwrap_or(0);
-        (*event).chosen_points = read_kernel(oc, global!(OFFSETS.oc_chosen_points)).unwrap_or(0);
-        (*event).gfp_mask = read_kernel(oc, global!(OFFSETS.oc_gfp_mask)).unwrap_or(0);
-        (*event).order = read_kernel(oc, global!(OFFSETS.oc_order)).unwrap_or(-1);
-        (*event).constraint = read_kernel(oc, global!(OFFSETS.oc_constraint)).unwrap_or(u32::MAX);
+        (*event).totalpages = read_or_zero(oc, global!(OFFSETS.oc_totalpages));
+        (*event).chosen_points = read_or_zero(oc, global!(OFFSETS.oc_chosen_points));
+        (*event).gfp_mask = read_or_zero(oc, global!(OFFSETS.oc_gfp_mask));
+        (*event).order = read_or_zero(oc, global!(OFFSETS.oc_order));
+        (*event).constraint = if global!(OFFSETS.oc_constraint) != UNAVAILABLE {
+            read_or_zero(oc, global!(OFFSETS.oc_constraint))
+        } else {
+            u32::MAX
+        };
         (*event).chosen = match chosen {
             0 => 0,
             u64::MAX => 2,
