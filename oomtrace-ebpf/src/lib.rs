@@ -33,8 +33,31 @@ pub mod kind {
     pub const OOM_END: u32 = 7;
     /// fentry/kprobe backends: `pagefault_out_of_memory` (a fault that failed its charge).
     pub const PAGEFAULT_OOM: u32 = 8;
+    /// fentry/kprobe backends: a memcg charge that failed (the OOM path freed nothing,
+    /// or the memcg's OOM killer is disabled).
+    pub const CHARGE_FAILURE: u32 = 9;
+    /// fentry/kprobe backends: a task starts or stops waiting in
+    /// `mem_cgroup_oom_synchronize` (cgroup v1 `oom_kill_disable`).
+    pub const OOM_WAIT: u32 = 10;
     /// Number of kinds (size of the per-kind drop counter array).
-    pub const COUNT: u32 = 9;
+    pub const COUNT: u32 = 11;
+}
+
+/// Why a [`ChargeFailureEvent`] was emitted.
+pub mod charge_failure_reason {
+    /// `mem_cgroup_out_of_memory` returned false: the memcg OOM killer found
+    /// nothing to kill (only unkillable tasks) and nobody was exiting.
+    pub const NO_VICTIM: u32 = 1;
+    /// The memcg's OOM killer is disabled (cgroup v1 `oom_kill_disable`): the
+    /// page fault failed its charge and the task waits in
+    /// `mem_cgroup_oom_synchronize`.
+    pub const OOM_DISABLED: u32 = 2;
+}
+
+/// What an [`OomWaitEvent`] reports.
+pub mod oom_wait_phase {
+    pub const BEGIN: u32 = 1;
+    pub const END: u32 = 2;
 }
 
 /// What a [`ReaperEvent`] reports.
@@ -306,6 +329,84 @@ pub struct PagefaultOomEvent {
 }
 const _: () = assert!(core::mem::size_of::<PagefaultOomEvent>() == 48);
 
+/// A memcg charge that failed, caught on the OOM slow path (nothing runs per
+/// successful charge). Rate-limited per memcg in the kernel: `failures_total`
+/// counts every failure of this memcg since tracing began, reported or not.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChargeFailureEvent {
+    pub header: EventHeader,
+    /// cgroup id of the memcg whose limit was hit.
+    pub memcg_id: u64,
+    /// Page counters of that memcg when the charge failed (`UNAVAILABLE_U64` if unreadable).
+    pub usage_pages: u64,
+    pub max_pages: u64,
+    /// Failures of this memcg since tracing began, this one included.
+    pub failures_total: u64,
+    pub gfp_mask: u32,
+    /// Allocation order the OOM path was asked for.
+    pub order: i32,
+    /// [`charge_failure_reason`] value.
+    pub reason: u32,
+    pub _pad0: u32,
+}
+const _: () = assert!(core::mem::size_of::<ChargeFailureEvent>() == 88);
+
+/// Marks a 64-bit value the kernel program could not read.
+pub const UNAVAILABLE_U64: u64 = u64::MAX;
+/// A gfp mask / allocation order the running kernel does not record.
+pub const UNKNOWN_GFP: u32 = u32::MAX;
+pub const UNKNOWN_ORDER: i32 = i32::MIN;
+
+/// Per-memcg charge-failure rate limit (map `CHARGE_FAILURES`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChargeFailureState {
+    /// `boot_ns` of the last failure reported as an event.
+    pub last_report_ns: u64,
+    /// Every failure of the memcg since tracing began.
+    pub failures_total: u64,
+    /// Of those, the ones reported as events.
+    pub reported: u64,
+}
+const _: () = assert!(core::mem::size_of::<ChargeFailureState>() == 24);
+
+/// A task starts ([`oom_wait_phase::BEGIN`]) or stops waiting for memory in an
+/// OOM-disabled memcg.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomWaitEvent {
+    pub header: EventHeader,
+    pub memcg_id: u64,
+    /// END: how long the task waited, in ns (0 for BEGIN).
+    pub waited_ns: u64,
+    pub phase: u32,
+    pub gfp_mask: u32,
+    pub order: i32,
+    pub _pad0: u32,
+}
+const _: () = assert!(core::mem::size_of::<OomWaitEvent>() == 72);
+
+/// A task inside `mem_cgroup_oom_synchronize` (map `OOM_WAITERS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OomWaiter {
+    pub begin_ns: u64,
+    pub memcg_id: u64,
+}
+const _: () = assert!(core::mem::size_of::<OomWaiter>() == 16);
+
+/// Arguments of a `mem_cgroup_out_of_memory` call in progress, for the
+/// kretprobe that cannot see them (map `MEMCG_OOM_ARGS`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemcgOomArgs {
+    pub memcg: u64,
+    pub gfp_mask: u32,
+    pub order: i32,
+}
+const _: () = assert!(core::mem::size_of::<MemcgOomArgs>() == 16);
+
 /// Kernel struct field offsets (bytes) resolved from BTF at start-up;
 /// [`UNAVAILABLE`] where the running kernel lacks the field.
 #[repr(C)]
@@ -356,8 +457,13 @@ pub struct KernelOffsets {
     pub oc_chosen: u32,
     pub oc_chosen_points: u32,
     pub oc_constraint: u32,
+    /// `task_struct.memcg_in_oom` (cgroup v1 kernels): the OOM-disabled memcg a
+    /// task is about to wait for; with `memcg_oom_gfp_mask`, `memcg_oom_order`.
+    pub task_memcg_in_oom: u32,
+    pub task_memcg_oom_gfp_mask: u32,
+    pub task_memcg_oom_order: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 152);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 164);
 
 impl KernelOffsets {
     /// Every field unavailable: what the programs see until the collector fills it.
@@ -400,6 +506,9 @@ impl KernelOffsets {
         oc_chosen: UNAVAILABLE,
         oc_chosen_points: UNAVAILABLE,
         oc_constraint: UNAVAILABLE,
+        task_memcg_in_oom: UNAVAILABLE,
+        task_memcg_oom_gfp_mask: UNAVAILABLE,
+        task_memcg_oom_order: UNAVAILABLE,
     };
 }
 
@@ -476,4 +585,5 @@ mod user {
     unsafe impl aya::Pod for TracepointLayout {}
     unsafe impl aya::Pod for Config {}
     unsafe impl aya::Pod for MemcgReclaimStats {}
+    unsafe impl aya::Pod for ChargeFailureState {}
 }

@@ -1,5 +1,6 @@
 //! The collector's main loop: ring buffer + kernel log in, decisions out.
 use std::{
+    collections::HashMap,
     io::Write,
     path::PathBuf,
     time::{Duration, Instant, SystemTime},
@@ -13,7 +14,8 @@ use tokio::{
 };
 
 use crate::{
-    cgroup::{CgroupVersion, IdResolver, MemcgFiles, MemoryHierarchy, ScopeCgroup},
+    cgroup::{CgroupVersion, IdResolver, MemcgFiles, MemcgSnapshot, MemoryHierarchy, ScopeCgroup},
+    charge::ChargeTracker,
     decision::{Builder, Decision, Environment, SCHEMA_VERSION, Sources},
     dump::{DumpConfig, DumpWriter},
     events::{decode, kind_name},
@@ -43,6 +45,28 @@ struct LiveEnv<'a> {
     resolver: IdResolver,
     page_size: u64,
     release: String,
+    /// OOM memcgs' files read as their OOM events arrived, by path, with the
+    /// boot time of the read.
+    snapshots: HashMap<String, (MemcgSnapshot, u64)>,
+}
+
+/// Bound on kept snapshots (one per memcg that OOMed recently).
+const MAX_SNAPSHOTS: usize = 256;
+
+impl LiveEnv<'_> {
+    /// Reads the memcg's files now, while its OOM is being handled.
+    fn snapshot(&mut self, cgroup_id: u64) {
+        let Some(path) = self.resolver.path_of(cgroup_id) else {
+            return;
+        };
+        let read_ns = clock(libc::CLOCK_BOOTTIME).as_nanos() as u64;
+        if let Some(snapshot) = self.resolver.hierarchy().snapshot(&path) {
+            if self.snapshots.len() >= MAX_SNAPSHOTS {
+                self.snapshots.clear();
+            }
+            self.snapshots.insert(path, (snapshot, read_ns));
+        }
+    }
 }
 
 fn clock(id: libc::clockid_t) -> Duration {
@@ -92,6 +116,9 @@ impl Environment for LiveEnv<'_> {
     }
     fn wall_time_of_boot_ns(&self, boot_ns: u64) -> Option<SystemTime> {
         wall_time_of(libc::CLOCK_BOOTTIME, Duration::from_nanos(boot_ns))
+    }
+    fn memcg_snapshot(&self, relative: &str) -> Option<(MemcgSnapshot, u64)> {
+        self.snapshots.get(relative).cloned()
     }
     fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime> {
         wall_time_of(
@@ -179,6 +206,18 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
         };
         StallMonitor::new(hierarchy.clone(), roots)
     });
+    // With hooks on mem_cgroup_oom_synchronize every wait is seen exactly;
+    // the poll of memory.oom_control is the fallback.
+    let bpf_waits = tracer
+        .hooks
+        .iter()
+        .filter(|h| h.attached && h.hook.ends_with("/mem_cgroup_oom_synchronize"))
+        .count()
+        == 2;
+    if bpf_waits {
+        stalls = None;
+    }
+    let mut charges = ChargeTracker::new();
     let mut last_stall_poll = Instant::now();
     let host = HostFacts::collect(page_size() as u64);
     let mut env = LiveEnv {
@@ -186,6 +225,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
         resolver: IdResolver::new(hierarchy),
         page_size: page_size() as u64,
         release: release.clone(),
+        snapshots: HashMap::new(),
     };
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -213,7 +253,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
                 let now = Instant::now();
                 while let Some(item) = ring.next() {
                     match decode(&item) {
-                        Ok(event) => builder.on_event(now, event),
+                        Ok(event) => on_event(now, event, &mut builder, &mut charges, &mut env, &mut out)?,
                         Err(_) => decode_errors += 1,
                     }
                 }
@@ -248,6 +288,9 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
                 let decisions = builder.poll(Instant::now(), &mut env);
                 if write_decisions(&mut out, decisions, &mut emitted, options.count, dumps.as_mut(), &host)? {
                     break;
+                }
+                for record in charges.poll(Instant::now(), false, &now_rfc3339(), &mut env) {
+                    out.stall(&record)?;
                 }
                 if let Some(monitor) = stalls.as_mut()
                     && last_stall_poll.elapsed() >= STALL_POLL
@@ -297,7 +340,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
         let now = Instant::now();
         while let Some(item) = ring.get_mut().next() {
             match decode(&item) {
-                Ok(event) => builder.on_event(now, event),
+                Ok(event) => on_event(now, event, &mut builder, &mut charges, &mut env, &mut out)?,
                 Err(_) => decode_errors += 1,
             }
         }
@@ -329,10 +372,72 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
             out.stall(&record)?;
         }
     }
+    let time = now_rfc3339();
+    for record in charges.poll(Instant::now(), true, &time, &mut env) {
+        out.stall(&record)?;
+    }
+    let counts = env.tracer.charge_failure_counts();
+    for summary in charges.summaries(&counts, &time, &mut env) {
+        out.charge_failure_summary(&summary)?;
+    }
     if decode_errors > 0 {
         eprintln!("oomtrace: {decode_errors} malformed ring-buffer records were skipped");
     }
     Ok(emitted)
+}
+
+/// Charge failures and OOM-disabled waits are records of their own, printed
+/// as they come; everything else feeds the decision being rebuilt.
+fn on_event<W: Write>(
+    now: Instant,
+    event: crate::events::Event,
+    builder: &mut Builder,
+    charges: &mut ChargeTracker,
+    env: &mut LiveEnv<'_>,
+    out: &mut Output<W>,
+) -> Result<()> {
+    use crate::events::Event;
+    match event {
+        Event::ChargeFailure(e) => {
+            let time = time_of_boot_ns(env, e.header.boot_ns);
+            let record = charges.on_failure(&e, time, env);
+            out.charge_failure(&record)?;
+        }
+        Event::OomWait(e) => {
+            let time = time_of_boot_ns(env, e.header.boot_ns);
+            for record in charges.on_wait(&e, now, &time, env) {
+                out.stall(&record)?;
+            }
+        }
+        other => {
+            // The first events of an OOM: read the memcg's state before the
+            // kill frees memory or the memcg is removed.
+            match &other {
+                Event::OomEnd(e) if e.memcg_id != 0 => env.snapshot(e.memcg_id),
+                Event::VictimTask(t) => {
+                    let depth = (t.memcg_depth as usize).min(t.memcg.len());
+                    for level in &t.memcg[..depth] {
+                        if level.cgroup_id != 0 {
+                            env.snapshot(level.cgroup_id);
+                        }
+                    }
+                }
+                _ => {}
+            }
+            builder.on_event(now, other)
+        }
+    }
+    Ok(())
+}
+
+fn time_of_boot_ns(env: &LiveEnv<'_>, boot_ns: u64) -> String {
+    env.wall_time_of_boot_ns(boot_ns)
+        .map(|t| {
+            time::OffsetDateTime::from(t)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default()
+        })
+        .unwrap_or_else(now_rfc3339)
 }
 
 /// How often OOM-disabled memcgs are checked for stalls (cgroup v1).

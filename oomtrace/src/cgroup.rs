@@ -174,6 +174,54 @@ impl MemoryHierarchy {
     }
 }
 
+/// The memcg's state read from its files while an OOM is in progress (the
+/// memcg may be gone seconds later).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MemcgSnapshot {
+    pub files: MemcgFiles,
+    /// Swap used by the memcg (v2 `memory.swap.current`; v1 memsw minus memory usage).
+    pub swap_usage_bytes: Option<u64>,
+    /// `memory.stat`, as the file has it (bytes; v1 `total_*` keys are hierarchical).
+    pub stat: Vec<(String, u64)>,
+    /// v1 `memory.kmem.usage_in_bytes`.
+    pub kmem_usage_bytes: Option<u64>,
+}
+
+impl MemoryHierarchy {
+    pub fn snapshot(&self, relative: &str) -> Option<MemcgSnapshot> {
+        let dir = self.absolute(relative);
+        let stat_text = fs::read_to_string(dir.join("memory.stat")).ok()?;
+        let stat = stat_text
+            .lines()
+            .filter_map(|l| {
+                let (key, value) = l.split_once(' ')?;
+                Some((key.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect();
+        let number = |name: &str| -> Option<u64> {
+            fs::read_to_string(dir.join(name))
+                .ok()
+                .and_then(|s| parse_limit(s.trim()))
+        };
+        let files = self.read_counters(relative);
+        let (swap_usage_bytes, kmem_usage_bytes) = match self.version {
+            CgroupVersion::V1 => (
+                number("memory.memsw.usage_in_bytes")
+                    .zip(files.usage_bytes)
+                    .map(|(memsw, memory)| memsw.saturating_sub(memory)),
+                number("memory.kmem.usage_in_bytes"),
+            ),
+            CgroupVersion::V2 => (number("memory.swap.current"), None),
+        };
+        Some(MemcgSnapshot {
+            files,
+            swap_usage_bytes,
+            stat,
+            kmem_usage_bytes,
+        })
+    }
+}
+
 /// v2 writes "max" for no limit; v1 writes a huge number.
 fn parse_limit(text: &str) -> Option<u64> {
     if text == "max" {

@@ -102,6 +102,10 @@ pub enum Command {
     /// Allocate and touch memory until killed (workload for demos and tests).
     #[command(hide = true)]
     Hog(HogArgs),
+    /// Fault in fresh anonymous 4 KiB pages round after round and print the
+    /// rate (workload of `cargo xtask bench`).
+    #[command(hide = true)]
+    Faultstorm(FaultstormArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -118,13 +122,30 @@ pub struct HogArgs {
     /// Print "ready" on stdout once `--mib` is reached (by every child, with `--children`).
     #[arg(long)]
     pub announce: bool,
-    /// Fault memory in with madvise(MADV_POPULATE_WRITE) (Linux 5.14+): a
-    /// charge the memcg cannot satisfy then fails with ENOMEM, which ends the
-    /// hog with an error, instead of retrying in the page-fault path.
-    #[arg(long)]
+    /// Fault memory in with madvise(MADV_POPULATE_WRITE) (mlock before Linux
+    /// 5.14): a charge the memcg cannot satisfy then fails with an error that
+    /// ends the hog, instead of being retried in the page-fault path.
+    #[arg(long, requires = "mib")]
     pub populate: bool,
     /// Fork N children that each allocate `--mib` and hold it; this process
     /// allocates nothing. They share its name, cgroup and oom_score_adj.
     #[arg(long, value_name = "N", requires = "mib")]
     pub children: Option<u32>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct FaultstormArgs {
+    /// Move into this cgroup directory first.
+    #[arg(long, value_name = "DIR")]
+    pub join: Option<PathBuf>,
+    /// Size of the mapping faulted in each round, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub mib: u64,
+    /// How many times to map, touch every page of and unmap it.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub rounds: u64,
+    /// Leave the mapping eligible for transparent huge pages (default:
+    /// MADV_NOHUGEPAGE, so that every touch is one 4 KiB fault and charge).
+    #[arg(long)]
+    pub thp: bool,
 }

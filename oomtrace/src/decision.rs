@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    cgroup::{MemcgFiles, ScopeCgroup},
+    cgroup::{MemcgFiles, MemcgSnapshot, ScopeCgroup},
     events::{Event, comm_str},
     report::{KernelReport, KillLine, ReapedLine, ReportItem, TaskRow},
     score::{BadnessInput, BadnessModel, badness, expected_choice},
@@ -44,6 +44,11 @@ pub trait Environment {
     fn wall_time_of_boot_ns(&self, boot_ns: u64) -> Option<SystemTime>;
     /// Wall-clock time of a kernel log timestamp (seconds since boot).
     fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime>;
+    /// The memcg's files as read while its OOM was handled, with the
+    /// `boot_ns` of the read (live mode only).
+    fn memcg_snapshot(&self, _relative: &str) -> Option<(MemcgSnapshot, u64)> {
+        None
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -65,6 +70,61 @@ pub struct OomMemcg {
     pub source: Cow<'static, str>,
     /// memcg usage read from its files once the victim was gone (live mode only).
     pub usage_after_kill_bytes: Option<u64>,
+    /// Swap the memcg used: the kernel report's `swap:`/`memory+swap:` line,
+    /// the page counters read at the kill, or its files during the OOM.
+    #[serde(default)]
+    pub swap_usage_bytes: Option<u64>,
+    /// v2 `memory.swap.max` (v1 has no swap-only limit: see `memsw_limit_bytes`).
+    #[serde(default)]
+    pub swap_limit_bytes: Option<u64>,
+    /// v1 `memory.memsw.limit_in_bytes` (memory + swap together).
+    #[serde(default)]
+    pub memsw_limit_bytes: Option<u64>,
+    /// What the memcg's memory was made of at the OOM.
+    #[serde(default)]
+    pub stat: Option<MemcgStat>,
+}
+
+/// `memory.stat` essentials of the OOM memcg, in bytes (v1: hierarchical
+/// `total_*` values). Null fields: this kernel does not report them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MemcgStat {
+    /// `kernel_report` (the report's "Memory cgroup stats", printed before the
+    /// kill) or `memcg_files` (read by oomtrace while the OOM was handled).
+    pub source: Cow<'static, str>,
+    /// `memcg_files`: when the files were read, relative to the kill (ms;
+    /// negative: before it).
+    pub read_after_kill_ms: Option<f64>,
+    pub anon_bytes: Option<u64>,
+    pub file_bytes: Option<u64>,
+    pub active_file_bytes: Option<u64>,
+    pub inactive_file_bytes: Option<u64>,
+    pub shmem_bytes: Option<u64>,
+    /// Kernel memory charged to the memcg (v2 `kernel`, 5.18+; v1 kmem usage).
+    pub kernel_bytes: Option<u64>,
+}
+
+impl MemcgStat {
+    /// Picks the essentials out of `memory.stat` keys (v1 or v2 names).
+    fn from_keys(
+        source: &'static str,
+        read_after_kill_ms: Option<f64>,
+        stat: impl Fn(&str) -> Option<u64>,
+        kernel: Option<u64>,
+    ) -> Option<Self> {
+        let first = |keys: &[&str]| keys.iter().find_map(|k| stat(k));
+        let out = Self {
+            source: source.into(),
+            read_after_kill_ms,
+            anon_bytes: first(&["total_rss", "anon", "rss"]),
+            file_bytes: first(&["total_cache", "file", "cache"]),
+            active_file_bytes: first(&["total_active_file", "active_file"]),
+            inactive_file_bytes: first(&["total_inactive_file", "inactive_file"]),
+            shmem_bytes: first(&["total_shmem", "shmem"]),
+            kernel_bytes: stat("kernel").or(kernel),
+        };
+        (out.anon_bytes.is_some() || out.file_bytes.is_some()).then_some(out)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -225,6 +285,16 @@ pub struct Sources {
     pub oom_path_hooks: bool,
 }
 
+impl Sources {
+    /// Decisions rebuilt from a saved kernel log alone (`oomtrace report`).
+    pub const KERNEL_REPORT: Sources = Sources {
+        backend: "kernel_report",
+        victim_task_hook: false,
+        exit_hook: false,
+        oom_path_hooks: false,
+    };
+}
+
 pub struct Builder {
     sources: Sources,
     scope: Vec<ScopeCgroup>,
@@ -352,7 +422,8 @@ impl Builder {
                 self.on_invocation(now, invocation);
             }
             // A fault whose charge failed; the OOM it leads to is reported by the hooks above.
-            Event::PagefaultOom(_) => {}
+            // Charge failures and OOM-disabled waits are records of their own (app, charge).
+            Event::PagefaultOom(_) | Event::ChargeFailure(_) | Event::OomWait(_) => {}
         }
     }
 
@@ -425,7 +496,14 @@ impl Builder {
                 pending.report = Some(report);
             }
             ReportItem::OomGroup { memcg, .. } => {
-                if let Some(p) = self.pending.last_mut() {
+                // The sweep follows the kill line just read. The BPF events of
+                // the tasks it kills may have opened later pendings already.
+                if let Some(p) = self
+                    .pending
+                    .iter_mut()
+                    .rev()
+                    .find(|p| p.kill_line().is_some())
+                {
                     p.oom_group = Some(memcg);
                     self.group_sweep = Some(p.id);
                 }
@@ -614,6 +692,9 @@ impl Builder {
                 paths.push(task.clone());
                 paths.push(oom.clone());
             }
+            // A report without a victim has no constraint line; its memcg
+            // stats header names the memcg whose limit was hit.
+            paths.extend(r.memcg_stats_for.clone());
             paths
         });
         let in_scope_path = |path: &String| self.scope.iter().any(|s| s.contains(path));
@@ -783,6 +864,9 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
                         }
                     })
                 })
+                // A report without a victim has no constraint line; the
+                // memcg stats header names the memcg whose limit was hit.
+                .or_else(|| r.memcg_stats_for.clone())
         });
         if let Some(counter) = memory_counter {
             Some(OomMemcg {
@@ -791,6 +875,10 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
                 usage_bytes: Some(counter.usage_kb * 1024),
                 source: "kernel_report".into(),
                 usage_after_kill_bytes: None,
+                swap_usage_bytes: None,
+                swap_limit_bytes: None,
+                memsw_limit_bytes: None,
+                stat: None,
             })
         } else {
             let limited = chain
@@ -804,6 +892,12 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
                     usage_bytes: Some(pages(level.usage_pages)),
                     source: "bpf".into(),
                     usage_after_kill_bytes: None,
+                    // Pages from the chain; `swap` and `memsw` share an offset,
+                    // so which one this is depends on the hierarchy.
+                    swap_usage_bytes: None,
+                    swap_limit_bytes: None,
+                    memsw_limit_bytes: None,
+                    stat: None,
                 }),
                 None => report_path.map(|path| OomMemcg {
                     path: Some(path),
@@ -811,16 +905,66 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
                     usage_bytes: None,
                     source: "kernel_report".into(),
                     usage_after_kill_bytes: None,
+                    swap_usage_bytes: None,
+                    swap_limit_bytes: None,
+                    memsw_limit_bytes: None,
+                    stat: None,
                 }),
             }
         }
     } else {
         None
     };
+    let kill_boot_ns = mark
+        .map(|m| m.header.boot_ns)
+        .or(task.map(|t| t.header.boot_ns));
     let oom_memcg = oom_memcg.map(|mut m| {
+        let snapshot = m.path.as_deref().and_then(|path| env.memcg_snapshot(path));
         if let Some(files) = m.path.as_deref().and_then(|path| env.memcg_files(path)) {
             m.usage_after_kill_bytes = files.usage_bytes;
         }
+        // Swap: the kernel's own lines first.
+        if let Some(r) = report {
+            for c in &r.counters {
+                match c.name.as_str() {
+                    "swap" => {
+                        m.swap_usage_bytes = Some(c.usage_kb * 1024);
+                        m.swap_limit_bytes = Some(c.limit_kb * 1024);
+                    }
+                    "memory+swap" => {
+                        m.memsw_limit_bytes = Some(c.limit_kb * 1024);
+                        m.swap_usage_bytes = memory_counter
+                            .map(|mem| c.usage_kb.saturating_sub(mem.usage_kb) * 1024);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some((snap, _)) = &snapshot {
+            m.swap_usage_bytes = m.swap_usage_bytes.or(snap.swap_usage_bytes);
+            if m.swap_limit_bytes.is_none() && m.memsw_limit_bytes.is_none() {
+                match snap.kmem_usage_bytes.is_some()
+                    || snap.stat.iter().any(|(k, _)| k == "total_rss")
+                {
+                    true => m.memsw_limit_bytes = snap.files.swap_limit_bytes,
+                    false => m.swap_limit_bytes = snap.files.swap_limit_bytes,
+                }
+            }
+        }
+        // Composition: the report's stats were printed at the OOM itself;
+        // the files read during the OOM stand in when the report is missing.
+        let kmem = report
+            .and_then(|r| r.counters.iter().find(|c| c.name == "kmem"))
+            .map(|c| c.usage_kb * 1024);
+        m.stat = report
+            .filter(|r| !r.memcg_stats.is_empty())
+            .and_then(|r| MemcgStat::from_keys("kernel_report", None, |k| r.memcg_stat(k), kmem))
+            .or_else(|| {
+                let (snap, read_ns) = snapshot.as_ref()?;
+                let after = kill_boot_ns.map(|kill| (*read_ns as f64 - kill as f64) / 1e6);
+                let stat = |k: &str| snap.stat.iter().find(|(key, _)| key == k).map(|&(_, v)| v);
+                MemcgStat::from_keys("memcg_files", after, stat, snap.kmem_usage_bytes)
+            });
         m
     });
 
@@ -911,12 +1055,26 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
     };
     // The killer's own evaluation replaces the printed table when hooked.
     let invocation = p.invocation.as_ref().filter(|i| !i.candidates.is_empty());
+    let mut points_recomputed = None;
     if let Some(inv) = invocation {
         let mut ordered = inv.candidates.clone();
         ordered.sort_by_key(|c| c.index);
+        // Some builds inline oom_badness into oom_evaluate_task (Debian's
+        // 5.10): the fexit on its out-of-line copy never fires for the killer.
+        // The candidates' inputs are still the kernel's own; their points are
+        // then recomputed with the kernel's rule (and the chosen task's checked
+        // against oc->chosen_points below).
+        let unscored = ordered
+            .iter()
+            .all(|c| c.flags & oomtrace_ebpf::candidate_flag::SCORED == 0);
+        let recompute = match (unscored, model, totalpages) {
+            (true, Some(model), Some(total)) => Some((model, total)),
+            _ => None,
+        };
+        points_recomputed = recompute.map(|_| inv.end.map(|e| e.chosen_points));
         candidates = ordered
             .iter()
-            .map(|c| bpf_candidate(c, p.victim_pid, page_size, env))
+            .map(|c| bpf_candidate(c, p.victim_pid, page_size, recompute, env))
             .collect();
         candidates_source = "bpf";
     }
@@ -1080,6 +1238,7 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
             victim: victim.as_ref(),
             candidates: &candidates,
             candidates_source,
+            points_recomputed,
             model,
             totalpages,
             page_size,
@@ -1190,22 +1349,46 @@ fn explain_container(
 }
 
 /// A candidate as the killer evaluated it (fentry/kprobe backends).
+/// `recompute`: oom_badness was not seen (inlined), so the points of a task
+/// the killer could have scored are computed with the kernel's rule.
 fn bpf_candidate(
     c: &oomtrace_ebpf::OomCandidateEvent,
     victim_pid: u32,
     page_size: u64,
+    recompute: Option<(BadnessModel, u64)>,
     env: &mut dyn Environment,
 ) -> Candidate {
     use oomtrace_ebpf::candidate_flag as flag;
     let pages = |n: i64| n.max(0) as u64 * page_size;
     let has = |bit: u32| c.flags & bit != 0;
     let memory = has(flag::MEMORY);
-    let scored = has(flag::SCORED) && c.points != i64::MIN;
+    let skipped_unscored =
+        has(flag::ABORTED) || has(flag::OOM_VICTIM) || has(flag::KTHREAD) || has(flag::NO_MM);
+    // The killer never scores init (oom_unkillable_task).
+    let recomputed = recompute
+        .filter(|_| memory && !skipped_unscored && c.tgid != 1)
+        .map(|(model, total)| {
+            let input = BadnessInput {
+                rss_pages: (c.rss_anon_pages.max(0)
+                    + c.rss_file_pages.max(0)
+                    + c.rss_shmem_pages.max(0)) as u64,
+                swap_pages: c.swapents.max(0) as u64,
+                pgtable_pages: c.pgtables_bytes.max(0) as u64 / page_size,
+                oom_score_adj: c.oom_score_adj,
+                uid: c.uid,
+            };
+            badness(model, input, total)
+        });
+    let (scored, points) = match recomputed {
+        Some(points) => (points.is_some(), points.unwrap_or(i64::MIN)),
+        None => (has(flag::SCORED) && c.points != i64::MIN, c.points),
+    };
+    let kernel_scored = has(flag::SCORED) || recomputed.is_some();
     let skip_reason = if scored {
         None
     } else if has(flag::ABORTED) {
         Some("victim_exiting")
-    } else if has(flag::SCORED) && c.oom_score_adj <= crate::score::OOM_SCORE_ADJ_MIN {
+    } else if kernel_scored && c.oom_score_adj <= crate::score::OOM_SCORE_ADJ_MIN {
         Some("oom_score_adj_min")
     } else if has(flag::OOM_VICTIM) {
         Some("already_victim")
@@ -1230,7 +1413,7 @@ fn bpf_candidate(
         swap_bytes: memory.then(|| pages(c.swapents)),
         pgtables_bytes: memory.then_some(c.pgtables_bytes.max(0) as u64),
         oom_score_adj: c.oom_score_adj,
-        points: scored.then_some(c.points),
+        points: scored.then_some(points),
         eligible: scored,
         victim: c.pid == victim_pid && victim_pid != 0,
         skip_reason: skip_reason.map(Cow::Borrowed),
@@ -1239,6 +1422,9 @@ fn bpf_candidate(
 
 struct ExplainInput<'a> {
     sources: Sources,
+    /// Some when candidate points were recomputed (oom_badness unseen): the
+    /// kernel's `oc->chosen_points`, if known.
+    points_recomputed: Option<Option<i64>>,
     constraint: Option<&'static str>,
     oom_memcg: Option<&'a OomMemcg>,
     victim_memcg: Option<&'a str>,
@@ -1365,7 +1551,28 @@ fn explain(out: &mut Vec<String>, x: ExplainInput<'_>) {
 
     if !x.candidates.is_empty() {
         if let (Some(model), Some(total)) = (x.model, x.totalpages) {
-            if x.candidates_source == "bpf" {
+            if let (true, Some(chosen_points)) = (x.candidates_source == "bpf", x.points_recomputed)
+            {
+                let victim_points = x
+                    .candidates
+                    .iter()
+                    .find(|c| c.victim)
+                    .and_then(|c| c.points);
+                let check = match (chosen_points, victim_points) {
+                    (Some(kernel), Some(ours)) if kernel == ours => format!(
+                        " The victim's recomputed {ours} points equal the kernel's own oc->chosen_points."
+                    ),
+                    (Some(kernel), Some(ours)) => format!(
+                        " The victim's recomputed {ours} points differ from the kernel's oc->chosen_points {kernel}."
+                    ),
+                    _ => String::new(),
+                };
+                out.push(format!(
+                    "Candidates are the killer's own evaluation: {} tasks visited; oom_badness is inlined on this kernel (its hook never fired), so points are recomputed from each task's counters with the kernel's rule ({}, totalpages {total}).{check}",
+                    x.candidates.len(),
+                    model.formula()
+                ));
+            } else if x.candidates_source == "bpf" {
                 out.push(format!(
                     "Candidates are the killer's own evaluation: {} tasks visited, {} scored; points are oom_badness's return values ({}, totalpages {total}).",
                     x.candidates.len(),
@@ -1733,12 +1940,7 @@ mod tests {
 
     /// Rebuilds decisions from a log the way `oomtrace report` does.
     fn decisions(path: &PathBuf) -> Vec<Decision> {
-        let sources = Sources {
-            backend: "kernel_report",
-            victim_task_hook: false,
-            exit_hook: false,
-            oom_path_hooks: false,
-        };
+        let sources = Sources::KERNEL_REPORT;
         let mut builder = Builder::new(sources, Vec::new());
         let start = Instant::now();
         for item in items(path) {
@@ -1839,9 +2041,115 @@ mod tests {
                     assert_eq!(m.usage_bytes, Some(memory.usage_kb * 1024));
                     assert_eq!(m.path, constraint.oom_memcg);
                     assert_eq!(v.memcg, constraint.task_memcg);
+                    if let Some(swap) = report.counter("swap") {
+                        assert_eq!(m.swap_usage_bytes, Some(swap.usage_kb * 1024));
+                        assert_eq!(m.swap_limit_bytes, Some(swap.limit_kb * 1024));
+                    }
+                    if let Some(memsw) = report.counter("memory+swap") {
+                        assert_eq!(m.memsw_limit_bytes, Some(memsw.limit_kb * 1024));
+                        let swap = (memsw.usage_kb - memory.usage_kb) * 1024;
+                        assert_eq!(m.swap_usage_bytes, Some(swap));
+                    }
+                    let anon = ["total_rss", "anon", "rss"]
+                        .iter()
+                        .find_map(|k| report.memcg_stat(k));
+                    if let Some(anon) = anon {
+                        let stat = m.stat.as_ref().unwrap();
+                        assert_eq!(stat.source, "kernel_report");
+                        assert_eq!(stat.anon_bytes, Some(anon));
+                    }
                 }
             }
         }
+    }
+
+    /// Without the report's memcg stats (a storm, a lost kmsg record), the
+    /// memcg's files read during the OOM say what its memory was made of.
+    #[test]
+    fn memcg_files_read_during_the_oom_stand_in_for_missing_stats() {
+        struct SnapshotEnv(OfflineEnv);
+        impl Environment for SnapshotEnv {
+            fn memcg_path(&mut self, id: u64) -> Option<String> {
+                self.0.memcg_path(id)
+            }
+            fn memcg_files(&self, relative: &str) -> Option<MemcgFiles> {
+                self.0.memcg_files(relative)
+            }
+            fn swap_total_pages(&self) -> Option<u64> {
+                None
+            }
+            fn mem_total_pages(&self) -> Option<u64> {
+                None
+            }
+            fn page_size(&self) -> u64 {
+                4096
+            }
+            fn kernel_release(&self) -> Option<String> {
+                None
+            }
+            fn reclaim_stats(&self, _: u64) -> Option<MemcgReclaimStats> {
+                None
+            }
+            fn wall_time_of_boot_ns(&self, _: u64) -> Option<SystemTime> {
+                None
+            }
+            fn wall_time_of_log_seconds(&self, _: f64) -> Option<SystemTime> {
+                None
+            }
+            fn memcg_snapshot(&self, relative: &str) -> Option<(MemcgSnapshot, u64)> {
+                (relative == "/oomtest").then(|| {
+                    let stat = [
+                        ("anon", 1 << 20),
+                        ("file", 3 << 20),
+                        ("active_file", 1 << 20),
+                    ];
+                    let snapshot = MemcgSnapshot {
+                        stat: stat.iter().map(|&(k, v)| (k.to_owned(), v)).collect(),
+                        swap_usage_bytes: Some(0),
+                        ..Default::default()
+                    };
+                    (snapshot, 5)
+                })
+            }
+        }
+        let path = fixtures()
+            .into_iter()
+            .find(|p| p.ends_with("6.1.0-50-amd64-a-v2-single-hog.log"))
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        // Drop the "Memory cgroup stats" block: the lines from its header to
+        // the task table.
+        let mut skipping = false;
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| {
+                if l.contains("Memory cgroup stats for") {
+                    skipping = true;
+                } else if l.contains("Tasks state") {
+                    skipping = false;
+                }
+                !skipping
+            })
+            .collect();
+        let mut builder = Builder::new(Sources::KERNEL_REPORT, Vec::new());
+        let start = Instant::now();
+        for item in parse_log(kept.join("\n").as_bytes()).unwrap() {
+            builder.on_report(start, item);
+        }
+        let built = builder.poll(
+            start + DEADLINE,
+            &mut SnapshotEnv(OfflineEnv { page_size: 4096 }),
+        );
+        let m = built[0].oom_memcg.as_ref().unwrap();
+        let stat = m.stat.as_ref().unwrap();
+        assert_eq!(stat.source, "memcg_files");
+        assert_eq!(
+            (stat.anon_bytes, stat.file_bytes),
+            (Some(1 << 20), Some(3 << 20))
+        );
+        assert_eq!(stat.inactive_file_bytes, None);
+        // Swap still comes from the report's own line.
+        assert_eq!(m.swap_limit_bytes, Some(0));
     }
 
     #[test]
@@ -1939,6 +2247,10 @@ mod tests {
             usage_bytes: Some(64 << 20),
             source: "kernel_report".into(),
             usage_after_kill_bytes: None,
+            swap_usage_bytes: None,
+            swap_limit_bytes: None,
+            memsw_limit_bytes: None,
+            stat: None,
         };
         let trigger = Trigger {
             pid: None,
@@ -1950,12 +2262,8 @@ mod tests {
         };
         let mut out = Vec::new();
         let x = ExplainInput {
-            sources: Sources {
-                backend: "kernel_report",
-                victim_task_hook: false,
-                exit_hook: false,
-                oom_path_hooks: false,
-            },
+            sources: Sources::KERNEL_REPORT,
+            points_recomputed: None,
             constraint: Some("memcg"),
             oom_memcg: Some(&oom_memcg),
             victim_memcg: Some("/app"),

@@ -1,8 +1,9 @@
 //! Decoding ring-buffer records into typed events: bounds-checked, never
 //! trusting the kernel's byte count beyond what each record type needs.
 use oomtrace_ebpf::{
-    EventHeader, MarkVictimEvent, OomCandidateEvent, OomChoiceEvent, OomEndEvent,
-    PagefaultOomEvent, ReaperEvent, VictimExitEvent, VictimTaskEvent, kind,
+    ChargeFailureEvent, EventHeader, MarkVictimEvent, OomCandidateEvent, OomChoiceEvent,
+    OomEndEvent, OomWaitEvent, PagefaultOomEvent, ReaperEvent, VictimExitEvent, VictimTaskEvent,
+    kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,6 +16,8 @@ pub enum Event {
     OomChoice(OomChoiceEvent),
     OomEnd(OomEndEvent),
     PagefaultOom(PagefaultOomEvent),
+    ChargeFailure(ChargeFailureEvent),
+    OomWait(OomWaitEvent),
 }
 
 impl Event {
@@ -28,6 +31,8 @@ impl Event {
             Event::OomChoice(e) => &e.header,
             Event::OomEnd(e) => &e.header,
             Event::PagefaultOom(e) => &e.header,
+            Event::ChargeFailure(e) => &e.header,
+            Event::OomWait(e) => &e.header,
         }
     }
 }
@@ -74,6 +79,8 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::OOM_CHOICE => read_pod(bytes, event_kind).map(Event::OomChoice),
         kind::OOM_END => read_pod(bytes, event_kind).map(Event::OomEnd),
         kind::PAGEFAULT_OOM => read_pod(bytes, event_kind).map(Event::PagefaultOom),
+        kind::CHARGE_FAILURE => read_pod(bytes, event_kind).map(Event::ChargeFailure),
+        kind::OOM_WAIT => read_pod(bytes, event_kind).map(Event::OomWait),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -179,6 +186,22 @@ pub fn to_json(event: &Event) -> serde_json::Value {
             "dropped": e.dropped,
         }),
         Event::PagefaultOom(e) => json!({ "memcg_id": e.memcg_id }),
+        Event::ChargeFailure(e) => json!({
+            "memcg_id": e.memcg_id,
+            "usage_pages": e.usage_pages,
+            "max_pages": e.max_pages,
+            "failures_total": e.failures_total,
+            "gfp_mask": e.gfp_mask,
+            "order": e.order,
+            "reason": e.reason,
+        }),
+        Event::OomWait(e) => json!({
+            "memcg_id": e.memcg_id,
+            "phase": e.phase,
+            "waited_ns": e.waited_ns,
+            "gfp_mask": e.gfp_mask,
+            "order": e.order,
+        }),
     };
     json!({ "header": header, "event": body })
 }
@@ -194,6 +217,8 @@ pub fn kind_name(event_kind: u32) -> &'static str {
         kind::OOM_CHOICE => "oom_choice",
         kind::OOM_END => "oom_end",
         kind::PAGEFAULT_OOM => "pagefault_oom",
+        kind::CHARGE_FAILURE => "charge_failure",
+        kind::OOM_WAIT => "oom_wait",
         _ => "unknown",
     }
 }
@@ -292,6 +317,39 @@ mod tests {
             memcg_id: 9,
         };
         assert_eq!(decode(&bytes_of(&fault)), Ok(Event::PagefaultOom(fault)));
+        let failure = ChargeFailureEvent {
+            header: header(kind::CHARGE_FAILURE),
+            memcg_id: 4242,
+            usage_pages: 16384,
+            max_pages: 16384,
+            failures_total: 7,
+            gfp_mask: 0xcc0,
+            order: 0,
+            reason: oomtrace_ebpf::charge_failure_reason::NO_VICTIM,
+            _pad0: 0,
+        };
+        assert_eq!(
+            decode(&bytes_of(&failure)),
+            Ok(Event::ChargeFailure(failure))
+        );
+        let wait = OomWaitEvent {
+            header: header(kind::OOM_WAIT),
+            memcg_id: 4242,
+            waited_ns: 1_500_000_000,
+            phase: oomtrace_ebpf::oom_wait_phase::END,
+            ..Default::default()
+        };
+        assert_eq!(decode(&bytes_of(&wait)), Ok(Event::OomWait(wait)));
+        // One byte short of either is refused, not read past its end.
+        for (bytes, need) in [
+            (bytes_of(&failure), size_of::<ChargeFailureEvent>()),
+            (bytes_of(&wait), size_of::<OomWaitEvent>()),
+        ] {
+            assert!(matches!(
+                decode(&bytes[..need - 1]),
+                Err(DecodeError::Short { .. })
+            ));
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub mod app;
 pub mod btf;
 pub mod cgroup;
+pub mod charge;
 pub mod cli;
 pub mod container;
 pub mod decision;

@@ -10,7 +10,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
-use oomtrace_ebpf::{Config, MemcgReclaimStats, kind};
+use oomtrace_ebpf::{ChargeFailureState, Config, MemcgReclaimStats, kind};
 
 use crate::{btf, tracefs};
 
@@ -143,7 +143,14 @@ const OOM_SIGNATURES: &[(&str, usize)] = &[
     ("oom_badness", 2),
     ("oom_kill_process", 2),
     ("pagefault_out_of_memory", 0),
+    ("mem_cgroup_out_of_memory", 3),
+    ("mem_cgroup_oom_synchronize", 1),
 ];
+
+/// Functions whose kprobe must hit the function itself: a compiler clone
+/// (`.constprop`, `.isra`) may take its arguments differently, and these
+/// hooks read arguments.
+const EXACT_KPROBE: &[&str] = &["mem_cgroup_out_of_memory"];
 
 /// The OOM killer's path for one backend; `required` hooks make the backend.
 fn oom_path_hooks(backend: Backend) -> Vec<Hook> {
@@ -203,6 +210,27 @@ fn oom_path_hooks(backend: Backend) -> Vec<Hook> {
                 },
                 false,
             ),
+            hook(
+                "fexit_mem_cgroup_out_of_memory",
+                AttachPoint::FExit {
+                    function: "mem_cgroup_out_of_memory",
+                },
+                false,
+            ),
+            hook(
+                "fentry_mem_cgroup_oom_synchronize",
+                AttachPoint::FEntry {
+                    function: "mem_cgroup_oom_synchronize",
+                },
+                false,
+            ),
+            hook(
+                "fexit_mem_cgroup_oom_synchronize",
+                AttachPoint::FExit {
+                    function: "mem_cgroup_oom_synchronize",
+                },
+                false,
+            ),
         ],
         Backend::Kprobe => vec![
             hook(
@@ -251,6 +279,34 @@ fn oom_path_hooks(backend: Backend) -> Vec<Hook> {
                 "kprobe_pagefault_out_of_memory",
                 AttachPoint::KProbe {
                     function: "pagefault_out_of_memory",
+                },
+                false,
+            ),
+            hook(
+                "kprobe_mem_cgroup_out_of_memory",
+                AttachPoint::KProbe {
+                    function: "mem_cgroup_out_of_memory",
+                },
+                false,
+            ),
+            hook(
+                "kretprobe_mem_cgroup_out_of_memory",
+                AttachPoint::KRetProbe {
+                    function: "mem_cgroup_out_of_memory",
+                },
+                false,
+            ),
+            hook(
+                "kprobe_mem_cgroup_oom_synchronize",
+                AttachPoint::KProbe {
+                    function: "mem_cgroup_oom_synchronize",
+                },
+                false,
+            ),
+            hook(
+                "kretprobe_mem_cgroup_oom_synchronize",
+                AttachPoint::KRetProbe {
+                    function: "mem_cgroup_oom_synchronize",
                 },
                 false,
             ),
@@ -328,6 +384,7 @@ pub struct Tracer {
     pub events: Option<RingBuf<MapData>>,
     drops: PerCpuArray<MapData, u64>,
     reclaim_stats: BpfHashMap<MapData, u64, MemcgReclaimStats>,
+    charge_failures: BpfHashMap<MapData, u64, ChargeFailureState>,
 }
 
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace-ebpf"));
@@ -471,6 +528,14 @@ impl Tracer {
             name: "RECLAIM_STATS",
             source,
         })?;
+        let charge_failures = BpfHashMap::try_from(
+            ebpf.take_map("CHARGE_FAILURES")
+                .ok_or(LoadError::MissingMap("CHARGE_FAILURES"))?,
+        )
+        .map_err(|source| LoadError::Map {
+            name: "CHARGE_FAILURES",
+            source,
+        })?;
         Ok(Self {
             _ebpf: ebpf,
             backend,
@@ -480,6 +545,7 @@ impl Tracer {
             events: Some(events),
             drops,
             reclaim_stats,
+            charge_failures,
         })
     }
 
@@ -499,6 +565,18 @@ impl Tracer {
 
     pub fn reclaim_stats(&self, memcg_id: u64) -> Option<MemcgReclaimStats> {
         self.reclaim_stats.get(&memcg_id, 0).ok()
+    }
+
+    /// Charge-failure counts per memcg (cgroup id), reported or rate-limited.
+    pub fn charge_failure_counts(&self) -> Vec<(u64, ChargeFailureState)> {
+        self.charge_failures.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Whether the hooks that see charge failures and OOM-disabled waits are attached.
+    pub fn attached(&self, hook_suffix: &str) -> bool {
+        self.hooks
+            .iter()
+            .any(|h| h.attached && h.hook.ends_with(hook_suffix))
     }
 }
 
@@ -590,6 +668,11 @@ fn read_kallsyms() -> Vec<String> {
 fn kprobe_symbol(kallsyms: &[String], function: &str) -> Result<String, String> {
     if kallsyms.iter().any(|s| s == function) {
         return Ok(function.to_owned());
+    }
+    if EXACT_KPROBE.contains(&function) {
+        return Err(format!(
+            "{function} is not in /proc/kallsyms under its own name (inlined or cloned, and its arguments are read)"
+        ));
     }
     let prefix = format!("{function}.");
     kallsyms

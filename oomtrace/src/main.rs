@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Hog(args)) => workload::hog(&args).map(|_| 0),
+        Some(Command::Faultstorm(args)) => workload::faultstorm(&args).map(|_| 0),
         Some(Command::Demo { limit_mib, json }) => demo::run(limit_mib, json, &cli.trace),
         Some(Command::Report { paths, json, top }) => postmortem::run(&paths, json, top),
         None => runtime().and_then(|rt| {

@@ -170,6 +170,52 @@ impl<W: Write> Output<W> {
         self.line(&text)
     }
 
+    pub fn charge_failure(
+        &mut self,
+        record: &crate::charge::ChargeFailureRecord,
+    ) -> std::io::Result<()> {
+        if self.json {
+            return self.json_line(record);
+        }
+        let mut text = format!(
+            "━━ Charge failed in {} — {} ({})\n  task       {} (pid {}), {} order {}",
+            record.memcg.as_deref().unwrap_or("?"),
+            record.reason.replace('_', " "),
+            record.result.replace('_', " "),
+            record.task.comm,
+            record.task.pid,
+            record.gfp_flags.as_deref().unwrap_or("gfp ?"),
+            record.order.map_or("?".to_owned(), |o| o.to_string())
+        );
+        if let (Some(usage), Some(limit)) = (record.usage_bytes, record.limit_bytes) {
+            text.push_str(&format!(
+                "\n  memcg      {} used of {}",
+                human_bytes(usage),
+                human_bytes(limit)
+            ));
+        }
+        for line in &record.explanation {
+            text.push_str(&format!("\n    • {line}"));
+        }
+        self.line(&text)
+    }
+
+    pub fn charge_failure_summary(
+        &mut self,
+        record: &crate::charge::ChargeFailureSummary,
+    ) -> std::io::Result<()> {
+        if self.json {
+            return self.json_line(record);
+        }
+        self.line(&format!(
+            "oomtrace: {} charge failure(s) in {} were counted but not reported ({} in all, {} reported)",
+            record.suppressed,
+            record.memcg.as_deref().unwrap_or("a removed memcg"),
+            record.failures_total,
+            record.reported
+        ))
+    }
+
     pub fn warning(&mut self, text: &str) -> std::io::Result<()> {
         eprintln!("oomtrace: warning: {text}");
         Ok(())

@@ -170,15 +170,7 @@ fn load_log(path: &Path, bytes: &[u8]) -> Result<Vec<Decision>, InputError> {
             source,
         },
     })?;
-    let mut builder = Builder::new(
-        Sources {
-            backend: "kernel_report",
-            victim_task_hook: false,
-            exit_hook: false,
-            oom_path_hooks: false,
-        },
-        Vec::new(),
-    );
+    let mut builder = Builder::new(Sources::KERNEL_REPORT, Vec::new());
     // The log is complete: everything is due at once.
     let at = Instant::now();
     for item in items {

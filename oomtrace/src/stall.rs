@@ -26,6 +26,11 @@ pub struct StalledTask {
     /// Kernel function the task sleeps in (`mem_cgroup_oom_synchronize` when it waits for the OOM).
     pub wchan: Option<String>,
     pub state: Option<String>,
+    /// With hooks on `mem_cgroup_oom_synchronize` (source `bpf`): the thread
+    /// group, time spent waiting so far and number of waits; null when polled.
+    pub tgid: Option<u32>,
+    pub waited_ms: Option<f64>,
+    pub waits: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -44,6 +49,9 @@ pub struct StallRecord {
     pub usage_bytes: Option<u64>,
     pub tasks: Vec<StalledTask>,
     pub explanation: Vec<String>,
+    /// `bpf`: every wait seen by the kernel programs (exact times); `poll`:
+    /// `memory.oom_control` polled once a second (times are at least).
+    pub source: &'static str,
 }
 
 struct Stall {
@@ -88,6 +96,9 @@ fn tasks_of(dir: &std::path::Path) -> Vec<StalledTask> {
                 comm: proc_file("comm").unwrap_or_default(),
                 wchan: proc_file("wchan").filter(|w| !w.is_empty() && w != "0"),
                 state,
+                tgid: None,
+                waited_ms: None,
+                waits: None,
             }
         })
         .collect()
@@ -217,6 +228,7 @@ impl StallMonitor {
             usage_bytes: files.usage_bytes,
             tasks: stall.tasks.clone(),
             explanation,
+            source: "poll",
         }
     }
 }

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | test | demo | lint`.
+//! Project tasks: `cargo xtask setup | test | vm-test | bench | demo | lint`.
 //!
 //! `setup` is idempotent and installs only what is missing, so `test` and
 //! `demo` can run it every time on a fresh machine or a warm one.
@@ -9,6 +9,9 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
+
+mod bench;
+mod vm;
 
 #[derive(Parser)]
 #[command(name = "xtask")]
@@ -21,8 +24,44 @@ struct Cli {
 enum Task {
     /// Install what building and testing need (apt packages, rust-src, bpf-linker) and mount tracefs.
     Setup,
-    /// Setup, then format check, clippy (host and eBPF) and every test.
+    /// Setup, then format check, clippy (host and eBPF), every test, and the VM tests.
     Test,
+    /// oomtrace on Debian kernels booted under QEMU: real OOM kills, each
+    /// decision checked against the kernel's own report.
+    VmTest {
+        /// Kernel series: 5.10, 6.1, 6.12 or all.
+        #[arg(long, default_value = "all")]
+        kernel: String,
+        /// `oomtrace --backend` in the guests; several (comma-separated) run
+        /// every scenario once per backend.
+        #[arg(long, default_value = "auto", value_delimiter = ',')]
+        backend: Vec<String>,
+        /// Only these scenarios (e.g. v2-single,v1-stall,global); default: all.
+        #[arg(long, value_delimiter = ',')]
+        scenario: Vec<String>,
+    },
+    /// oomtrace's overhead on a 4 KiB page-fault storm in a memcg, with and
+    /// without the tracer side by side in one QEMU guest whose clock counts
+    /// instructions (-icount). A measurement: high overhead is reported, not failed.
+    Bench {
+        /// Kernel series: 5.10, 6.1 or 6.12.
+        #[arg(long, default_value = "6.12")]
+        kernel: String,
+        /// MiB faulted in (and unmapped) per round.
+        #[arg(long, default_value_t = 64)]
+        mib: u64,
+        /// Rounds per storm.
+        #[arg(long, default_value_t = 16)]
+        rounds: u64,
+        /// Alternating repetitions of every configuration.
+        #[arg(long, default_value_t = 5)]
+        reps: u32,
+        /// Configurations besides the baseline: auto, kprobe, fentry,
+        /// tracepoint (oomtrace backends), control (a kprobe event on
+        /// try_charge_memcg, to show the method sees a per-charge hook).
+        #[arg(long, default_value = "auto,kprobe,control", value_delimiter = ',')]
+        config: Vec<String>,
+    },
     /// Setup, build, and run `oomtrace demo` (needs root).
     Demo,
     /// Format check and clippy only.
@@ -40,7 +79,48 @@ fn main() -> Result<()> {
         Task::Test => {
             setup()?;
             lint()?;
-            test()
+            test()?;
+            vm::run(&vm::Options {
+                kernels: vm::Series::ALL.to_vec(),
+                backends: vec!["tracepoint".into(), "auto".into(), "kprobe".into()],
+                only: Vec::new(),
+            })
+        }
+        Task::VmTest {
+            kernel,
+            backend,
+            scenario,
+        } => {
+            setup()?;
+            let kernels = match kernel.as_str() {
+                "all" => vm::Series::ALL.to_vec(),
+                name => vec![vm::Series::parse(name).with_context(|| {
+                    format!("unknown kernel series {name:?} (5.10, 6.1, 6.12 or all)")
+                })?],
+            };
+            vm::run(&vm::Options {
+                kernels,
+                backends: backend,
+                only: scenario,
+            })
+        }
+        Task::Bench {
+            kernel,
+            mib,
+            rounds,
+            reps,
+            config,
+        } => {
+            setup()?;
+            bench::run(&bench::Options {
+                kernel: vm::Series::parse(&kernel).with_context(|| {
+                    format!("unknown kernel series {kernel:?} (5.10, 6.1 or 6.12)")
+                })?,
+                mib,
+                rounds,
+                reps,
+                configs: config,
+            })
         }
         Task::Demo => {
             setup()?;
@@ -111,7 +191,9 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 
 fn setup() -> Result<()> {
     let llvm_dev = format!("llvm-{LLVM_MAJOR}-dev");
-    apt_install(&[&llvm_dev, "libzstd-dev", "zlib1g-dev", "util-linux"])?;
+    let mut packages = vec![llvm_dev.as_str(), "libzstd-dev", "zlib1g-dev", "util-linux"];
+    packages.extend_from_slice(vm::PACKAGES);
+    apt_install(&packages)?;
 
     let has_rust_src = Command::new("rustup")
         .args(["component", "list", "--installed", "--toolchain", "nightly"])

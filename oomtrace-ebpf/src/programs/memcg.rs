@@ -85,7 +85,7 @@ pub fn fill_chain(css: u64, levels: *mut [MemcgLevel; MEMCG_CHAIN_MAX]) -> u32 {
 
 /// `memcg->counter.field` (pages), 0 when either offset is unavailable.
 #[inline(always)]
-fn page_counter_field(memcg: u64, counter: u32, field: u32) -> u64 {
+pub fn page_counter_field(memcg: u64, counter: u32, field: u32) -> u64 {
     if counter == UNAVAILABLE || field == UNAVAILABLE {
         return 0;
     }

@@ -1,4 +1,5 @@
 //! One module per hook (kunai style); shared state and helpers in `common` and `memcg`.
+mod charge_failure;
 mod common;
 mod mark_victim;
 mod mark_victim_raw;

@@ -7,7 +7,7 @@ use aya_ebpf::{
     programs::{FEntryContext, FExitContext},
 };
 
-use super::oom_path;
+use super::{charge_failure, oom_path};
 
 #[fentry(function = "out_of_memory")]
 pub fn fentry_out_of_memory(ctx: FEntryContext) -> i32 {
@@ -48,5 +48,33 @@ pub fn fentry_oom_kill_process(ctx: FEntryContext) -> i32 {
 #[fentry(function = "pagefault_out_of_memory")]
 pub fn fentry_pagefault_out_of_memory(_ctx: FEntryContext) -> i32 {
     oom_path::pagefault_oom();
+    0
+}
+
+// Charge failures on the memcg OOM path (`charge_failure`):
+// `mem_cgroup_out_of_memory(memcg, gfp_mask, order)` -> bool and
+// `mem_cgroup_oom_synchronize(handle)` -> bool.
+
+#[fexit(function = "mem_cgroup_out_of_memory")]
+pub fn fexit_mem_cgroup_out_of_memory(ctx: FExitContext) -> i32 {
+    let killed = ctx.arg::<u64>(3) & 0xff != 0;
+    charge_failure::memcg_oom_exit(
+        ctx.arg(0),
+        ctx.arg::<u64>(1) as u32,
+        ctx.arg::<u64>(2) as i32,
+        killed,
+    );
+    0
+}
+
+#[fentry(function = "mem_cgroup_oom_synchronize")]
+pub fn fentry_mem_cgroup_oom_synchronize(_ctx: FEntryContext) -> i32 {
+    charge_failure::oom_synchronize_enter();
+    0
+}
+
+#[fexit(function = "mem_cgroup_oom_synchronize")]
+pub fn fexit_mem_cgroup_oom_synchronize(_ctx: FExitContext) -> i32 {
+    charge_failure::oom_synchronize_exit();
     0
 }

@@ -6,7 +6,7 @@ use aya_ebpf::{
     programs::{ProbeContext, RetProbeContext},
 };
 
-use super::oom_path;
+use super::{charge_failure, oom_path};
 
 #[kprobe]
 pub fn kprobe_out_of_memory(ctx: ProbeContext) -> u32 {
@@ -53,5 +53,35 @@ pub fn kprobe_oom_kill_process(ctx: ProbeContext) -> u32 {
 #[kprobe]
 pub fn kprobe_pagefault_out_of_memory(_ctx: ProbeContext) -> u32 {
     oom_path::pagefault_oom();
+    0
+}
+
+// Charge failures on the memcg OOM path (`charge_failure`).
+
+#[kprobe]
+pub fn kprobe_mem_cgroup_out_of_memory(ctx: ProbeContext) -> u32 {
+    if let (Some(memcg), Some(gfp), Some(order)) =
+        (ctx.arg::<u64>(0), ctx.arg::<u64>(1), ctx.arg::<u64>(2))
+    {
+        charge_failure::memcg_oom_enter(memcg, gfp as u32, order as i32);
+    }
+    0
+}
+
+#[kretprobe]
+pub fn kretprobe_mem_cgroup_out_of_memory(ctx: RetProbeContext) -> u32 {
+    charge_failure::memcg_oom_return(ctx.ret::<u64>() & 0xff != 0);
+    0
+}
+
+#[kprobe]
+pub fn kprobe_mem_cgroup_oom_synchronize(_ctx: ProbeContext) -> u32 {
+    charge_failure::oom_synchronize_enter();
+    0
+}
+
+#[kretprobe]
+pub fn kretprobe_mem_cgroup_oom_synchronize(_ctx: RetProbeContext) -> u32 {
+    charge_failure::oom_synchronize_exit();
     0
 }

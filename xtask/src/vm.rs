@@ -1,0 +1,953 @@
+//! `cargo xtask vm-test`: oomtrace on real Debian kernels (5.10, 6.1, 6.12)
+//! booted under QEMU (TCG), each decision checked against the kernel's own
+//! OOM report in the guest's kernel log.
+//!
+//! Per kernel and backend: one boot runs the cgroup-v2 memcg scenarios, one
+//! the cgroup-v1 ones (where the kernel has v1), and a smaller one the global
+//! OOM. The guest side is tests/vm/init; the checks are in vm/check.rs.
+mod check;
+mod guest;
+pub(crate) mod initramfs;
+pub(crate) mod kernels;
+
+use std::{
+    cell::RefCell,
+    fs,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, Result, bail, ensure};
+use serde_json::Value;
+
+use check::{KernelLog, TracerRun};
+use guest::{GuestOutput, ScenarioOutput};
+pub use kernels::Series;
+use kernels::{Kernel, KernelCache};
+
+/// Debian packages the VM tests need on the host (the initramfs is written
+/// by xtask itself, so no cpio tool).
+pub const PACKAGES: &[&str] = &["qemu-system-x86", "busybox-static"];
+
+/// Guest RAM for the memcg scenarios and for the global OOM.
+const MEMCG_VM_MIB: u32 = 512;
+const GLOBAL_VM_MIB: u32 = 256;
+/// A guest that has not powered off by then is killed and fails: boot and
+/// the kernel log, plus each scenario's own limit (the guest's watchdog
+/// stops a scenario after 90 s).
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+const SCENARIO_TIMEOUT: Duration = Duration::from_secs(100);
+
+pub struct Options {
+    pub kernels: Vec<Series>,
+    /// `oomtrace --backend` values; every scenario runs once per backend.
+    pub backends: Vec<String>,
+    /// Only these scenarios (`v2-single`, `global`, ...); empty: all.
+    pub only: Vec<String>,
+}
+
+/// Memcg scenarios: (name, runs on v1, runs on v2, check).
+type ScenarioSpec = (&'static str, bool, bool, fn(&Ctx) -> Result<()>);
+const MEMCG_SCENARIOS: &[ScenarioSpec] = &[
+    ("single", true, true, check_single),
+    ("hierarchy", true, true, check_hierarchy),
+    ("many", true, true, check_many),
+    ("group", false, true, check_group),
+    ("minus1000", true, true, check_minus1000),
+    ("unkillable", true, true, check_unkillable),
+    ("stall", true, false, check_stall),
+];
+
+struct Scenario {
+    /// Guest name: `v2-single`, `v1-stall`, `global`.
+    name: String,
+    check: fn(&Ctx) -> Result<()>,
+    /// Why it is not run on this kernel (reported as SKIP).
+    skip: Option<String>,
+}
+
+/// One guest boot: its scenarios run in order.
+struct BootPlan {
+    label: &'static str,
+    memory_mib: u32,
+    scenarios: Vec<Scenario>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Verdict {
+    Pass,
+    Fail(String),
+    Skip(String),
+}
+
+struct Row {
+    kernel: String,
+    scenario: String,
+    backend: String,
+    verdict: Verdict,
+    seconds: Option<f64>,
+    notes: Vec<String>,
+}
+
+pub fn run(options: &Options) -> Result<()> {
+    let started = Instant::now();
+    let root = crate::workspace_root();
+    crate::apt_install(PACKAGES)?;
+    let mut cache = KernelCache::new(root.join(".cache/vm"));
+    let mut kernels = Vec::new();
+    for series in &options.kernels {
+        let kernel = cache.get(*series)?;
+        eprintln!(
+            "xtask: kernel {}: {} {}",
+            series.name(),
+            kernel.package,
+            kernel.version
+        );
+        kernels.push(kernel);
+    }
+
+    crate::run(crate::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "oomtrace",
+        "--bin",
+        "oomtrace",
+        "--example",
+        "kernel_log_json",
+        "--example",
+        "schema_check",
+    ]))?;
+    let target = target_dir();
+    let oomtrace = target.join("release/oomtrace");
+    let parser = target.join("release/examples/kernel_log_json");
+    let schema_check = target.join("release/examples/schema_check");
+    let work = target.join("vm-test");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    let initrd = work.join("initrd.gz");
+    initramfs::build(&initrd, &oomtrace, &root.join("tests/vm/init"))?;
+
+    let mut rows = Vec::new();
+    let mut releases = Vec::new();
+    let mut boot_errors = Vec::new();
+    for backend in &options.backends {
+        for kernel in &kernels {
+            for mut plan in plan(kernel)? {
+                if !options.only.is_empty() {
+                    plan.scenarios.retain(|s| options.only.contains(&s.name));
+                }
+                if plan.scenarios.is_empty() {
+                    continue;
+                }
+                let dir = work.join(format!("{backend}/{}-{}", kernel.series.name(), plan.label));
+                let boot = Boot {
+                    kernel,
+                    initrd: &initrd,
+                    dir: &dir,
+                    memory_mib: plan.memory_mib,
+                    backend,
+                };
+                let outcome = boot.run(&plan.scenarios);
+                match &outcome {
+                    Ok(guest) => {
+                        if let Some(release) = guest.info("kernel")
+                            && !releases.contains(&release.to_owned())
+                        {
+                            releases.push(release.to_owned());
+                        }
+                    }
+                    Err(error) => boot_errors.push(format!(
+                        "{} {} boot ({backend}): {error:#}",
+                        kernel.series.name(),
+                        plan.label
+                    )),
+                }
+                rows.extend(judge(
+                    kernel,
+                    &plan.scenarios,
+                    outcome,
+                    &dir,
+                    &Tools {
+                        parser: &parser,
+                        schema_check: &schema_check,
+                    },
+                    backend,
+                ));
+            }
+        }
+    }
+
+    print_table(&rows);
+    for error in &boot_errors {
+        eprintln!("boot failure: {error}");
+    }
+    eprintln!();
+    for kernel in &kernels {
+        eprintln!(
+            "kernel {}: {} {}",
+            kernel.series.name(),
+            kernel.package,
+            kernel.version
+        );
+    }
+    eprintln!("guest uname -r: {}", releases.join(", "));
+    eprintln!("logs: {}", work.display());
+    eprintln!(
+        "vm-test wall time: {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    let failed = rows
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::Fail(_)))
+        .count();
+    if failed > 0 {
+        bail!("{failed} VM scenario(s) failed");
+    }
+    Ok(())
+}
+
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                crate::workspace_root().join(p)
+            }
+        })
+        .unwrap_or_else(|| crate::workspace_root().join("target"))
+}
+
+/// The boots for one kernel: cgroup v2 scenarios, cgroup v1 scenarios, the
+/// global OOM. v1 and v2 are separate boots: handing the memory controller
+/// from cgroup2 to a v1 hierarchy fails (EBUSY) while removed memcgs are
+/// still dying, which takes as long as any page charged to them lives.
+fn plan(kernel: &Kernel) -> Result<Vec<BootPlan>> {
+    let has_v1 = kernel.has_memcg_v1()?;
+    let boot = |label, v1: bool| BootPlan {
+        label,
+        memory_mib: MEMCG_VM_MIB,
+        scenarios: MEMCG_SCENARIOS
+            .iter()
+            .filter(|&&(_, on_v1, on_v2, _)| if v1 { on_v1 } else { on_v2 })
+            .map(|&(name, _, _, check)| Scenario {
+                name: format!("{label}-{name}"),
+                check,
+                skip: (v1 && !has_v1).then(|| {
+                    "kernel built without CONFIG_MEMCG_V1: no cgroup-v1 memory controller"
+                        .to_owned()
+                }),
+            })
+            .collect(),
+    };
+    Ok(vec![
+        boot("v2", false),
+        boot("v1", true),
+        BootPlan {
+            label: "global",
+            memory_mib: GLOBAL_VM_MIB,
+            scenarios: vec![Scenario {
+                name: "global".into(),
+                check: check_global,
+                skip: None,
+            }],
+        },
+    ])
+}
+
+struct Boot<'a> {
+    kernel: &'a Kernel,
+    initrd: &'a Path,
+    dir: &'a Path,
+    memory_mib: u32,
+    backend: &'a str,
+}
+
+impl Boot<'_> {
+    /// Boots the guest for `scenarios`; Err when it did not power off in time
+    /// or stopped before the end of its script.
+    fn run(&self, scenarios: &[Scenario]) -> Result<GuestOutput> {
+        fs::create_dir_all(self.dir)?;
+        let names: Vec<&str> = scenarios
+            .iter()
+            .filter(|s| s.skip.is_none())
+            .map(|s| s.name.as_str())
+            .collect();
+        if names.is_empty() {
+            return Ok(GuestOutput::default());
+        }
+        let console = self.dir.join("console.log");
+        let results = self.dir.join("results.log");
+        let append = format!(
+            "console=ttyS0 log_buf_len=8M panic=-1 quiet oomtrace_vm.run={} oomtrace_vm.backend={}",
+            names.join(","),
+            self.backend
+        );
+        let mut command = Command::new("qemu-system-x86_64");
+        command
+            .args(["-accel", "tcg", "-cpu", "max", "-smp", "2"])
+            .args(["-m", &format!("{}M", self.memory_mib)])
+            .args(["-nodefaults", "-display", "none", "-no-reboot"])
+            .arg("-kernel")
+            .arg(&self.kernel.vmlinuz)
+            .arg("-initrd")
+            .arg(self.initrd)
+            .args(["-append", &append])
+            .arg("-serial")
+            .arg(format!("file:{}", console.display()))
+            .arg("-serial")
+            .arg(format!("file:{}", results.display()))
+            .stdin(Stdio::null());
+        eprintln!(
+            "xtask: booting {} ({} MiB, backend {}): {}",
+            self.kernel.package,
+            self.memory_mib,
+            self.backend,
+            names.join(" ")
+        );
+        let timeout = BOOT_TIMEOUT + SCENARIO_TIMEOUT * names.len() as u32;
+        let started = Instant::now();
+        let mut child = command.spawn().context("starting qemu-system-x86_64")?;
+        let pid = child.id();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait());
+        });
+        let status = match rx.recv_timeout(timeout) {
+            Ok(status) => status.context("waiting for qemu")?,
+            Err(_) => {
+                // Our own child, by pid.
+                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+                let _ = rx.recv();
+                let guest = guest::parse(&fs::read(&results).unwrap_or_default());
+                bail!(
+                    "the guest did not finish within {timeout:?} (last scenario started: {}); console: {}",
+                    guest.scenarios.last().map_or("none", |s| s.name.as_str()),
+                    console_tail(&console)
+                );
+            }
+        };
+        eprintln!(
+            "xtask: guest finished in {:.0} s ({status})",
+            started.elapsed().as_secs_f64()
+        );
+        let guest = guest::parse(&fs::read(&results).context("reading the guest's results")?);
+        ensure!(
+            guest.done,
+            "the guest stopped before the end of its script (qemu {status}); console: {}",
+            console_tail(&console)
+        );
+        Ok(guest)
+    }
+}
+
+fn console_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(8)..].join(" | ")
+}
+
+/// What a check sees of one scenario.
+struct Ctx<'a> {
+    scenario: &'a ScenarioOutput,
+    tracer: &'a TracerRun,
+    log: &'a KernelLog,
+    /// Printed under the scenario's row.
+    notes: RefCell<Vec<String>>,
+}
+
+/// Host programs built from the oomtrace crate for the checks.
+struct Tools<'a> {
+    /// `kernel_log_json`: oomtrace's kernel-report parser.
+    parser: &'a Path,
+    /// `schema_check`: validates records against docs/schema.json.
+    schema_check: &'a Path,
+}
+
+/// Every record oomtrace printed in the guest matches docs/schema.json.
+fn check_schema(tools: &Tools, dir: &Path, scenario: &str, output: &ScenarioOutput) -> Result<()> {
+    let path = dir.join(format!("{scenario}.tracer.jsonl"));
+    fs::write(&path, output.file("tracer.out").unwrap_or_default())?;
+    let result = Command::new(tools.schema_check)
+        .arg(&path)
+        .output()
+        .with_context(|| format!("running {}", tools.schema_check.display()))?;
+    ensure!(
+        result.status.success(),
+        "records do not match docs/schema.json: {}",
+        String::from_utf8_lossy(&result.stdout).trim()
+    );
+    Ok(())
+}
+
+/// Turns one boot's output into table rows.
+fn judge(
+    kernel: &Kernel,
+    scenarios: &[Scenario],
+    outcome: Result<GuestOutput>,
+    dir: &Path,
+    tools: &Tools,
+    backend: &str,
+) -> Vec<Row> {
+    let parser = tools.parser;
+    let row = |scenario: &Scenario, verdict, seconds, used: Option<&str>, notes| Row {
+        kernel: kernel.series.name().to_owned(),
+        scenario: scenario.name.clone(),
+        backend: match used {
+            Some(used) if used != backend => format!("{used} ({backend})"),
+            _ => backend.to_owned(),
+        },
+        verdict,
+        seconds,
+        notes,
+    };
+    let skipped = |s: &Scenario| {
+        s.skip
+            .as_ref()
+            .map(|reason| row(s, Verdict::Skip(reason.clone()), None, None, vec![]))
+    };
+    let guest = match outcome {
+        Ok(guest) => guest,
+        Err(_) => {
+            return scenarios
+                .iter()
+                .map(|s| {
+                    skipped(s).unwrap_or_else(|| {
+                        row(
+                            s,
+                            Verdict::Fail("boot failed (below)".into()),
+                            None,
+                            None,
+                            vec![],
+                        )
+                    })
+                })
+                .collect();
+        }
+    };
+    let logs = match kernel_logs(&guest, scenarios, dir, parser) {
+        Ok(logs) => logs,
+        Err(error) => {
+            let error = format!("kernel log: {error:#}");
+            return scenarios
+                .iter()
+                .map(|s| {
+                    skipped(s)
+                        .unwrap_or_else(|| row(s, Verdict::Fail(error.clone()), None, None, vec![]))
+                })
+                .collect();
+        }
+    };
+    let mut rows = Vec::new();
+    for (scenario, log) in scenarios.iter().zip(logs) {
+        if let Some(skip) = skipped(scenario) {
+            rows.push(skip);
+            continue;
+        }
+        let Some(output) = guest.scenario(&scenario.name) else {
+            rows.push(row(
+                scenario,
+                Verdict::Fail("the guest never ran it".into()),
+                None,
+                None,
+                vec![],
+            ));
+            continue;
+        };
+        let mut notes = Vec::new();
+        let mut used = None;
+        let verdict = match output.status.as_deref() {
+            None => Verdict::Fail("the guest did not finish it".into()),
+            Some(status) if status != "ran" => Verdict::Fail(format!("guest: {status}")),
+            Some(_) => {
+                let result = check::tracer_run(output).and_then(|tracer| {
+                    used = tracer.start["backend"].as_str().map(str::to_owned);
+                    check_schema(tools, dir, &scenario.name, output)?;
+                    notes.extend(check::hook_failures(&tracer.start));
+                    let log = log?;
+                    let ctx = Ctx {
+                        scenario: output,
+                        tracer: &tracer,
+                        log: &log,
+                        notes: RefCell::default(),
+                    };
+                    let result = (scenario.check)(&ctx);
+                    notes.extend(ctx.notes.into_inner());
+                    result
+                });
+                match result {
+                    Ok(()) => Verdict::Pass,
+                    Err(error) => Verdict::Fail(format!("{error:#}")),
+                }
+            }
+        };
+        rows.push(row(
+            scenario,
+            verdict,
+            output.seconds,
+            used.as_deref(),
+            notes,
+        ));
+    }
+    rows
+}
+
+/// Each scenario's slice of the guest kernel log, parsed by oomtrace's parser.
+fn kernel_logs(
+    guest: &GuestOutput,
+    scenarios: &[Scenario],
+    dir: &Path,
+    parser: &Path,
+) -> Result<Vec<Result<KernelLog>>> {
+    fs::write(dir.join("dmesg.log"), &guest.dmesg)?;
+    let mut files = Vec::new();
+    for scenario in scenarios {
+        let path = dir.join(format!("{}.kernel.log", scenario.name));
+        fs::write(&path, guest::kernel_log_of(&guest.dmesg, &scenario.name))?;
+        files.push(path);
+    }
+    let output = Command::new(parser)
+        .args(&files)
+        .output()
+        .with_context(|| format!("running {}", parser.display()))?;
+    ensure!(
+        output.status.success(),
+        "{} failed: {}",
+        parser.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .context("parser output is not JSON")?;
+    ensure!(lines.len() == files.len(), "parser skipped files");
+    Ok(lines
+        .iter()
+        .zip(&files)
+        .map(|(line, file)| KernelLog::from_json(line, fs::read_to_string(file)?))
+        .collect())
+}
+
+fn print_table(rows: &[Row]) {
+    eprintln!();
+    eprintln!(
+        "{:<7} {:<15} {:<20} {:<6} {:>8}  details",
+        "kernel", "scenario", "backend", "result", "seconds"
+    );
+    for r in rows {
+        let (result, detail) = match &r.verdict {
+            Verdict::Pass => ("PASS", String::new()),
+            Verdict::Fail(why) => ("FAIL", why.clone()),
+            Verdict::Skip(why) => ("SKIP", why.clone()),
+        };
+        let seconds = r.seconds.map_or("-".to_owned(), |s| format!("{s:.1}"));
+        eprintln!(
+            "{:<7} {:<15} {:<20} {:<6} {:>8}  {detail}",
+            r.kernel, r.scenario, r.backend, result, seconds
+        );
+        for note in &r.notes {
+            eprintln!("{:<61}note: {note}", "");
+        }
+    }
+}
+
+// ------------------------------------------------------------------ checks
+
+use check::{exit_status, first, kill_decision_matches, limit, pid};
+
+/// Exactly one decision (the tracer ran with --count 1), from the backend
+/// the start record names.
+fn one_decision(ctx: &Ctx) -> Result<()> {
+    ensure!(
+        ctx.tracer.decisions.len() == 1,
+        "{} decisions for --count 1",
+        ctx.tracer.decisions.len()
+    );
+    let (decision, _) = &ctx.tracer.decisions[0];
+    ensure!(
+        ctx.tracer.start["backend"] == decision.backend.as_str(),
+        "decision from backend {}, start record says {}",
+        decision.backend,
+        ctx.tracer.start["backend"]
+    );
+    Ok(())
+}
+
+/// A single memcg kill of `victim` in `memcg`, the limit that of `oom_memcg`.
+fn memcg_kill(ctx: &Ctx, victim: &str, memcg: &str, oom_memcg: &str) -> Result<()> {
+    one_decision(ctx)?;
+    let (decision, report) = first(ctx.tracer, ctx.log)?;
+    kill_decision_matches(decision, report, &mut ctx.notes.borrow_mut())?;
+    let v = decision.victim.as_ref().expect("checked");
+    ensure!(
+        v.pid == pid(ctx.scenario, victim)?,
+        "the victim is {:?} (pid {}), not {victim}",
+        v.comm,
+        v.pid
+    );
+    ensure!(
+        v.memcg.as_deref() == Some(memcg),
+        "victim memcg {:?}, expected {memcg}",
+        v.memcg
+    );
+    let constraint = report.constraint.as_ref().expect("checked");
+    ensure!(
+        constraint.task_memcg.as_deref() == Some(memcg),
+        "kernel task_memcg {:?}",
+        constraint.task_memcg
+    );
+    let fired = decision.oom_memcg.as_ref().expect("checked");
+    ensure!(
+        fired.path.as_deref() == Some(oom_memcg),
+        "oom_memcg {:?}, expected {oom_memcg}",
+        fired.path
+    );
+    ensure!(
+        fired.limit_bytes == Some(limit(ctx.scenario, oom_memcg)?),
+        "oom_memcg limit {:?}, the guest set {}",
+        fired.limit_bytes,
+        limit(ctx.scenario, oom_memcg)?
+    );
+    ensure!(
+        exit_status(ctx.scenario, victim)? == "137",
+        "{victim} ended with {}, not SIGKILL",
+        exit_status(ctx.scenario, victim)?
+    );
+    Ok(())
+}
+
+fn check_single(ctx: &Ctx) -> Result<()> {
+    memcg_kill(ctx, "hog64", "/single", "/single")
+}
+
+fn check_hierarchy(ctx: &Ctx) -> Result<()> {
+    memcg_kill(ctx, "hierhog", "/parent/child", "/parent")?;
+    ensure!(limit(ctx.scenario, "/parent")? < limit(ctx.scenario, "/parent/child")?);
+    Ok(())
+}
+
+fn check_many(ctx: &Ctx) -> Result<()> {
+    memcg_kill(ctx, "adj500", "/many", "/many")?;
+    let (decision, _) = first(ctx.tracer, ctx.log)?;
+    let kids = decision
+        .candidates
+        .iter()
+        .filter(|c| c.comm == "manykid")
+        .count();
+    // 150 children and their parent.
+    ensure!(kids == 151, "{kids} manykid candidates, expected 151");
+    let victim = decision.victim.as_ref().expect("checked");
+    ensure!(victim.oom_score_adj == Some(500));
+    // oom_score_adj, not size, made the choice: the grower was bigger.
+    let size = |name: &str| {
+        decision
+            .candidates
+            .iter()
+            .find(|c| c.comm == name)
+            .map(|c| c.rss_bytes)
+    };
+    ensure!(
+        size("grower") > size("adj500"),
+        "grower rss {:?} not above adj500 rss {:?}",
+        size("grower"),
+        size("adj500")
+    );
+    Ok(())
+}
+
+fn check_group(ctx: &Ctx) -> Result<()> {
+    one_decision(ctx)?;
+    let (decision, report) = first(ctx.tracer, ctx.log)?;
+    kill_decision_matches(decision, report, &mut ctx.notes.borrow_mut())?;
+    let pids = [
+        pid(ctx.scenario, "grpA")?,
+        pid(ctx.scenario, "grpB")?,
+        pid(ctx.scenario, "grpC")?,
+    ];
+    let mut killed = decision.killed.clone();
+    killed.sort_unstable();
+    let mut expected = pids.to_vec();
+    expected.sort_unstable();
+    ensure!(
+        killed == expected,
+        "killed {killed:?}, the group is {expected:?}"
+    );
+    ensure!(
+        decision.oom_group.as_deref() == Some("/grp"),
+        "oom_group {:?}",
+        decision.oom_group
+    );
+    ensure!(
+        ctx.log.oom_groups.iter().any(|g| g == "/grp"),
+        "the kernel did not announce the memory.oom.group sweep"
+    );
+    for (name, pid) in ["grpA", "grpB", "grpC"].iter().zip(pids) {
+        ensure!(
+            ctx.log.kills.iter().any(|k| k.pid == pid)
+                || report.kill.as_ref().is_some_and(|k| k.pid == pid),
+            "no Killed process line for {name} ({pid})"
+        );
+        ensure!(
+            exit_status(ctx.scenario, name)? == "137",
+            "{name} was not SIGKILLed"
+        );
+    }
+    Ok(())
+}
+
+fn check_minus1000(ctx: &Ctx) -> Result<()> {
+    memcg_kill(ctx, "normal", "/adj", "/adj")?;
+    let (decision, _) = first(ctx.tracer, ctx.log)?;
+    let protected = pid(ctx.scenario, "minus1000")?;
+    let c = decision
+        .candidates
+        .iter()
+        .find(|c| c.pid == protected)
+        .context("the -1000 task is not a candidate")?;
+    ensure!(c.oom_score_adj == -1000 && c.points.is_none() && !c.victim);
+    ensure!(
+        exit_status(ctx.scenario, "minus1000")? == "running",
+        "the -1000 task did not survive"
+    );
+    Ok(())
+}
+
+fn check_unkillable(ctx: &Ctx) -> Result<()> {
+    one_decision(ctx)?;
+    let (decision, report) = first(ctx.tracer, ctx.log)?;
+    ensure!(
+        report.no_killable,
+        "the kernel's report does not end in \"no killable processes\""
+    );
+    ensure!(
+        report.kill.is_none()
+            && ctx.log.kills.is_empty()
+            && !ctx.log.text.contains("Killed process")
+    );
+    ensure!(
+        decision.victim.is_none() && decision.killed.is_empty(),
+        "a victim in a decision without a kill: {:?} {:?}",
+        decision.victim,
+        decision.killed
+    );
+    ensure!(
+        decision.kernel_report == "complete",
+        "kernel_report {}",
+        decision.kernel_report
+    );
+    check::oom_memcg_matches_report(decision, report)?;
+    let path = decision.oom_memcg.as_ref().and_then(|m| m.path.as_deref());
+    ensure!(path == Some("/unkillable"), "oom_memcg {path:?}");
+    check::candidates_match_table(decision, report)?;
+    check_no_victim_charge_failure(ctx, report)?;
+    // The charge failed and the hog got the error (ENOMEM from
+    // MADV_POPULATE_WRITE; EAGAIN from mlock before 5.14): nobody was killed.
+    let status = exit_status(ctx.scenario, "unkillable")?;
+    let stderr = ctx.scenario.file("unkillable.err").unwrap_or_default();
+    ensure!(
+        status == "1"
+            && (stderr.contains("Cannot allocate memory")
+                || stderr.contains("Resource temporarily unavailable")),
+        "the hog should have failed to allocate: exit {status}, stderr {stderr:?}"
+    );
+    Ok(())
+}
+
+/// The charge that found nothing to kill is a `charge_failure` record
+/// (hooks on `mem_cgroup_out_of_memory`), number for number with the report.
+fn check_no_victim_charge_failure(ctx: &Ctx, report: &check::KernelReport) -> Result<()> {
+    if !ctx.tracer.hooked("mem_cgroup_out_of_memory") {
+        ctx.notes
+            .borrow_mut()
+            .push("no mem_cgroup_out_of_memory hook: charge_failure not checked".into());
+        return Ok(());
+    }
+    let failures = ctx.tracer.records("charge_failure");
+    let failure = failures
+        .iter()
+        .find(|f| f["reason"] == "no_victim")
+        .with_context(|| format!("no charge_failure record with reason no_victim: {failures:?}"))?;
+    let header = report.header.as_ref().context("the report has no header")?;
+    let memory = report
+        .counters
+        .iter()
+        .find(|c| c.name == "memory")
+        .context("the report has no memory: line")?;
+    ensure!(
+        failure["memcg"] == "/unkillable",
+        "memcg {}",
+        failure["memcg"]
+    );
+    ensure!(
+        failure["task"]["pid"].as_u64() == Some(u64::from(pid(ctx.scenario, "unkillable")?)),
+        "task {}",
+        failure["task"]
+    );
+    ensure!(
+        failure["gfp_mask"].as_str() == Some(format!("{:#x}", header.gfp_mask).as_str())
+            && failure["order"].as_i64() == Some(i64::from(header.order)),
+        "gfp/order {} {}, the kernel printed {:#x} order {}",
+        failure["gfp_mask"],
+        failure["order"],
+        header.gfp_mask,
+        header.order
+    );
+    if let Some(flags) = &header.gfp_flags {
+        ensure!(
+            failure["gfp_flags"] == flags.as_str(),
+            "gfp_flags {}, the kernel printed {flags}",
+            failure["gfp_flags"]
+        );
+    }
+    ensure!(
+        failure["limit_bytes"].as_u64() == Some(limit(ctx.scenario, "/unkillable")?)
+            && failure["limit_bytes"].as_u64() == Some(memory.limit_kb * 1024)
+            && failure["usage_bytes"].as_u64() == Some(memory.usage_kb * 1024),
+        "usage/limit {}/{}, the kernel printed {} kB / {} kB",
+        failure["usage_bytes"],
+        failure["limit_bytes"],
+        memory.usage_kb,
+        memory.limit_kb
+    );
+    ensure!(
+        failure["result"] == "enomem",
+        "result {}",
+        failure["result"]
+    );
+    // Every failure is counted, reported or rate-limited: as many as the
+    // kernel's reports that found nothing to kill.
+    let counted = failures
+        .iter()
+        .chain(ctx.tracer.records("charge_failure_summary").iter())
+        .filter(|r| r["memcg"] == "/unkillable")
+        .filter_map(|r| r["failures_total"].as_u64())
+        .max()
+        .unwrap_or(0);
+    let reports = ctx
+        .log
+        .text
+        .matches("Out of memory and no killable processes")
+        .count() as u64;
+    ensure!(
+        counted == reports,
+        "{counted} charge failures counted, the kernel printed {reports} no-killable reports"
+    );
+    Ok(())
+}
+
+/// With hooks on `mem_cgroup_oom_synchronize`: the failed charge and the
+/// stall from the kernel's own begin and end of the wait.
+fn check_stall_records(ctx: &Ctx) -> Result<()> {
+    let stuck = u64::from(pid(ctx.scenario, "stuckhog")?);
+    if !ctx.tracer.hooked("mem_cgroup_oom_synchronize") {
+        ctx.notes
+            .borrow_mut()
+            .push("no mem_cgroup_oom_synchronize hook: stall records not checked".into());
+        return Ok(());
+    }
+    let failures = ctx.tracer.records("charge_failure");
+    let failure = failures
+        .iter()
+        .find(|f| f["reason"] == "oom_kill_disabled")
+        .with_context(|| format!("no oom_kill_disabled charge_failure: {failures:?}"))?;
+    ensure!(
+        failure["memcg"] == "/stall"
+            && failure["task"]["pid"].as_u64() == Some(stuck)
+            && failure["result"] == "waits"
+            && failure["limit_bytes"].as_u64() == Some(limit(ctx.scenario, "/stall")?),
+        "charge_failure {failure}"
+    );
+    let stalls = ctx.tracer.records("oom_stall");
+    let states: Vec<&str> = stalls.iter().filter_map(|s| s["state"].as_str()).collect();
+    ensure!(
+        states.first() == Some(&"stalled") && states.last() == Some(&"released"),
+        "oom_stall states {states:?}"
+    );
+    for stall in &stalls {
+        ensure!(
+            stall["source"] == "bpf" && stall["memcg"] == "/stall",
+            "oom_stall {stall}"
+        );
+        ensure!(
+            stall["tasks"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["pid"].as_u64() == Some(stuck))),
+            "stuckhog is not among the stalled tasks: {stall}"
+        );
+    }
+    let released = stalls.last().expect("checked");
+    let waited = released["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["pid"].as_u64() == Some(stuck)))
+        .and_then(|t| t["waited_ms"].as_f64())
+        .unwrap_or(0.0);
+    let stalled_ms = released["stalled_ms"].as_f64().unwrap_or(0.0);
+    ensure!(
+        waited > 0.0 && stalled_ms >= waited,
+        "stuckhog waited {waited} ms of a {stalled_ms} ms stall"
+    );
+    Ok(())
+}
+
+fn check_stall(ctx: &Ctx) -> Result<()> {
+    check_stall_records(ctx)?;
+    // "state=D wchan=... stack=...": parked where the v1 OOM killer waits.
+    let stalled = ctx.scenario.info("stalled").unwrap_or_default();
+    let field = |key: &str| {
+        stalled
+            .split(' ')
+            .find_map(|f| f.strip_prefix(key)?.strip_prefix('='))
+    };
+    let parked = "mem_cgroup_oom_synchronize";
+    ensure!(
+        field("state") == Some("D")
+            && (field("wchan") == Some(parked) || field("stack") == Some(parked)),
+        "the hog was not seen parked in {parked}: {stalled:?}"
+    );
+    if field("wchan") != Some(parked) {
+        ctx.notes.borrow_mut().push(format!(
+            "wchan reads {:?} on this kernel; the stack showed {parked}",
+            field("wchan").unwrap_or_default()
+        ));
+    }
+    let control = ctx.scenario.file("oom_control.stalled").unwrap_or_default();
+    ensure!(
+        control.contains("oom_kill_disable 1") && control.contains("under_oom 1"),
+        "memory.oom_control while stalled: {control:?}"
+    );
+    let (before, _) = ctx
+        .log
+        .text
+        .split_once("oomtrace-vm: release stall")
+        .context("no release mark in the kernel log")?;
+    ensure!(
+        !before.contains("invoked oom-killer") && !before.contains("Killed process"),
+        "the kernel reported an OOM while the killer was disabled"
+    );
+    memcg_kill(ctx, "stuckhog", "/stall", "/stall")
+}
+
+fn check_global(ctx: &Ctx) -> Result<()> {
+    one_decision(ctx)?;
+    let (decision, report) = first(ctx.tracer, ctx.log)?;
+    kill_decision_matches(decision, report, &mut ctx.notes.borrow_mut())?;
+    ensure!(
+        decision.constraint.as_deref() == Some("global"),
+        "constraint {:?}",
+        decision.constraint
+    );
+    let victim = decision.victim.as_ref().expect("checked");
+    ensure!(
+        victim.pid == pid(ctx.scenario, "globalhog")?,
+        "the victim is {:?} (pid {})",
+        victim.comm,
+        victim.pid
+    );
+    ensure!(exit_status(ctx.scenario, "globalhog")? == "137");
+    Ok(())
+}
