@@ -211,6 +211,10 @@ pub struct Decision {
     pub badness_model: Option<BadnessModel>,
     pub candidates: Vec<Candidate>,
     pub candidates_source: Cow<'static, str>,
+    /// Candidates the killer visited that are missing from `candidates`
+    /// (ring buffer full); null when the source cannot tell.
+    #[serde(default)]
+    pub candidates_dropped: Option<u32>,
     pub victim: Option<Victim>,
     pub killed: Vec<u32>,
     /// The container (or systemd unit) the victim's memcg belongs to; derived
@@ -1268,6 +1272,7 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
         badness_model: model,
         candidates,
         candidates_source: candidates_source.into(),
+        candidates_dropped: invocation.and_then(|i| i.end).map(|e| e.dropped),
         victim,
         killed,
         container,
