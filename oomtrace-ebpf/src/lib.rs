@@ -39,8 +39,11 @@ pub mod kind {
     /// fentry/kprobe backends: a task starts or stops waiting in
     /// `mem_cgroup_oom_synchronize` (cgroup v1 `oom_kill_disable`).
     pub const OOM_WAIT: u32 = 10;
+    /// A memcg began reclaiming at its limit while the charge hook is not
+    /// armed: the collector arms it (at most once a second per memcg).
+    pub const MEMCG_AT_LIMIT: u32 = 11;
     /// Number of kinds (size of the per-kind drop counter array).
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 12;
 }
 
 /// Why a [`ChargeFailureEvent`] was emitted.
@@ -52,6 +55,10 @@ pub mod charge_failure_reason {
     /// page fault failed its charge and the task waits in
     /// `mem_cgroup_oom_synchronize`.
     pub const OOM_DISABLED: u32 = 2;
+    /// The armed fexit on `try_charge_memcg` saw -ENOMEM without the OOM
+    /// path failing first: `__GFP_NORETRY`, a non-blocking or costly charge,
+    /// `__GFP_RETRY_MAYFAIL`, a dying task (told apart by gfp and size).
+    pub const ENOMEM: u32 = 3;
 }
 
 /// What an [`OomWaitEvent`] reports.
@@ -341,22 +348,45 @@ pub struct ChargeFailureEvent {
     /// Page counters of that memcg when the charge failed (`UNAVAILABLE_U64` if unreadable).
     pub usage_pages: u64,
     pub max_pages: u64,
-    /// Failures of this memcg since tracing began, this one included.
+    /// Failures of this memcg for this reason since tracing began, this one included.
     pub failures_total: u64,
     pub gfp_mask: u32,
     /// Allocation order the OOM path was asked for.
     pub order: i32,
     /// [`charge_failure_reason`] value.
     pub reason: u32,
-    pub _pad0: u32,
+    /// Pages the charge asked for (0: not known at this hook).
+    pub nr_pages: u32,
 }
 const _: () = assert!(core::mem::size_of::<ChargeFailureEvent>() == 88);
+
+/// See [`kind::MEMCG_AT_LIMIT`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemcgAtLimitEvent {
+    pub header: EventHeader,
+    /// cgroup id of the reclaiming task's memcg.
+    pub memcg_id: u64,
+}
+const _: () = assert!(core::mem::size_of::<MemcgAtLimitEvent>() == 48);
 
 /// Marks a 64-bit value the kernel program could not read.
 pub const UNAVAILABLE_U64: u64 = u64::MAX;
 /// A gfp mask / allocation order the running kernel does not record.
 pub const UNKNOWN_GFP: u32 = u32::MAX;
 pub const UNKNOWN_ORDER: i32 = i32::MIN;
+
+/// Key of `CHARGE_FAILURES`: failures are counted and rate-limited per memcg
+/// and reason, so that frequent failures of one kind do not hide another.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ChargeFailureKey {
+    pub memcg_id: u64,
+    /// [`charge_failure_reason`] value.
+    pub reason: u32,
+    pub _pad0: u32,
+}
+const _: () = assert!(core::mem::size_of::<ChargeFailureKey>() == 16);
 
 /// Per-memcg charge-failure rate limit (map `CHARGE_FAILURES`).
 #[repr(C)]
@@ -586,4 +616,5 @@ mod user {
     unsafe impl aya::Pod for Config {}
     unsafe impl aya::Pod for MemcgReclaimStats {}
     unsafe impl aya::Pod for ChargeFailureState {}
+    unsafe impl aya::Pod for ChargeFailureKey {}
 }

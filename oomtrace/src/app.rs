@@ -21,7 +21,7 @@ use crate::{
     events::{decode, kind_name},
     kmsg::{Kmsg, KmsgRead},
     loader::{self, BackendRequest, TraceOptions, Tracer},
-    output::{LostRecord, Output, StartRecord},
+    output::{ChargeHookRecord, LostRecord, Output, StartRecord},
     postmortem::{DumpDocument, HostFacts},
     report::{ReportParser, SourceLine},
     stall::StallMonitor,
@@ -313,6 +313,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
                 }
                 if last_drop_check.elapsed() >= Duration::from_secs(1) {
                     last_drop_check = Instant::now();
+                    disarm_idle_charge_hook(env.tracer, &mut out)?;
                     for (k, total) in env.tracer.drops() {
                         let seen = &mut drops_seen[k as usize];
                         if total > *seen {
@@ -409,6 +410,10 @@ fn on_event<W: Write>(
                 out.stall(&record)?;
             }
         }
+        Event::MemcgAtLimit(e) => {
+            let memcg = env.resolver.path_of(e.memcg_id);
+            arm_charge_hook(env.tracer, true, memcg, out)?
+        }
         other => {
             // The first events of an OOM: read the memcg's state before the
             // kill frees memory or the memcg is removed.
@@ -426,6 +431,54 @@ fn on_event<W: Write>(
             }
             builder.on_event(now, other)
         }
+    }
+    Ok(())
+}
+
+/// How long without any memcg reclaim before the charge hook is detached.
+const CHARGE_HOOK_IDLE: Duration = Duration::from_secs(10);
+
+/// Arms or disarms the on-demand charge hook; a failure is a warning (the
+/// OOM-path hooks still report), and the hook is not tried again.
+fn arm_charge_hook<W: Write>(
+    tracer: &Tracer,
+    armed: bool,
+    memcg: Option<String>,
+    out: &mut Output<W>,
+) -> Result<()> {
+    if tracer.charge_hook_state() != Some(!armed) {
+        return Ok(());
+    }
+    match tracer.set_charge_hook(armed) {
+        Ok(()) => out.charge_hook(&ChargeHookRecord {
+            record_type: "charge_hook",
+            schema_version: SCHEMA_VERSION,
+            time: now_rfc3339(),
+            state: if armed { "armed" } else { "disarmed" },
+            memcg,
+        })?,
+        Err(e) => {
+            out.warning(&format!(
+                "the on-demand charge hook could not be {}: {e}; charge failures outside the OOM path are not seen",
+                if armed { "attached" } else { "detached" }
+            ))?;
+            tracer.drop_charge_hook();
+        }
+    }
+    Ok(())
+}
+
+/// Detaches the charge hook once no memcg has reclaimed for [`CHARGE_HOOK_IDLE`].
+fn disarm_idle_charge_hook<W: Write>(tracer: &Tracer, out: &mut Output<W>) -> Result<()> {
+    if tracer.charge_hook_state() != Some(true) {
+        return Ok(());
+    }
+    let now = clock(libc::CLOCK_BOOTTIME).as_nanos() as u64;
+    let idle = tracer
+        .latest_reclaim_boot_ns()
+        .is_none_or(|last| now.saturating_sub(last) >= CHARGE_HOOK_IDLE.as_nanos() as u64);
+    if idle {
+        arm_charge_hook(tracer, false, None, out)?;
     }
     Ok(())
 }

@@ -8,8 +8,8 @@ use std::{
 };
 
 use oomtrace_ebpf::{
-    ChargeFailureEvent, ChargeFailureState, OomWaitEvent, UNAVAILABLE_U64, UNKNOWN_GFP,
-    UNKNOWN_ORDER, charge_failure_reason, oom_wait_phase,
+    ChargeFailureEvent, ChargeFailureKey, ChargeFailureState, OomWaitEvent, UNAVAILABLE_U64,
+    UNKNOWN_GFP, UNKNOWN_ORDER, charge_failure_reason, oom_wait_phase,
 };
 use serde::Serialize;
 
@@ -49,7 +49,32 @@ const GFP_BITS: &[(u32, &str)] = &[
 ];
 const GFP_KERNEL: u32 = 0xcc0;
 const GFP_HIGHUSER_MOVABLE: u32 = 0x100cca;
+/// `GFP_HIGHUSER_MOVABLE | __GFP_COMP | __GFP_NOMEMALLOC | __GFP_NOWARN`
+/// without reclaim; `GFP_TRANSHUGE` adds direct reclaim.
+const GFP_TRANSHUGE_LIGHT: u32 = 0x1c20ca;
+const GFP_TRANSHUGE: u32 = GFP_TRANSHUGE_LIGHT | 0x400;
 const GFP_NOFAIL: u32 = 0x8000;
+const GFP_NORETRY: u32 = 0x10000;
+const GFP_RETRY_MAYFAIL: u32 = 0x4000;
+const GFP_DIRECT_RECLAIM: u32 = 0x400;
+/// `PAGE_ALLOC_COSTLY_ORDER`: larger charges never invoke the OOM killer.
+const COSTLY_PAGES: u32 = 1 << 3;
+
+/// Why `try_charge_memcg` returned -ENOMEM without the OOM path, in the
+/// order the kernel tests it.
+fn enomem_reason(gfp: u32, nr_pages: u32) -> &'static str {
+    if gfp & GFP_DIRECT_RECLAIM == 0 {
+        "nowait"
+    } else if gfp & GFP_NORETRY != 0 {
+        "noretry"
+    } else if gfp & GFP_RETRY_MAYFAIL != 0 {
+        "retry_mayfail"
+    } else if nr_pages > COSTLY_PAGES {
+        "costly_order"
+    } else {
+        "no_progress"
+    }
+}
 
 /// A gfp mask the way the kernel's `%pGg` prints it: the composite name
 /// first (`GFP_KERNEL`, `GFP_HIGHUSER_MOVABLE`), then the remaining bits.
@@ -57,6 +82,8 @@ pub fn gfp_flags(mask: u32) -> String {
     let mut names = Vec::new();
     let mut rest = mask;
     for (composite, name) in [
+        (GFP_TRANSHUGE, "GFP_TRANSHUGE"),
+        (GFP_TRANSHUGE_LIGHT, "GFP_TRANSHUGE_LIGHT"),
         (GFP_HIGHUSER_MOVABLE, "GFP_HIGHUSER_MOVABLE"),
         (GFP_KERNEL | 0x400000, "GFP_KERNEL_ACCOUNT"),
         (GFP_KERNEL, "GFP_KERNEL"),
@@ -104,7 +131,11 @@ pub struct ChargeFailureRecord {
     pub gfp_mask: Option<String>,
     pub gfp_flags: Option<String>,
     pub order: Option<i32>,
-    /// `no_victim` (the OOM killer found nothing to kill) or `oom_kill_disabled`.
+    /// Pages the charge asked for (the armed charge hook sees it; null from the OOM path).
+    pub nr_pages: Option<u32>,
+    /// `no_victim` (the OOM killer found nothing to kill), `oom_kill_disabled`,
+    /// or, from the armed charge hook, why the charge gave up without the OOM
+    /// killer: `noretry`, `nowait`, `costly_order`, `retry_mayfail`, `no_progress`.
     pub reason: &'static str,
     /// What the caller got: `enomem`, `charged_over_limit` (__GFP_NOFAIL) or
     /// `waits` (an OOM-disabled memcg: the task sleeps until memory is freed).
@@ -126,6 +157,9 @@ pub struct ChargeFailureSummary {
     pub schema_version: u32,
     pub time: String,
     pub memcg: Option<String>,
+    /// `no_victim`, `oom_kill_disabled`, or `without_oom` (the armed charge
+    /// hook: `noretry`, `nowait`, ... records).
+    pub reason: &'static str,
     pub failures_total: u64,
     pub reported: u64,
     /// Failures never reported as a record.
@@ -177,8 +211,8 @@ const RELEASE_GRACE: Duration = Duration::from_millis(250);
 
 #[derive(Default)]
 pub struct ChargeTracker {
-    /// Highest `failures_total` reported per memcg id.
-    reported_total: HashMap<u64, u64>,
+    /// Highest `failures_total` reported per (memcg id, kernel reason).
+    reported_total: HashMap<(u64, u32), u64>,
     stalls: HashMap<u64, BpfStall>,
 }
 
@@ -195,19 +229,28 @@ impl ChargeTracker {
     ) -> ChargeFailureRecord {
         let previous = self
             .reported_total
-            .insert(e.memcg_id, e.failures_total)
+            .insert((e.memcg_id, e.reason), e.failures_total)
             .unwrap_or(0);
         let suppressed = e.failures_total.saturating_sub(previous + 1);
         let memcg = env.memcg_path(e.memcg_id);
         let page_size = env.page_size();
         let pages = |n: u64| (n != UNAVAILABLE_U64).then(|| n.saturating_mul(page_size));
-        let (reason, result) = match e.reason {
-            charge_failure_reason::OOM_DISABLED => ("oom_kill_disabled", "waits"),
-            _ if e.gfp_mask != UNKNOWN_GFP && e.gfp_mask & GFP_NOFAIL != 0 => {
-                ("no_victim", "charged_over_limit")
-            }
-            _ => ("no_victim", "enomem"),
+        let gfp = (e.gfp_mask != UNKNOWN_GFP).then_some(e.gfp_mask);
+        let reason = match e.reason {
+            charge_failure_reason::OOM_DISABLED => "oom_kill_disabled",
+            charge_failure_reason::ENOMEM => enomem_reason(gfp.unwrap_or(0), e.nr_pages),
+            _ => "no_victim",
         };
+        let result = match (reason, gfp) {
+            ("oom_kill_disabled", _) => "waits",
+            (_, Some(gfp)) if gfp & GFP_NOFAIL != 0 => "charged_over_limit",
+            _ => "enomem",
+        };
+        let nr_pages = (e.nr_pages != 0).then_some(e.nr_pages);
+        // get_order(nr_pages * PAGE_SIZE) where only the size is known.
+        let order = (e.order != UNKNOWN_ORDER)
+            .then_some(e.order)
+            .or(nr_pages.map(|n| n.next_power_of_two().trailing_zeros() as i32));
         let mut record = ChargeFailureRecord {
             record_type: "charge_failure",
             schema_version: SCHEMA_VERSION,
@@ -220,7 +263,8 @@ impl ChargeTracker {
             },
             gfp_mask: (e.gfp_mask != UNKNOWN_GFP).then(|| format!("{:#x}", e.gfp_mask)),
             gfp_flags: (e.gfp_mask != UNKNOWN_GFP).then(|| gfp_flags(e.gfp_mask)),
-            order: (e.order != UNKNOWN_ORDER).then_some(e.order),
+            order,
+            nr_pages,
             reason,
             result,
             limit_bytes: pages(e.max_pages),
@@ -319,20 +363,30 @@ impl ChargeTracker {
     /// At exit: memcgs with failures that never made it into a record.
     pub fn summaries(
         &self,
-        counts: &[(u64, ChargeFailureState)],
+        counts: &[(ChargeFailureKey, ChargeFailureState)],
         time: &str,
         env: &mut dyn MemcgLookup,
     ) -> Vec<ChargeFailureSummary> {
         counts
             .iter()
-            .filter_map(|&(id, state)| {
-                let reported = self.reported_total.get(&id).copied().unwrap_or(0);
+            .filter_map(|&(key, state)| {
+                let id = key.memcg_id;
+                let reported = self
+                    .reported_total
+                    .get(&(id, key.reason))
+                    .copied()
+                    .unwrap_or(0);
                 let suppressed = state.failures_total.saturating_sub(reported);
                 (suppressed > 0).then(|| ChargeFailureSummary {
                     record_type: "charge_failure_summary",
                     schema_version: SCHEMA_VERSION,
                     time: time.to_owned(),
                     memcg: env.memcg_path(id),
+                    reason: match key.reason {
+                        charge_failure_reason::NO_VICTIM => "no_victim",
+                        charge_failure_reason::OOM_DISABLED => "oom_kill_disabled",
+                        _ => "without_oom",
+                    },
                     failures_total: state.failures_total,
                     reported: state.reported,
                     suppressed,
@@ -429,9 +483,27 @@ fn explain_failure(r: &ChargeFailureRecord) -> Vec<String> {
     };
     let who = format!("{} (pid {})", r.task.comm, r.task.pid);
     let mut out = Vec::new();
+    let gave_up = |why: &str| {
+        format!(
+            "{who} could not charge {} to {memcg}{at}: reclaim did not free enough and {why}, so the charge failed without the OOM killer.",
+            r.nr_pages
+                .map_or("memory".to_owned(), |n| format!("{n} page(s)"))
+        )
+    };
     match r.reason {
         "oom_kill_disabled" => out.push(format!(
             "{who} could not charge memory to {memcg}{at}, whose OOM killer is disabled: the page fault failed and the task now waits for memory instead of anyone being killed."
+        )),
+        "nowait" => out.push(gave_up("the allocation may not sleep (no direct reclaim)")),
+        "noretry" => out.push(gave_up(
+            "the allocation asked not to retry (__GFP_NORETRY; a transparent huge page falls back to small pages)",
+        )),
+        "retry_mayfail" => out.push(gave_up("the allocation accepts failure (__GFP_RETRY_MAYFAIL)")),
+        "costly_order" => out.push(gave_up(
+            "charges above 8 pages never invoke the OOM killer (PAGE_ALLOC_COSTLY_ORDER)",
+        )),
+        "no_progress" => out.push(gave_up(
+            "the retries ran out (the task is dying, or an OOM of this memcg is already being handled)",
         )),
         _ => out.push(format!(
             "{who} could not charge memory to {memcg}{at} and the OOM killer found nothing to kill (every task is unkillable, oom_score_adj -1000, or already exiting)."
@@ -457,7 +529,7 @@ fn explain_failure(r: &ChargeFailureRecord) -> Vec<String> {
     ));
     if r.suppressed > 0 {
         out.push(format!(
-            "{} more failure(s) of {memcg} since its previous record were counted but not reported (at most one record per memcg per 100 ms).",
+            "{} more failure(s) of {memcg} for this reason since its previous record were counted but not reported (at most one record per memcg and reason per 100 ms).",
             r.suppressed
         ));
     }
@@ -503,6 +575,9 @@ mod tests {
         assert_eq!(gfp_flags(0x100cca), "GFP_HIGHUSER_MOVABLE");
         assert_eq!(gfp_flags(0x140cca), "GFP_HIGHUSER_MOVABLE|__GFP_COMP");
         assert_eq!(gfp_flags(0x800), "__GFP_KSWAPD_RECLAIM");
+        // A huge-page fault with defrag=always (what a 6.1 guest charged).
+        assert_eq!(gfp_flags(0x1d24ca), "GFP_TRANSHUGE|__GFP_NORETRY");
+        assert_eq!(gfp_flags(0x1c20ca), "GFP_TRANSHUGE_LIGHT");
         assert_eq!(gfp_flags(0x8000_0000), "0x80000000");
         assert_eq!(gfp_flags(0), "0");
     }
@@ -519,7 +594,7 @@ mod tests {
             gfp_mask: 0xcc0,
             order: 0,
             reason: charge_failure_reason::NO_VICTIM,
-            _pad0: 0,
+            nr_pages: 0,
         };
         let first = tracker.on_failure(&event, "t".into(), &mut Env);
         assert_eq!(first.memcg.as_deref(), Some("/app"));
@@ -537,14 +612,19 @@ mod tests {
             failures_total: 9,
             reported: 2,
         };
-        let summaries = tracker.summaries(&[(7, state)], "t", &mut Env);
+        let key = ChargeFailureKey {
+            memcg_id: 7,
+            reason: charge_failure_reason::NO_VICTIM,
+            _pad0: 0,
+        };
+        let summaries = tracker.summaries(&[(key, state)], "t", &mut Env);
         assert_eq!(summaries.len(), 1);
         assert_eq!(summaries[0].suppressed, 4);
         assert!(
             tracker
                 .summaries(
                     &[(
-                        7,
+                        key,
                         ChargeFailureState {
                             failures_total: 5,
                             ..state
@@ -563,8 +643,46 @@ mod tests {
             "charged_over_limit"
         );
         event.reason = charge_failure_reason::OOM_DISABLED;
+        event.failures_total = 1;
         let waits = tracker.on_failure(&event, "t".into(), &mut Env);
         assert_eq!((waits.reason, waits.result), ("oom_kill_disabled", "waits"));
+        // Counted per reason: the no-victim failures do not make these suppressed.
+        assert_eq!(waits.suppressed, 0);
+    }
+
+    #[test]
+    fn charges_that_give_up_without_the_oom_killer_say_why() {
+        let mut tracker = ChargeTracker::new();
+        let event = |gfp_mask, nr_pages| ChargeFailureEvent {
+            header: header(kind::CHARGE_FAILURE, 42, 1),
+            memcg_id: 7,
+            failures_total: 1,
+            gfp_mask,
+            order: oomtrace_ebpf::UNKNOWN_ORDER,
+            reason: charge_failure_reason::ENOMEM,
+            nr_pages,
+            ..Default::default()
+        };
+        // A transparent huge page with defrag=always: GFP_TRANSHUGE | __GFP_NORETRY.
+        let thp = tracker.on_failure(&event(0x1d24ca, 512), "t".into(), &mut Env);
+        assert_eq!(
+            (thp.reason, thp.order, thp.nr_pages),
+            ("noretry", Some(9), Some(512))
+        );
+        assert!(thp.gfp_flags.as_deref().unwrap().contains("__GFP_NORETRY"));
+        // defrag=never: no direct reclaim at all.
+        let light = tracker.on_failure(&event(0x1c20ca, 512), "t".into(), &mut Env);
+        assert_eq!(light.reason, "nowait");
+        let costly = tracker.on_failure(&event(0xcc0, 16), "t".into(), &mut Env);
+        assert_eq!((costly.reason, costly.order), ("costly_order", Some(4)));
+        let mayfail = tracker.on_failure(&event(0xcc0 | 0x4000, 1), "t".into(), &mut Env);
+        assert_eq!(mayfail.reason, "retry_mayfail");
+        let other = tracker.on_failure(&event(0xcc0, 3), "t".into(), &mut Env);
+        assert_eq!(
+            (other.reason, other.order, other.result),
+            ("no_progress", Some(2), "enomem")
+        );
+        assert!(other.explanation[0].contains("3 page(s)"));
     }
 
     #[test]

@@ -427,7 +427,10 @@ impl Builder {
             }
             // A fault whose charge failed; the OOM it leads to is reported by the hooks above.
             // Charge failures and OOM-disabled waits are records of their own (app, charge).
-            Event::PagefaultOom(_) | Event::ChargeFailure(_) | Event::OomWait(_) => {}
+            Event::PagefaultOom(_)
+            | Event::ChargeFailure(_)
+            | Event::OomWait(_)
+            | Event::MemcgAtLimit(_) => {}
         }
     }
 

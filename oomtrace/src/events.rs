@@ -1,9 +1,9 @@
 //! Decoding ring-buffer records into typed events: bounds-checked, never
 //! trusting the kernel's byte count beyond what each record type needs.
 use oomtrace_ebpf::{
-    ChargeFailureEvent, EventHeader, MarkVictimEvent, OomCandidateEvent, OomChoiceEvent,
-    OomEndEvent, OomWaitEvent, PagefaultOomEvent, ReaperEvent, VictimExitEvent, VictimTaskEvent,
-    kind,
+    ChargeFailureEvent, EventHeader, MarkVictimEvent, MemcgAtLimitEvent, OomCandidateEvent,
+    OomChoiceEvent, OomEndEvent, OomWaitEvent, PagefaultOomEvent, ReaperEvent, VictimExitEvent,
+    VictimTaskEvent, kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,7 @@ pub enum Event {
     PagefaultOom(PagefaultOomEvent),
     ChargeFailure(ChargeFailureEvent),
     OomWait(OomWaitEvent),
+    MemcgAtLimit(MemcgAtLimitEvent),
 }
 
 impl Event {
@@ -33,6 +34,7 @@ impl Event {
             Event::PagefaultOom(e) => &e.header,
             Event::ChargeFailure(e) => &e.header,
             Event::OomWait(e) => &e.header,
+            Event::MemcgAtLimit(e) => &e.header,
         }
     }
 }
@@ -81,6 +83,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::PAGEFAULT_OOM => read_pod(bytes, event_kind).map(Event::PagefaultOom),
         kind::CHARGE_FAILURE => read_pod(bytes, event_kind).map(Event::ChargeFailure),
         kind::OOM_WAIT => read_pod(bytes, event_kind).map(Event::OomWait),
+        kind::MEMCG_AT_LIMIT => read_pod(bytes, event_kind).map(Event::MemcgAtLimit),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -195,6 +198,7 @@ pub fn to_json(event: &Event) -> serde_json::Value {
             "order": e.order,
             "reason": e.reason,
         }),
+        Event::MemcgAtLimit(e) => json!({ "memcg_id": e.memcg_id }),
         Event::OomWait(e) => json!({
             "memcg_id": e.memcg_id,
             "phase": e.phase,
@@ -219,6 +223,7 @@ pub fn kind_name(event_kind: u32) -> &'static str {
         kind::PAGEFAULT_OOM => "pagefault_oom",
         kind::CHARGE_FAILURE => "charge_failure",
         kind::OOM_WAIT => "oom_wait",
+        kind::MEMCG_AT_LIMIT => "memcg_at_limit",
         _ => "unknown",
     }
 }
@@ -326,7 +331,7 @@ mod tests {
             gfp_mask: 0xcc0,
             order: 0,
             reason: oomtrace_ebpf::charge_failure_reason::NO_VICTIM,
-            _pad0: 0,
+            nr_pages: 0,
         };
         assert_eq!(
             decode(&bytes_of(&failure)),
@@ -340,6 +345,14 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(decode(&bytes_of(&wait)), Ok(Event::OomWait(wait)));
+        let at_limit = MemcgAtLimitEvent {
+            header: header(kind::MEMCG_AT_LIMIT),
+            memcg_id: 4242,
+        };
+        assert_eq!(
+            decode(&bytes_of(&at_limit)),
+            Ok(Event::MemcgAtLimit(at_limit))
+        );
         // One byte short of either is refused, not read past its end.
         for (bytes, need) in [
             (bytes_of(&failure), size_of::<ChargeFailureEvent>()),

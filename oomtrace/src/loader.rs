@@ -10,7 +10,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{FEntry, FExit, KProbe, ProgramError, RawTracePoint, TracePoint},
 };
-use oomtrace_ebpf::{ChargeFailureState, Config, MemcgReclaimStats, kind};
+use oomtrace_ebpf::{ChargeFailureKey, ChargeFailureState, Config, MemcgReclaimStats, kind};
 
 use crate::{btf, tracefs};
 
@@ -145,7 +145,14 @@ const OOM_SIGNATURES: &[(&str, usize)] = &[
     ("pagefault_out_of_memory", 0),
     ("mem_cgroup_out_of_memory", 3),
     ("mem_cgroup_oom_synchronize", 1),
+    ("try_charge_memcg", 3),
+    ("try_charge", 3),
 ];
+
+/// The charge function: `try_charge_memcg` since 5.15, `try_charge` before.
+const CHARGE_FUNCTIONS: &[&str] = &["try_charge_memcg", "try_charge"];
+/// The armed charge hook's program.
+const CHARGE_HOOK_PROGRAM: &str = "fexit_try_charge_memcg";
 
 /// Functions whose kprobe must hit the function itself: a compiler clone
 /// (`.constprop`, `.isra`) may take its arguments differently, and these
@@ -372,8 +379,9 @@ pub struct TraceOptions {
 
 /// Loaded and attached programs with the maps the collector reads.
 pub struct Tracer {
-    // Owns the programs and links: dropping it detaches everything.
-    _ebpf: Ebpf,
+    // Owns the programs and links: dropping it detaches everything. In a
+    // RefCell so the charge hook can be armed while the maps are being read.
+    ebpf: std::cell::RefCell<Ebpf>,
     pub backend: Backend,
     pub hooks: Vec<HookStatus>,
     /// Kernel fields (BTF) or tracepoint fields (tracefs) this kernel lacks.
@@ -384,7 +392,17 @@ pub struct Tracer {
     pub events: Option<RingBuf<MapData>>,
     drops: PerCpuArray<MapData, u64>,
     reclaim_stats: BpfHashMap<MapData, u64, MemcgReclaimStats>,
-    charge_failures: BpfHashMap<MapData, u64, ChargeFailureState>,
+    charge_failures: BpfHashMap<MapData, ChargeFailureKey, ChargeFailureState>,
+    /// The fexit on the charge function, loaded at start and attached only
+    /// while a memcg reclaims at its limit (None: not available here).
+    charge_hook: std::cell::RefCell<Option<ChargeHook>>,
+}
+
+/// Attached, the hook runs on every charge: it is armed only on demand.
+struct ChargeHook {
+    function: &'static str,
+    link: Option<aya::programs::fexit::FExitLinkId>,
+    armed_flag: aya::maps::Array<MapData, u32>,
 }
 
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace-ebpf"));
@@ -528,6 +546,14 @@ impl Tracer {
             name: "RECLAIM_STATS",
             source,
         })?;
+        let charge_hook = match backend {
+            Backend::Fentry => {
+                let (hook, status) = load_charge_hook(&mut ebpf, &kernel_btf, aya_btf.as_ref());
+                hooks.push(status);
+                hook
+            }
+            _ => None,
+        };
         let charge_failures = BpfHashMap::try_from(
             ebpf.take_map("CHARGE_FAILURES")
                 .ok_or(LoadError::MissingMap("CHARGE_FAILURES"))?,
@@ -537,7 +563,7 @@ impl Tracer {
             source,
         })?;
         Ok(Self {
-            _ebpf: ebpf,
+            ebpf: std::cell::RefCell::new(ebpf),
             backend,
             hooks,
             unavailable,
@@ -546,6 +572,7 @@ impl Tracer {
             drops,
             reclaim_stats,
             charge_failures,
+            charge_hook: std::cell::RefCell::new(charge_hook),
         })
     }
 
@@ -568,8 +595,60 @@ impl Tracer {
     }
 
     /// Charge-failure counts per memcg (cgroup id), reported or rate-limited.
-    pub fn charge_failure_counts(&self) -> Vec<(u64, ChargeFailureState)> {
+    pub fn charge_failure_counts(&self) -> Vec<(ChargeFailureKey, ChargeFailureState)> {
         self.charge_failures.iter().filter_map(Result::ok).collect()
+    }
+
+    /// Gives up on the charge hook (it could not be attached or detached).
+    pub fn drop_charge_hook(&self) {
+        self.charge_hook.borrow_mut().take();
+    }
+
+    /// The most recent end of a memcg reclaim pass (boot ns), any memcg.
+    pub fn latest_reclaim_boot_ns(&self) -> Option<u64> {
+        self.reclaim_stats
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(_, stats)| stats.last_end_boot_ns)
+            .max()
+    }
+
+    /// Whether the on-demand charge hook exists, and whether it is armed now.
+    pub fn charge_hook_state(&self) -> Option<bool> {
+        self.charge_hook.borrow().as_ref().map(|h| h.link.is_some())
+    }
+
+    /// Attaches (`armed`) or detaches the fexit on the charge function.
+    /// The kernel-side flag follows, so the OOM path does not report a
+    /// failure twice.
+    pub fn set_charge_hook(&self, armed: bool) -> Result<(), String> {
+        let mut hook = self.charge_hook.borrow_mut();
+        let Some(hook) = hook.as_mut() else {
+            return Ok(());
+        };
+        if hook.link.is_some() == armed {
+            return Ok(());
+        }
+        let mut ebpf = self.ebpf.borrow_mut();
+        let program: &mut FExit = ebpf
+            .program_mut(CHARGE_HOOK_PROGRAM)
+            .ok_or("charge hook program missing")?
+            .try_into()
+            .map_err(|e: ProgramError| e.to_string())?;
+        let function = hook.function;
+        let flag_error = |e: aya::maps::MapError| format!("arming fexit/{function}: {e}");
+        if armed {
+            let link = program.attach().map_err(|e| error_chain(&e))?;
+            hook.link = Some(link);
+            hook.armed_flag.set(0, 1, 0).map_err(flag_error)?;
+        } else {
+            // Flag first: a failure in between is then reported by the OOM path.
+            hook.armed_flag.set(0, 0, 0).map_err(flag_error)?;
+            if let Some(link) = hook.link.take() {
+                program.detach(link).map_err(|e| error_chain(&e))?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether the hooks that see charge failures and OOM-disabled waits are attached.
@@ -578,6 +657,47 @@ impl Tracer {
             .iter()
             .any(|h| h.attached && h.hook.ends_with(hook_suffix))
     }
+}
+
+/// Loads (verifies) the charge hook without attaching it; reported in the
+/// start record as `fexit/<function> (on demand)`.
+fn load_charge_hook(
+    ebpf: &mut Ebpf,
+    kernel_btf: &btf::KernelBtf,
+    aya_btf: Option<&Btf>,
+) -> (Option<ChargeHook>, HookStatus) {
+    let function = CHARGE_FUNCTIONS
+        .iter()
+        .copied()
+        .find(|f| kernel_btf.func_params(f).is_some())
+        .unwrap_or(CHARGE_FUNCTIONS[0]);
+    let label = format!("fexit/{function} (on demand)");
+    let outcome = (|| {
+        check_signature(kernel_btf, function)?;
+        let btf = aya_btf.ok_or("no BTF for fentry")?;
+        let program: &mut FExit = ebpf
+            .program_mut(CHARGE_HOOK_PROGRAM)
+            .ok_or("program missing from the object")?
+            .try_into()
+            .map_err(|e: ProgramError| e.to_string())?;
+        program.load(function, btf).map_err(|e| error_chain(&e))?;
+        let map = ebpf
+            .take_map("CHARGE_HOOK_ARMED")
+            .ok_or("map CHARGE_HOOK_ARMED missing")?;
+        let armed_flag = aya::maps::Array::try_from(map).map_err(|e| e.to_string())?;
+        Ok::<_, String>(ChargeHook {
+            function,
+            link: None,
+            armed_flag,
+        })
+    })();
+    let status = HookStatus {
+        hook: label,
+        attached: outcome.is_ok(),
+        required: false,
+        error: outcome.as_ref().err().cloned(),
+    };
+    (outcome.ok(), status)
 }
 
 fn map<'a>(

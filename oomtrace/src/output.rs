@@ -49,6 +49,20 @@ pub struct LostRecord {
     pub total: u64,
 }
 
+/// `charge_hook`: the on-demand fexit on the charge function was attached
+/// (a memcg reclaims at its limit) or detached (no reclaim for a while).
+#[derive(Debug, Clone, Serialize)]
+pub struct ChargeHookRecord {
+    #[serde(rename = "type")]
+    pub record_type: &'static str,
+    pub schema_version: u32,
+    pub time: String,
+    /// `armed` or `disarmed`.
+    pub state: &'static str,
+    /// The memcg whose reclaim armed it (null: disarmed, or unnamed).
+    pub memcg: Option<String>,
+}
+
 pub struct Output<W: Write> {
     json: bool,
     top: usize,
@@ -198,6 +212,19 @@ impl<W: Write> Output<W> {
             text.push_str(&format!("\n    • {line}"));
         }
         self.line(&text)
+    }
+
+    pub fn charge_hook(&mut self, record: &ChargeHookRecord) -> std::io::Result<()> {
+        if self.json {
+            return self.json_line(record);
+        }
+        self.line(&match record.state {
+            "armed" => format!(
+                "oomtrace: {} reclaims at its limit: charge hook armed (every charge is checked until 10 s without reclaim)",
+                record.memcg.as_deref().unwrap_or("a memcg")
+            ),
+            _ => "oomtrace: no memcg reclaim for 10 s: charge hook disarmed".to_owned(),
+        })
     }
 
     pub fn charge_failure_summary(

@@ -51,6 +51,8 @@ pub struct Options {
 /// Memcg scenarios: (name, runs on v1, runs on v2, check).
 type ScenarioSpec = (&'static str, bool, bool, fn(&Ctx) -> Result<()>);
 const MEMCG_SCENARIOS: &[ScenarioSpec] = &[
+    // First: should its storms run long, their reports wrap only its own log.
+    ("thp", false, true, check_thp),
     ("single", true, true, check_single),
     ("hierarchy", true, true, check_hierarchy),
     ("many", true, true, check_many),
@@ -930,6 +932,116 @@ fn check_stall(ctx: &Ctx) -> Result<()> {
         "the kernel reported an OOM while the killer was disabled"
     );
     memcg_kill(ctx, "stuckhog", "/stall", "/stall")
+}
+
+/// Huge-page charges that give up (`__GFP_NORETRY`) in a memcg at its limit:
+/// charge failures no OOM path sees, caught by the charge hook oomtrace arms
+/// while the memcg reclaims at its limit (fentry backend).
+fn check_thp(ctx: &Ctx) -> Result<()> {
+    if ctx.scenario.info("thp") == Some("skipped") {
+        ensure!(
+            ctx.tracer.start["backend"] != "fentry",
+            "the guest found no on-demand charge hook with fentry"
+        );
+        ctx.notes
+            .borrow_mut()
+            .push("no on-demand charge hook on this backend: storms not run".into());
+        return Ok(());
+    }
+    ensure!(
+        ctx.tracer.decisions.iter().all(|(d, _)| d.victim.is_none())
+            && !ctx.log.text.contains("Killed process"),
+        "a kill in a memcg whose only task is unkillable"
+    );
+    let on_demand = ctx.tracer.start["hooks"].as_array().and_then(|hooks| {
+        hooks.iter().find(|h| {
+            h["hook"]
+                .as_str()
+                .is_some_and(|name| name.ends_with("(on demand)"))
+        })
+    });
+    let absent = |h: &&Value| {
+        h["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("is not in the kernel's BTF"))
+    };
+    if ctx.tracer.start["backend"] == "fentry"
+        && let Some(h) = on_demand.filter(|h| h["attached"] != true && !absent(h))
+    {
+        bail!("the on-demand charge hook did not load: {}", h["error"]);
+    }
+    let Some(hook) = on_demand.filter(|h| h["attached"] == true) else {
+        // The guest waits for a noretry record: without the hook the
+        // watchdog ended the scenario.
+        ctx.notes.borrow_mut().push(format!(
+            "no on-demand charge hook ({}): noretry failures not checked",
+            on_demand.map_or("not offered by this backend".to_owned(), |h| h["error"]
+                .to_string())
+        ));
+        return Ok(());
+    };
+    let armed = ctx.tracer.records("charge_hook");
+    ensure!(
+        armed
+            .first()
+            .is_some_and(|r| r["state"] == "armed" && r["memcg"] == "/thp"),
+        "charge_hook records {armed:?}"
+    );
+    let thphog = u64::from(pid(ctx.scenario, "thphog")?);
+    let raised = ctx
+        .scenario
+        .named("raised_limit", "/thp")
+        .and_then(|l| l.parse::<u64>().ok())
+        .context("the guest did not raise the limit")?;
+    let failures = ctx.tracer.records("charge_failure");
+    let noretry: Vec<&&Value> = failures
+        .iter()
+        .filter(|f| f["reason"] == "noretry")
+        .collect();
+    ensure!(
+        !noretry.is_empty(),
+        "no noretry charge_failure ({hook}): {failures:?}"
+    );
+    for f in &noretry {
+        ensure!(
+            f["memcg"] == "/thp"
+                && f["task"]["pid"].as_u64() == Some(thphog)
+                && f["nr_pages"] == 512
+                && f["order"] == 9
+                && f["result"] == "enomem"
+                && f["gfp_flags"]
+                    .as_str()
+                    .is_some_and(|g| g.contains("__GFP_NORETRY")),
+            "noretry record {f}"
+        );
+        // Under the raised limit, with less room left than a huge page.
+        let usage = f["usage_bytes"].as_u64().unwrap_or(0);
+        ensure!(
+            f["limit_bytes"].as_u64() == Some(raised) && raised - usage.min(raised) < 2 << 20,
+            "limit {} usage {} (raised to {raised})",
+            f["limit_bytes"],
+            f["usage_bytes"]
+        );
+    }
+    // Each failed huge-page charge is one THP_FAULT_FALLBACK_CHARGE.
+    let fallback: Vec<u64> = ctx
+        .scenario
+        .info("thp_fault_fallback_charge")
+        .unwrap_or_default()
+        .split(' ')
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    ensure!(
+        fallback.len() == 2,
+        "thp_fault_fallback_charge {fallback:?}"
+    );
+    let counted = noretry.len() as u64;
+    ensure!(
+        fallback[1] - fallback[0] >= counted,
+        "{counted} noretry failures reported, the kernel counted {} huge-page charge fallbacks",
+        fallback[1] - fallback[0]
+    );
+    Ok(())
 }
 
 fn check_global(ctx: &Ctx) -> Result<()> {

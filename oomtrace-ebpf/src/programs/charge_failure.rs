@@ -6,11 +6,12 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated::bpf_get_current_task},
     macros::map,
-    maps::LruHashMap,
+    maps::{Array, LruHashMap},
 };
 use oomtrace_ebpf::{
-    ChargeFailureEvent, ChargeFailureState, MemcgOomArgs, OomWaitEvent, OomWaiter, UNAVAILABLE,
-    UNAVAILABLE_U64, UNKNOWN_GFP, UNKNOWN_ORDER, charge_failure_reason, kind, oom_wait_phase,
+    ChargeFailureEvent, ChargeFailureKey, ChargeFailureState, MemcgAtLimitEvent, MemcgOomArgs,
+    OomWaitEvent, OomWaiter, UNAVAILABLE, UNAVAILABLE_U64, UNKNOWN_GFP, UNKNOWN_ORDER,
+    charge_failure_reason, kind, oom_wait_phase,
 };
 
 use super::{
@@ -25,7 +26,7 @@ const REPORT_INTERVAL_NS: u64 = 100_000_000;
 
 /// Charge-failure counts and rate limit per memcg (cgroup id).
 #[map]
-pub static CHARGE_FAILURES: LruHashMap<u64, ChargeFailureState> =
+pub static CHARGE_FAILURES: LruHashMap<ChargeFailureKey, ChargeFailureState> =
     LruHashMap::with_max_entries(4096, 0);
 /// Tasks waiting in `mem_cgroup_oom_synchronize` (tid -> since when, which memcg).
 #[map]
@@ -33,6 +34,51 @@ static OOM_WAITERS: LruHashMap<u32, OomWaiter> = LruHashMap::with_max_entries(81
 /// `mem_cgroup_out_of_memory` arguments per tid, for the kretprobe.
 #[map]
 static MEMCG_OOM_ARGS: LruHashMap<u32, MemcgOomArgs> = LruHashMap::with_max_entries(1024, 0);
+/// Element 0 non-zero: the collector has attached the fexit on
+/// `try_charge_memcg` (it does so only while some memcg reclaims at its limit).
+#[map]
+pub static CHARGE_HOOK_ARMED: Array<u32> = Array::with_max_entries(1, 0);
+/// A failure one hook has reported for a task (boot ns, kind in the low two
+/// bits), so that the other hook seeing the same failure does not count it
+/// again: the OOM path and the armed charge hook both see a no-victim
+/// failure, the charge hook and `mem_cgroup_oom_synchronize` an OOM-disabled
+/// one. The OOM path always reports: an fexit attached while a charge is in
+/// progress does not fire for that charge.
+#[map]
+static REPORTED: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1024, 0);
+const NO_VICTIM_REPORTED: u64 = 1;
+const OOM_DISABLED_REPORTED: u64 = 2;
+/// A mark older than this belongs to an earlier failure (the hooks of one
+/// failure are microseconds apart).
+const SAME_FAILURE_NS: u64 = 50_000_000;
+
+#[inline(always)]
+fn mark_reported(tid: u32, what: u64) {
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    let _ = REPORTED.insert(tid, (now & !3) | what, 0);
+}
+
+/// Whether the other hook already reported this failure (and forgets it).
+#[inline(always)]
+fn take_reported(tid: u32, what: u64) -> bool {
+    let Some(&mark) = (unsafe { REPORTED.get(tid) }) else {
+        return false;
+    };
+    let _ = REPORTED.remove(tid);
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    mark & 3 == what && now.saturating_sub(mark & !3) < SAME_FAILURE_NS
+}
+/// Last `MEMCG_AT_LIMIT` sent per memcg (boot ns).
+#[map]
+static AT_LIMIT_NOTIFIED: LruHashMap<u64, u64> = LruHashMap::with_max_entries(1024, 0);
+
+/// Wake-ups at most this often per memcg while the hook is not armed.
+const NOTIFY_INTERVAL_NS: u64 = 1_000_000_000;
+
+#[inline(always)]
+fn charge_hook_armed() -> bool {
+    CHARGE_HOOK_ARMED.get(0).is_some_and(|&armed| armed != 0)
+}
 
 fn tid() -> u32 {
     bpf_get_current_pid_tgid() as u32
@@ -54,14 +100,20 @@ fn memcg_in_scope(memcg: u64) -> bool {
     memcg != 0 && memcg_css != UNAVAILABLE && in_scope(memcg + memcg_css as u64)
 }
 
-/// Counts one failure of `memcg_id`; true when it should be reported now.
+/// Counts one failure of `memcg_id` for `reason`; the running total when it
+/// should be reported now.
 #[inline(always)]
-fn count_failure(memcg_id: u64, now: u64) -> Option<u64> {
-    let state = match CHARGE_FAILURES.get_ptr_mut(memcg_id) {
+fn count_failure(memcg_id: u64, reason: u32, now: u64) -> Option<u64> {
+    let key = ChargeFailureKey {
+        memcg_id,
+        reason,
+        _pad0: 0,
+    };
+    let state = match CHARGE_FAILURES.get_ptr_mut(key) {
         Some(state) => state,
         None => {
-            let _ = CHARGE_FAILURES.insert(memcg_id, ChargeFailureState::default(), 0);
-            CHARGE_FAILURES.get_ptr_mut(memcg_id)?
+            let _ = CHARGE_FAILURES.insert(key, ChargeFailureState::default(), 0);
+            CHARGE_FAILURES.get_ptr_mut(key)?
         }
     };
     // Plain updates: two CPUs failing the same memcg at once may lose a count,
@@ -80,13 +132,13 @@ fn count_failure(memcg_id: u64, now: u64) -> Option<u64> {
 }
 
 #[inline(always)]
-fn report_failure(memcg: u64, gfp_mask: u32, order: i32, reason: u32) {
+fn report_failure(memcg: u64, gfp_mask: u32, order: i32, reason: u32, nr_pages: u32) {
     if !memcg_in_scope(memcg) {
         return;
     }
     let id = memcg_id(memcg);
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    let Some(failures_total) = count_failure(id, now) else {
+    let Some(failures_total) = count_failure(id, reason, now) else {
         return;
     };
     let Some(mut entry) = reserve::<ChargeFailureEvent>(kind::CHARGE_FAILURE) else {
@@ -114,9 +166,66 @@ fn report_failure(memcg: u64, gfp_mask: u32, order: i32, reason: u32) {
         (*event).gfp_mask = gfp_mask;
         (*event).order = order;
         (*event).reason = reason;
-        (*event)._pad0 = 0;
+        (*event).nr_pages = nr_pages;
     }
     entry.submit(0);
+}
+
+/// A charge of the current task's memcg entered reclaim at the limit (from
+/// the reclaim tracepoint): ask the collector to arm the charge hook.
+#[inline(always)]
+pub fn memcg_at_limit(memcg_id: u64) {
+    if charge_hook_armed() {
+        return;
+    }
+    let now = unsafe { bpf_ktime_get_boot_ns() };
+    if let Some(&last) = unsafe { AT_LIMIT_NOTIFIED.get(memcg_id) }
+        && now.saturating_sub(last) < NOTIFY_INTERVAL_NS
+    {
+        return;
+    }
+    let _ = AT_LIMIT_NOTIFIED.insert(memcg_id, now, 0);
+    let Some(mut entry) = reserve::<MemcgAtLimitEvent>(kind::MEMCG_AT_LIMIT) else {
+        return;
+    };
+    let event = entry.as_mut_ptr();
+    write_header(unsafe { &raw mut (*event).header }, kind::MEMCG_AT_LIMIT);
+    unsafe { (*event).memcg_id = memcg_id };
+    entry.submit(0);
+}
+
+/// fexit `try_charge_memcg(memcg, gfp_mask, nr_pages)` returned `ret`
+/// (attached only while armed: this runs once per charge then).
+#[inline(always)]
+pub fn try_charge_exit(memcg: u64, gfp_mask: u32, nr_pages: u32, ret: i32) {
+    if ret == 0 {
+        return;
+    }
+    let tid = tid();
+    // The OOM path found nothing to kill and reported it already.
+    if take_reported(tid, NO_VICTIM_REPORTED) {
+        return;
+    }
+    let reason = if in_oom_disabled_wait() {
+        mark_reported(tid, OOM_DISABLED_REPORTED);
+        charge_failure_reason::OOM_DISABLED
+    } else {
+        charge_failure_reason::ENOMEM
+    };
+    // `memcg` is the charged memcg (the one at its limit may be an ancestor);
+    // the collector derives the order from nr_pages.
+    report_failure(memcg, gfp_mask, UNKNOWN_ORDER, reason, nr_pages);
+}
+
+/// `current->memcg_in_oom` set: the charge failed in an OOM-disabled memcg.
+#[inline(always)]
+fn in_oom_disabled_wait() -> bool {
+    let offset = global!(OFFSETS.task_memcg_in_oom);
+    if offset == UNAVAILABLE {
+        return false;
+    }
+    let current = unsafe { bpf_get_current_task() } as u64;
+    read_or_zero::<u64>(current, offset) != 0
 }
 
 /// kprobe side: remember the arguments for the kretprobe.
@@ -146,9 +255,12 @@ pub fn memcg_oom_return(killed: bool) {
 /// called it fails (or, before Linux 5.16, is forced over the limit).
 #[inline(always)]
 pub fn memcg_oom_exit(memcg: u64, gfp_mask: u32, order: i32, killed: bool) {
-    if !killed {
-        report_failure(memcg, gfp_mask, order, charge_failure_reason::NO_VICTIM);
+    if killed {
+        return;
     }
+    // Reported here; the armed charge hook must not count it again.
+    mark_reported(tid(), NO_VICTIM_REPORTED);
+    report_failure(memcg, gfp_mask, order, charge_failure_reason::NO_VICTIM, 0);
 }
 
 /// Entry of `mem_cgroup_oom_synchronize`: with `current->memcg_in_oom` set,
@@ -177,14 +289,24 @@ pub fn oom_synchronize_enter() {
     } else {
         read_or_zero(current, order_offset)
     };
-    report_failure(memcg, gfp_mask, order, charge_failure_reason::OOM_DISABLED);
+    // The armed charge hook may have reported this failure already.
+    let waiter_tid = tid();
+    if !take_reported(waiter_tid, OOM_DISABLED_REPORTED) {
+        report_failure(
+            memcg,
+            gfp_mask,
+            order,
+            charge_failure_reason::OOM_DISABLED,
+            0,
+        );
+    }
     let id = memcg_id(memcg);
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let waiter = OomWaiter {
         begin_ns: now,
         memcg_id: id,
     };
-    let _ = OOM_WAITERS.insert(tid(), waiter, 0);
+    let _ = OOM_WAITERS.insert(waiter_tid, waiter, 0);
     emit_wait(id, oom_wait_phase::BEGIN, 0, gfp_mask, order);
 }
 

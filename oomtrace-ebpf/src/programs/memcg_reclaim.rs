@@ -32,6 +32,7 @@ pub fn memcg_reclaim_begin(ctx: TracePointContext) -> u32 {
     };
     let tid = bpf_get_current_pid_tgid() as u32;
     let _ = RECLAIM_START.insert(tid, start, 0);
+    super::charge_failure::memcg_at_limit(memcg_id);
     0
 }
 

@@ -78,3 +78,16 @@ pub fn fexit_mem_cgroup_oom_synchronize(_ctx: FExitContext) -> i32 {
     charge_failure::oom_synchronize_exit();
     0
 }
+
+/// Attached by the collector only while a memcg reclaims at its limit
+/// (`try_charge` before 5.15: same arguments, same program).
+#[fexit(function = "try_charge_memcg")]
+pub fn fexit_try_charge_memcg(ctx: FExitContext) -> i32 {
+    charge_failure::try_charge_exit(
+        ctx.arg(0),
+        ctx.arg::<u64>(1) as u32,
+        ctx.arg::<u64>(2) as u32,
+        ctx.arg::<u64>(3) as i32,
+    );
+    0
+}

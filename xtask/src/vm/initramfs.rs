@@ -27,6 +27,7 @@ pub const WORKLOADS: &[&str] = &[
     "unkillable",
     "stuckhog",
     "globalhog",
+    "thphog",
 ];
 
 enum Entry {
