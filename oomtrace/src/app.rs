@@ -16,6 +16,7 @@ use tokio::{
 use crate::{
     cgroup::{CgroupVersion, IdResolver, MemcgFiles, MemcgSnapshot, MemoryHierarchy, ScopeCgroup},
     charge::ChargeTracker,
+    cli::ChargeHookMode,
     decision::{Builder, Decision, Environment, SCHEMA_VERSION, Sources},
     dump::{DumpConfig, DumpWriter},
     events::{decode, kind_name},
@@ -37,6 +38,7 @@ pub struct RunOptions {
     pub top: usize,
     pub btf_path: PathBuf,
     pub dump: Option<DumpConfig>,
+    pub charge_hook: ChargeHookMode,
 }
 
 /// What the loop knows about this machine, for the decision rebuild.
@@ -218,6 +220,11 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
         stalls = None;
     }
     let mut charges = ChargeTracker::new();
+    match options.charge_hook {
+        ChargeHookMode::Off => tracer.drop_charge_hook(),
+        ChargeHookMode::Always => arm_charge_hook(&tracer, true, None, &mut out)?,
+        ChargeHookMode::OnDemand => {}
+    }
     let mut last_stall_poll = Instant::now();
     let host = HostFacts::collect(page_size() as u64);
     let mut env = LiveEnv {
@@ -313,7 +320,9 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
                 }
                 if last_drop_check.elapsed() >= Duration::from_secs(1) {
                     last_drop_check = Instant::now();
-                    disarm_idle_charge_hook(env.tracer, &mut out)?;
+                    if options.charge_hook == ChargeHookMode::OnDemand {
+                        disarm_idle_charge_hook(env.tracer, &mut out)?;
+                    }
                     for (k, total) in env.tracer.drops() {
                         let seen = &mut drops_seen[k as usize];
                         if total > *seen {

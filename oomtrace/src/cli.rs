@@ -34,6 +34,12 @@ pub struct TraceArgs {
     /// Kernel hooks to use. `auto` picks the best the kernel allows.
     #[arg(long, value_enum, default_value = "auto")]
     pub backend: BackendChoice,
+    /// The fexit on the charge function (fentry backend), which sees charge
+    /// failures outside the OOM path: attached while a memcg reclaims at its
+    /// limit (`on-demand`), never (`off`), or for the whole run (`always`:
+    /// it then runs on every charge — for measuring its cost).
+    #[arg(long, value_enum, default_value = "on-demand")]
+    pub charge_hook: ChargeHookMode,
     /// Candidates shown on the card (JSON always has all of them).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
@@ -61,6 +67,13 @@ pub enum BackendChoice {
     Kprobe,
     /// Tracepoints and the kernel's printed report only.
     Tracepoint,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChargeHookMode {
+    OnDemand,
+    Off,
+    Always,
 }
 
 impl BackendChoice {

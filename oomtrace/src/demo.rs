@@ -57,6 +57,7 @@ pub fn run(limit_mib: u64, json: bool, trace: &TraceArgs) -> Result<u64> {
             backend: trace.backend.resolve(),
             top: trace.top,
             btf_path: trace.btf.clone(),
+            charge_hook: trace.charge_hook,
             dump: None,
         },
         start_hog,

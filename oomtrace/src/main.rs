@@ -27,6 +27,7 @@ fn main() -> ExitCode {
                     backend: cli.trace.backend.resolve(),
                     top: cli.trace.top,
                     btf_path: cli.trace.btf.clone(),
+                    charge_hook: cli.trace.charge_hook,
                     dump: cli.trace.dump_dir.clone().map(|dir| DumpConfig {
                         dir,
                         max_files: cli.trace.dump_max_files,

@@ -35,6 +35,7 @@ const CONFIGS: &[&str] = &[
     "kprobe",
     "fentry",
     "tracepoint",
+    "armed",
     "control",
 ];
 const TRACED: &[&str] = &["auto", "kprobe", "fentry", "tracepoint"];

@@ -57,9 +57,14 @@ enum Task {
         #[arg(long, default_value_t = 5)]
         reps: u32,
         /// Configurations besides the baseline: auto, kprobe, fentry,
-        /// tracepoint (oomtrace backends), control (a kprobe event on
+        /// tracepoint (oomtrace backends), armed (auto with the on-demand
+        /// charge hook attached throughout), control (a kprobe event on
         /// try_charge_memcg, to show the method sees a per-charge hook).
-        #[arg(long, default_value = "auto,kprobe,control", value_delimiter = ',')]
+        #[arg(
+            long,
+            default_value = "auto,kprobe,armed,control",
+            value_delimiter = ','
+        )]
         config: Vec<String>,
     },
     /// Setup, build, and run `oomtrace demo` (needs root).

@@ -38,35 +38,70 @@ static MEMCG_OOM_ARGS: LruHashMap<u32, MemcgOomArgs> = LruHashMap::with_max_entr
 /// `try_charge_memcg` (it does so only while some memcg reclaims at its limit).
 #[map]
 pub static CHARGE_HOOK_ARMED: Array<u32> = Array::with_max_entries(1, 0);
-/// A failure one hook has reported for a task (boot ns, kind in the low two
-/// bits), so that the other hook seeing the same failure does not count it
-/// again: the OOM path and the armed charge hook both see a no-victim
-/// failure, the charge hook and `mem_cgroup_oom_synchronize` an OOM-disabled
-/// one. The OOM path always reports: an fexit attached while a charge is in
-/// progress does not fire for that charge.
+/// A failure one hook has reported for a task, so that the other hook seeing
+/// the same failure does not count it again: the OOM path and the armed
+/// charge hook both see a no-victim failure, the charge hook and
+/// `mem_cgroup_oom_synchronize` an OOM-disabled one. The OOM path always
+/// reports: an fexit attached while a charge is in progress does not fire
+/// for that charge, so a mark can outlive its failure; it matches only the
+/// same allocation (gfp mask and size) shortly after.
 #[map]
-static REPORTED: LruHashMap<u32, u64> = LruHashMap::with_max_entries(1024, 0);
-const NO_VICTIM_REPORTED: u64 = 1;
-const OOM_DISABLED_REPORTED: u64 = 2;
+static REPORTED: LruHashMap<u32, ReportedMark> = LruHashMap::with_max_entries(1024, 0);
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ReportedMark {
+    at_ns: u64,
+    what: u32,
+    gfp_mask: u32,
+    /// Allocation order; `UNKNOWN_ORDER` matches any size.
+    order: i32,
+    _pad0: u32,
+}
+const NO_VICTIM_REPORTED: u32 = 1;
+const OOM_DISABLED_REPORTED: u32 = 2;
 /// A mark older than this belongs to an earlier failure (the hooks of one
 /// failure are microseconds apart).
 const SAME_FAILURE_NS: u64 = 50_000_000;
 
 #[inline(always)]
-fn mark_reported(tid: u32, what: u64) {
-    let now = unsafe { bpf_ktime_get_boot_ns() };
-    let _ = REPORTED.insert(tid, (now & !3) | what, 0);
+fn mark_reported(tid: u32, what: u32, gfp_mask: u32, order: i32) {
+    let mark = ReportedMark {
+        at_ns: unsafe { bpf_ktime_get_boot_ns() },
+        what,
+        gfp_mask,
+        order,
+        _pad0: 0,
+    };
+    let _ = REPORTED.insert(tid, mark, 0);
+}
+
+/// `get_order(nr_pages * PAGE_SIZE)`: the order the OOM path was given.
+#[inline(always)]
+fn order_of(nr_pages: u32) -> i32 {
+    let mut order = 0;
+    // Bounded for the verifier: charges are at most a PUD's worth of pages.
+    while order < 18 && (1u32 << order) < nr_pages {
+        order += 1;
+    }
+    order
 }
 
 /// Whether the other hook already reported this failure (and forgets it).
 #[inline(always)]
-fn take_reported(tid: u32, what: u64) -> bool {
+fn take_reported(tid: u32, what: u32, gfp_mask: u32, order: i32) -> bool {
     let Some(&mark) = (unsafe { REPORTED.get(tid) }) else {
         return false;
     };
-    let _ = REPORTED.remove(tid);
     let now = unsafe { bpf_ktime_get_boot_ns() };
-    mark & 3 == what && now.saturating_sub(mark & !3) < SAME_FAILURE_NS
+    let same = mark.what == what
+        && (mark.gfp_mask == gfp_mask || mark.gfp_mask == UNKNOWN_GFP || gfp_mask == UNKNOWN_GFP)
+        && (mark.order == UNKNOWN_ORDER || order == UNKNOWN_ORDER || mark.order == order)
+        && now.saturating_sub(mark.at_ns) < SAME_FAILURE_NS;
+    if same {
+        let _ = REPORTED.remove(tid);
+    }
+    same
 }
 /// Last `MEMCG_AT_LIMIT` sent per memcg (boot ns).
 #[map]
@@ -203,11 +238,12 @@ pub fn try_charge_exit(memcg: u64, gfp_mask: u32, nr_pages: u32, ret: i32) {
     }
     let tid = tid();
     // The OOM path found nothing to kill and reported it already.
-    if take_reported(tid, NO_VICTIM_REPORTED) {
+    if take_reported(tid, NO_VICTIM_REPORTED, gfp_mask, order_of(nr_pages)) {
         return;
     }
     let reason = if in_oom_disabled_wait() {
-        mark_reported(tid, OOM_DISABLED_REPORTED);
+        // The wait sees the task's own gfp copy: match on the mask only.
+        mark_reported(tid, OOM_DISABLED_REPORTED, gfp_mask, UNKNOWN_ORDER);
         charge_failure_reason::OOM_DISABLED
     } else {
         charge_failure_reason::ENOMEM
@@ -259,7 +295,7 @@ pub fn memcg_oom_exit(memcg: u64, gfp_mask: u32, order: i32, killed: bool) {
         return;
     }
     // Reported here; the armed charge hook must not count it again.
-    mark_reported(tid(), NO_VICTIM_REPORTED);
+    mark_reported(tid(), NO_VICTIM_REPORTED, gfp_mask, order);
     report_failure(memcg, gfp_mask, order, charge_failure_reason::NO_VICTIM, 0);
 }
 
@@ -291,7 +327,7 @@ pub fn oom_synchronize_enter() {
     };
     // The armed charge hook may have reported this failure already.
     let waiter_tid = tid();
-    if !take_reported(waiter_tid, OOM_DISABLED_REPORTED) {
+    if !take_reported(waiter_tid, OOM_DISABLED_REPORTED, gfp_mask, UNKNOWN_ORDER) {
         report_failure(
             memcg,
             gfp_mask,
