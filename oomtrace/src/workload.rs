@@ -86,21 +86,8 @@ fn populate(mib: u64) -> Result<Mapping> {
     let len = usize::try_from(mib)?
         .checked_mul(CHUNK)
         .context("--mib too large")?;
-    // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
-    let addr = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if addr == libc::MAP_FAILED {
-        return Err(std::io::Error::last_os_error()).context("mmap");
-    }
-    let mapping = Mapping { addr, len };
+    let mapping = Mapping::anonymous(len)?;
+    let addr = mapping.addr;
     let os = |status: libc::c_int| match status {
         0 => Ok(()),
         _ => Err(std::io::Error::last_os_error()),
@@ -142,6 +129,27 @@ fn populate(mib: u64) -> Result<Mapping> {
 struct Mapping {
     addr: *mut libc::c_void,
     len: usize,
+}
+
+impl Mapping {
+    /// `len` bytes of fresh private anonymous memory, read-write.
+    fn anonymous(len: usize) -> Result<Self> {
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error()).context("mmap");
+        }
+        Ok(Self { addr, len })
+    }
 }
 
 impl Drop for Mapping {
@@ -227,21 +235,8 @@ pub fn faultstorm(args: &FaultstormArgs) -> Result<()> {
     let started = std::time::Instant::now();
     let cpu_started = process_cpu_ns()?;
     for _ in 0..args.rounds {
-        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
-        let addr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if addr == libc::MAP_FAILED {
-            return Err(std::io::Error::last_os_error()).context("mmap");
-        }
-        let mapping = Mapping { addr, len };
+        let mapping = Mapping::anonymous(len)?;
+        let addr = mapping.addr;
         // SAFETY: advice on our own mapping.
         if !args.thp && unsafe { libc::madvise(addr, len, libc::MADV_NOHUGEPAGE) } != 0 {
             return Err(std::io::Error::last_os_error()).context("madvise(MADV_NOHUGEPAGE)");
