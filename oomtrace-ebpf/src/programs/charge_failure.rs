@@ -1,8 +1,11 @@
-//! Charges that failed, seen from the memcg OOM slow path only (a hook per
-//! successful charge would cost the hot path; see docs/bench.md):
+//! Charges that failed, seen from the memcg OOM slow path (a hook per
+//! successful charge costs the hot path; see docs/bench.md):
 //! `mem_cgroup_out_of_memory` returning false (nothing could be killed) and
 //! `mem_cgroup_oom_synchronize`, where a page fault whose charge failed in an
-//! OOM-disabled cgroup-v1 memcg waits. Shared by the fentry and kprobe wrappers.
+//! OOM-disabled cgroup-v1 memcg waits; shared by the fentry and kprobe
+//! wrappers. Plus the fexit on `try_charge_memcg` that the collector attaches
+//! only while a memcg reclaims at its limit (`memcg_at_limit` asks for it),
+//! for failures that never reach the OOM path.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated::bpf_get_current_task},
     macros::map,
@@ -19,12 +22,12 @@ use super::{
     memcg::{css_cgroup_id, in_scope, page_counter_field},
 };
 
-/// At most one event per memcg in this interval; the rest are counted in
+/// At most one event per memcg and reason in this interval; the rest are counted in
 /// `CHARGE_FAILURES` and reported with the next event (a memcg stuck at its
 /// limit can fail thousands of charges a second).
 const REPORT_INTERVAL_NS: u64 = 100_000_000;
 
-/// Charge-failure counts and rate limit per memcg (cgroup id).
+/// Charge-failure counts and rate limit per memcg (cgroup id) and reason.
 #[map]
 pub static CHARGE_FAILURES: LruHashMap<ChargeFailureKey, ChargeFailureState> =
     LruHashMap::with_max_entries(4096, 0);
