@@ -201,10 +201,14 @@ pub fn run(options: &Options) -> Result<()> {
         "vm-test wall time: {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    let failed = rows
-        .iter()
-        .filter(|r| matches!(r.verdict, Verdict::Fail(_)))
-        .count();
+    let count = |pick: fn(&Verdict) -> bool| rows.iter().filter(|r| pick(&r.verdict)).count();
+    let failed = count(|v| matches!(v, Verdict::Fail(_)));
+    // The closing line test runners print, for whoever reads the log.
+    println!(
+        "vm-test: {} passed, {failed} failed, {} skipped",
+        count(|v| matches!(v, Verdict::Pass)),
+        count(|v| matches!(v, Verdict::Skip(_)))
+    );
     if failed > 0 {
         bail!("{failed} VM scenario(s) failed");
     }
