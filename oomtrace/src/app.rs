@@ -17,7 +17,7 @@ use crate::{
     cgroup::{CgroupVersion, IdResolver, MemcgFiles, MemcgSnapshot, MemoryHierarchy, ScopeCgroup},
     charge::ChargeTracker,
     cli::ChargeHookMode,
-    decision::{Builder, Decision, Environment, SCHEMA_VERSION, Sources},
+    decision::{Builder, Decision, Environment, SCHEMA_VERSION, Sources, rfc3339},
     dump::{DumpConfig, DumpWriter},
     events::{decode, kind_name},
     kmsg::{Kmsg, KmsgRead},
@@ -131,9 +131,7 @@ impl Environment for LiveEnv<'_> {
 }
 
 fn now_rfc3339() -> String {
-    let now: time::OffsetDateTime = SystemTime::now().into();
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    rfc3339(SystemTime::now())
 }
 
 /// Traces until `count` decisions, `duration`, or SIGINT/SIGTERM. Calls
@@ -210,12 +208,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
     });
     // With hooks on mem_cgroup_oom_synchronize every wait is seen exactly;
     // the poll of memory.oom_control is the fallback.
-    let bpf_waits = tracer
-        .hooks
-        .iter()
-        .filter(|h| h.attached && h.hook.ends_with("/mem_cgroup_oom_synchronize"))
-        .count()
-        == 2;
+    let bpf_waits = tracer.attached_hooks_on("mem_cgroup_oom_synchronize") == 2;
     if bpf_waits {
         stalls = None;
     }
@@ -494,11 +487,7 @@ fn disarm_idle_charge_hook<W: Write>(tracer: &Tracer, out: &mut Output<W>) -> Re
 
 fn time_of_boot_ns(env: &LiveEnv<'_>, boot_ns: u64) -> String {
     env.wall_time_of_boot_ns(boot_ns)
-        .map(|t| {
-            time::OffsetDateTime::from(t)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default()
-        })
+        .map(rfc3339)
         .unwrap_or_else(now_rfc3339)
 }
 

@@ -104,6 +104,14 @@ pub struct MemcgStat {
     pub kernel_bytes: Option<u64>,
 }
 
+/// `memory.stat` keys of each essential, first match wins: v1's hierarchical
+/// `total_*`, then v2's names, then v1's own-level ones.
+const ANON_KEYS: &[&str] = &["total_rss", "anon", "rss"];
+const FILE_KEYS: &[&str] = &["total_cache", "file", "cache"];
+const SHMEM_KEYS: &[&str] = &["total_shmem", "shmem"];
+const ACTIVE_FILE_KEYS: &[&str] = &["total_active_file", "active_file"];
+const INACTIVE_FILE_KEYS: &[&str] = &["total_inactive_file", "inactive_file"];
+
 impl MemcgStat {
     /// Picks the essentials out of `memory.stat` keys (v1 or v2 names).
     fn from_keys(
@@ -116,11 +124,11 @@ impl MemcgStat {
         let out = Self {
             source: source.into(),
             read_after_kill_ms,
-            anon_bytes: first(&["total_rss", "anon", "rss"]),
-            file_bytes: first(&["total_cache", "file", "cache"]),
-            active_file_bytes: first(&["total_active_file", "active_file"]),
-            inactive_file_bytes: first(&["total_inactive_file", "inactive_file"]),
-            shmem_bytes: first(&["total_shmem", "shmem"]),
+            anon_bytes: first(ANON_KEYS),
+            file_bytes: first(FILE_KEYS),
+            active_file_bytes: first(ACTIVE_FILE_KEYS),
+            inactive_file_bytes: first(INACTIVE_FILE_KEYS),
+            shmem_bytes: first(SHMEM_KEYS),
             kernel_bytes: stat("kernel").or(kernel),
         };
         (out.anon_bytes.is_some() || out.file_bytes.is_some()).then_some(out)
@@ -731,7 +739,7 @@ fn constraint_name(kernel: &str) -> Option<&'static str> {
     })
 }
 
-fn rfc3339(time: SystemTime) -> String {
+pub(crate) fn rfc3339(time: SystemTime) -> String {
     let time: time::OffsetDateTime = time.into();
     time.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
@@ -1722,18 +1730,18 @@ fn explain_memory(out: &mut Vec<String>, x: &ExplainInput<'_>, report: &KernelRe
     let stat = |keys: &[&str]| keys.iter().find_map(|k| report.memcg_stat(k));
 
     // What the memcg's usage was made of (v1 prefers the hierarchical total_*).
-    let anon = stat(&["total_rss", "anon", "rss"]);
-    let file = stat(&["total_cache", "file", "cache"]);
+    let anon = stat(ANON_KEYS);
+    let file = stat(FILE_KEYS);
     if let (Some(anon), Some(file)) = (anon, file) {
-        let shmem = stat(&["total_shmem", "shmem"]).unwrap_or(0);
+        let shmem = stat(SHMEM_KEYS).unwrap_or(0);
         let usage = x
             .oom_memcg
             .and_then(|m| m.usage_bytes)
             .filter(|&u| u > 0)
             .unwrap_or(anon + file);
         let pct = |v: u64| v as f64 * 100.0 / usage.max(1) as f64;
-        let active = stat(&["total_active_file", "active_file"]);
-        let inactive = stat(&["total_inactive_file", "inactive_file"]);
+        let active = stat(ACTIVE_FILE_KEYS);
+        let inactive = stat(INACTIVE_FILE_KEYS);
         let lru = match (active, inactive) {
             (Some(a), Some(i)) => format!(": {} active, {} inactive", hb(a), hb(i)),
             _ => String::new(),

@@ -651,11 +651,13 @@ impl Tracer {
         Ok(())
     }
 
-    /// Whether the hooks that see charge failures and OOM-disabled waits are attached.
-    pub fn attached(&self, hook_suffix: &str) -> bool {
+    /// How many of the hooks on `function` attached (entry and exit count apart).
+    pub fn attached_hooks_on(&self, function: &str) -> usize {
+        let suffix = format!("/{function}");
         self.hooks
             .iter()
-            .any(|h| h.attached && h.hook.ends_with(hook_suffix))
+            .filter(|h| h.attached && h.hook.ends_with(&suffix))
+            .count()
     }
 }
 

@@ -105,9 +105,7 @@ fn tasks_of(dir: &std::path::Path) -> Vec<StalledTask> {
 }
 
 fn now_rfc3339() -> String {
-    let now: time::OffsetDateTime = SystemTime::now().into();
-    now.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    crate::decision::rfc3339(SystemTime::now())
 }
 
 impl StallMonitor {

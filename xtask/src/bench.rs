@@ -12,14 +12,13 @@ use std::{
     fmt::Write as _,
     fs,
     path::Path,
-    process::{Command, Stdio},
-    sync::mpsc,
+    process::Command,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::vm::{Series, initramfs, kernels::KernelCache, target_dir};
+use crate::vm::{self, Series, initramfs, kernels::KernelCache, run_with_timeout, target_dir};
 
 /// The budget for oomtrace on the 4 KiB storm.
 const BUDGET_PERCENT: f64 = 1.0;
@@ -101,26 +100,14 @@ pub fn run(options: &Options) -> Result<()> {
         options.reps,
         configs.join(",")
     );
-    let mut qemu = Command::new("qemu-system-x86_64");
+    let mut qemu = vm::qemu_command(&kernel, &initrd, &append, VM_MIB, (&console, &results));
     qemu
         // icount needs single-threaded TCG; shift=0: one instruction is one
         // virtual nanosecond; sleep=off: an idle guest jumps to its next
         // timer instead of waiting for the host's clock.
         .args(["-accel", "tcg,thread=single"])
         .args(["-icount", "shift=0,align=off,sleep=off"])
-        .args(["-cpu", "max", "-smp", "1"])
-        .args(["-m", &format!("{VM_MIB}M")])
-        .args(["-nodefaults", "-display", "none", "-no-reboot"])
-        .arg("-kernel")
-        .arg(&kernel.vmlinuz)
-        .arg("-initrd")
-        .arg(&initrd)
-        .args(["-append", &append])
-        .arg("-serial")
-        .arg(format!("file:{}", console.display()))
-        .arg("-serial")
-        .arg(format!("file:{}", results.display()))
-        .stdin(Stdio::null());
+        .args(["-cpu", "max", "-smp", "1"]);
     let runs = 1 + configs.len() as u64 * u64::from(options.reps);
     // Pages per run: the measured rounds and the settling one.
     let timeout = timeout(runs, options.mib * 256 * (options.rounds + 1));
@@ -133,7 +120,10 @@ pub fn run(options: &Options) -> Result<()> {
         timeout.as_secs()
     );
     eprintln!("xtask: running {qemu:?}");
-    let status = run_with_timeout(&mut qemu, timeout).with_context(|| {
+    let finished = run_with_timeout(&mut qemu, timeout).and_then(|status| {
+        status.with_context(|| format!("timed out after {} s", timeout.as_secs()))
+    });
+    let status = finished.with_context(|| {
         format!(
             "the bench guest did not finish; console: {}",
             tail(&console, 8)
@@ -217,32 +207,6 @@ pub fn run(options: &Options) -> Result<()> {
 /// of the unmap, is ~8,600 of them).
 fn timeout(runs: u64, pages_per_run: u64) -> Duration {
     Duration::from_secs(180 + runs * (60 + pages_per_run / 2000))
-}
-
-fn run_with_timeout(command: &mut Command, timeout: Duration) -> Result<std::process::ExitStatus> {
-    let started = Instant::now();
-    let mut child = command.spawn().context("starting qemu-system-x86_64")?;
-    let pid = child.id();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait());
-    });
-    match rx.recv_timeout(timeout) {
-        Ok(status) => {
-            let status = status.context("waiting for qemu")?;
-            eprintln!(
-                "xtask: guest finished in {:.0} s ({status})",
-                started.elapsed().as_secs_f64()
-            );
-            Ok(status)
-        }
-        Err(_) => {
-            // Our own child, by pid.
-            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-            let _ = rx.recv();
-            bail!("timed out after {} s", timeout.as_secs())
-        }
-    }
 }
 
 fn qemu_version() -> String {

@@ -293,21 +293,14 @@ impl Boot<'_> {
             names.join(","),
             self.backend
         );
-        let mut command = Command::new("qemu-system-x86_64");
-        command
-            .args(["-accel", "tcg", "-cpu", "max", "-smp", "2"])
-            .args(["-m", &format!("{}M", self.memory_mib)])
-            .args(["-nodefaults", "-display", "none", "-no-reboot"])
-            .arg("-kernel")
-            .arg(&self.kernel.vmlinuz)
-            .arg("-initrd")
-            .arg(self.initrd)
-            .args(["-append", &append])
-            .arg("-serial")
-            .arg(format!("file:{}", console.display()))
-            .arg("-serial")
-            .arg(format!("file:{}", results.display()))
-            .stdin(Stdio::null());
+        let mut command = qemu_command(
+            self.kernel,
+            self.initrd,
+            &append,
+            self.memory_mib,
+            (&console, &results),
+        );
+        command.args(["-accel", "tcg", "-cpu", "max", "-smp", "2"]);
         eprintln!(
             "xtask: booting {} ({} MiB, backend {}): {}",
             self.kernel.package,
@@ -316,31 +309,14 @@ impl Boot<'_> {
             names.join(" ")
         );
         let timeout = BOOT_TIMEOUT + SCENARIO_TIMEOUT * names.len() as u32;
-        let started = Instant::now();
-        let mut child = command.spawn().context("starting qemu-system-x86_64")?;
-        let pid = child.id();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let _ = tx.send(child.wait());
-        });
-        let status = match rx.recv_timeout(timeout) {
-            Ok(status) => status.context("waiting for qemu")?,
-            Err(_) => {
-                // Our own child, by pid.
-                let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
-                let _ = rx.recv();
-                let guest = guest::parse(&fs::read(&results).unwrap_or_default());
-                bail!(
-                    "the guest did not finish within {timeout:?} (last scenario started: {}); console: {}",
-                    guest.scenarios.last().map_or("none", |s| s.name.as_str()),
-                    console_tail(&console)
-                );
-            }
+        let Some(status) = run_with_timeout(&mut command, timeout)? else {
+            let guest = guest::parse(&fs::read(&results).unwrap_or_default());
+            bail!(
+                "the guest did not finish within {timeout:?} (last scenario started: {}); console: {}",
+                guest.scenarios.last().map_or("none", |s| s.name.as_str()),
+                console_tail(&console)
+            );
         };
-        eprintln!(
-            "xtask: guest finished in {:.0} s ({status})",
-            started.elapsed().as_secs_f64()
-        );
         let guest = guest::parse(&fs::read(&results).context("reading the guest's results")?);
         ensure!(
             guest.done,
@@ -348,6 +324,63 @@ impl Boot<'_> {
             console_tail(&console)
         );
         Ok(guest)
+    }
+}
+
+/// The QEMU command line of the VM tests and the bench (which add their own
+/// accelerator and CPU options): no devices but two serial ports written to
+/// files, `(console, results)`, the kernel and the initramfs.
+pub(crate) fn qemu_command(
+    kernel: &Kernel,
+    initrd: &Path,
+    append: &str,
+    memory_mib: u32,
+    (console, results): (&Path, &Path),
+) -> Command {
+    let mut command = Command::new("qemu-system-x86_64");
+    command
+        .args(["-m", &format!("{memory_mib}M")])
+        .args(["-nodefaults", "-display", "none", "-no-reboot"])
+        .arg("-kernel")
+        .arg(&kernel.vmlinuz)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", append])
+        .arg("-serial")
+        .arg(format!("file:{}", console.display()))
+        .arg("-serial")
+        .arg(format!("file:{}", results.display()))
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs a guest for at most `timeout`; `None` when it had to be killed.
+pub(crate) fn run_with_timeout(
+    command: &mut Command,
+    timeout: Duration,
+) -> Result<Option<std::process::ExitStatus>> {
+    let started = Instant::now();
+    let mut child = command.spawn().context("starting qemu-system-x86_64")?;
+    let pid = child.id();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait());
+    });
+    match rx.recv_timeout(timeout) {
+        Ok(status) => {
+            let status = status.context("waiting for qemu")?;
+            eprintln!(
+                "xtask: guest finished in {:.0} s ({status})",
+                started.elapsed().as_secs_f64()
+            );
+            Ok(Some(status))
+        }
+        Err(_) => {
+            // Our own child, by pid.
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let _ = rx.recv();
+            Ok(None)
+        }
     }
 }
 
