@@ -215,6 +215,9 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
     let mut charges = ChargeTracker::new();
     match options.charge_hook {
         ChargeHookMode::Off => tracer.drop_charge_hook(),
+        ChargeHookMode::Always if tracer.charge_hook_state().is_none() => out.warning(
+            "--charge-hook always: this backend has no charge hook (fentry only); charge failures outside the OOM path are not seen",
+        )?,
         ChargeHookMode::Always => arm_charge_hook(&tracer, true, None, &mut out)?,
         ChargeHookMode::OnDemand => {}
     }
