@@ -210,6 +210,8 @@ fn demo_traces_its_own_oom_and_cleans_up() {
     let pid = u64_of(&decision["victim"]["pid"]) as u32;
     let killed = log.killed_line(pid);
     assert_victim_matches_kernel(&decision, &killed);
+    // The victim is the demo's hog, named so nobody reads it as the tracer.
+    assert_eq!(decision["victim"]["comm"], "demo-hog");
     let cgroup = decision["oom_memcg"]["path"].as_str().unwrap().to_owned();
     assert!(cgroup.starts_with("/oomtrace-demo-"));
     assert!(!std::path::Path::new(&format!("{MEMCG_V1}{cgroup}")).exists());
@@ -299,7 +301,7 @@ fn seed_container_vanishes_at_512_mib_with_exit_137() {
     assert!(
         why.contains(&format!(
             "limit of {}",
-            oomtrace::output::human_bytes(container.limit_bytes())
+            oomtrace_core::base::units::human_bytes(container.limit_bytes())
         )),
         "{why}"
     );
@@ -350,7 +352,7 @@ fn page_cache_in_usage_is_explained_with_the_kernels_numbers() {
     let anon = report_stat(&report, "total_rss")
         .or(report_stat(&report, "rss"))
         .unwrap();
-    let hb = oomtrace::output::human_bytes;
+    let hb = oomtrace_core::base::units::human_bytes;
     let why = decision["explanation"].to_string();
     assert!(
         why.contains(&format!("{} anonymous memory", hb(anon)))
@@ -420,7 +422,7 @@ fn dump_survives_sigterm_mid_oom() {
     assert!(tracer.wait_exit().success());
     assert!(hog.wait_killed());
 
-    let files = oomtrace::dump::DumpWriter::list(dumps.path()).unwrap();
+    let files = oomtrace_core::dump::DumpWriter::list(dumps.path()).unwrap();
     assert_eq!(files.len(), 1, "{files:?}");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode();

@@ -6,7 +6,7 @@ use std::{path::PathBuf, process::Command};
 #[path = "support/mod.rs"]
 mod support;
 
-use oomtrace::output::human_bytes;
+use oomtrace_core::base::units::human_bytes;
 use serde_json::Value;
 
 const OOMTRACE: &str = env!("CARGO_BIN_EXE_oomtrace");
@@ -14,7 +14,7 @@ const OOMTRACE: &str = env!("CARGO_BIN_EXE_oomtrace");
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/fixtures/kernel-reports"
+        "/../tests/fixtures/kernel-reports"
     ))
     .join(name)
 }

@@ -1,9 +1,14 @@
-//! Command line (clap derive).
-use std::path::PathBuf;
+//! The command line as typed (clap derive), resolved once into the options
+//! the commands take (ripgrep's lowargs -> hiargs): clap types stop here.
+use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
+use oomtrace_core::dump::DumpConfig;
 
-use crate::loader::{Backend, BackendRequest};
+use crate::{
+    commands::{Invocation, run::RunOptions},
+    kernel::loader::{Backend, BackendRequest, ChargeHookMode},
+};
 
 /// Explains Linux OOM kills from the kernel itself: who asked for memory,
 /// whose limit fired, every candidate and its score, the victim, what was freed.
@@ -39,7 +44,7 @@ pub struct TraceArgs {
     /// limit (`on-demand`), never (`off`), or for the whole run (`always`:
     /// it then runs on every charge — for measuring its cost).
     #[arg(long, value_enum, default_value = "on-demand")]
-    pub charge_hook: ChargeHookMode,
+    pub charge_hook: ChargeHookChoice,
     /// Candidates shown on the card (JSON always has all of them).
     #[arg(long, value_name = "N", default_value_t = 10)]
     pub top: usize,
@@ -53,7 +58,7 @@ pub struct TraceArgs {
     #[arg(long, value_name = "BYTES", requires = "dump_dir")]
     pub dump_max_bytes: Option<u64>,
     /// Kernel BTF to read struct layouts from.
-    #[arg(long, value_name = "PATH", default_value = crate::loader::BTF_PATH)]
+    #[arg(long, value_name = "PATH", default_value = crate::kernel::loader::BTF_PATH)]
     pub btf: PathBuf,
 }
 
@@ -70,14 +75,59 @@ pub enum BackendChoice {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ChargeHookMode {
+pub enum ChargeHookChoice {
     OnDemand,
     Off,
     Always,
 }
 
+impl ChargeHookChoice {
+    fn resolve(self) -> ChargeHookMode {
+        match self {
+            ChargeHookChoice::OnDemand => ChargeHookMode::OnDemand,
+            ChargeHookChoice::Off => ChargeHookMode::Off,
+            ChargeHookChoice::Always => ChargeHookMode::Always,
+        }
+    }
+}
+
+impl Cli {
+    /// What to do, with every flag resolved.
+    pub fn resolve(self) -> Invocation {
+        let run = self.trace.resolve();
+        match self.command {
+            None => Invocation::Run(run),
+            Some(Command::Demo { limit_mib, json }) => Invocation::Demo {
+                limit_mib,
+                run: RunOptions { json, ..run },
+            },
+            Some(Command::Report { paths, json, top }) => Invocation::Report { paths, json, top },
+        }
+    }
+}
+
+impl TraceArgs {
+    fn resolve(self) -> RunOptions {
+        RunOptions {
+            cgroups: self.cgroup,
+            json: self.json,
+            count: self.count,
+            duration: self.duration.map(Duration::from_secs),
+            backend: self.backend.resolve(),
+            top: self.top,
+            btf_path: self.btf,
+            charge_hook: self.charge_hook.resolve(),
+            dump: self.dump_dir.map(|dir| DumpConfig {
+                dir,
+                max_files: self.dump_max_files,
+                max_bytes: self.dump_max_bytes,
+            }),
+        }
+    }
+}
+
 impl BackendChoice {
-    pub fn resolve(self) -> BackendRequest {
+    fn resolve(self) -> BackendRequest {
         match self {
             BackendChoice::Auto => BackendRequest::Auto,
             BackendChoice::Fentry => BackendRequest::Only(Backend::Fentry),
@@ -112,53 +162,4 @@ pub enum Command {
         #[arg(long, value_name = "N", default_value_t = 10)]
         top: usize,
     },
-    /// Allocate and touch memory until killed (workload for demos and tests).
-    #[command(hide = true)]
-    Hog(HogArgs),
-    /// Fault in fresh anonymous 4 KiB pages round after round and print the
-    /// rate (workload of `cargo xtask bench`).
-    #[command(hide = true)]
-    Faultstorm(FaultstormArgs),
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct HogArgs {
-    /// Move into this cgroup directory first.
-    #[arg(long, value_name = "DIR")]
-    pub join: Option<PathBuf>,
-    /// Stop growing at this many MiB and wait (default: grow until killed).
-    #[arg(long, value_name = "MIB")]
-    pub mib: Option<u64>,
-    /// Set our oom_score_adj first.
-    #[arg(long, allow_negative_numbers = true)]
-    pub oom_score_adj: Option<i32>,
-    /// Print "ready" on stdout once `--mib` is reached (by every child, with `--children`).
-    #[arg(long)]
-    pub announce: bool,
-    /// Fault memory in with madvise(MADV_POPULATE_WRITE) (mlock before Linux
-    /// 5.14): a charge the memcg cannot satisfy then fails with an error that
-    /// ends the hog, instead of being retried in the page-fault path.
-    #[arg(long, requires = "mib")]
-    pub populate: bool,
-    /// Fork N children that each allocate `--mib` and hold it; this process
-    /// allocates nothing. They share its name, cgroup and oom_score_adj.
-    #[arg(long, value_name = "N", requires = "mib")]
-    pub children: Option<u32>,
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct FaultstormArgs {
-    /// Move into this cgroup directory first.
-    #[arg(long, value_name = "DIR")]
-    pub join: Option<PathBuf>,
-    /// Size of the mapping faulted in each round, in MiB.
-    #[arg(long, value_name = "MIB", default_value_t = 64)]
-    pub mib: u64,
-    /// How many times to map, touch every page of and unmap it.
-    #[arg(long, value_name = "N", default_value_t = 16)]
-    pub rounds: u64,
-    /// Leave the mapping eligible for transparent huge pages (default:
-    /// MADV_NOHUGEPAGE, so that every touch is one 4 KiB fault and charge).
-    #[arg(long)]
-    pub thp: bool,
 }

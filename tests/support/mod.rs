@@ -15,6 +15,22 @@ use std::{
 use serde_json::Value;
 
 pub const OOMTRACE: &str = env!("CARGO_BIN_EXE_oomtrace");
+
+/// The workload binary (`oomtrace-hog`, its own package): `cargo xtask test`
+/// builds it and names it in OOMTRACE_HOG; else it is looked for beside the
+/// test's own target directory.
+pub fn hog_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("OOMTRACE_HOG") {
+        return PathBuf::from(path);
+    }
+    let beside = Path::new(OOMTRACE).with_file_name("oomtrace-hog");
+    assert!(
+        beside.exists(),
+        "{} is missing: run `cargo build -p oomtrace-hog` (cargo xtask test does)",
+        beside.display()
+    );
+    beside
+}
 pub const TIMEOUT: Duration = Duration::from_secs(60);
 pub const MEMCG_V1: &str = "/sys/fs/cgroup/memory";
 
@@ -64,7 +80,7 @@ impl TestCgroup {
     fn create(relative: String, limit_bytes: u64) -> Self {
         let path = PathBuf::from(format!("{MEMCG_V1}{relative}"));
         if path.exists() {
-            oomtrace::workload::remove_cgroup(&path);
+            oomtrace_core::cgroup::throwaway::remove_cgroup(&path);
         }
         fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
         fs::write(path.join("memory.limit_in_bytes"), limit_bytes.to_string()).unwrap();
@@ -89,17 +105,17 @@ impl TestCgroup {
 
 impl Drop for TestCgroup {
     fn drop(&mut self) {
-        oomtrace::workload::remove_cgroup(&self.path);
+        oomtrace_core::cgroup::throwaway::remove_cgroup(&self.path);
     }
 }
 
-/// The oomtrace binary under another name, so the kernel sees that comm.
+/// The workload binary under another name, so the kernel sees that comm.
 pub fn named_binary(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("oomtrace-test-bin-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     let link = dir.join(name);
     if !link.exists() {
-        std::os::unix::fs::symlink(OOMTRACE, &link).unwrap();
+        std::os::unix::fs::symlink(hog_binary(), &link).unwrap();
     }
     link
 }

@@ -74,7 +74,14 @@ pub fn run(options: &Options) -> Result<()> {
     let root = crate::workspace_root();
     crate::apt_install(crate::vm::PACKAGES)?;
     let kernel = KernelCache::new(root.join(".cache/vm")).get(options.kernel)?;
-    crate::run(crate::cargo().args(["build", "--release", "-p", "oomtrace", "--bin", "oomtrace"]))?;
+    crate::run(crate::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "oomtrace",
+        "-p",
+        "oomtrace-hog",
+    ]))?;
     let target = target_dir();
     let work = target.join("bench");
     let _ = fs::remove_dir_all(&work);
@@ -83,6 +90,7 @@ pub fn run(options: &Options) -> Result<()> {
     initramfs::build(
         &initrd,
         &target.join("release/oomtrace"),
+        &target.join("release/oomtrace-hog"),
         &root.join("tests/vm/bench-init"),
     )?;
 

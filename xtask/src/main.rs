@@ -294,8 +294,13 @@ fn test() -> Result<()> {
             "xtask: not root: the kernel integration tests will fail; run `sudo -E cargo xtask test`"
         );
     }
+    // The kernel tests run their workloads from the oomtrace-hog binary.
+    run(cargo().args(["build", "-p", "oomtrace-hog"]))?;
+    let hog = vm::target_dir().join("debug/oomtrace-hog");
     // One test thread: the kernel tests create cgroups and read /dev/kmsg.
-    run(cargo().args(["test", "--workspace", "--", "--test-threads=1"]))
+    run(cargo()
+        .args(["test", "--workspace", "--", "--test-threads=1"])
+        .env("OOMTRACE_HOG", hog))
 }
 
 fn demo() -> Result<()> {

@@ -115,8 +115,14 @@ pub fn run(options: &Options) -> Result<()> {
         "--release",
         "-p",
         "oomtrace",
+        "-p",
+        "oomtrace-hog",
+        "-p",
+        "oomtrace-core",
         "--bin",
         "oomtrace",
+        "--bin",
+        "oomtrace-hog",
         "--example",
         "kernel_log_json",
         "--example",
@@ -124,13 +130,14 @@ pub fn run(options: &Options) -> Result<()> {
     ]))?;
     let target = target_dir();
     let oomtrace = target.join("release/oomtrace");
+    let hog = target.join("release/oomtrace-hog");
     let parser = target.join("release/examples/kernel_log_json");
     let schema_check = target.join("release/examples/schema_check");
     let work = target.join("vm-test");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
     let initrd = work.join("initrd.gz");
-    initramfs::build(&initrd, &oomtrace, &root.join("tests/vm/init"))?;
+    initramfs::build(&initrd, &oomtrace, &hog, &root.join("tests/vm/init"))?;
 
     let mut rows = Vec::new();
     let mut releases = Vec::new();

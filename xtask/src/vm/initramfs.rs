@@ -11,8 +11,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-/// Names the oomtrace binary is linked under in the guest: the kernel's comm
-/// of each workload (see tests/vm/init).
+/// Names `oomtrace-hog` is linked under in the guest: the kernel's comm of
+/// each workload (see tests/vm/init), and the bench's `faultstorm`.
 pub const WORKLOADS: &[&str] = &[
     "hog64",
     "hierhog",
@@ -216,7 +216,7 @@ fn busybox_applets(busybox: &Path) -> Result<Vec<String>> {
 }
 
 /// Builds the guest initramfs (gzip-compressed newc) at `out`.
-pub fn build(out: &Path, oomtrace: &Path, init_script: &Path) -> Result<()> {
+pub fn build(out: &Path, oomtrace: &Path, hog: &Path, init_script: &Path) -> Result<()> {
     let busybox = Path::new("/bin/busybox");
     if !shared_libraries(busybox)?.is_empty() {
         bail!(
@@ -239,10 +239,15 @@ pub fn build(out: &Path, oomtrace: &Path, init_script: &Path) -> Result<()> {
         }
     }
     archive.copy("bin/oomtrace", oomtrace)?;
+    archive.copy("bin/oomtrace-hog", hog)?;
     for name in WORKLOADS {
-        archive.symlink(&format!("bin/{name}"), "oomtrace");
+        archive.symlink(&format!("bin/{name}"), "oomtrace-hog");
     }
-    for library in shared_libraries(oomtrace)? {
+    let mut libraries = shared_libraries(oomtrace)?;
+    libraries.extend(shared_libraries(hog)?);
+    libraries.sort();
+    libraries.dedup();
+    for library in libraries {
         let path = library.to_str().context("library path is not UTF-8")?;
         archive.copy(path, &library)?;
     }

@@ -1,0 +1,9 @@
+//! The lowest layer: units, time, the record envelope and host facts. It
+//! imports nothing from the crate, so every other layer may use it.
+pub mod hooks;
+pub mod host;
+pub mod record;
+pub mod time;
+pub mod units;
+
+pub use record::{Envelope, SCHEMA_VERSION};

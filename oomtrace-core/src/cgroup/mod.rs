@@ -1,0 +1,429 @@
+//! The memory cgroup hierarchy: where it is mounted (v1 or v2), turning
+//! `--cgroup` paths into cgroup ids for the in-kernel filter, cgroup ids back
+//! into paths, and reading a memcg's own files.
+pub mod container;
+pub mod throwaway;
+
+use std::{
+    collections::HashMap,
+    fs,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CgroupVersion {
+    V1,
+    V2,
+}
+
+/// The hierarchy the memory controller is attached to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryHierarchy {
+    pub mount: PathBuf,
+    pub version: CgroupVersion,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error(
+        "no memory cgroup hierarchy is mounted (looked for cgroup v1 'memory' and cgroup2 with the memory controller in /proc/self/mountinfo)"
+    )]
+    NoMemoryHierarchy,
+    #[error("cannot read /proc/self/mountinfo: {0}")]
+    Mountinfo(std::io::Error),
+    #[error("cgroup {path}: does not exist")]
+    Missing { path: PathBuf },
+    #[error("cgroup {path}: not a directory")]
+    NotDirectory { path: PathBuf },
+    #[error("{path} is not in the memory cgroup hierarchy (mounted at {mount}, cgroup {version})")]
+    OutsideHierarchy {
+        path: PathBuf,
+        mount: PathBuf,
+        version: &'static str,
+    },
+    #[error("{path} is not a memory cgroup (no memory.stat in it)")]
+    NotMemcg { path: PathBuf },
+    #[error("cgroup {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl MemoryHierarchy {
+    /// Finds the memory controller's hierarchy from `/proc/self/mountinfo`:
+    /// a v1 `memory` mount wins (it owns the controller when both exist),
+    /// else a cgroup2 mount whose root lists `memory` in cgroup.controllers.
+    pub fn detect() -> Result<Self, CgroupError> {
+        let mountinfo =
+            fs::read_to_string("/proc/self/mountinfo").map_err(CgroupError::Mountinfo)?;
+        Self::from_mountinfo(&mountinfo, |mount| {
+            fs::read_to_string(mount.join("cgroup.controllers"))
+                .map(|c| c.split_whitespace().any(|c| c == "memory"))
+                .unwrap_or(false)
+        })
+    }
+
+    fn from_mountinfo(
+        mountinfo: &str,
+        v2_has_memory: impl Fn(&Path) -> bool,
+    ) -> Result<Self, CgroupError> {
+        let mut v2 = None;
+        for line in mountinfo.lines() {
+            // "36 25 0:31 / /sys/fs/cgroup/memory rw,relatime shared:14 - cgroup cgroup rw,memory"
+            let Some((left, right)) = line.split_once(" - ") else {
+                continue;
+            };
+            let Some(mount) = left.split(' ').nth(4) else {
+                continue;
+            };
+            let mut right = right.split(' ');
+            let fstype = right.next().unwrap_or_default();
+            let options = right.nth(1).unwrap_or_default();
+            let mount = PathBuf::from(unescape_mountinfo(mount));
+            if fstype == "cgroup" && options.split(',').any(|o| o == "memory") {
+                return Ok(Self {
+                    mount,
+                    version: CgroupVersion::V1,
+                });
+            }
+            if fstype == "cgroup2" && v2.is_none() && v2_has_memory(&mount) {
+                v2 = Some(Self {
+                    mount,
+                    version: CgroupVersion::V2,
+                });
+            }
+        }
+        v2.ok_or(CgroupError::NoMemoryHierarchy)
+    }
+
+    /// Path of `abs` relative to the hierarchy, as the kernel prints it ("/a/b", "/").
+    pub fn relative(&self, abs: &Path) -> Option<String> {
+        let rest = abs.strip_prefix(&self.mount).ok()?;
+        Some(format!("/{}", rest.display()).replace("//", "/"))
+    }
+
+    pub fn absolute(&self, relative: &str) -> PathBuf {
+        self.mount.join(relative.trim_start_matches('/'))
+    }
+
+    /// Checks a `--cgroup` argument and returns it with its cgroup id.
+    pub fn scope(&self, path: &Path) -> Result<ScopeCgroup, CgroupError> {
+        let meta = fs::metadata(path).map_err(|source| match source.kind() {
+            std::io::ErrorKind::NotFound => CgroupError::Missing {
+                path: path.to_owned(),
+            },
+            _ => CgroupError::Io {
+                path: path.to_owned(),
+                source,
+            },
+        })?;
+        if !meta.is_dir() {
+            return Err(CgroupError::NotDirectory {
+                path: path.to_owned(),
+            });
+        }
+        let abs = fs::canonicalize(path).map_err(|source| CgroupError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let relative = self
+            .relative(&abs)
+            .ok_or_else(|| CgroupError::OutsideHierarchy {
+                path: abs.clone(),
+                mount: self.mount.clone(),
+                version: match self.version {
+                    CgroupVersion::V1 => "v1",
+                    CgroupVersion::V2 => "v2",
+                },
+            })?;
+        if !abs.join("memory.stat").exists() {
+            return Err(CgroupError::NotMemcg { path: abs });
+        }
+        Ok(ScopeCgroup {
+            id: meta.ino(),
+            relative,
+            path: abs,
+        })
+    }
+
+    /// Reads the memcg's limit, usage and swap from its files (None where a
+    /// file is absent, e.g. the cgroup is gone).
+    pub fn read_counters(&self, relative: &str) -> MemcgFiles {
+        let dir = self.absolute(relative);
+        let read = |name: &str| -> Option<String> {
+            fs::read_to_string(dir.join(name))
+                .ok()
+                .map(|s| s.trim().to_owned())
+        };
+        let number = |name: &str| read(name).and_then(|s| parse_limit(&s));
+        match self.version {
+            CgroupVersion::V1 => MemcgFiles {
+                limit_bytes: number("memory.limit_in_bytes"),
+                usage_bytes: number("memory.usage_in_bytes"),
+                swap_limit_bytes: number("memory.memsw.limit_in_bytes"),
+                swappiness: number("memory.swappiness"),
+            },
+            CgroupVersion::V2 => MemcgFiles {
+                limit_bytes: number("memory.max"),
+                usage_bytes: number("memory.current"),
+                swap_limit_bytes: number("memory.swap.max"),
+                swappiness: number("memory.swappiness"),
+            },
+        }
+    }
+}
+
+/// The memcg's state read from its files while an OOM is in progress (the
+/// memcg may be gone seconds later).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct MemcgSnapshot {
+    pub files: MemcgFiles,
+    /// Swap used by the memcg (v2 `memory.swap.current`; v1 memsw minus memory usage).
+    pub swap_usage_bytes: Option<u64>,
+    /// `memory.stat`, as the file has it (bytes; v1 `total_*` keys are hierarchical).
+    pub stat: Vec<(String, u64)>,
+    /// v1 `memory.kmem.usage_in_bytes`.
+    pub kmem_usage_bytes: Option<u64>,
+}
+
+impl MemoryHierarchy {
+    pub fn snapshot(&self, relative: &str) -> Option<MemcgSnapshot> {
+        let dir = self.absolute(relative);
+        let stat_text = fs::read_to_string(dir.join("memory.stat")).ok()?;
+        let stat = stat_text
+            .lines()
+            .filter_map(|l| {
+                let (key, value) = l.split_once(' ')?;
+                Some((key.to_owned(), value.trim().parse().ok()?))
+            })
+            .collect();
+        let number = |name: &str| -> Option<u64> {
+            fs::read_to_string(dir.join(name))
+                .ok()
+                .and_then(|s| parse_limit(s.trim()))
+        };
+        let files = self.read_counters(relative);
+        let (swap_usage_bytes, kmem_usage_bytes) = match self.version {
+            CgroupVersion::V1 => (
+                number("memory.memsw.usage_in_bytes")
+                    .zip(files.usage_bytes)
+                    .map(|(memsw, memory)| memsw.saturating_sub(memory)),
+                number("memory.kmem.usage_in_bytes"),
+            ),
+            CgroupVersion::V2 => (number("memory.swap.current"), None),
+        };
+        Some(MemcgSnapshot {
+            files,
+            swap_usage_bytes,
+            stat,
+            kmem_usage_bytes,
+        })
+    }
+}
+
+/// v2 writes "max" for no limit; v1 writes a huge number.
+fn parse_limit(text: &str) -> Option<u64> {
+    if text == "max" {
+        Some(u64::MAX)
+    } else {
+        text.parse().ok()
+    }
+}
+
+/// Undoes mountinfo's octal escapes (`\040` for a space).
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\'
+            && i + 4 <= bytes.len()
+            && let Some(v) = std::str::from_utf8(&bytes[i + 1..i + 4])
+                .ok()
+                .and_then(|octal| u8::from_str_radix(octal, 8).ok())
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemcgFiles {
+    pub limit_bytes: Option<u64>,
+    pub usage_bytes: Option<u64>,
+    /// v1: memory+swap limit; v2: swap limit.
+    pub swap_limit_bytes: Option<u64>,
+    pub swappiness: Option<u64>,
+}
+
+/// A cgroup given with `--cgroup`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeCgroup {
+    pub path: PathBuf,
+    /// As the kernel prints it, relative to the hierarchy root.
+    pub relative: String,
+    /// cgroup id = inode number of the directory = kernfs node id.
+    pub id: u64,
+}
+
+impl ScopeCgroup {
+    /// Whether a path the kernel printed (relative) is this cgroup or below it.
+    pub fn contains(&self, relative: &str) -> bool {
+        relative == self.relative
+            || self.relative == "/"
+            || relative
+                .strip_prefix(&self.relative)
+                .is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+/// Maps cgroup ids to paths by scanning the hierarchy, with a cache. A miss
+/// rescans at most once per `RESCAN_INTERVAL`, so a storm of unknown ids
+/// cannot turn into a storm of directory walks.
+pub struct IdResolver {
+    hierarchy: MemoryHierarchy,
+    cache: HashMap<u64, String>,
+    last_scan: Option<Instant>,
+}
+
+const RESCAN_INTERVAL: Duration = Duration::from_millis(200);
+/// Bound on the cache: a node running for months creates millions of cgroups.
+const CACHE_MAX: usize = 65_536;
+const MAX_WALK_DEPTH: usize = 32;
+
+impl IdResolver {
+    pub fn new(hierarchy: MemoryHierarchy) -> Self {
+        Self {
+            hierarchy,
+            cache: HashMap::new(),
+            last_scan: None,
+        }
+    }
+
+    pub fn hierarchy(&self) -> &MemoryHierarchy {
+        &self.hierarchy
+    }
+
+    pub fn path_of(&mut self, id: u64) -> Option<String> {
+        if id == 0 {
+            return None;
+        }
+        if let Some(path) = self.cache.get(&id) {
+            return Some(path.clone());
+        }
+        if self
+            .last_scan
+            .is_some_and(|at| at.elapsed() < RESCAN_INTERVAL)
+        {
+            return None;
+        }
+        self.rescan();
+        self.cache.get(&id).cloned()
+    }
+
+    fn rescan(&mut self) {
+        self.last_scan = Some(Instant::now());
+        if self.cache.len() > CACHE_MAX {
+            self.cache.clear();
+        }
+        let mut stack = vec![(self.hierarchy.mount.clone(), 0usize)];
+        while let Some((dir, depth)) = stack.pop() {
+            let Ok(meta) = fs::metadata(&dir) else {
+                continue;
+            };
+            if let Some(relative) = self.hierarchy.relative(&dir) {
+                self.cache.insert(meta.ino(), relative);
+            }
+            if depth >= MAX_WALK_DEPTH {
+                continue;
+            }
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    stack.push((entry.path(), depth + 1));
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MOUNTINFO_V1: &str = "\
+25 1 0:23 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+36 25 0:31 / /sys/fs/cgroup/cpu rw,relatime shared:14 - cgroup cgroup rw,cpu
+37 25 0:32 / /sys/fs/cgroup/memory rw,relatime shared:15 - cgroup cgroup rw,memory
+38 25 0:33 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+";
+
+    #[test]
+    fn v1_memory_mount_wins_over_cgroup2() {
+        let h = MemoryHierarchy::from_mountinfo(MOUNTINFO_V1, |_| true).unwrap();
+        assert_eq!(h.mount, PathBuf::from("/sys/fs/cgroup/memory"));
+        assert_eq!(h.version, CgroupVersion::V1);
+    }
+
+    #[test]
+    fn cgroup2_needs_the_memory_controller() {
+        let v2 = "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw,nsdelegate\n";
+        let h = MemoryHierarchy::from_mountinfo(v2, |_| true).unwrap();
+        assert_eq!(h.version, CgroupVersion::V2);
+        assert!(matches!(
+            MemoryHierarchy::from_mountinfo(v2, |_| false),
+            Err(CgroupError::NoMemoryHierarchy)
+        ));
+    }
+
+    #[test]
+    fn mountinfo_escapes_are_undone() {
+        assert_eq!(unescape_mountinfo(r"/mnt/a\040b"), "/mnt/a b");
+        assert_eq!(unescape_mountinfo(r"/plain"), "/plain");
+    }
+
+    #[test]
+    fn relative_paths_match_the_kernel_format() {
+        let h = MemoryHierarchy {
+            mount: "/sys/fs/cgroup/memory".into(),
+            version: CgroupVersion::V1,
+        };
+        assert_eq!(h.relative(Path::new("/sys/fs/cgroup/memory")).unwrap(), "/");
+        assert_eq!(
+            h.relative(Path::new("/sys/fs/cgroup/memory/a/b")).unwrap(),
+            "/a/b"
+        );
+        assert_eq!(h.relative(Path::new("/sys/fs/cgroup/unified/a")), None);
+    }
+
+    #[test]
+    fn scope_contains_descendants_only() {
+        let scope = ScopeCgroup {
+            path: "/x".into(),
+            relative: "/fix-b".into(),
+            id: 1,
+        };
+        assert!(scope.contains("/fix-b"));
+        assert!(scope.contains("/fix-b/child"));
+        assert!(!scope.contains("/fix-bb"));
+        assert!(!scope.contains("/"));
+    }
+
+    #[test]
+    fn limits_parse_max_and_numbers() {
+        assert_eq!(parse_limit("max"), Some(u64::MAX));
+        assert_eq!(parse_limit("67108864"), Some(67108864));
+        assert_eq!(parse_limit("junk"), None);
+    }
+}

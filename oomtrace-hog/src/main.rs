@@ -1,0 +1,362 @@
+//! `oomtrace-hog`: the workloads of the tests, the VM scenarios and the bench,
+//! kept out of the product binary. `hog` allocates until killed (or holds
+//! `--mib`); `faultstorm` faults fresh pages round after round. Tests link
+//! it under the name the kernel should print (`hog64 -> oomtrace-hog`).
+use std::{fs, io::Write, path::PathBuf, time::Duration};
+
+use anyhow::{Context, Result};
+
+use clap::{Args, Parser};
+use oomtrace_core::base::host::page_size;
+
+#[derive(Parser)]
+#[command(
+    name = "oomtrace-hog",
+    about = "Workloads for oomtrace's tests and bench"
+)]
+enum Cli {
+    /// Allocate and touch memory until killed.
+    Hog(HogArgs),
+    /// Fault in fresh anonymous 4 KiB pages round after round and print the rate.
+    Faultstorm(FaultstormArgs),
+}
+
+fn main() {
+    let result = match Cli::parse() {
+        Cli::Hog(args) => hog(&args),
+        Cli::Faultstorm(args) => faultstorm(&args),
+    };
+    if let Err(error) = result {
+        eprintln!("oomtrace-hog: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct HogArgs {
+    /// Move into this cgroup directory first.
+    #[arg(long, value_name = "DIR")]
+    pub join: Option<PathBuf>,
+    /// Stop growing at this many MiB and wait (default: grow until killed).
+    #[arg(long, value_name = "MIB")]
+    pub mib: Option<u64>,
+    /// Set our oom_score_adj first.
+    #[arg(long, allow_negative_numbers = true)]
+    pub oom_score_adj: Option<i32>,
+    /// Print "ready" on stdout once `--mib` is reached (by every child, with `--children`).
+    #[arg(long)]
+    pub announce: bool,
+    /// Fault memory in with madvise(MADV_POPULATE_WRITE) (mlock before Linux
+    /// 5.14): a charge the memcg cannot satisfy then fails with an error that
+    /// ends the hog, instead of being retried in the page-fault path.
+    #[arg(long, requires = "mib")]
+    pub populate: bool,
+    /// Fork N children that each allocate `--mib` and hold it; this process
+    /// allocates nothing. They share its name, cgroup and oom_score_adj.
+    #[arg(long, value_name = "N", requires = "mib")]
+    pub children: Option<u32>,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct FaultstormArgs {
+    /// Move into this cgroup directory first.
+    #[arg(long, value_name = "DIR")]
+    pub join: Option<PathBuf>,
+    /// Size of the mapping faulted in each round, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 64)]
+    pub mib: u64,
+    /// How many times to map, touch every page of and unmap it.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub rounds: u64,
+    /// Leave the mapping eligible for transparent huge pages (default:
+    /// MADV_NOHUGEPAGE, so that every touch is one 4 KiB fault and charge).
+    #[arg(long)]
+    pub thp: bool,
+}
+
+/// Allocates and touches memory 1 MiB at a time (up to `--mib`), then holds
+/// it until killed; returns only on error.
+fn hog(args: &HogArgs) -> Result<()> {
+    if let Some(dir) = &args.join {
+        fs::write(dir.join("cgroup.procs"), "0")
+            .with_context(|| format!("joining cgroup {}", dir.display()))?;
+    }
+    if let Some(adj) = args.oom_score_adj {
+        fs::write("/proc/self/oom_score_adj", adj.to_string()).context("setting oom_score_adj")?;
+    }
+    if let Some(children) = args.children {
+        return fork_children(args, children);
+    }
+    let held = grow(args)?;
+    if args.announce {
+        announce()?;
+    }
+    hold(held)
+}
+
+/// Memory the hog keeps: heap chunks, or the mapping made by `--populate`.
+type Held = (Vec<Vec<u8>>, Option<Mapping>);
+
+fn grow(args: &HogArgs) -> Result<Held> {
+    Ok(match (args.populate, args.mib) {
+        (true, Some(mib)) => (Vec::new(), Some(populate(mib)?)),
+        (true, None) => anyhow::bail!("--populate needs --mib"),
+        (false, limit) => (touch(limit), None),
+    })
+}
+
+fn announce() -> Result<()> {
+    let mut out = std::io::stdout();
+    writeln!(out, "ready")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn hold(held: Held) -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+        std::hint::black_box(&held);
+    }
+}
+
+/// `limit` MiB (or without end) of heap, every page written so it is charged now.
+fn touch(limit: Option<u64>) -> Vec<Vec<u8>> {
+    let page = page_size();
+    let mut chunks: Vec<Vec<u8>> = Vec::new();
+    while limit.is_none_or(|limit| (chunks.len() as u64) < limit) {
+        let mut chunk = vec![0u8; 1 << 20];
+        // Touch every page so it is charged now, not at first use.
+        for offset in (0..chunk.len()).step_by(page) {
+            chunk[offset] = 1;
+        }
+        std::hint::black_box(&chunk);
+        chunks.push(chunk);
+    }
+    chunks
+}
+
+/// Like [`touch`] but `mib` MiB of one anonymous mapping are faulted in by
+/// `madvise(MADV_POPULATE_WRITE)`, 1 MiB at a time, so a failed charge is an
+/// error returned here (ENOMEM) rather than a page fault the kernel retries.
+/// Kernels before 5.14 lack it; there `mlock` faults the pages in the same
+/// way (and fails with EAGAIN).
+fn populate(mib: u64) -> Result<Mapping> {
+    const CHUNK: usize = 1 << 20;
+    let len = usize::try_from(mib)?
+        .checked_mul(CHUNK)
+        .context("--mib too large")?;
+    let mapping = Mapping::anonymous(len)?;
+    let addr = mapping.addr;
+    let os = |status: libc::c_int| match status {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    };
+    let mut use_mlock = false;
+    for done in 0..len / CHUNK {
+        // SAFETY: within the mapping made above.
+        let chunk = unsafe { addr.cast::<u8>().add(done * CHUNK) }.cast();
+        // SAFETY (both calls): `chunk` is CHUNK bytes of our own mapping.
+        let mlock = || os(unsafe { libc::mlock(chunk, CHUNK) });
+        let result = match use_mlock {
+            true => mlock(),
+            false => os(unsafe { libc::madvise(chunk, CHUNK, libc::MADV_POPULATE_WRITE) }).or_else(
+                |error| match error.raw_os_error() {
+                    Some(libc::EINVAL) => {
+                        use_mlock = true;
+                        mlock()
+                    }
+                    _ => Err(error),
+                },
+            ),
+        };
+        if let Err(error) = result {
+            // Give the memory back before reporting: writing the error may
+            // need some (stderr on a tmpfs is charged to this memcg).
+            drop(mapping);
+            let how = match use_mlock {
+                true => "mlock (no MADV_POPULATE_WRITE before Linux 5.14)",
+                false => "madvise(MADV_POPULATE_WRITE)",
+            };
+            return Err(error).with_context(|| format!("{how} after {done} MiB"));
+        }
+    }
+    Ok(mapping)
+}
+
+/// An anonymous mapping, unmapped on drop (whole: unmapping part of it could
+/// need memory to split it).
+struct Mapping {
+    addr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Mapping {
+    /// `len` bytes of fresh private anonymous memory, read-write.
+    fn anonymous(len: usize) -> Result<Self> {
+        // SAFETY: a fresh private anonymous mapping; no existing memory is affected.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error()).context("mmap");
+        }
+        Ok(Self { addr, len })
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: the mapping this value owns.
+        unsafe { libc::munmap(self.addr, self.len) };
+    }
+}
+
+/// Forks `count` children that each allocate `--mib` (same cgroup and
+/// oom_score_adj, already set here) and hold it. With `--announce`, prints
+/// "ready" once every child has allocated. Then reaps them and waits.
+fn fork_children(args: &HogArgs, count: u32) -> Result<()> {
+    let (mut reports, writer) = std::io::pipe().context("pipe")?;
+    for _ in 0..count {
+        // SAFETY: the hog is single-threaded; the child only allocates and holds.
+        match unsafe { libc::fork() } {
+            -1 => return Err(std::io::Error::last_os_error()).context("fork"),
+            0 => {
+                drop(reports);
+                match grow(args) {
+                    Ok(held) => {
+                        let mut writer = writer;
+                        let _ = writer.write_all(b"+");
+                        drop(writer);
+                        hold(held)
+                    }
+                    Err(error) => {
+                        eprintln!("oomtrace hog child: {error:#}");
+                        // SAFETY: leave the child without running the parent's code.
+                        unsafe { libc::_exit(1) }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    // Our copy of the write end: EOF then means every child reported or died.
+    drop(writer);
+    let mut allocated = Vec::new();
+    std::io::Read::read_to_end(&mut reports, &mut allocated).context("reading from children")?;
+    if args.announce {
+        if allocated.len() as u64 != u64::from(count) {
+            anyhow::bail!("only {} of {count} children allocated", allocated.len());
+        }
+        announce()?;
+    }
+    loop {
+        // SAFETY: reaping our own children; a null status pointer is allowed.
+        if unsafe { libc::wait(std::ptr::null_mut()) } < 0
+            && std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR)
+        {
+            // ECHILD: all children are gone; keep the process (and its name) around.
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+}
+
+/// The page-fault storm of `cargo xtask bench`: maps `--mib` MiB of private
+/// anonymous memory, writes one byte per page (each write one fault, one
+/// page allocated and charged to the memcg), unmaps it (uncharged), and does
+/// that `--rounds` times. Prints `faultstorm pages=<touched> ns=<elapsed>
+/// cpu_ns=<on-CPU>`: CLOCK_MONOTONIC and this process's CPU time over all
+/// rounds. Under QEMU `-icount` the guest clock counts instructions, so the
+/// rate is repeatable; the CPU time leaves out whatever else ran meanwhile
+/// (a tracer's own wakeups), so the two apart show where a cost is paid.
+fn faultstorm(args: &FaultstormArgs) -> Result<()> {
+    if let Some(dir) = &args.join {
+        fs::write(dir.join("cgroup.procs"), "0")
+            .with_context(|| format!("joining cgroup {}", dir.display()))?;
+    }
+    let page = page_size();
+    let len = usize::try_from(args.mib)
+        .ok()
+        .and_then(|mib| mib.checked_mul(1 << 20))
+        .filter(|&len| len > 0)
+        .context("--mib must be between 1 and the address space")?;
+    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    let pages = (len / page) as u64;
+    let total = pages
+        .checked_mul(args.rounds)
+        .context("--mib × --rounds too large")?;
+    let started = std::time::Instant::now();
+    let cpu_started = process_cpu_ns()?;
+    for _ in 0..args.rounds {
+        let mapping = Mapping::anonymous(len)?;
+        let addr = mapping.addr;
+        // SAFETY: advice on our own mapping.
+        if !args.thp && unsafe { libc::madvise(addr, len, libc::MADV_NOHUGEPAGE) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("madvise(MADV_NOHUGEPAGE)");
+        }
+        for offset in (0..len).step_by(page) {
+            // SAFETY: within the mapping; volatile so that every page is written.
+            unsafe { addr.cast::<u8>().add(offset).write_volatile(1) };
+        }
+        // Unmapping frees and uncharges the pages: the next round faults afresh.
+        drop(mapping);
+    }
+    let cpu = process_cpu_ns()? - cpu_started;
+    let elapsed = started.elapsed().as_nanos();
+    let mut out = std::io::stdout();
+    writeln!(out, "faultstorm pages={total} ns={elapsed} cpu_ns={cpu}")?;
+    out.flush()?;
+    Ok(())
+}
+
+/// CLOCK_PROCESS_CPUTIME_ID in nanoseconds.
+fn process_cpu_ns() -> Result<u128> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes only the timespec passed.
+    if unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("clock_gettime");
+    }
+    Ok(ts.tv_sec as u128 * 1_000_000_000 + ts.tv_nsec as u128)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--populate` leaves every page of the mapping resident (charged now,
+    /// not at first touch).
+    #[test]
+    fn faultstorm_faults_every_round_and_rejects_zero_sizes() {
+        let args = |mib, rounds| FaultstormArgs {
+            join: None,
+            mib,
+            rounds,
+            thp: false,
+        };
+        faultstorm(&args(1, 2)).unwrap();
+        assert!(faultstorm(&args(0, 1)).is_err());
+        assert!(faultstorm(&args(1, 0)).is_err());
+        assert!(faultstorm(&args(u64::MAX, 1)).is_err());
+    }
+
+    #[test]
+    fn populate_faults_every_page_in() {
+        let mapping = populate(2).unwrap();
+        assert_eq!(mapping.len, 2 << 20);
+        let pages = mapping.len / page_size();
+        let mut resident = vec![0u8; pages];
+        // SAFETY: our mapping, and a vector with one byte per page.
+        let rc = unsafe { libc::mincore(mapping.addr, mapping.len, resident.as_mut_ptr()) };
+        assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+        assert!(resident.iter().all(|&r| r & 1 == 1), "{resident:?}");
+    }
+}
