@@ -6,12 +6,6 @@ mod support;
 use serde_json::Value;
 use support::*;
 
-fn u64_of(value: &Value) -> u64 {
-    value
-        .as_u64()
-        .unwrap_or_else(|| panic!("not a number: {value}"))
-}
-
 /// The victim in the decision equals the kernel's own kill line, number for number.
 fn assert_victim_matches_kernel(decision: &Value, killed: &KilledLine) {
     let victim = &decision["victim"];

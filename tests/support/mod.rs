@@ -51,6 +51,12 @@ pub fn assert_schema_valid(record: &Value) {
     );
 }
 
+pub fn u64_of(value: &Value) -> u64 {
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("not an unsigned number: {value}"))
+}
+
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
@@ -317,7 +323,10 @@ impl KernelLog {
                     }
                     // EPIPE: records overwritten; keep reading.
                     Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-                    Err(_) => break,
+                    Err(e) => {
+                        let _ = tx.send(format!("oomtrace-test: /dev/kmsg read failed: {e}"));
+                        break;
+                    }
                 }
             }
         });
@@ -358,6 +367,34 @@ impl KernelLog {
             report.push(line.clone());
             if line.contains(&needle) {
                 return (report, KilledLine::parse(&line));
+            }
+        }
+    }
+
+    /// The pids of the "Killed process" lines from now back to when the
+    /// log was opened, in the kernel's order: a mark written to the log
+    /// now ends the read (records the kernel overwrote are simply absent).
+    pub fn killed_pids_so_far(&self) -> Vec<u32> {
+        let mark = format!("oomtrace-test: mark {}", std::process::id());
+        // A newline finalizes the record: without one the kernel keeps it open
+        // for continuation and readers do not see it yet.
+        fs::write("/dev/kmsg", format!("{mark}\n")).expect("writing a mark to /dev/kmsg");
+        let mut order = Vec::new();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(TIMEOUT)
+                .unwrap_or_else(|e| panic!("the mark {mark:?} never came back ({e}); after {order:?}"));
+            if line.contains(&mark) {
+                return order;
+            }
+            if let Some(pid) = line
+                .split("Killed process ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+            {
+                order.push(pid);
             }
         }
     }
