@@ -1,0 +1,430 @@
+//! Decisions rebuilt from every kernel-report fixture, checked against the
+//! reports themselves, and sentences of the explanation.
+use std::{
+    path::PathBuf,
+    time::{Instant, SystemTime},
+};
+
+use oomtrace_ebpf::MemcgReclaimStats;
+
+use super::{
+    Builder, Decision, Environment, OfflineEnv, OomMemcg, Sources, Trigger,
+    assemble::row_input,
+    builder::DEADLINE,
+    explain::{ExplainInput, explain_memory},
+};
+use crate::{
+    cgroup::{MemcgFiles, MemcgSnapshot},
+    model::score::{BadnessModel, badness, expected_choice},
+    report::{KernelReport, ReportItem, parse_log},
+};
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/kernel-reports"
+    ));
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 30, "fixtures missing in {}", dir.display());
+    logs
+}
+
+fn items(path: &PathBuf) -> Vec<ReportItem> {
+    parse_log(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Rebuilds decisions from a log the way `oomtrace report` does.
+fn decisions(path: &PathBuf) -> Vec<Decision> {
+    let sources = Sources::KERNEL_REPORT;
+    let mut builder = Builder::new(sources, Vec::new());
+    let start = Instant::now();
+    for item in items(path) {
+        builder.on_report(start, item);
+    }
+    let mut env = OfflineEnv { page_size: 4096 };
+    builder.poll(start + DEADLINE, &mut env)
+}
+
+/// For every complete report of every kernel, the candidate our scoring
+/// ranks first is the task the kernel killed: the kernel is the oracle.
+#[test]
+fn recomputed_ranking_picks_the_kernels_victim_in_every_fixture() {
+    let mut checked = 0;
+    for path in fixtures() {
+        for item in items(&path) {
+            let ReportItem::Report(report) = item else {
+                continue;
+            };
+            let (Some(kill), Some(table), Some(release)) =
+                (&report.kill, &report.tasks, &report.kernel_release)
+            else {
+                continue;
+            };
+            let Some(memory) = report.counter("memory") else {
+                continue; // global OOM: totalpages needs the machine's RAM
+            };
+            let model = BadnessModel::for_release(release).unwrap();
+            let totalpages = memory.limit_kb / 4;
+            let points: Vec<Option<i64>> = table
+                .rows
+                .iter()
+                .map(|row| badness(model, row_input(row, 4096), totalpages))
+                .collect();
+            let best = points.iter().flatten().max().copied();
+            let killed_points = table
+                .rows
+                .iter()
+                .zip(&points)
+                .find(|(row, _)| row.pid == kill.pid || row.tgid == kill.pid)
+                .and_then(|(_, p)| *p);
+            // Ties at the top are possible: the table is printed after the
+            // choice and rss counters are per-CPU approximations, so equal
+            // rows need not have been equal when the killer compared them.
+            assert_eq!(
+                killed_points,
+                best,
+                "{}: kernel killed {} ({}) with {killed_points:?} points, the best is {best:?}",
+                path.display(),
+                kill.pid,
+                kill.comm,
+            );
+            assert!(expected_choice(model, &points).is_some());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} reports checked");
+}
+
+#[test]
+fn decisions_from_logs_carry_the_reports_numbers() {
+    for path in fixtures() {
+        let raw_items = items(&path);
+        let reports: Vec<&KernelReport> = raw_items
+            .iter()
+            .filter_map(|i| match i {
+                ReportItem::Report(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let built = decisions(&path);
+        for report in reports.iter().filter(|r| r.kill.is_some()) {
+            let kill = report.kill.as_ref().unwrap();
+            let d = built
+                .iter()
+                .find(|d| d.victim.as_ref().is_some_and(|v| v.pid == kill.pid))
+                .unwrap_or_else(|| panic!("{}: no decision for {}", path.display(), kill.pid));
+            let v = d.victim.as_ref().unwrap();
+            assert_eq!(v.comm.as_deref(), Some(kill.comm.as_str()));
+            assert_eq!(v.rss_anon_bytes, kill.anon_rss_kb.map(|k| k * 1024));
+            assert_eq!(v.rss_file_bytes, kill.file_rss_kb.map(|k| k * 1024));
+            assert_eq!(
+                d.candidates_source,
+                if report.tasks.is_some() {
+                    "kernel_report"
+                } else {
+                    "none"
+                }
+            );
+            if let Some(table) = &report.tasks {
+                assert_eq!(d.candidates.len(), table.rows.len());
+            }
+            if let (Some(memory), Some(constraint)) = (report.counter("memory"), &report.constraint)
+            {
+                let m = d.oom_memcg.as_ref().unwrap();
+                assert_eq!(m.limit_bytes, Some(memory.limit_kb * 1024));
+                assert_eq!(m.usage_bytes, Some(memory.usage_kb * 1024));
+                assert_eq!(m.path, constraint.oom_memcg);
+                assert_eq!(v.memcg, constraint.task_memcg);
+                if let Some(swap) = report.counter("swap") {
+                    assert_eq!(m.swap_usage_bytes, Some(swap.usage_kb * 1024));
+                    assert_eq!(m.swap_limit_bytes, Some(swap.limit_kb * 1024));
+                }
+                if let Some(memsw) = report.counter("memory+swap") {
+                    assert_eq!(m.memsw_limit_bytes, Some(memsw.limit_kb * 1024));
+                    let swap = (memsw.usage_kb - memory.usage_kb) * 1024;
+                    assert_eq!(m.swap_usage_bytes, Some(swap));
+                }
+                let anon = ["total_rss", "anon", "rss"]
+                    .iter()
+                    .find_map(|k| report.memcg_stat(k));
+                if let Some(anon) = anon {
+                    let stat = m.stat.as_ref().unwrap();
+                    assert_eq!(stat.source, "kernel_report");
+                    assert_eq!(stat.anon_bytes, Some(anon));
+                }
+            }
+        }
+    }
+}
+
+/// Without the report's memcg stats (a storm, a lost kmsg record), the
+/// memcg's files read during the OOM say what its memory was made of.
+#[test]
+fn memcg_files_read_during_the_oom_stand_in_for_missing_stats() {
+    struct SnapshotEnv(OfflineEnv);
+    impl Environment for SnapshotEnv {
+        fn memcg_path(&mut self, id: u64) -> Option<String> {
+            self.0.memcg_path(id)
+        }
+        fn memcg_files(&self, relative: &str) -> Option<MemcgFiles> {
+            self.0.memcg_files(relative)
+        }
+        fn swap_total_pages(&self) -> Option<u64> {
+            None
+        }
+        fn mem_total_pages(&self) -> Option<u64> {
+            None
+        }
+        fn page_size(&self) -> u64 {
+            4096
+        }
+        fn kernel_release(&self) -> Option<String> {
+            None
+        }
+        fn reclaim_stats(&self, _: u64) -> Option<MemcgReclaimStats> {
+            None
+        }
+        fn wall_time_of_boot_ns(&self, _: u64) -> Option<SystemTime> {
+            None
+        }
+        fn wall_time_of_log_seconds(&self, _: f64) -> Option<SystemTime> {
+            None
+        }
+        fn memcg_snapshot(&self, relative: &str) -> Option<(MemcgSnapshot, u64)> {
+            (relative == "/oomtest").then(|| {
+                let stat = [
+                    ("anon", 1 << 20),
+                    ("file", 3 << 20),
+                    ("active_file", 1 << 20),
+                ];
+                let snapshot = MemcgSnapshot {
+                    stat: stat.iter().map(|&(k, v)| (k.to_owned(), v)).collect(),
+                    swap_usage_bytes: Some(0),
+                    ..Default::default()
+                };
+                (snapshot, 5)
+            })
+        }
+    }
+    let path = fixtures()
+        .into_iter()
+        .find(|p| p.ends_with("6.1.0-50-amd64-a-v2-single-hog.log"))
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Drop the "Memory cgroup stats" block: the lines from its header to
+    // the task table.
+    let mut skipping = false;
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            if l.contains("Memory cgroup stats for") {
+                skipping = true;
+            } else if l.contains("Tasks state") {
+                skipping = false;
+            }
+            !skipping
+        })
+        .collect();
+    let mut builder = Builder::new(Sources::KERNEL_REPORT, Vec::new());
+    let start = Instant::now();
+    for item in parse_log(kept.join("\n").as_bytes()).unwrap() {
+        builder.on_report(start, item);
+    }
+    let built = builder.poll(
+        start + DEADLINE,
+        &mut SnapshotEnv(OfflineEnv { page_size: 4096 }),
+    );
+    let m = built[0].oom_memcg.as_ref().unwrap();
+    let stat = m.stat.as_ref().unwrap();
+    assert_eq!(stat.source, "memcg_files");
+    assert_eq!(
+        (stat.anon_bytes, stat.file_bytes),
+        (Some(1 << 20), Some(3 << 20))
+    );
+    assert_eq!(stat.inactive_file_bytes, None);
+    // Swap still comes from the report's own line.
+    assert_eq!(m.swap_limit_bytes, Some(0));
+}
+
+#[test]
+fn hierarchy_fixture_names_the_parent() {
+    for path in fixtures()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("hierarchy"))
+    {
+        let d = &decisions(&path)[0];
+        let m = d.oom_memcg.as_ref().unwrap();
+        let own = d.victim.as_ref().unwrap().memcg.clone().unwrap();
+        let oom = m.path.clone().unwrap();
+        assert!(own.starts_with(&format!("{oom}/")), "{}", path.display());
+        assert!(
+            d.explanation
+                .iter()
+                .any(|e| e.contains("ancestor's limit") && e.contains(&oom)),
+            "{}: {:?}",
+            path.display(),
+            d.explanation
+        );
+    }
+}
+
+#[test]
+fn oom_group_sweep_is_one_decision_killing_the_group() {
+    for path in fixtures()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("oom-group"))
+    {
+        let raw = items(&path);
+        let group_kills: Vec<u32> = raw
+            .iter()
+            .filter_map(|i| match i {
+                ReportItem::Kill(k) => Some(k.pid),
+                _ => None,
+            })
+            .collect();
+        let built = decisions(&path);
+        assert_eq!(built.len(), 1, "{}", path.display());
+        let d = &built[0];
+        assert!(d.oom_group.is_some());
+        for pid in group_kills {
+            assert!(
+                d.killed.contains(&pid),
+                "{}: {pid} not in {:?}",
+                path.display(),
+                d.killed
+            );
+        }
+    }
+}
+
+#[test]
+fn many_small_tasks_are_called_out() {
+    let path = fixtures()
+        .into_iter()
+        .find(|p| {
+            p.to_string_lossy()
+                .contains("6.1.0-50-amd64-c-v2-many-procs.log")
+        })
+        .unwrap();
+    let raw = items(&path);
+    let first_rows = raw
+        .iter()
+        .find_map(|i| match i {
+            ReportItem::Report(r) => r.tasks.as_ref().map(|t| t.rows.len()),
+            _ => None,
+        })
+        .unwrap();
+    let d = &decisions(&path)[0];
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.starts_with(&format!("{first_rows} eligible tasks and none above"))),
+        "{:?}",
+        d.explanation
+    );
+}
+
+#[test]
+fn kernel_memory_share_is_explained() {
+    let report = KernelReport {
+        complete: true,
+        memcg_stats: vec![
+            ("anon".into(), 40 << 20),
+            ("file".into(), 4 << 20),
+            ("kernel".into(), 20 << 20),
+        ],
+        ..KernelReport::default()
+    };
+    let oom_memcg = OomMemcg {
+        path: Some("/app".into()),
+        limit_bytes: Some(64 << 20),
+        usage_bytes: Some(64 << 20),
+        source: "kernel_report".into(),
+        usage_after_kill_bytes: None,
+        swap_usage_bytes: None,
+        swap_limit_bytes: None,
+        memsw_limit_bytes: None,
+        stat: None,
+    };
+    let trigger = Trigger {
+        pid: None,
+        comm: None,
+        memcg: None,
+        gfp_mask: None,
+        gfp_flags: None,
+        order: None,
+    };
+    let mut out = Vec::new();
+    let x = ExplainInput {
+        sources: Sources::KERNEL_REPORT,
+        points_recomputed: None,
+        constraint: Some("memcg"),
+        oom_memcg: Some(&oom_memcg),
+        victim_memcg: Some("/app"),
+        trigger: &trigger,
+        victim: None,
+        candidates: &[],
+        candidates_source: "none",
+        model: None,
+        totalpages: None,
+        page_size: 4096,
+        report: Some(&report),
+    };
+    explain_memory(&mut out, &x, &report);
+    assert!(
+        out.iter()
+            .any(|e| e.starts_with("Kernel memory") && e.contains("20.0 MiB (31% of usage)")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn storms_without_reports_say_the_table_is_missing() {
+    let storm = fixtures()
+        .into_iter()
+        .find(|p| {
+            p.to_string_lossy()
+                .contains("5.10.0-32-amd64-c-v2-many-procs.log")
+        })
+        .unwrap();
+    let raw = items(&storm);
+    let kills = raw
+        .iter()
+        .filter(|i| matches!(i, ReportItem::Kill(_)))
+        .count();
+    let built = decisions(&storm);
+    let missing: Vec<&Decision> = built
+        .iter()
+        .filter(|d| d.kernel_report == "missing")
+        .collect();
+    assert_eq!(missing.len(), kills);
+    for d in missing {
+        assert_eq!(d.candidates_source, "none");
+        assert!(d.explanation.iter().any(|e| e.contains("rate-limited")));
+    }
+}
+
+#[test]
+fn only_unkillable_reports_are_decisions_without_victim() {
+    for path in fixtures()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("only-unkillable"))
+    {
+        let built = decisions(&path);
+        assert!(!built.is_empty());
+        for d in &built {
+            assert!(d.victim.is_none());
+            assert!(d.killed.is_empty());
+            assert!(
+                d.explanation
+                    .iter()
+                    .any(|e| e.contains("no killable process"))
+            );
+        }
+    }
+}
