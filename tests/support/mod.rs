@@ -381,10 +381,9 @@ impl KernelLog {
         fs::write("/dev/kmsg", format!("{mark}\n")).expect("writing a mark to /dev/kmsg");
         let mut order = Vec::new();
         loop {
-            let line = self
-                .lines
-                .recv_timeout(TIMEOUT)
-                .unwrap_or_else(|e| panic!("the mark {mark:?} never came back ({e}); after {order:?}"));
+            let line = self.lines.recv_timeout(TIMEOUT).unwrap_or_else(|e| {
+                panic!("the mark {mark:?} never came back ({e}); after {order:?}")
+            });
             if line.contains(&mark) {
                 return order;
             }

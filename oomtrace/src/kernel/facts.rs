@@ -30,7 +30,12 @@ impl Check {
         }
     }
 
-    fn missing(name: &'static str, found: impl Into<String>, impact: &str, fix: Option<&str>) -> Self {
+    fn missing(
+        name: &'static str,
+        found: impl Into<String>,
+        impact: &str,
+        fix: Option<&str>,
+    ) -> Self {
         Self {
             name,
             ok: false,
@@ -43,11 +48,31 @@ impl Check {
 
 /// Capabilities oomtrace uses, with why (kernels 5.8+; older ones need CAP_SYS_ADMIN).
 pub const CAPABILITIES: &[(u32, &str, &str)] = &[
-    (39, "CAP_BPF", "load the kernel programs and create their maps"),
-    (38, "CAP_PERFMON", "attach tracepoints, fentry/fexit and kprobes"),
-    (2, "CAP_DAC_READ_SEARCH", "read tracepoint formats in tracefs (mode 0700)"),
-    (34, "CAP_SYSLOG", "read /dev/kmsg when kernel.dmesg_restrict=1"),
-    (24, "CAP_SYS_RESOURCE", "lower its own oom_score_adj (self-protection)"),
+    (
+        39,
+        "CAP_BPF",
+        "load the kernel programs and create their maps",
+    ),
+    (
+        38,
+        "CAP_PERFMON",
+        "attach tracepoints, fentry/fexit and kprobes",
+    ),
+    (
+        2,
+        "CAP_DAC_READ_SEARCH",
+        "read tracepoint formats in tracefs (mode 0700)",
+    ),
+    (
+        34,
+        "CAP_SYSLOG",
+        "read /dev/kmsg when kernel.dmesg_restrict=1",
+    ),
+    (
+        24,
+        "CAP_SYS_RESOURCE",
+        "lower its own oom_score_adj (self-protection)",
+    ),
 ];
 
 /// Every check, in the order `doctor` prints them.
@@ -179,7 +204,12 @@ fn capability_checks() -> Vec<Check> {
         .iter()
         .map(|(bit, name, why)| match effective {
             Some(mask) if mask & (1u64 << bit) != 0 => Check::ok(name, "held"),
-            Some(_) => Check::missing(name, "not held", why, Some("run as root, or grant it (see deploy/)")),
+            Some(_) => Check::missing(
+                name,
+                "not held",
+                why,
+                Some("run as root, or grant it (see deploy/)"),
+            ),
             None => Check::missing(name, "unknown (no /proc/self/status)", why, None),
         })
         .collect()

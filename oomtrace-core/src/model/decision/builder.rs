@@ -2,7 +2,7 @@
 //! killer's invocation) into pending decisions, and emitting each once it is
 //! complete or its deadline passes.
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::HashMap,
     time::{Duration, Instant},
 };
 
@@ -16,6 +16,7 @@ use crate::{
         env::Environment,
         history::History,
         pending::{Invocation, Pending, Sources},
+        recent::RecentPids,
         record::Decision,
     },
     report::ReportItem,
@@ -29,6 +30,10 @@ const SETTLE: Duration = Duration::from_millis(100);
 pub(super) const DEADLINE: Duration = Duration::from_secs(3);
 /// Bound on decisions in flight (an OOM storm on a big node).
 const MAX_PENDING: usize = 4096;
+/// How long a decided victim's late pieces (a kill line read after the
+/// decision went out) are recognised as such rather than opening a new one.
+/// A pid cannot be reused and OOM-killed again within it.
+const LATE_WINDOW: Duration = Duration::from_secs(30);
 
 pub struct Builder {
     sources: Sources,
@@ -39,7 +44,11 @@ pub struct Builder {
     /// The pending decision whose memory.oom.group sweep is being printed.
     group_sweep: Option<u64>,
     /// Pids killed by recent memory.oom.group sweeps (their own events are not decisions).
-    recent_group_kills: VecDeque<u32>,
+    recent_group_kills: RecentPids,
+    /// Victims already decided: their late pieces are not new OOMs.
+    decided: RecentPids,
+    /// The latest time a piece or poll came in (the builder reads no clock).
+    last_now: Option<Instant>,
     /// OOM invocations in progress (candidates arriving), by oom_seq.
     invocations: Vec<Invocation>,
     /// Invocations aborted because an earlier victim was still exiting, per memcg id.
@@ -48,6 +57,8 @@ pub struct Builder {
     history: History,
     /// Decisions given up on because `MAX_PENDING` was reached.
     pub evicted: u64,
+    /// Pieces that arrived after their victim's decision went out.
+    pub late_pieces: u64,
 }
 
 impl Builder {
@@ -59,12 +70,28 @@ impl Builder {
             next_id: 1,
             seq: 0,
             group_sweep: None,
-            recent_group_kills: Default::default(),
+            recent_group_kills: RecentPids::new(MAX_PENDING, LATE_WINDOW),
+            decided: RecentPids::new(MAX_PENDING, LATE_WINDOW),
+            last_now: None,
             history: Default::default(),
             invocations: Vec::new(),
             aborted: Default::default(),
             evicted: 0,
+            late_pieces: 0,
         }
+    }
+
+    /// A piece of a victim whose decision already went out (the kernel log
+    /// lagging behind the ring buffer in a storm): counted, not a new OOM.
+    fn is_late(&mut self, now: Instant, pid: u32) -> bool {
+        self.last_now = Some(now);
+        let late = pid != 0
+            && self.decided.contains(now, pid)
+            && !self.pending.iter().any(|p| p.victim_pid == pid);
+        if late {
+            self.late_pieces += 1;
+        }
+        late
     }
 
     fn pending_for(
@@ -99,11 +126,15 @@ impl Builder {
         match event {
             Event::MarkVictim(mark) => {
                 let pid = mark.pid as u32;
-                self.pending_for(now, pid, |p| p.mark.is_none()).mark = Some(mark);
+                if !self.is_late(now, pid) {
+                    self.pending_for(now, pid, |p| p.mark.is_none()).mark = Some(mark);
+                }
             }
             Event::VictimTask(task) => {
                 let pid = task.victim_pid;
-                self.pending_for(now, pid, |p| p.task.is_none()).task = Some(task);
+                if !self.is_late(now, pid) {
+                    self.pending_for(now, pid, |p| p.task.is_none()).task = Some(task);
+                }
             }
             Event::Reaper(reaper) => {
                 if let Some(p) = self
@@ -210,6 +241,9 @@ impl Builder {
             ReportItem::Report(report) => {
                 self.group_sweep = None;
                 let pid = report.kill.as_ref().map_or(0, |k| k.pid);
+                if self.is_late(now, pid) {
+                    return;
+                }
                 let trigger = report.trigger.as_ref().map(|t| t.pid);
                 let pending = self.pending_for(now, pid, |p| {
                     p.report.is_none()
@@ -237,12 +271,15 @@ impl Builder {
                 if let Some(id) = self.group_sweep
                     && let Some(p) = self.pending.iter_mut().find(|p| p.id == id)
                 {
-                    if !p.group_kills.contains(&kill.pid) {
+                    if p.group_kill_set.insert(kill.pid) {
                         p.group_kills.push(kill.pid);
                     }
                     return;
                 }
                 let pid = kill.pid;
+                if self.is_late(now, pid) {
+                    return;
+                }
                 let pending = self.pending_for(now, pid, |p| p.kill_line().is_none());
                 pending.kill = Some(kill);
             }
@@ -271,9 +308,13 @@ impl Builder {
         has_kill && has_bpf && has_invocation
     }
 
-    /// Emits the decisions that are ready at `now`.
+    /// Emits the decisions that are ready at `now`, in the order of the
+    /// kills: a ready decision waits for the earlier ones (at most until
+    /// their deadline), so `seq` follows the kernel's order.
     pub fn poll(&mut self, now: Instant, env: &mut dyn Environment) -> Vec<Decision> {
+        self.last_now = Some(now);
         let mut ready = Vec::new();
+        let mut blocked = false;
         for index in 0..self.pending.len() {
             let complete = self.is_complete(&self.pending[index]);
             let p = &mut self.pending[index];
@@ -287,7 +328,8 @@ impl Builder {
                 Some(since) => now.duration_since(since) >= WAIT_FOR_EXIT,
                 None => false,
             } || waited >= DEADLINE;
-            if due {
+            blocked |= !due;
+            if !blocked {
                 ready.push(p.id);
             }
         }
@@ -310,19 +352,23 @@ impl Builder {
             if self.group_sweep == Some(pending.id) {
                 self.group_sweep = None;
             }
+            let now = self
+                .last_now
+                .or(pending.created)
+                .unwrap_or_else(Instant::now);
+            if pending.victim_pid != 0 {
+                self.decided.insert(now, pending.victim_pid);
+            }
             // A task killed by another decision's memory.oom.group sweep is part of it.
             let swept = |pid: u32| {
-                self.recent_group_kills.contains(&pid)
-                    || self.pending.iter().any(|o| o.group_kills.contains(&pid))
+                self.recent_group_kills.contains(now, pid)
+                    || self.pending.iter().any(|o| o.group_kill_set.contains(&pid))
             };
             if pending.report.is_none() && swept(pending.victim_pid) {
                 continue;
             }
             for pid in &pending.group_kills {
-                if self.recent_group_kills.len() >= MAX_PENDING {
-                    self.recent_group_kills.pop_front();
-                }
-                self.recent_group_kills.push_back(*pid);
+                self.recent_group_kills.insert(now, *pid);
             }
             if !self.in_scope(&pending) {
                 continue;

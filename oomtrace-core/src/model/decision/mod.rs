@@ -7,7 +7,7 @@
 //! - `env`: what the host can tell (`Environment`), and nothing (`OfflineEnv`).
 //! - `pending`: the pieces of one decision in flight, and which hooks feed them.
 //! - `builder`: matching pieces into pending decisions and emitting them;
-//!   `history` notices repeats.
+//!   `history` notices repeats; `recent` bounds the pids it remembers.
 //! - `assemble`: one decision from its pieces, field by field.
 //! - `explain`: the decision's short factual sentences.
 mod assemble;
@@ -16,6 +16,7 @@ mod env;
 mod explain;
 mod history;
 mod pending;
+mod recent;
 mod record;
 
 pub use crate::base::{Envelope, SCHEMA_VERSION, time::rfc3339};

@@ -19,7 +19,9 @@ pub(super) struct Pending {
     /// Kill line when no report carried it (rate-limited storms).
     pub(super) kill: Option<KillLine>,
     pub(super) oom_group: Option<String>,
+    /// In the order the sweep printed them; the set answers "swept?" at once.
     pub(super) group_kills: Vec<u32>,
+    pub(super) group_kill_set: std::collections::HashSet<u32>,
     pub(super) reaper_events: Vec<ReaperEvent>,
     pub(super) reaped: Option<ReapedLine>,
     pub(super) exit: Option<VictimExitEvent>,

@@ -428,3 +428,87 @@ fn only_unkillable_reports_are_decisions_without_victim() {
         }
     }
 }
+
+/// The tracepoint backend's view of a kill: the mark_victim event alone.
+fn mark(pid: u32) -> crate::events::Event {
+    // SAFETY: a plain-old-data ABI record; all zeroes is a valid value.
+    let mut event: oomtrace_ebpf::MarkVictimEvent = unsafe { std::mem::zeroed() };
+    event.pid = pid as i32;
+    crate::events::Event::MarkVictim(event)
+}
+
+const TRACEPOINTS: Sources = Sources {
+    backend: "tracepoint",
+    victim_task_hook: false,
+    exit_hook: false,
+    oom_path_hooks: false,
+};
+
+/// The kill lines of a storm the kernel printed without reports.
+fn storm_kills() -> Vec<ReportItem> {
+    let storm = fixtures()
+        .into_iter()
+        .find(|p| p.ends_with("5.10.0-32-amd64-c-v2-many-procs.log"))
+        .unwrap();
+    let kills: Vec<ReportItem> = items(&storm)
+        .into_iter()
+        .filter(|i| matches!(i, ReportItem::Kill(_)))
+        .collect();
+    assert!(kills.len() >= 2, "the storm fixture has several kill lines");
+    kills
+}
+
+fn kill_pid(item: &ReportItem) -> u32 {
+    match item {
+        ReportItem::Kill(kill) => kill.pid,
+        _ => unreachable!("only kill lines"),
+    }
+}
+
+/// In a storm the kernel log lags: a kill line read after its victim's
+/// decision went out (at the deadline) completes nothing and opens nothing.
+#[test]
+fn a_kill_line_after_the_decision_is_not_a_second_decision() {
+    let kill = storm_kills().remove(0);
+    let mut builder = Builder::new(TRACEPOINTS, Vec::new());
+    let mut env = OfflineEnv { page_size: 4096 };
+    let t0 = Instant::now();
+    builder.on_event(t0, mark(kill_pid(&kill)));
+    let first = builder.poll(t0 + DEADLINE, &mut env);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].kernel_report, "missing");
+    builder.on_report(t0 + DEADLINE, kill);
+    let later = builder.poll(t0 + DEADLINE * 3, &mut env);
+    assert!(
+        later.is_empty() && builder.flush(&mut env).is_empty(),
+        "{later:?}"
+    );
+    assert_eq!(builder.late_pieces, 1);
+}
+
+/// A later kill that completes first still comes out after the earlier one.
+#[test]
+fn decisions_come_out_in_kill_order() {
+    let kills = storm_kills();
+    let (a, b) = (&kills[0], &kills[1]);
+    let mut builder = Builder::new(TRACEPOINTS, Vec::new());
+    let mut env = OfflineEnv { page_size: 4096 };
+    let t0 = Instant::now();
+    builder.on_event(t0, mark(kill_pid(a)));
+    builder.on_event(t0, mark(kill_pid(b)));
+    builder.on_report(t0, b.clone());
+    let second = std::time::Duration::from_secs(1);
+    assert!(
+        builder.poll(t0 + second, &mut env).is_empty(),
+        "b waits for a"
+    );
+    builder.on_report(t0 + second, a.clone());
+    // The first poll sees a complete, the next one (before the deadline) lets it settle.
+    assert!(builder.poll(t0 + second * 2, &mut env).is_empty());
+    let out = builder.poll(t0 + second * 5 / 2, &mut env);
+    let order: Vec<(u64, Option<u32>)> = out
+        .iter()
+        .map(|d| (d.seq, d.victim.as_ref().map(|v| v.pid)))
+        .collect();
+    assert_eq!(order, [(1, Some(kill_pid(a))), (2, Some(kill_pid(b)))]);
+}
