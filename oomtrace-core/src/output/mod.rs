@@ -6,7 +6,7 @@
 //! - `card`: the multi-line cards (decision, candidate table, stall, charge
 //!   failure);
 //! - `writer`: [`Output`], which writes any record as a JSON line or as its
-//!   text.
+//!   text, and is the one path for runtime warnings.
 mod card;
 mod records;
 mod writer;

@@ -1,4 +1,5 @@
-//! [`Output`]: every record goes out as one JSON line or as its text.
+//! [`Output`]: every record goes out as one JSON line or as its text, and
+//! every runtime warning goes through [`Output::warning`].
 use std::io::Write;
 
 use serde::Serialize;
@@ -74,7 +75,10 @@ impl<W: Write> Output<W> {
         self.record(decision, |d| render_card(d, top))
     }
 
-    /// `oomtrace: warning: <text>` on stderr, in both output modes.
+    /// The one path for a runtime warning (something the run goes on
+    /// without): `oomtrace: warning: <text>` on stderr, in both output
+    /// modes, so stdout stays records only. Errors that end the program are
+    /// not warnings: `main` prints those.
     pub fn warning(&mut self, text: &str) -> std::io::Result<()> {
         eprintln!("oomtrace: warning: {text}");
         Ok(())

@@ -72,12 +72,12 @@ impl Losses {
     }
 
     /// At the end of the run: a warning if any record did not decode.
-    pub fn warn_malformed<W: Write>(&self, _out: &mut Output<W>) -> std::io::Result<()> {
+    pub fn warn_malformed<W: Write>(&self, out: &mut Output<W>) -> std::io::Result<()> {
         if self.malformed > 0 {
-            eprintln!(
-                "oomtrace: {} malformed ring-buffer records were skipped",
+            out.warning(&format!(
+                "{} malformed ring-buffer records were skipped",
                 self.malformed
-            );
+            ))?;
         }
         Ok(())
     }

@@ -75,8 +75,8 @@ impl Session {
             cgroup_ids: scope.iter().map(|s| s.id).collect(),
             btf_path: options.btf_path.clone(),
         })?;
-        let kmsg = open_kmsg();
         let mut out = Output::new(std::io::stdout().lock(), options.json, options.top);
+        let kmsg = open_kmsg(&mut out)?;
         let release = loader::kernel_release();
         out.start(&start_record(&tracer, &release, &scope, kmsg.is_some()))?;
         let inputs = Inputs {
@@ -122,9 +122,9 @@ impl Session {
 
     /// Reading the kernel log failed: the run goes on without it.
     pub fn on_kmsg_failed(&mut self, error: &std::io::Error) -> Result<()> {
-        eprintln!(
-            "oomtrace: warning: reading /dev/kmsg failed ({error}); continuing without the kernel's report"
-        );
+        self.out.warning(&format!(
+            "reading /dev/kmsg failed ({error}); continuing without the kernel's report"
+        ))?;
         Ok(())
     }
 
@@ -255,14 +255,14 @@ impl Session {
 }
 
 /// `/dev/kmsg`, or a warning that decisions will lack the kernel's report.
-fn open_kmsg() -> Option<Kmsg> {
+fn open_kmsg<W: std::io::Write>(out: &mut Output<W>) -> Result<Option<Kmsg>> {
     match Kmsg::open(std::path::Path::new("/dev/kmsg")) {
-        Ok(kmsg) => Some(kmsg),
+        Ok(kmsg) => Ok(Some(kmsg)),
         Err(e) => {
-            eprintln!(
-                "oomtrace: warning: cannot read /dev/kmsg ({e}): decisions will lack the kernel's report"
-            );
-            None
+            out.warning(&format!(
+                "cannot read /dev/kmsg ({e}): decisions will lack the kernel's report"
+            ))?;
+            Ok(None)
         }
     }
 }
