@@ -3,6 +3,8 @@
 //! itself printed and the memcg's own files.
 mod support;
 
+use std::fs;
+
 use serde_json::Value;
 use support::*;
 
@@ -500,4 +502,63 @@ fn repeated_ooms_in_one_memcg_are_called_out() {
         "{last}"
     );
     assert!(!decisions[0]["explanation"].to_string().contains("times in"));
+}
+
+/// `doctor` reads the node's files; the tracer then tries for real. What
+/// doctor says of fentry and kprobes, and the backend it names, must be
+/// what the tracer's own start record shows.
+#[test]
+fn doctor_agrees_with_what_the_tracer_attaches() {
+    require_root();
+    let (code, stdout, stderr) = run_oomtrace(&["doctor", "--json"]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let doctor: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_schema_valid(&doctor);
+    let (_tracer, start) = Tracer::start_json(&["--duration", "1"]);
+    assert_eq!(doctor["backend"], start["backend"], "{doctor}");
+    let check = |name: &str| {
+        doctor["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check in {doctor}"))["ok"]
+            .as_bool()
+            .unwrap()
+    };
+    let attached = |prefix: &str| {
+        start["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["attached"] == true && h["hook"].as_str().unwrap().starts_with(prefix))
+    };
+    assert_eq!(check("fentry"), attached("fentry/"), "{doctor}\n{start}");
+    assert_eq!(check("kprobes"), attached("kprobe/"), "{doctor}\n{start}");
+    assert!(
+        check("btf") && check("tracefs") && check("kmsg"),
+        "{doctor}"
+    );
+}
+
+/// Self-protection: the start record says the tracer's oom_score_adj as the
+/// kernel holds it; with CAP_SYS_RESOURCE that is the default -900, without
+/// it the value is unchanged and a warning said why.
+#[test]
+fn the_tracer_lowers_its_own_oom_score_adj_where_allowed() {
+    require_root();
+    let (tracer, start) = Tracer::start_json(&["--duration", "5"]);
+    let path = format!("/proc/{}/oom_score_adj", tracer.child.id());
+    let held: i64 = fs::read_to_string(path).unwrap().trim().parse().unwrap();
+    assert_eq!(start["oom_score_adj"].as_i64(), Some(held), "{start}");
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+        .unwrap();
+    const CAP_SYS_RESOURCE: u32 = 24;
+    if cap_eff & (1 << CAP_SYS_RESOURCE) != 0 {
+        assert_eq!(held, -900);
+    }
 }

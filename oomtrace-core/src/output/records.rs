@@ -18,6 +18,9 @@ pub struct StartRecord<'a> {
     pub unavailable_fields: &'a [String],
     pub cgroups: Vec<String>,
     pub kernel_report: bool,
+    /// The tracer's own oom_score_adj once it tried `--oom-score-adj`
+    /// (null: unreadable).
+    pub oom_score_adj: Option<i32>,
 }
 
 #[derive(Debug, Serialize)]

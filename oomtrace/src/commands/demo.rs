@@ -90,6 +90,15 @@ unsafe fn hog_child(procs: &CString) -> ! {
             libc::_exit(1);
         }
         libc::close(fd);
+        // The tracer lowered its own oom_score_adj; the hog is an ordinary task.
+        let adj = libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if adj >= 0 {
+            libc::write(adj, b"0".as_ptr().cast(), 1);
+            libc::close(adj);
+        }
         loop {
             let chunk = libc::mmap(
                 std::ptr::null_mut(),

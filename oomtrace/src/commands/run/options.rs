@@ -16,4 +16,6 @@ pub struct RunOptions {
     pub btf_path: PathBuf,
     pub dump: Option<DumpConfig>,
     pub charge_hook: ChargeHookMode,
+    /// The tracer's own oom_score_adj (self-protection); None leaves it.
+    pub oom_score_adj: Option<i32>,
 }

@@ -76,9 +76,12 @@ impl Session {
             btf_path: options.btf_path.clone(),
         })?;
         let mut out = Output::new(std::io::stdout().lock(), options.json, options.top);
+        let oom_score_adj = protect_self(options.oom_score_adj, &mut out)?;
         let kmsg = open_kmsg(&mut out)?;
         let release = loader::kernel_release();
-        out.start(&start_record(&tracer, &release, &scope, kmsg.is_some()))?;
+        let mut start = start_record(&tracer, &release, &scope, kmsg.is_some());
+        start.oom_score_adj = oom_score_adj;
+        out.start(&start)?;
         let inputs = Inputs {
             ring: watch_ring(&mut tracer)?,
             kmsg,
@@ -281,7 +284,27 @@ fn start_record<'a>(
         unavailable_fields: &tracer.unavailable,
         cgroups: scope.iter().map(|s| s.path.display().to_string()).collect(),
         kernel_report,
+        oom_score_adj: None,
     }
+}
+
+/// Self-protection: the tracer lowers its own oom_score_adj so that an OOM
+/// on the node kills a workload rather than the witness. Lowering it needs
+/// CAP_SYS_RESOURCE; without it the run goes on, with a warning. Returns
+/// the value in force.
+/// A value already lower (a unit's `OOMScoreAdjust=-1000`) is kept.
+fn protect_self<W: std::io::Write>(adj: Option<i32>, out: &mut Output<W>) -> Result<Option<i32>> {
+    const PATH: &str = "/proc/self/oom_score_adj";
+    let read = || -> Option<i32> { std::fs::read_to_string(PATH).ok()?.trim().parse().ok() };
+    if let Some(adj) = adj
+        && read().is_none_or(|now| now > adj)
+        && let Err(e) = std::fs::write(PATH, adj.to_string())
+    {
+        out.warning(&format!(
+            "cannot set its own oom_score_adj to {adj} ({e}): an OOM may pick the tracer; grant CAP_SYS_RESOURCE"
+        ))?;
+    }
+    Ok(read())
 }
 
 /// The tracer's ring buffer, registered with the runtime for readability.
