@@ -168,6 +168,7 @@ mod tests {
             unavailable_fields: &unavailable,
             cgroups: vec![],
             kernel_report: true,
+            oom_score_adj: Some(-900),
         };
         assert_eq!(
             start_text(&record),
@@ -194,6 +195,7 @@ mod tests {
             unavailable_fields: &[],
             cgroups: vec!["/sys/fs/cgroup/a".to_owned(), "/sys/fs/cgroup/b".to_owned()],
             kernel_report: false,
+            oom_score_adj: Some(-900),
         };
         assert_eq!(
             start_text(&record),
