@@ -562,3 +562,38 @@ fn the_tracer_lowers_its_own_oom_score_adj_where_allowed() {
         assert_eq!(held, -900);
     }
 }
+
+/// The capability set the deployment units grant is enough: oomtrace as
+/// user nobody, holding only the required capabilities (plus
+/// CAP_SYS_RESOURCE where this machine can grant it), traces a real OOM
+/// and its decision matches the kernel's own kill line.
+#[test]
+fn a_non_root_user_with_the_documented_capabilities_traces_an_oom() {
+    use oomtrace::kernel::facts::{CAPABILITIES, REQUIRED, effective_capabilities};
+    require_root();
+    let ours = effective_capabilities().unwrap();
+    let caps: Vec<String> = CAPABILITIES
+        .iter()
+        .filter(|(bit, name, _)| REQUIRED.contains(name) || ours & (1 << bit) != 0)
+        .map(|(_, name, _)| format!("+{}", name.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let caps = format!("-all,{}", caps.join(","));
+    let cgroup = TestCgroup::new_v1("caps", 32 << 20);
+    let log = KernelLog::open();
+    let mut setpriv = std::process::Command::new("setpriv");
+    setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    for flag in ["--inh-caps", "--ambient-caps", "--bounding-set"] {
+        setpriv.arg(format!("{flag}={caps}"));
+    }
+    let path = cgroup.path.to_str().unwrap();
+    setpriv.args([OOMTRACE, "--json", "--count", "1", "--cgroup", path]);
+    let mut tracer = Tracer::spawn(setpriv);
+    let start = tracer.next_record("start");
+    assert_eq!(start["kernel_report"], true, "{start}");
+    let mut hog = Hog::start("caphog", &cgroup, &[]);
+    let killed = log.killed_line(hog.pid());
+    assert!(hog.wait_killed());
+    let decision = tracer.next_record("decision");
+    assert_victim_matches_kernel(&decision, &killed);
+    assert!(tracer.wait_exit().success());
+}

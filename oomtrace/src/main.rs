@@ -3,9 +3,12 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use oomtrace::cli::Cli;
+use oomtrace::{cli::Cli, commands::demo};
 
 fn main() -> ExitCode {
+    if demo::is_hog() {
+        demo::hog();
+    }
     match Cli::parse().resolve().execute() {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {

@@ -186,8 +186,14 @@ pub struct Tracer {
 
 impl Tracer {
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(OOMTRACE)
-            .args(args)
+        let mut command = Command::new(OOMTRACE);
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// oomtrace started by `command` (e.g. under setpriv), stdout read line by line.
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

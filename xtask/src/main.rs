@@ -196,7 +196,14 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 
 fn setup() -> Result<()> {
     let llvm_dev = format!("llvm-{LLVM_MAJOR}-dev");
-    let mut packages = vec![llvm_dev.as_str(), "libzstd-dev", "zlib1g-dev", "util-linux"];
+    // systemd: `systemd-analyze verify` of the unit in deploy/.
+    let mut packages = vec![
+        llvm_dev.as_str(),
+        "libzstd-dev",
+        "zlib1g-dev",
+        "util-linux",
+        "systemd",
+    ];
     packages.extend_from_slice(vm::PACKAGES);
     apt_install(&packages)?;
 
@@ -254,6 +261,7 @@ fn cargo() -> Command {
 
 fn lint() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
+    verify_systemd_unit()?;
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -307,4 +315,17 @@ fn demo() -> Result<()> {
     run(cargo().args(["build", "--release", "-p", "oomtrace"]))?;
     let binary = workspace_root().join("target/release/oomtrace");
     run(privileged(binary.to_str().context("binary path is not UTF-8")?).arg("demo"))
+}
+
+/// `systemd-analyze verify` on deploy/systemd/oomtrace.service; the binary it
+/// starts is not installed here, so a copy points at one that exists.
+fn verify_systemd_unit() -> Result<()> {
+    let unit = workspace_root().join("deploy/systemd/oomtrace.service");
+    let text =
+        std::fs::read_to_string(&unit).with_context(|| format!("reading {}", unit.display()))?;
+    let dir = vm::target_dir().join("unit-check");
+    std::fs::create_dir_all(&dir)?;
+    let copy = dir.join("oomtrace.service");
+    std::fs::write(&copy, text.replace("/usr/local/bin/oomtrace", "/bin/true"))?;
+    run(Command::new("systemd-analyze").arg("verify").arg(&copy))
 }

@@ -46,33 +46,24 @@ impl Check {
     }
 }
 
-/// Capabilities oomtrace uses, with why (kernels 5.8+; older ones need CAP_SYS_ADMIN).
+/// Capabilities oomtrace uses, with why (kernels 5.8+; older ones need
+/// CAP_SYS_ADMIN). The deployment units grant exactly these; a host test
+/// runs the tracer as a non-root user holding only them.
+#[rustfmt::skip]
 pub const CAPABILITIES: &[(u32, &str, &str)] = &[
-    (
-        39,
-        "CAP_BPF",
-        "load the kernel programs and create their maps",
-    ),
-    (
-        38,
-        "CAP_PERFMON",
-        "attach tracepoints, fentry/fexit and kprobes",
-    ),
-    (
-        2,
-        "CAP_DAC_READ_SEARCH",
-        "read tracepoint formats in tracefs (mode 0700)",
-    ),
-    (
-        34,
-        "CAP_SYSLOG",
-        "read /dev/kmsg when kernel.dmesg_restrict=1",
-    ),
-    (
-        24,
-        "CAP_SYS_RESOURCE",
-        "lower its own oom_score_adj (self-protection)",
-    ),
+    (39, "CAP_BPF", "load the kernel programs and create their maps"),
+    (38, "CAP_PERFMON", "attach tracepoints, fentry/fexit and kprobes"),
+    (2, "CAP_DAC_READ_SEARCH", "read tracepoint formats in tracefs (mode 0700)"),
+    (34, "CAP_SYSLOG", "read /dev/kmsg when kernel.dmesg_restrict=1"),
+    (24, "CAP_SYS_RESOURCE", "lower its own oom_score_adj (self-protection)"),
+];
+
+/// The ones tracing cannot do without (the rest degrade with a warning).
+pub const REQUIRED: &[&str] = &[
+    "CAP_BPF",
+    "CAP_PERFMON",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_SYSLOG",
 ];
 
 /// Every check, in the order `doctor` prints them.
@@ -234,6 +225,34 @@ mod tests {
     fn this_process_capabilities_are_read() {
         // Whatever the sandbox grants, CapEff is a hex mask this parses.
         assert!(effective_capabilities().is_some());
+    }
+
+    /// The deployment units grant exactly the capabilities listed here
+    /// (which the non-root host test proves sufficient).
+    #[test]
+    fn deployment_units_grant_exactly_these_capabilities() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        let ours: std::collections::BTreeSet<String> = CAPABILITIES
+            .iter()
+            .map(|(_, n, _)| (*n).to_owned())
+            .collect();
+        let unit = fs::read_to_string(deploy.join("systemd/oomtrace.service")).unwrap();
+        for key in ["CapabilityBoundingSet=", "AmbientCapabilities="] {
+            let line = unit.lines().find_map(|l| l.strip_prefix(key)).unwrap();
+            let granted = line.split_whitespace().map(str::to_owned).collect();
+            assert_eq!(ours, granted, "{key}");
+        }
+        let daemonset = fs::read_to_string(deploy.join("kubernetes/daemonset.yaml")).unwrap();
+        let added: std::collections::BTreeSet<String> = daemonset
+            .split("add:")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map_while(|l| l.trim().strip_prefix("- "))
+            .map(|l| format!("CAP_{}", l.split_whitespace().next().unwrap()))
+            .collect();
+        assert_eq!(ours, added);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::kernel::{btf, tracefs};
 #[derive(Debug, thiserror::Error)]
 pub enum LoaderError {
     #[error(
-        "oomtrace needs root (CAP_BPF, CAP_PERFMON and CAP_SYS_ADMIN to load eBPF programs and read /dev/kmsg): run it with sudo"
+        "oomtrace needs root, or CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN before Linux 5.8) to load and attach its eBPF programs: run it with sudo (see deploy/ for the capability set)"
     )]
     NotRoot,
     #[error(

@@ -94,12 +94,24 @@ pub struct Tracer {
 
 static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/oomtrace-ebpf"));
 
+/// Root, or a non-root process holding what loading and attaching needs:
+/// CAP_BPF and CAP_PERFMON (5.8+), or CAP_SYS_ADMIN. The rest (tracefs,
+/// the kernel log, self-protection) is checked where it is used, so a
+/// missing extra is one clear error or warning there.
 pub fn ensure_root() -> Result<(), LoaderError> {
+    const CAP_SYS_ADMIN: u32 = 21;
+    const CAP_PERFMON: u32 = 38;
+    const CAP_BPF: u32 = 39;
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return Err(LoaderError::NotRoot);
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(());
     }
-    Ok(())
+    let held = crate::kernel::facts::effective_capabilities().unwrap_or(0);
+    let has = |cap: u32| held & (1 << cap) != 0;
+    if (has(CAP_BPF) && has(CAP_PERFMON)) || has(CAP_SYS_ADMIN) {
+        return Ok(());
+    }
+    Err(LoaderError::NotRoot)
 }
 
 impl Tracer {
