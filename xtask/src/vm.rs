@@ -1,5 +1,5 @@
-//! `cargo xtask vm-test`: oomtrace on real Debian kernels (5.10, 6.1, 6.12)
-//! booted under QEMU (TCG), each decision checked against the kernel's own
+//! `cargo xtask vm-test`: oomtrace on real Debian kernels (5.10, 6.1, 6.12,
+//! the newest in Debian and its cloud flavour) booted under QEMU (TCG), each decision checked against the kernel's own
 //! OOM report in the guest's kernel log.
 //!
 //! Per kernel and backend: one boot runs the cgroup-v2 memcg scenarios, one
@@ -138,7 +138,7 @@ pub fn run(options: &Options) -> Result<()> {
     let mut boot_errors = Vec::new();
     for backend in &options.backends {
         for kernel in &kernels {
-            for mut plan in plan(kernel)? {
+            for mut plan in plan(kernel, backend)? {
                 if !options.only.is_empty() {
                     plan.scenarios.retain(|s| options.only.contains(&s.name));
                 }
@@ -230,8 +230,34 @@ pub(crate) fn target_dir() -> PathBuf {
 /// global OOM. v1 and v2 are separate boots: handing the memory controller
 /// from cgroup2 to a v1 hierarchy fails (EBUSY) while removed memcgs are
 /// still dying, which takes as long as any page charged to them lives.
-fn plan(kernel: &Kernel) -> Result<Vec<BootPlan>> {
+///
+/// What the kernel's config lacks is a skip with the reason: the v1 memory
+/// controller, transparent huge pages (thp), kprobes or BTF for a backend
+/// forced to them.
+fn plan(kernel: &Kernel, backend: &str) -> Result<Vec<BootPlan>> {
     let has_v1 = kernel.has_memcg_v1()?;
+    let has_thp = kernel.has("CONFIG_TRANSPARENT_HUGEPAGE")?;
+    let no_backend = match backend {
+        "kprobe" if !kernel.has("CONFIG_KPROBES")? => {
+            Some("kernel built without CONFIG_KPROBES: no kprobe backend")
+        }
+        "fentry" if !kernel.has("CONFIG_DEBUG_INFO_BTF")? => {
+            Some("kernel built without CONFIG_DEBUG_INFO_BTF: no fentry backend")
+        }
+        _ => None,
+    };
+    let skip = |name: &str, v1: bool| -> Option<String> {
+        if let Some(reason) = no_backend {
+            return Some(reason.to_owned());
+        }
+        if v1 && !has_v1 {
+            return Some(
+                "kernel built without CONFIG_MEMCG_V1: no cgroup-v1 memory controller".to_owned(),
+            );
+        }
+        (name == "thp" && !has_thp)
+            .then(|| "kernel built without CONFIG_TRANSPARENT_HUGEPAGE".to_owned())
+    };
     let boot = |label, v1: bool| BootPlan {
         label,
         memory_mib: MEMCG_VM_MIB,
@@ -241,10 +267,7 @@ fn plan(kernel: &Kernel) -> Result<Vec<BootPlan>> {
             .map(|&(name, _, _, check)| Scenario {
                 name: format!("{label}-{name}"),
                 check,
-                skip: (v1 && !has_v1).then(|| {
-                    "kernel built without CONFIG_MEMCG_V1: no cgroup-v1 memory controller"
-                        .to_owned()
-                }),
+                skip: skip(name, v1),
             })
             .collect(),
     };
@@ -257,7 +280,7 @@ fn plan(kernel: &Kernel) -> Result<Vec<BootPlan>> {
             scenarios: vec![Scenario {
                 name: "global".into(),
                 check: check_global,
-                skip: None,
+                skip: skip("global", false),
             }],
         },
     ])
