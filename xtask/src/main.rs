@@ -29,7 +29,8 @@ enum Task {
     /// oomtrace on Debian kernels booted under QEMU: real OOM kills, each
     /// decision checked against the kernel's own report.
     VmTest {
-        /// Kernel series: 5.10, 6.1, 6.12 or all.
+        /// Kernel series: 5.10, 6.1, 6.12, newest (Debian's newest kernel, from
+        /// backports or unstable), newest-cloud (its -cloud-amd64 flavour) or all.
         #[arg(long, default_value = "all")]
         kernel: String,
         /// `oomtrace --backend` in the guests; several (comma-separated) run
@@ -44,7 +45,7 @@ enum Task {
     /// without the tracer side by side in one QEMU guest whose clock counts
     /// instructions (-icount). A measurement: high overhead is reported, not failed.
     Bench {
-        /// Kernel series: 5.10, 6.1 or 6.12.
+        /// Kernel series: 5.10, 6.1, 6.12, newest or newest-cloud.
         #[arg(long, default_value = "6.12")]
         kernel: String,
         /// MiB faulted in (and unmapped) per round.
@@ -100,7 +101,10 @@ fn main() -> Result<()> {
             let kernels = match kernel.as_str() {
                 "all" => vm::Series::ALL.to_vec(),
                 name => vec![vm::Series::parse(name).with_context(|| {
-                    format!("unknown kernel series {name:?} (5.10, 6.1, 6.12 or all)")
+                    format!(
+                        "unknown kernel series {name:?} ({} or all)",
+                        vm::Series::names()
+                    )
                 })?],
             };
             vm::run(&vm::Options {
@@ -119,7 +123,7 @@ fn main() -> Result<()> {
             setup()?;
             bench::run(&bench::Options {
                 kernel: vm::Series::parse(&kernel).with_context(|| {
-                    format!("unknown kernel series {kernel:?} (5.10, 6.1 or 6.12)")
+                    format!("unknown kernel series {kernel:?} ({})", vm::Series::names())
                 })?,
                 mib,
                 rounds,
