@@ -22,7 +22,10 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    base::{SCHEMA_VERSION, text::escape_path},
+    base::{
+        SCHEMA_VERSION,
+        text::{Escaped, escape_path},
+    },
     dump::DumpDocument,
     model::decision::{Builder, Decision, OfflineEnv, Sources},
     report::{
@@ -55,7 +58,11 @@ pub enum InputError {
         escape_path(path)
     )]
     NotRegular { path: PathBuf, kind: &'static str },
-    #[error("{}:{line}: corrupt or truncated JSON: {reason}", escape_path(path))]
+    #[error(
+        "{}:{line}: corrupt or truncated JSON: {}",
+        escape_path(path),
+        Escaped(reason)
+    )]
     Json {
         path: PathBuf,
         line: usize,
@@ -74,7 +81,11 @@ pub enum InputError {
     },
     #[error("{}: {source}", escape_path(path))]
     Log { path: PathBuf, source: ReportError },
-    #[error("{}:{line}: corrupt journal export: {reason}", escape_path(path))]
+    #[error(
+        "{}:{line}: corrupt journal export: {}",
+        escape_path(path),
+        Escaped(reason)
+    )]
     Export {
         path: PathBuf,
         line: usize,
@@ -559,5 +570,18 @@ mod tests {
         let msg = e.to_string();
         assert!(!msg.contains('\n') && !msg.contains('\u{1b}'), "{msg}");
         assert!(msg.contains("x\\x0a\\x1b]0;t\\x07"), "{msg}");
+    }
+
+    #[test]
+    fn json_reasons_quoting_the_input_are_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.json");
+        // serde names an unknown enum value raw, between backticks.
+        let decision =
+            r#"{"type":"decision","schema_version":1,"badness_model":"\u001b]0;x\u0007\n"}"#;
+        std::fs::write(&path, decision).unwrap();
+        let msg = load_file(&path).unwrap_err().to_string();
+        assert!(!msg.contains('\u{1b}') && !msg.contains('\n'), "{msg:?}");
+        assert!(msg.contains("d.json:1"), "{msg}");
     }
 }
