@@ -648,3 +648,72 @@ fn error_lines_escape_terminal_controls() {
         "{err:?}"
     );
 }
+
+#[test]
+fn json_pretty_journal_and_pretty_dump_are_read() {
+    let path = fixture("6.1.0-50-amd64-b-v2-hierarchy.log");
+    let log = std::fs::read_to_string(&path).unwrap();
+    let (code, from_dmesg, err) = report(&["--json", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let pretty: String = as_journal_json(&log, "n")
+        .lines()
+        .map(|l| {
+            serde_json::to_string_pretty(&serde_json::from_str::<Value>(l).unwrap()).unwrap() + "\n"
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("journal-pretty.json");
+    std::fs::write(&file, pretty).unwrap();
+    let (code, out, err) = report(&["--json", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let victims = |out: &str| -> Vec<Value> {
+        out.lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap()["victim"].clone())
+            .collect()
+    };
+    assert_eq!(victims(&out), victims(&from_dmesg));
+
+    // A dump pretty-printed (by jq, say) is one document over many lines.
+    let decision: Value = serde_json::from_str(from_dmesg.lines().next().unwrap()).unwrap();
+    let dump: Value = serde_json::from_str(&dump_of(&decision, 1)).unwrap();
+    let file = dir.path().join("dump-pretty.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&dump).unwrap()).unwrap();
+    let (code, out, err) = report(&["--json", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(serde_json::from_str::<Value>(out.trim()).unwrap(), decision);
+    // Cut off inside: named with the line where the document began to fail.
+    let text = serde_json::to_string_pretty(&dump).unwrap();
+    std::fs::write(&file, &text[..text.len() / 2]).unwrap();
+    let (code, _, err) = report(&[file.to_str().unwrap()]);
+    assert_ne!(code, 0);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("dump-pretty.json:") && err.contains("EOF"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unwritable_stderr_is_no_panic() {
+    // A log that reports fine but has a NUL line: the warning about it goes
+    // to a stderr that cannot take it, which must not turn into a panic.
+    let good = std::fs::read(fixture("6.1.0-50-amd64-a-v2-single-hog.log")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let damaged = dir.path().join("damaged.log");
+    let mut bytes = b"\0\0\0\n".to_vec();
+    bytes.extend(good);
+    std::fs::write(&damaged, bytes).unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let status = Command::new(OOMTRACE)
+        .arg("report")
+        .arg(&damaged)
+        .stdout(Stdio::null())
+        .stderr(full)
+        .status()
+        .unwrap();
+    // 101 would be a panic.
+    assert_eq!(status.code(), Some(0));
+}

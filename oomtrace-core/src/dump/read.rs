@@ -22,7 +22,10 @@ use std::{
 use serde_json::Value;
 
 use crate::{
-    base::{SCHEMA_VERSION, text::escape_path},
+    base::{
+        SCHEMA_VERSION,
+        text::{Escaped, escape_path},
+    },
     dump::DumpDocument,
     model::decision::{Builder, Decision, OfflineEnv, Sources},
     report::{
@@ -40,6 +43,10 @@ pub const MAX_JSON_BYTES: usize = 256 << 20;
 /// without a new report (a storm of kill lines without reports).
 const FLUSH_EVERY: usize = 1024;
 
+/// Hosts rebuilt at once; past this every rebuild is flushed and dropped
+/// (only the per-memcg repeat history is lost).
+const MAX_HOSTS: usize = 1024;
+
 /// Why one input could not be read. Every message is one line and names the
 /// path, escaped for a terminal.
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +62,11 @@ pub enum InputError {
         escape_path(path)
     )]
     NotRegular { path: PathBuf, kind: &'static str },
-    #[error("{}:{line}: corrupt or truncated JSON: {reason}", escape_path(path))]
+    #[error(
+        "{}:{line}: corrupt or truncated JSON: {}",
+        escape_path(path),
+        Escaped(reason)
+    )]
     Json {
         path: PathBuf,
         line: usize,
@@ -74,7 +85,11 @@ pub enum InputError {
     },
     #[error("{}: {source}", escape_path(path))]
     Log { path: PathBuf, source: ReportError },
-    #[error("{}:{line}: corrupt journal export: {reason}", escape_path(path))]
+    #[error(
+        "{}:{line}: corrupt journal export: {}",
+        escape_path(path),
+        Escaped(reason)
+    )]
     Export {
         path: PathBuf,
         line: usize,
@@ -278,6 +293,13 @@ impl<'a> Output<'a> {
             let index = match self.by_host.get(&host) {
                 Some(&i) => i,
                 None => {
+                    if self.hosts.len() >= MAX_HOSTS {
+                        for index in 0..self.hosts.len() {
+                            self.flush(index)?;
+                        }
+                        self.hosts.clear();
+                        self.by_host.clear();
+                    }
                     self.hosts.push(Rebuild {
                         builder: Builder::new(Sources::KERNEL_REPORT, Vec::new()),
                         fed: 0,
@@ -370,23 +392,28 @@ fn read_json(
         }
         let value = match serde_json::from_slice::<Value>(&buf) {
             Ok(value) => value,
-            // The first record spans lines: one pretty-printed document.
+            // The first record spans lines: a pretty-printed dump, or
+            // `journalctl -o json-pretty` (one multi-line object after
+            // another). Read on as a stream of documents.
             Err(e) if records == 0 && e.is_eof() => {
-                let mut rest = Vec::new();
-                (&mut reader)
-                    .take(MAX_JSON_BYTES as u64)
-                    .read_to_end(&mut rest)
+                let more = !reader
+                    .fill_buf()
                     .map_err(|source| InputError::Read {
                         path: path.to_owned(),
                         source,
-                    })?;
-                if !rest.is_empty() {
+                    })?
+                    .is_empty();
+                if more {
                     buf.push(b'\n');
-                    buf.extend_from_slice(&rest);
                 }
-                let value = serde_json::from_slice::<Value>(&buf)
-                    .map_err(|e| json_error(line_no + e.line().saturating_sub(1), e.to_string()))?;
-                record(path, line_no, value, out)?;
+                let rest = io::Cursor::new(std::mem::take(&mut buf)).chain(reader);
+                let mut stream = serde_json::Deserializer::from_reader(rest).into_iter::<Value>();
+                for value in &mut stream {
+                    let value = value.map_err(|e| {
+                        json_error(line_no + e.line().saturating_sub(1), e.to_string())
+                    })?;
+                    record(path, line_no, value, out)?;
+                }
                 return Ok(());
             }
             Err(e) => return Err(json_error(line_no, e.to_string()).into()),
@@ -559,5 +586,18 @@ mod tests {
         let msg = e.to_string();
         assert!(!msg.contains('\n') && !msg.contains('\u{1b}'), "{msg}");
         assert!(msg.contains("x\\x0a\\x1b]0;t\\x07"), "{msg}");
+    }
+
+    #[test]
+    fn json_reasons_quoting_the_input_are_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.json");
+        // serde names an unknown enum value raw, between backticks.
+        let decision =
+            r#"{"type":"decision","schema_version":1,"badness_model":"\u001b]0;x\u0007\n"}"#;
+        std::fs::write(&path, decision).unwrap();
+        let msg = load_file(&path).unwrap_err().to_string();
+        assert!(!msg.contains('\u{1b}') && !msg.contains('\n'), "{msg:?}");
+        assert!(msg.contains("d.json:1"), "{msg}");
     }
 }

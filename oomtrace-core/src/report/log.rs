@@ -32,6 +32,10 @@ pub const MAX_LINE_BYTES: usize = 64 << 10;
 /// report is closed (as incomplete) to make room.
 pub const MAX_OPEN_HOSTS: usize = 1024;
 
+/// Message bytes held by all open reports together; past this the oldest
+/// open reports are closed (as incomplete) until the rest fit.
+pub const MAX_OPEN_BYTES: usize = 256 << 20;
+
 /// Reads one line (without its `\n`) into `buf`, keeping at most `cap`
 /// bytes and discarding the rest of a longer line. `Ok(None)` at end of
 /// input; otherwise `Ok(Some(cut))`, `cut` telling whether bytes were
@@ -87,7 +91,8 @@ pub struct LineStats {
     pub cut: usize,
     /// Journal entries whose MESSAGE was missing or not text.
     pub bad_entries: usize,
-    /// Reports closed early because [`MAX_OPEN_HOSTS`] hosts had one open.
+    /// Reports closed early because [`MAX_OPEN_HOSTS`] hosts had one open
+    /// or they held more than [`MAX_OPEN_BYTES`] together.
     pub hosts_evicted: usize,
 }
 
@@ -122,8 +127,9 @@ impl LineStats {
         }
         if self.hosts_evicted > 0 {
             parts.push(format!(
-                "{} report(s) closed early: more than {MAX_OPEN_HOSTS} hosts had one open",
-                self.hosts_evicted
+                "{} report(s) closed early: more than {MAX_OPEN_HOSTS} hosts had one open, or they held more than {} MiB",
+                self.hosts_evicted,
+                MAX_OPEN_BYTES >> 20
             ));
         }
         (!parts.is_empty()).then(|| parts.join("; "))
@@ -144,6 +150,8 @@ pub struct LogParser {
     /// the order their reports opened in (for eviction).
     open: HashMap<String, ReportParser>,
     opened: Vec<String>,
+    /// Sum of the open parsers' [`ReportParser::open_bytes`].
+    open_bytes: usize,
     stats: LineStats,
 }
 
@@ -222,6 +230,20 @@ impl LogParser {
                 tag(&host, parser.finish(), out);
             }
         }
+        self.open_bytes = 0;
+    }
+
+    /// Closes the oldest open report (as incomplete).
+    fn evict_oldest(&mut self, out: &mut Vec<HostItem>) {
+        if self.opened.is_empty() {
+            return;
+        }
+        let oldest = self.opened.remove(0);
+        if let Some(mut old) = self.open.remove(&oldest) {
+            self.open_bytes -= old.open_bytes();
+            self.stats.hosts_evicted += 1;
+            tag(&oldest, old.finish(), out);
+        }
     }
 
     /// The text of a line, or `None` (counted) when it is not text.
@@ -242,30 +264,36 @@ impl LogParser {
 
     fn route(&mut self, host: Option<&str>, line: SourceLine, out: &mut Vec<HostItem>) {
         let key = host.unwrap_or("");
-        let items = match self.open.get_mut(key) {
-            Some(parser) => parser.push(line),
+        let (items, before, after) = match self.open.get_mut(key) {
+            Some(parser) => {
+                let before = parser.open_bytes();
+                let items = parser.push(line);
+                (items, before, parser.open_bytes())
+            }
             None => {
                 let mut parser = ReportParser::new();
                 let items = parser.push(line);
                 if parser.has_open_report() {
                     if self.open.len() >= MAX_OPEN_HOSTS {
-                        let oldest = self.opened.remove(0);
-                        if let Some(mut old) = self.open.remove(&oldest) {
-                            self.stats.hosts_evicted += 1;
-                            tag(&oldest, old.finish(), out);
-                        }
+                        self.evict_oldest(out);
                     }
+                    let after = parser.open_bytes();
                     self.open.insert(key.to_owned(), parser);
                     self.opened.push(key.to_owned());
+                    (items, 0, after)
+                } else {
+                    (items, 0, 0)
                 }
-                tag(key, items, out);
-                return;
             }
         };
+        self.open_bytes = self.open_bytes - before + after;
         tag(key, items, out);
         if self.open.get(key).is_some_and(|p| !p.has_open_report()) {
             self.open.remove(key);
             self.opened.retain(|h| h != key);
+        }
+        while self.open_bytes > MAX_OPEN_BYTES {
+            self.evict_oldest(out);
         }
     }
 }
@@ -370,5 +398,53 @@ mod tests {
             }
         );
         assert_eq!(LineStats::default().summary(), None);
+    }
+
+    #[test]
+    fn open_reports_of_many_hosts_stay_bounded() {
+        let mut p = LogParser::new();
+        let mut out = Vec::new();
+        let header = "x invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0";
+        let n = MAX_OPEN_HOSTS + 5;
+        for i in 0..n {
+            let line = format!("Nov 23 18:32:48 h{i} kernel: {header}");
+            p.push_raw(i + 1, line.as_bytes(), false, &mut out);
+        }
+        assert_eq!(p.open.len(), MAX_OPEN_HOSTS);
+        assert_eq!(p.stats().hosts_evicted, 5);
+        // The oldest were closed first, as incomplete, and said so.
+        let hosts: Vec<_> = out.iter().map(|i| i.host.clone().unwrap()).collect();
+        assert_eq!(hosts, ["h0", "h1", "h2", "h3", "h4"]);
+        assert!(
+            p.stats()
+                .summary()
+                .unwrap()
+                .contains("5 report(s) closed early")
+        );
+        p.finish(&mut out);
+        assert_eq!(out.len(), n);
+        assert_eq!((p.open.len(), p.open_bytes), (0, 0));
+
+        // Bytes: a few huge reports open at once are closed oldest first.
+        let mut p = LogParser::new();
+        let mut out = Vec::new();
+        let filler = "y".repeat(MAX_LINE_BYTES - 100);
+        let mut line_no = 0;
+        for host in ["a", "b", "c", "d", "e"] {
+            line_no += 1;
+            let line = format!("Nov 23 18:32:48 {host} kernel: {header}");
+            p.push_raw(line_no, line.as_bytes(), false, &mut out);
+        }
+        for _ in 0..(MAX_OPEN_BYTES / filler.len() / 5 + 10) {
+            for host in ["a", "b", "c", "d", "e"] {
+                line_no += 1;
+                let line = format!("Nov 23 18:32:48 {host} kernel: {filler}");
+                p.push_raw(line_no, line.as_bytes(), false, &mut out);
+                assert!(p.open_bytes <= MAX_OPEN_BYTES);
+            }
+        }
+        assert!(p.stats().hosts_evicted > 0);
+        let sum: usize = p.open.values().map(ReportParser::open_bytes).sum();
+        assert_eq!(sum, p.open_bytes);
     }
 }

@@ -604,6 +604,11 @@ impl ReportParser {
         self.open.is_some()
     }
 
+    /// Bytes of message text held by the open report (0 when none is open).
+    pub fn open_bytes(&self) -> usize {
+        if self.open.is_some() { self.bytes } else { 0 }
+    }
+
     /// Feed one message line (already prefix-stripped). Returns the items this
     /// line completed.
     pub fn push(&mut self, line: SourceLine) -> Vec<ReportItem> {

@@ -42,7 +42,7 @@ pub fn run(paths: &[PathBuf], json: bool, top: usize) -> anyhow::Result<u64> {
                 Ok(summary) => {
                     count += summary.decisions as u64;
                     if let Some(warning) = summary.warning() {
-                        eprintln!("oomtrace: {}: {warning}", escape_path(&file));
+                        say(&format!("{}: {warning}", escape_path(&file)));
                     }
                 }
                 Err(ReadError::Input(error)) => bad.push(error.to_string()),
@@ -99,7 +99,7 @@ struct BadInputs {
 impl BadInputs {
     fn push(&mut self, message: String) {
         if let Some(previous) = self.last.replace(message) {
-            eprintln!("oomtrace: {previous}");
+            say(&previous);
         }
     }
 
@@ -109,4 +109,10 @@ impl BadInputs {
             None => Ok(()),
         }
     }
+}
+
+/// One line on stderr. Unlike `eprintln!`, a stderr that cannot be written
+/// (closed, a full disk) is not a panic: the exit status still tells.
+fn say(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "oomtrace: {line}");
 }
