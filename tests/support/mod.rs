@@ -120,10 +120,13 @@ pub fn named_binary(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("oomtrace-test-bin-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     let link = dir.join(name);
-    if !link.exists() {
-        std::os::unix::fs::symlink(hog_binary(), &link).unwrap();
+    // Threads of one test may race to make the same link.
+    match std::os::unix::fs::symlink(hog_binary(), &link) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            panic!("{}: {e}", link.display())
+        }
+        _ => link,
     }
-    link
 }
 
 pub struct Hog {
