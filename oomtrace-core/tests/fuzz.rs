@@ -394,7 +394,14 @@ fn regression_forged_extremes_do_not_overflow() {
     // uid tgid total_vm rss ...: rss is the fourth column.
     columns[3] = "18446744073709551615";
     let forged_row = format!("{} {}", &row[..=close], columns.join(" "));
+    // The first memcg stat after its header, as i64::MAX bytes (found by
+    // the fuzzer: `kernel * 10` overflowed in the decision).
+    let stats = text.find("Memory cgroup stats for").unwrap();
+    let stat_line = text[stats..].lines().nth(1).unwrap();
+    let (key_part, _) = stat_line.rsplit_once(' ').unwrap();
+    let forged_stat = format!("{key_part} 9223372036854775807");
     for forged in [
+        text.replacen(stat_line, &forged_stat, 1),
         text.replacen(row, &forged_row, 1),
         text.replace("limit 65536kB", "limit 18446744073709551615kB"),
         text.replace("limit 65536kB", "limit 18014398509481985kB"),

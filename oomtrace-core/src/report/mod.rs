@@ -53,7 +53,8 @@ pub const MAX_PLAUSIBLE_KB: u64 = 1 << 46;
 /// 2^53. In bytes it still fits a u64 (2^63).
 pub const MAX_COUNTER_KB: u64 = 1 << 53;
 
-/// The largest page-table byte count: 64 PiB.
+/// The largest byte count of a task or a machine (page tables, memcg
+/// stats other than limits): 64 PiB.
 pub const MAX_PLAUSIBLE_BYTES: u64 = 1 << 56;
 
 /// One line of a report as it stands in the input.
@@ -420,9 +421,9 @@ pub struct KernelReport {
     /// The host whose log lines these were, when the log names one per line
     /// (syslog, journal): reports of different hosts are parsed apart.
     pub host: Option<String>,
-    /// A task row or counter line held a number no kernel prints (memory
-    /// beyond any machine, see [`MAX_PLAUSIBLE_PAGES`]): it was left out (its
-    /// line stays in `lines`), and the report is never `complete`.
+    /// A task row, counter line or memcg stat held a number no kernel prints
+    /// (memory beyond any machine, see [`MAX_PLAUSIBLE_PAGES`]): it was left
+    /// out (its line stays in `lines`), and the report is never `complete`.
     pub implausible: bool,
 }
 
@@ -671,8 +672,12 @@ impl ReportParser {
                     return out;
                 }
             }
-            if let Some(kv) = self.in_stats.then(|| parse_stat_kv(&line.text)).flatten() {
-                report.memcg_stats.push(kv);
+            if let Some((key, value)) = self.in_stats.then(|| parse_stat_kv(&line.text)).flatten() {
+                if stat_is_plausible(&key, value) {
+                    report.memcg_stats.push((key, value));
+                } else {
+                    report.implausible = true;
+                }
                 report.lines.push(line);
                 return out;
             }
@@ -1246,7 +1251,7 @@ fn parse_stats_for(rest: &str) -> Line {
                 None if i + 1 == tokens.len() => None,
                 None => value.parse().ok(),
             };
-            if let Some(v) = parsed {
+            if let Some(v) = parsed.filter(|&v| stat_is_plausible(key, v)) {
                 stats.push((key.to_string(), v));
             }
         }
@@ -1269,10 +1274,18 @@ fn parse_stat_kv(text: &str) -> Option<(String, u64)> {
     {
         return None;
     }
-    // An unlimited v1 `hierarchical_memsw_limit` is PAGE_COUNTER_MAX pages
-    // in bytes, just under 2^63: that is the bound here.
-    let value = value.parse().ok().filter(|&v: &u64| v <= 1 << 63)?;
-    Some((key.to_string(), value))
+    Some((key.to_string(), value.parse().ok()?))
+}
+
+/// A memcg stat within what a kernel prints: an unlimited v1
+/// `hierarchical_memsw_limit` is `PAGE_COUNTER_MAX` pages in bytes, just
+/// under 2^63; every other stat is a size or a count, at most 64 PiB.
+fn stat_is_plausible(key: &str, value: u64) -> bool {
+    if key.contains("limit") {
+        value <= 1 << 63
+    } else {
+        value <= MAX_PLAUSIBLE_BYTES
+    }
 }
 
 /// "[  pid  ]   uid  tgid total_vm      rss ... name" → ["pid", "uid", ..., "name"].
