@@ -611,25 +611,31 @@ fn write_errors_fail_and_a_closed_pipe_succeeds_quietly() {
 
     // `report | head -c 100`: the reader goes away after a few bytes.
     let paths: Vec<&str> = std::iter::repeat_n(path.to_str().unwrap(), 40).collect();
-    let mut child = Command::new(OOMTRACE)
-        .arg("report")
-        .args(&paths)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut first = [0u8; 100];
-    use std::io::Read as _;
-    stdout.read_exact(&mut first).unwrap();
-    drop(stdout);
-    let output = child.wait_with_output().unwrap();
-    let err = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(0), "{err}");
-    assert_eq!(err, "");
-    // The whole output is far larger than a pipe holds, so the write did fail.
-    let (_, whole, _) = report(&paths);
-    assert!(whole.len() > 1 << 20, "{}", whole.len());
+    for json in [false, true] {
+        let mut child = Command::new(OOMTRACE)
+            .arg("report")
+            .args(json.then_some("--json"))
+            .args(&paths)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 100];
+        use std::io::Read as _;
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout);
+        let output = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "json {json}: {err}");
+        assert_eq!(err, "", "json {json}");
+        // The whole output is far larger than a pipe holds, so the write did fail.
+        let mut args = vec!["--json"];
+        args.truncate(usize::from(json));
+        args.extend(&paths);
+        let (_, whole, _) = report(&args);
+        assert!(whole.len() > 1 << 20, "{}", whole.len());
+    }
 }
 
 #[test]
@@ -716,4 +722,32 @@ fn unwritable_stderr_is_no_panic() {
         .unwrap();
     // 101 would be a panic.
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn dump_with_sizes_beyond_any_machine_is_refused_by_name() {
+    let path = fixture("6.1.0-50-amd64-a-v2-single-hog.log");
+    let (code, out, err) = report(&["--json", path.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let decision: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let mut forged = decision.clone();
+    forged["victim"]["rss_anon_bytes"] = Value::from(u64::MAX);
+    let file = dir.path().join("oom-forged.json");
+    std::fs::write(&file, dump_of(&forged, 1)).unwrap();
+    assert_one_line_error(
+        &[file.to_str().unwrap()],
+        &[
+            "oom-forged.json:1",
+            "implausible",
+            "victim.rss_anon_bytes",
+            &u64::MAX.to_string(),
+        ],
+    );
+    // An unlimited swap limit, as a live decision records it, is fine.
+    let mut unlimited = decision;
+    unlimited["oom_memcg"]["swap_limit_bytes"] = Value::from(u64::MAX);
+    std::fs::write(&file, dump_of(&unlimited, 1)).unwrap();
+    let (code, _, err) = report(&[file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
 }

@@ -55,7 +55,33 @@ enum Edit {
     DupLine(usize),
     SwapLines(usize, usize),
     NulBlock(usize, usize),
+    /// The digits around a position replaced by an extreme number.
+    Number(usize, &'static str),
 }
+
+/// Numbers at and past every bound a report's values can have.
+const EXTREMES: &[&str] = &[
+    "0",
+    "1",
+    "4294967295",
+    "4294967296",
+    "9223372036854775807",
+    "9223372036854775808",
+    "18446744073709551615",
+    "18446744073709551616",
+    "17592186044416",
+    "17592186044417",
+    "18014398509481984",
+    "18014398509481985",
+    "9007199254740988",
+    "9007199254740992",
+    "9007199254740993",
+    "70368744177664",
+    "70368744177665",
+    "-1",
+    "-2147483648",
+    "99999999999999999999999",
+];
 
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
@@ -87,6 +113,8 @@ fn edit() -> impl Strategy<Value = Edit> {
         any::<usize>().prop_map(Edit::DupLine),
         (any::<usize>(), any::<usize>()).prop_map(|(a, b)| Edit::SwapLines(a, b)),
         (any::<usize>(), 1usize..5000).prop_map(|(at, n)| Edit::NulBlock(at, n)),
+        (any::<usize>(), prop::sample::select(EXTREMES)).prop_map(|(at, n)| Edit::Number(at, n)),
+        (any::<usize>(), prop::sample::select(EXTREMES)).prop_map(|(at, n)| Edit::Number(at, n)),
     ]
 }
 
@@ -118,6 +146,23 @@ fn apply(mut bytes: Vec<u8>, edits: &[Edit]) -> Vec<u8> {
                 bytes.splice(at..at, ins.iter().copied());
             }
             Edit::Truncate(at) => bytes.truncate(at % len),
+            Edit::Number(at, n) => {
+                // The next digit run at or after `at`.
+                let Some(start) = bytes
+                    .iter()
+                    .skip(at % len)
+                    .position(u8::is_ascii_digit)
+                    .map(|i| i + at % len)
+                else {
+                    continue;
+                };
+                let end = start
+                    + bytes[start..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .count();
+                bytes.splice(start..end, n.bytes());
+            }
             Edit::NulBlock(at, n) => {
                 let at = at % (bytes.len() + 1);
                 bytes.splice(at..at, std::iter::repeat_n(0u8, *n));
@@ -321,5 +366,59 @@ proptest! {
                 BadnessModel::PerMille => prop_assert!((1..=1000).contains(&points)),
             }
         }
+    }
+}
+
+/// Found by hand while fuzzing (then by the `Number` edit): a task row with
+/// rss 2^64-1 or a memcg limit of 2^64-1 kB overflowed the decision's
+/// arithmetic (`pages * page_size`, `limit_kb * 1024`) — a panic in debug
+/// builds, a wrapped number in release. The parser now leaves such numbers
+/// out and flags the report `implausible`.
+#[test]
+fn regression_forged_extremes_do_not_overflow() {
+    let log = fixtures()
+        .iter()
+        .find(|l| {
+            let t = String::from_utf8_lossy(l);
+            t.contains("limit 65536kB") && t.contains(" hog64\n")
+        })
+        .expect("a single-hog fixture")
+        .clone();
+    let text = String::from_utf8(log).unwrap();
+    let row = text
+        .lines()
+        .find(|l| l.ends_with(" hog64") && l.contains("] ["))
+        .unwrap();
+    let close = row.rfind(']').unwrap();
+    let mut columns: Vec<&str> = row[close + 1..].split_whitespace().collect();
+    // uid tgid total_vm rss ...: rss is the fourth column.
+    columns[3] = "18446744073709551615";
+    let forged_row = format!("{} {}", &row[..=close], columns.join(" "));
+    // The first memcg stat after its header, as i64::MAX bytes (found by
+    // the fuzzer: `kernel * 10` overflowed in the decision).
+    let stats = text.find("Memory cgroup stats for").unwrap();
+    let stat_line = text[stats..].lines().nth(1).unwrap();
+    let (key_part, _) = stat_line.rsplit_once(' ').unwrap();
+    let forged_stat = format!("{key_part} 9223372036854775807");
+    for forged in [
+        text.replacen(stat_line, &forged_stat, 1),
+        text.replacen(row, &forged_row, 1),
+        text.replace("limit 65536kB", "limit 18446744073709551615kB"),
+        text.replace("limit 65536kB", "limit 18014398509481985kB"),
+        // Found by the fuzzer: 2^54 kB is 2^64 bytes.
+        text.replace("limit 65536kB", "limit 18014398509481984kB"),
+        text.replace("usage 65536kB", "usage 9007199254740993kB"),
+    ] {
+        assert_ne!(forged, text);
+        let items = parse_log(forged.as_bytes()).unwrap();
+        let report = items
+            .iter()
+            .find_map(|i| match i {
+                ReportItem::Report(r) => Some(r),
+                _ => None,
+            })
+            .unwrap();
+        assert!(report.implausible && !report.complete);
+        read_as_file(forged.as_bytes(), ".log");
     }
 }

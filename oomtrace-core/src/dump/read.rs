@@ -83,6 +83,18 @@ pub enum InputError {
         found: u64,
         known: u32,
     },
+    /// A dump or decision holding a number no machine has (a size past
+    /// 64 PiB): corrupt or forged, and not worth rendering.
+    #[error(
+        "{}:{line}: implausible record: {}",
+        escape_path(path),
+        Escaped(reason)
+    )]
+    Implausible {
+        path: PathBuf,
+        line: usize,
+        reason: String,
+    },
     #[error("{}: {source}", escape_path(path))]
     Log { path: PathBuf, source: ReportError },
     #[error(
@@ -453,6 +465,21 @@ fn record(path: &Path, line: usize, value: Value, out: &mut Output<'_>) -> Resul
         }
         .into());
     }
+    let decision = match kind {
+        "dump" => value.get("decision"),
+        "decision" => Some(&value),
+        _ => None,
+    };
+    if let Some(decision) = decision
+        && let Err(reason) = check_plausible(decision, &mut String::new())
+    {
+        return Err(InputError::Implausible {
+            path: path.to_owned(),
+            line,
+            reason,
+        }
+        .into());
+    }
     match kind {
         "dump" => {
             let dump: DumpDocument =
@@ -466,6 +493,53 @@ fn record(path: &Path, line: usize, value: Value, out: &mut Output<'_>) -> Resul
         // start / lost / oom_stall records of saved output carry no decision.
         _ => Ok(()),
     }
+}
+
+/// In a decision, sizes of tasks and machines (`*_bytes`) at most 64 PiB
+/// and totalpages at most 2^53 (an unlimited memcg in pages, plus swap):
+/// what a real decision can say. Limits stay unchecked (`u64::MAX` is how a
+/// live v2 `max` reads). Anything past that would only overflow whatever
+/// adds or scales it.
+fn check_plausible(value: &Value, at: &mut String) -> Result<(), String> {
+    const MAX_SIZE: u64 = 1 << 56;
+    const MAX_TOTALPAGES: u64 = 1 << 53;
+    match value {
+        Value::Object(fields) => {
+            for (key, field) in fields {
+                let bound = if key.ends_with("limit_bytes") {
+                    None
+                } else if key.ends_with("_bytes") {
+                    Some(MAX_SIZE)
+                } else if key == "totalpages" {
+                    Some(MAX_TOTALPAGES)
+                } else {
+                    None
+                };
+                let len = at.len();
+                if !at.is_empty() {
+                    at.push('.');
+                }
+                at.push_str(key);
+                if let (Some(bound), Value::Number(n)) = (bound, field)
+                    && n.as_u64().is_none_or(|n| n > bound)
+                {
+                    return Err(format!("{at} is {n}, more than any machine has"));
+                }
+                check_plausible(field, at)?;
+                at.truncate(len);
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                let len = at.len();
+                at.push_str(&format!("[{index}]"));
+                check_plausible(item, at)?;
+                at.truncate(len);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// `journalctl -o export`.
@@ -599,5 +673,36 @@ mod tests {
         let msg = load_file(&path).unwrap_err().to_string();
         assert!(!msg.contains('\u{1b}') && !msg.contains('\n'), "{msg:?}");
         assert!(msg.contains("d.json:1"), "{msg}");
+    }
+
+    #[test]
+    fn implausible_sizes_in_a_decision_are_refused_by_name() {
+        let ok = serde_json::json!({
+            "oom_memcg": { "limit_bytes": u64::MAX, "swap_limit_bytes": u64::MAX, "usage_bytes": 1024 },
+            "candidates": [{ "rss_bytes": 1u64 << 56 }],
+            "totalpages": 1u64 << 53,
+        });
+        assert_eq!(check_plausible(&ok, &mut String::new()), Ok(()));
+        for (value, named) in [
+            (
+                serde_json::json!({ "victim": { "rss_anon_bytes": u64::MAX } }),
+                "victim.rss_anon_bytes is 18446744073709551615",
+            ),
+            (
+                serde_json::json!({ "candidates": [{}, { "swap_bytes": (1u64 << 56) + 1 }] }),
+                "candidates[1].swap_bytes",
+            ),
+            (
+                serde_json::json!({ "totalpages": (1u64 << 53) + 1 }),
+                "totalpages",
+            ),
+            (
+                serde_json::json!({ "freed": { "rss_bytes": 1e300 } }),
+                "freed.rss_bytes",
+            ),
+        ] {
+            let err = check_plausible(&value, &mut String::new()).unwrap_err();
+            assert!(err.contains(named), "{err}");
+        }
     }
 }

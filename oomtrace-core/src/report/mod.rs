@@ -39,6 +39,24 @@ pub const MAX_REPORT_LINES: usize = 200_000;
 /// Likewise in bytes of message text: 200,000 rows of a very wide table.
 pub const MAX_REPORT_BYTES: usize = 64 << 20;
 
+/// The largest page count a kernel prints for a task or a machine: 2^44
+/// pages is 64 PiB in 4 KiB pages, the whole of a 5-level-paging address
+/// space. Larger numbers come from a corrupt or forged log.
+pub const MAX_PLAUSIBLE_PAGES: u64 = 1 << 44;
+
+/// The largest size in kB of a task or a machine (kill, reaper and swap
+/// lines): [`MAX_PLAUSIBLE_PAGES`] 4 KiB pages, 64 PiB.
+pub const MAX_PLAUSIBLE_KB: u64 = 1 << 46;
+
+/// The largest memcg counter in kB: an unlimited memcg's limit is
+/// `PAGE_COUNTER_MAX` pages, 9007199254740988 kB on 64-bit, just under
+/// 2^53. In bytes it still fits a u64 (2^63).
+pub const MAX_COUNTER_KB: u64 = 1 << 53;
+
+/// The largest byte count of a task or a machine (page tables, memcg
+/// stats other than limits): 64 PiB.
+pub const MAX_PLAUSIBLE_BYTES: u64 = 1 << 56;
+
 /// One line of a report as it stands in the input.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SourceLine {
@@ -403,6 +421,10 @@ pub struct KernelReport {
     /// The host whose log lines these were, when the log names one per line
     /// (syslog, journal): reports of different hosts are parsed apart.
     pub host: Option<String>,
+    /// A task row, counter line or memcg stat held a number no kernel prints
+    /// (memory beyond any machine, see [`MAX_PLAUSIBLE_PAGES`]): it was left
+    /// out (its line stays in `lines`), and the report is never `complete`.
+    pub implausible: bool,
 }
 
 impl KernelReport {
@@ -628,7 +650,9 @@ impl ReportParser {
         if let Some(report) = self.open.as_mut() {
             if table_accepts_rows(report) {
                 if let Some(row) = parse_row(&line.text, &self.cols) {
-                    if self.pids.insert(row.pid) {
+                    if !row_is_plausible(&row) {
+                        report.implausible = true;
+                    } else if self.pids.insert(row.pid) {
                         if let Some(t) = report.tasks.as_mut() {
                             t.rows.push(row);
                         }
@@ -648,8 +672,12 @@ impl ReportParser {
                     return out;
                 }
             }
-            if let Some(kv) = self.in_stats.then(|| parse_stat_kv(&line.text)).flatten() {
-                report.memcg_stats.push(kv);
+            if let Some((key, value)) = self.in_stats.then(|| parse_stat_kv(&line.text)).flatten() {
+                if stat_is_plausible(&key, value) {
+                    report.memcg_stats.push((key, value));
+                } else {
+                    report.implausible = true;
+                }
                 report.lines.push(line);
                 return out;
             }
@@ -723,7 +751,7 @@ impl ReportParser {
         self.pids.clear();
         self.bytes = 0;
         let mut report = self.open.take()?;
-        report.complete = complete && !report.interleaved;
+        report.complete = complete && !report.interleaved && !report.implausible;
         Some(ReportItem::Report(report))
     }
 
@@ -747,7 +775,9 @@ impl ReportParser {
                 }
             }
             Line::Counter(c) => {
-                if report.counters.iter().any(|o| o.name == c.name) {
+                if c.usage_kb > MAX_COUNTER_KB || c.limit_kb > MAX_COUNTER_KB {
+                    report.implausible = true;
+                } else if report.counters.iter().any(|o| o.name == c.name) {
                     report.interleaved = true;
                 } else {
                     report.counters.push(c);
@@ -895,13 +925,11 @@ fn classify(text: &str) -> Line {
     if t.starts_with("Mem-Info:") {
         return Line::MemInfo;
     }
-    if let Some(n) = t.strip_suffix(" pages RAM").and_then(|n| n.parse().ok()) {
+    let pages = |n: &str| n.parse().ok().filter(|&n| n <= MAX_PLAUSIBLE_PAGES);
+    if let Some(n) = t.strip_suffix(" pages RAM").and_then(pages) {
         return Line::RamPages(n);
     }
-    if let Some(n) = t
-        .strip_suffix(" pages reserved")
-        .and_then(|n| n.parse().ok())
-    {
+    if let Some(n) = t.strip_suffix(" pages reserved").and_then(pages) {
         return Line::ReservedPages(n);
     }
     if let Some(n) = parse_swap_total(t, "Total swap") {
@@ -932,9 +960,29 @@ fn split_signed<T: std::str::FromStr>(s: &str) -> Option<(T, &str)> {
     Some((s[..end].parse().ok()?, &s[end..]))
 }
 
-/// "65024kB" → 65024; `None` when the unit is missing (cut-off line).
+/// "65024kB" → 65024; `None` when the unit is missing (cut-off line) or the
+/// value is beyond [`MAX_PLAUSIBLE_KB`] (not guessed either).
 fn parse_kb(s: &str) -> Option<u64> {
-    s.strip_suffix("kB")?.parse().ok()
+    s.strip_suffix("kB")?
+        .parse()
+        .ok()
+        .filter(|&kb| kb <= MAX_PLAUSIBLE_KB)
+}
+
+/// Every memory number of a task row within what a kernel can print.
+fn row_is_plausible(row: &TaskRow) -> bool {
+    let pages = [
+        Some(row.total_vm_pages),
+        Some(row.rss_pages),
+        row.rss_anon_pages,
+        row.rss_file_pages,
+        row.rss_shmem_pages,
+        row.nr_ptes,
+        row.nr_pmds,
+        row.swapents,
+    ];
+    pages.iter().flatten().all(|&p| p <= MAX_PLAUSIBLE_PAGES)
+        && row.pgtables_bytes.is_none_or(|b| b <= MAX_PLAUSIBLE_BYTES)
 }
 
 fn parse_header(t: &str) -> Option<Option<InvokedHeader>> {
@@ -1203,7 +1251,7 @@ fn parse_stats_for(rest: &str) -> Line {
                 None if i + 1 == tokens.len() => None,
                 None => value.parse().ok(),
             };
-            if let Some(v) = parsed {
+            if let Some(v) = parsed.filter(|&v| stat_is_plausible(key, v)) {
                 stats.push((key.to_string(), v));
             }
         }
@@ -1227,6 +1275,17 @@ fn parse_stat_kv(text: &str) -> Option<(String, u64)> {
         return None;
     }
     Some((key.to_string(), value.parse().ok()?))
+}
+
+/// A memcg stat within what a kernel prints: an unlimited v1
+/// `hierarchical_memsw_limit` is `PAGE_COUNTER_MAX` pages in bytes, just
+/// under 2^63; every other stat is a size or a count, at most 64 PiB.
+fn stat_is_plausible(key: &str, value: u64) -> bool {
+    if key.contains("limit") {
+        value <= 1 << 63
+    } else {
+        value <= MAX_PLAUSIBLE_BYTES
+    }
 }
 
 /// "[  pid  ]   uid  tgid total_vm      rss ... name" → ["pid", "uid", ..., "name"].
@@ -2927,6 +2986,72 @@ mod tests {
             let ts = |r: &KernelReport| r.lines.iter().map(|l| l.timestamp).collect::<Vec<_>>();
             assert_eq!(ts(b), ts(a));
             assert!(b.complete);
+        }
+    }
+
+    #[test]
+    fn implausible_numbers_are_left_out_and_flagged() {
+        let base = small_report(900, 3);
+        let row = base.iter().position(|l| l.contains("[    901]")).unwrap();
+        let counter = base
+            .iter()
+            .position(|l| l.contains("memory: usage"))
+            .unwrap();
+        let huge = u64::MAX.to_string();
+        for (what, index, forged) in [
+            (
+                "rss",
+                row,
+                base[row].replace("      300 ", &format!(" {huge} ")),
+            ),
+            ("pgtables", row, base[row].replace("65536", &huge)),
+            (
+                "limit",
+                counter,
+                base[counter].replace("limit 1024kB", &format!("limit {huge}kB")),
+            ),
+        ] {
+            assert_ne!(forged, base[index], "{what}");
+            let mut lines = base.clone();
+            lines[index] = forged;
+            let items = parse_log(lines.join("\n").as_bytes()).unwrap();
+            let r = only_report(&items);
+            assert!(r.implausible && !r.complete, "{what}");
+            assert_eq!(r.lines.len(), lines.len(), "{what}: the line is kept");
+            if what == "limit" {
+                assert!(r.counters.is_empty());
+            } else {
+                assert_eq!(r.tasks.as_ref().unwrap().rows.len(), 2, "{what}");
+            }
+        }
+        // A real unlimited v1 memcg prints PAGE_COUNTER_MAX pages in kB: fine.
+        let mut lines = base.clone();
+        lines[counter] = base[counter].replace("limit 1024kB", "limit 9007199254740988kB");
+        let items = parse_log(lines.join("\n").as_bytes()).unwrap();
+        let r = only_report(&items);
+        assert!(!r.implausible && r.complete);
+        assert_eq!(r.counters[0].limit_kb, 9007199254740988);
+        // Kill-line sizes beyond any machine are dropped, not wrapped.
+        let kill = base.len() - 1;
+        let mut lines = base.clone();
+        lines[kill] = base[kill].replace("anon-rss:1024kB", &format!("anon-rss:{huge}kB"));
+        let items = parse_log(lines.join("\n").as_bytes()).unwrap();
+        let k = only_report(&items).kill.clone().unwrap();
+        assert_eq!((k.anon_rss_kb, k.file_rss_kb), (None, Some(160)));
+        for (kb, kept) in [(MAX_PLAUSIBLE_KB, true), (MAX_PLAUSIBLE_KB + 1, false)] {
+            let mut lines = base.clone();
+            lines[kill] = base[kill].replace("anon-rss:1024kB", &format!("anon-rss:{kb}kB"));
+            let items = parse_log(lines.join("\n").as_bytes()).unwrap();
+            let k = only_report(&items).kill.clone().unwrap();
+            assert_eq!(k.anon_rss_kb, kept.then_some(kb));
+        }
+        // Counters: just under 2^53 kB is a real unlimited limit; past it, not.
+        for (kb, plausible) in [(MAX_COUNTER_KB, true), (MAX_COUNTER_KB + 1, false)] {
+            let mut lines = base.clone();
+            lines[counter] = base[counter].replace("limit 1024kB", &format!("limit {kb}kB"));
+            let items = parse_log(lines.join("\n").as_bytes()).unwrap();
+            assert_eq!(only_report(&items).implausible, !plausible, "{kb}");
+            assert!(kb.checked_mul(1024).is_some());
         }
     }
 }

@@ -69,7 +69,8 @@ fn write_decision(
         .and_then(|v| v.memcg.as_deref())
         .and_then(container::attribute);
     if json {
-        serde_json::to_writer(&mut *out, &decision).map_err(io::Error::other)?;
+        // `From` keeps the kind of an I/O error (EPIPE stays BrokenPipe).
+        serde_json::to_writer(&mut *out, &decision).map_err(io::Error::from)?;
         writeln!(out)
     } else {
         writeln!(out, "{}", output::render_card(&decision, top))?;
