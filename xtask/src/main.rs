@@ -72,6 +72,14 @@ enum Task {
     Demo,
     /// Format check and clippy only.
     Lint,
+    /// Property-based fuzzing of the kernel-report parser, the journal and
+    /// dump readers and the badness arithmetic, with overflow checks on; a
+    /// crash found is kept as a regression test in oomtrace-core/tests/fuzz.rs.
+    Fuzz {
+        /// Cases per property.
+        #[arg(long, default_value_t = 10_000)]
+        cases: u32,
+    },
 }
 
 /// LLVM major version bpf-linker is built against (Debian package llvm-22-dev).
@@ -136,6 +144,11 @@ fn main() -> Result<()> {
             demo()
         }
         Task::Lint => lint(),
+        Task::Fuzz { cases } => run(cargo()
+            .args(["test", "--release", "-p", "oomtrace-core", "--test", "fuzz"])
+            .env("PROPTEST_CASES", cases.to_string())
+            .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
+            .env("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS", "true")),
     }
 }
 
