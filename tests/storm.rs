@@ -43,7 +43,15 @@ fn every_kill_of_a_storm_is_a_decision_or_a_counted_loss() {
         tracer.seen.last()
     );
 
-    let decisions = tracer.seen_records("decision");
+    let (decisions, victimless): (Vec<Value>, Vec<Value>) = tracer
+        .seen_records("decision")
+        .into_iter()
+        .partition(|d| !d["victim"].is_null());
+    // Every OOM here killed: a decision without a victim can only be the
+    // part of a report before a kernel-log gap, and must say it is incomplete.
+    for d in &victimless {
+        assert_ne!(d["kernel_report"], "complete", "{d}");
+    }
     let mut seen: BTreeMap<u64, usize> = BTreeMap::new();
     for decision in &decisions {
         *seen.entry(u64_of(&decision["victim"]["pid"])).or_default() += 1;
@@ -55,12 +63,13 @@ fn every_kill_of_a_storm_is_a_decision_or_a_counted_loss() {
     let twice: Vec<(&u64, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
     let lost = lost_totals(&tracer.seen_records("lost"));
     eprintln!(
-        "storm: {kernel_kills} kernel kills, {} decisions ({} without the kernel's task table), lost: {lost:?}",
+        "storm: {kernel_kills} kernel kills, {} decisions ({} without the kernel's task table), {} report fragments cut by log gaps, lost: {lost:?}",
         decisions.len(),
         decisions
             .iter()
             .filter(|d| d["kernel_report"] != "complete")
             .count(),
+        victimless.len(),
     );
     assert!(twice.is_empty(), "victims decided twice: {twice:?}");
     // Only a pending decision evicted under memory pressure may stand for a

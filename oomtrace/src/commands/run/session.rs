@@ -118,7 +118,10 @@ impl Session {
     pub fn on_kmsg(&mut self, read: KmsgRead) -> Result<()> {
         match read {
             KmsgRead::Record(record) => self.on_log_line(Instant::now(), record),
-            KmsgRead::Lost(count) => self.lost.kmsg(count, &mut self.out)?,
+            KmsgRead::Lost(count) => {
+                self.lost.kmsg(count, &mut self.out)?;
+                self.on_log_gap(Instant::now());
+            }
         }
         Ok(())
     }
@@ -243,6 +246,14 @@ impl Session {
             text: record.text,
         };
         for item in self.parser.push(line) {
+            self.builder.on_report(now, item);
+        }
+    }
+
+    /// Records were lost: the report being read cannot be whole. It is
+    /// closed now (as incomplete) so lines after the gap never merge into it.
+    fn on_log_gap(&mut self, now: Instant) {
+        for item in self.parser.finish() {
             self.builder.on_report(now, item);
         }
     }
