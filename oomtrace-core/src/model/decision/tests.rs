@@ -512,3 +512,141 @@ fn decisions_come_out_in_kill_order() {
         .collect();
     assert_eq!(order, [(1, Some(kill_pid(a))), (2, Some(kill_pid(b)))]);
 }
+
+/// A fixture's log with its lines transformed, rebuilt as `oomtrace report` does.
+fn decisions_of_edited(name: &str, edit: impl Fn(Vec<&str>) -> Vec<String>) -> Vec<Decision> {
+    let path = fixtures().into_iter().find(|p| p.ends_with(name)).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = edit(text.lines().collect()).join("\n") + "\n";
+    let mut builder = Builder::new(Sources::KERNEL_REPORT, Vec::new());
+    let start = Instant::now();
+    for item in parse_log(edited.as_bytes()).unwrap() {
+        builder.on_report(start, item);
+    }
+    let mut env = OfflineEnv { page_size: 4096 };
+    builder.poll(start + DEADLINE, &mut env)
+}
+
+const HOG: &str = "6.1.0-50-amd64-a-v2-single-hog.log";
+
+/// The lines of `lines` up to (not including) the first that contains `marker`.
+fn until(lines: &[&str], marker: &str) -> Vec<String> {
+    let end = lines.iter().position(|l| l.contains(marker)).unwrap();
+    lines[..end].iter().map(|l| l.to_string()).collect()
+}
+
+/// A report cut off in its task table says nothing of killable processes:
+/// the decision says it was cut off, never "no killable process".
+#[test]
+fn a_report_cut_off_in_its_task_table_is_not_no_killable() {
+    let built = decisions_of_edited(HOG, |lines| until(&lines, "oom-kill:constraint"));
+    assert_eq!(built.len(), 1, "{built:#?}");
+    let d = &built[0];
+    assert_eq!(d.kernel_report, "incomplete");
+    assert!(d.victim.is_none() && !d.candidates.is_empty());
+    assert!(
+        !d.explanation.iter().any(|e| e.contains("no killable")),
+        "{:#?}",
+        d.explanation
+    );
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("cut off") && e.contains("incomplete")),
+        "{:#?}",
+        d.explanation
+    );
+}
+
+/// Cut off after the summary line: the summary names the victim, and the
+/// kill line read later joins the same decision instead of opening a second.
+#[test]
+fn a_report_cut_before_its_kill_line_names_the_summarys_victim() {
+    let text = std::fs::read_to_string(fixtures().into_iter().find(|p| p.ends_with(HOG)).unwrap())
+        .unwrap();
+    let kill_line = text
+        .lines()
+        .find(|l| l.contains("Killed process"))
+        .unwrap()
+        .to_owned();
+    let items_of = |t: &str| parse_log(t.as_bytes()).unwrap();
+    let kill = items_of(&(kill_line.clone() + "\n"));
+    let expected = kill_pid(&kill[0]);
+    let cut: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.contains("Killed process"))
+        .collect();
+    let report = items_of(&(cut.join("\n") + "\n"));
+
+    let mut builder = Builder::new(TRACEPOINTS, Vec::new());
+    let mut env = OfflineEnv { page_size: 4096 };
+    let t0 = Instant::now();
+    for item in report {
+        builder.on_report(t0, item);
+    }
+    builder.on_event(t0, mark(expected));
+    for item in kill {
+        builder.on_report(t0, item);
+    }
+    let mut out = builder.poll(t0 + DEADLINE, &mut env);
+    out.extend(builder.flush(&mut env));
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].victim.as_ref().map(|v| v.pid), Some(expected));
+    assert_eq!(out[0].killed, [expected]);
+    assert!(!out[0].explanation.iter().any(|e| e.contains("no killable")));
+}
+
+/// A task row printed twice: two reports interleaved, said before anything else.
+#[test]
+fn an_interleaved_report_says_its_table_is_not_trustworthy() {
+    let built = decisions_of_edited(HOG, |lines| {
+        let row = lines
+            .iter()
+            .position(|l| l.contains("Tasks state"))
+            .unwrap()
+            + 2;
+        let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        out.insert(row + 1, lines[row].to_owned());
+        out
+    });
+    let d = built
+        .iter()
+        .find(|d| d.kernel_report == "incomplete")
+        .unwrap();
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("interleaved") && e.contains("not trustworthy")),
+        "{:#?}",
+        d.explanation
+    );
+    assert!(!d.explanation.iter().any(|e| e.contains("cut off")));
+}
+
+/// An rss no machine has: the report says so instead of ranking with it.
+#[test]
+fn an_implausible_report_says_values_were_left_out() {
+    let built = decisions_of_edited(HOG, |lines| {
+        let row = lines
+            .iter()
+            .position(|l| l.contains("Tasks state"))
+            .unwrap()
+            + 2;
+        let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        // The rss column (after the pid bracket: uid, tgid, total_vm, rss) made absurd.
+        let (head, tail) = lines[row].split_at(lines[row].rfind("] ").unwrap() + 2);
+        let mut fields: Vec<String> = tail.split_whitespace().map(str::to_owned).collect();
+        fields[3] = (1u64 << 62).to_string();
+        out[row] = format!("{head}{}", fields.join(" "));
+        out
+    });
+    let d = &built[0];
+    assert_eq!(d.kernel_report, "incomplete");
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("no kernel prints") && e.contains("left out")),
+        "{:#?}",
+        d.explanation
+    );
+}
