@@ -480,4 +480,19 @@ mod tests {
         d.container = Some(c);
         assert!(render_card(&d, 5).contains("aééééééééééé "));
     }
+
+    /// u64::MAX rss and adj 1000 from the events: the card shows saturated
+    /// sizes, "? pts" for the unscorable victim, and never that a small task
+    /// "scored higher".
+    #[test]
+    fn extreme_numbers_on_the_card_are_saturated_and_not_misexplained() {
+        let d = crate::model::decision::tests::extreme_decision();
+        let card = render_card(&d, 10);
+        assert!(!card.contains("scored higher"), "{card}");
+        assert!(card.contains("rss 16384.0 PiB (anon 16384.0 PiB"), "{card}");
+        assert!(card.contains("? pts"), "{card}");
+        assert!(!card.contains("never  rss"), "{card}");
+        assert!(card.contains("no kernel prints"), "{card}");
+        render_candidate_table(&d);
+    }
 }

@@ -650,3 +650,143 @@ fn an_implausible_report_says_values_were_left_out() {
         d.explanation
     );
 }
+
+/// An environment that knows only the kernel release (so points are recomputed).
+struct ReleaseEnv;
+impl Environment for ReleaseEnv {
+    fn memcg_path(&mut self, _: u64) -> Option<String> {
+        None
+    }
+    fn memcg_files(&self, _: &str) -> Option<MemcgFiles> {
+        None
+    }
+    fn swap_total_pages(&self) -> Option<u64> {
+        None
+    }
+    fn mem_total_pages(&self) -> Option<u64> {
+        None
+    }
+    fn page_size(&self) -> u64 {
+        4096
+    }
+    fn kernel_release(&self) -> Option<String> {
+        Some("6.1.0-50-amd64".to_owned())
+    }
+    fn reclaim_stats(&self, _: u64) -> Option<MemcgReclaimStats> {
+        None
+    }
+    fn wall_time_of_boot_ns(&self, _: u64) -> Option<SystemTime> {
+        None
+    }
+    fn wall_time_of_log_seconds(&self, _: f64) -> Option<SystemTime> {
+        None
+    }
+    fn memcg_snapshot(&self, _: &str) -> Option<(MemcgSnapshot, u64)> {
+        None
+    }
+}
+
+fn comm(name: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..name.len()].copy_from_slice(name.as_bytes());
+    out
+}
+
+/// The killer's evaluation (oom_badness inlined: points recomputed) of a
+/// small task and of a victim with adj 1000 and an rss no machine has, the
+/// victim's mark event claiming u64::MAX kB.
+pub(crate) fn extreme_decision() -> Decision {
+    use crate::events::Event;
+    use oomtrace_ebpf::{candidate_flag, mark_victim_field as field};
+    let mut builder = Builder::new(
+        Sources {
+            backend: "fentry",
+            victim_task_hook: false,
+            exit_hook: false,
+            oom_path_hooks: true,
+        },
+        Vec::new(),
+    );
+    let t0 = Instant::now();
+    for (index, (pid, name, pages, adj)) in
+        [(100, "small", 1000i64, 0), (200, "huge", i64::MAX, 1000)]
+            .into_iter()
+            .enumerate()
+    {
+        // SAFETY: plain-old-data ABI records; all zeroes is a valid value.
+        let mut c: oomtrace_ebpf::OomCandidateEvent = unsafe { std::mem::zeroed() };
+        c.oom_seq = 1;
+        c.pid = pid;
+        c.tgid = pid;
+        c.comm = comm(name);
+        c.oom_score_adj = adj;
+        c.rss_anon_pages = pages;
+        c.rss_file_pages = pages;
+        c.rss_shmem_pages = pages;
+        c.swapents = pages;
+        c.pgtables_bytes = pages;
+        c.flags = candidate_flag::MEMORY;
+        c.index = index as u32;
+        builder.on_event(t0, Event::OomCandidate(c));
+    }
+    // SAFETY: as above.
+    let mut choice: oomtrace_ebpf::OomChoiceEvent = unsafe { std::mem::zeroed() };
+    choice.oom_seq = 1;
+    choice.pid = 200;
+    choice.points = i64::MAX;
+    builder.on_event(t0, Event::OomChoice(choice));
+    // SAFETY: as above.
+    let mut mark: oomtrace_ebpf::MarkVictimEvent = unsafe { std::mem::zeroed() };
+    mark.pid = 200;
+    mark.comm = comm("huge");
+    mark.anon_rss_kb = u64::MAX;
+    mark.file_rss_kb = u64::MAX;
+    mark.shmem_rss_kb = u64::MAX;
+    mark.pgtables_kb = u64::MAX;
+    mark.oom_score_adj = 1000;
+    mark.present = field::COMM
+        | field::ANON_RSS
+        | field::FILE_RSS
+        | field::SHMEM_RSS
+        | field::PGTABLES
+        | field::OOM_SCORE_ADJ;
+    builder.on_event(t0, Event::MarkVictim(mark));
+    // SAFETY: as above.
+    let mut end: oomtrace_ebpf::OomEndEvent = unsafe { std::mem::zeroed() };
+    end.oom_seq = 1;
+    end.totalpages = 262_144;
+    end.chosen = 1;
+    end.chosen_pid = 200;
+    builder.on_event(t0, Event::OomEnd(end));
+    let mut out = builder.poll(t0 + DEADLINE, &mut ReleaseEnv);
+    out.extend(builder.flush(&mut ReleaseEnv));
+    assert_eq!(out.len(), 1, "{out:#?}");
+    out.remove(0)
+}
+
+/// Impossible numbers from the events saturate instead of wrapping, and the
+/// decision says which task's points were left out rather than claiming a
+/// small task "scored higher".
+#[test]
+fn impossible_event_numbers_are_explained_not_wrapped() {
+    let d = extreme_decision();
+    let v = d.victim.as_ref().unwrap();
+    assert_eq!(v.pid, 200);
+    assert_eq!(v.rss_anon_bytes, Some(u64::MAX));
+    assert_eq!(d.freed.rss_bytes, Some(u64::MAX));
+    let huge = d.candidates.iter().find(|c| c.pid == 200).unwrap();
+    assert_eq!(huge.rss_bytes, u64::MAX);
+    assert_eq!(huge.points, None);
+    let small = d.candidates.iter().find(|c| c.pid == 100).unwrap();
+    assert!(small.points.is_some_and(|p| p > 0));
+    let text = d.explanation.join("\n");
+    assert!(!text.contains("scored higher"), "{text}");
+    assert_eq!(
+        d.explanation
+            .iter()
+            .filter(|e| e.contains("pid 200") && e.contains("no kernel prints"))
+            .count(),
+        1,
+        "{text}"
+    );
+}
