@@ -210,17 +210,28 @@ pub(super) fn totalpages(
                     .min(swap_total.unwrap_or(0)),
             )
         }),
-        Some("global") => env
-            .mem_total_pages()
-            .map(|ram| ram.saturating_add(swap_total.unwrap_or(0))),
+        // The report's own Mem-Info (RAM less reserved, plus swap) is the
+        // machine that OOMed; the live host's is the fallback.
+        Some("global") => p
+            .report
+            .as_ref()
+            .and_then(|r| r.global_totalpages(page_size))
+            .or_else(|| {
+                env.mem_total_pages()
+                    .map(|ram| ram.saturating_add(swap_total.unwrap_or(0)))
+            }),
         _ => None,
     };
     let end = p.end();
     // The kernel's own totalpages when the killer was hooked.
     let pages = end.map(|e| e.totalpages).filter(|&t| t > 0).or(computed);
+    let from_report = constraint == Some("global")
+        && p.report
+            .as_ref()
+            .is_some_and(|r| r.global_totalpages(page_size).is_some());
     Totalpages {
         pages,
-        swap_assumed: end.is_none() && swap_total.is_none() && pages.is_some(),
+        swap_assumed: end.is_none() && swap_total.is_none() && pages.is_some() && !from_report,
     }
 }
 
