@@ -3,7 +3,8 @@
 //! report`, plus the badness arithmetic. Inputs are real fixtures mutated
 //! (bytes flipped, NULs and garbage spliced in, lines dropped, duplicated,
 //! cut or swapped) and plain random bytes. Nothing may panic or hang, and the
-//! parser's own promises must hold on whatever comes out.
+//! parser's own promises must hold on whatever comes out, and every decision
+//! rebuilt renders as a card without a control character from the input.
 //!
 //! `cargo test -p oomtrace-core --test fuzz` runs a small budget;
 //! `PROPTEST_CASES=20000 cargo test --release -p oomtrace-core --test fuzz`
@@ -11,8 +12,10 @@
 use std::{io::Write as _, path::PathBuf, sync::OnceLock};
 
 use oomtrace_core::{
+    base::text::is_unsafe,
     dump::read::{ReadError, read_file},
     model::score::{BadnessInput, BadnessModel, try_badness},
+    output::{render_candidate_table, render_card},
     report::{
         KernelReport, ReportItem,
         journal::ExportReader,
@@ -266,6 +269,13 @@ fn read_as_file(bytes: &[u8], suffix: &str) {
     let mut count = 0;
     match read_file(file.path(), &mut |d| {
         count += 1;
+        // Every decision renders, and its card and table carry no control
+        // character from the input (a line feed only between lines).
+        for text in [render_card(&d, 20), render_candidate_table(&d)] {
+            for line in text.lines() {
+                assert!(!line.chars().any(is_unsafe), "{line:?}");
+            }
+        }
         serde_json::to_string(&d)
             .map(drop)
             .map_err(std::io::Error::other)

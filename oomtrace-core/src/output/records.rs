@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::{
-    base::{Envelope, hooks::HookStatus},
+    base::{Envelope, hooks::HookStatus, text::Escaped},
     model::charge::ChargeFailureSummary,
 };
 
@@ -56,14 +56,16 @@ pub fn start_text(record: &StartRecord<'_>) -> String {
         record.cgroups.join(", ")
     };
     let mut lines = vec![format!(
-        "oomtrace: tracing OOM kills in {scope} (backend {}, kernel {}, {attached} hooks attached)",
-        record.backend, record.kernel_release,
+        "oomtrace: tracing OOM kills in {} (backend {}, kernel {}, {attached} hooks attached)",
+        Escaped(&scope),
+        Escaped(record.backend),
+        Escaped(record.kernel_release),
     )];
     lines.extend(unattached_hook_lines(record));
     if !record.unavailable_fields.is_empty() {
         lines.push(format!(
             "oomtrace: not available on this kernel: {}",
-            record.unavailable_fields.join(", ")
+            Escaped(&record.unavailable_fields.join(", "))
         ));
     }
     lines.join("\n")
@@ -81,30 +83,27 @@ fn unattached_hook_lines(record: &StartRecord<'_>) -> Vec<String> {
             _ => None,
         };
         // Only the first line of an error: verifier logs stay in the JSON record.
-        let reason = hook
-            .error
-            .as_deref()
-            .unwrap_or("unknown reason")
-            .lines()
-            .next()
-            .unwrap_or_default();
+        let reason = Escaped(
+            hook.error
+                .as_deref()
+                .unwrap_or("unknown reason")
+                .lines()
+                .next()
+                .unwrap_or_default(),
+        );
+        let name = Escaped(&hook.hook);
         match family {
-            Some(family) if family == record.backend => lines.push(format!(
-                "oomtrace: hook {} not attached: {reason}",
-                hook.hook
-            )),
+            Some(family) if family == record.backend => {
+                lines.push(format!("oomtrace: hook {name} not attached: {reason}"))
+            }
             Some(family) if !reported_backends.contains(&family) => {
                 reported_backends.push(family);
                 lines.push(format!(
-                    "oomtrace: {family} backend not usable here ({}: {reason})",
-                    hook.hook
+                    "oomtrace: {family} backend not usable here ({name}: {reason})"
                 ));
             }
             Some(_) => {}
-            None => lines.push(format!(
-                "oomtrace: hook {} not attached: {reason}",
-                hook.hook
-            )),
+            None => lines.push(format!("oomtrace: hook {name} not attached: {reason}")),
         }
     }
     lines
@@ -113,7 +112,9 @@ fn unattached_hook_lines(record: &StartRecord<'_>) -> Vec<String> {
 pub fn lost_text(record: &LostRecord) -> String {
     format!(
         "oomtrace: WARNING: {} events lost from {} ({} in total)",
-        record.count, record.source, record.total
+        record.count,
+        Escaped(&record.source),
+        record.total
     )
 }
 
@@ -121,7 +122,7 @@ pub fn charge_hook_text(record: &ChargeHookRecord) -> String {
     match record.state {
         "armed" => format!(
             "oomtrace: {} reclaims at its limit: charge hook armed (every charge is checked until 10 s without reclaim)",
-            record.memcg.as_deref().unwrap_or("a memcg")
+            Escaped(record.memcg.as_deref().unwrap_or("a memcg"))
         ),
         _ => "oomtrace: no memcg reclaim for 10 s: charge hook disarmed".to_owned(),
     }
@@ -131,7 +132,7 @@ pub fn charge_failure_summary_text(record: &ChargeFailureSummary) -> String {
     format!(
         "oomtrace: {} charge failure(s) in {} were counted but not reported ({} in all, {} reported)",
         record.suppressed,
-        record.memcg.as_deref().unwrap_or("a removed memcg"),
+        Escaped(record.memcg.as_deref().unwrap_or("a removed memcg")),
         record.failures_total,
         record.reported
     )
@@ -203,5 +204,44 @@ mod tests {
              oomtrace: hook fexit/oom_badness not attached: ENOENT\n\
              oomtrace: hook fexit/oom_kill_process not attached: E2BIG"
         );
+    }
+
+    #[test]
+    fn one_line_texts_make_input_inert() {
+        let evil = "x\u{1b}]0;t\u{7}\nvictim init (pid 1)";
+        let hooks = [hook("kprobe/out_of_memory", Some(evil))];
+        let fields = [evil.to_owned()];
+        let record = StartRecord {
+            envelope: Envelope::now("start"),
+            backend: "tracepoint",
+            kernel_release: evil,
+            hooks: &hooks,
+            unavailable_fields: &fields,
+            cgroups: vec![evil.to_owned()],
+            kernel_report: true,
+            oom_score_adj: None,
+        };
+        let lost = LostRecord {
+            envelope: Envelope::now("lost"),
+            source: evil.to_owned(),
+            count: 1,
+            total: 1,
+        };
+        let armed = ChargeHookRecord {
+            envelope: Envelope::now("charge_hook"),
+            state: "armed",
+            memcg: Some(evil.to_owned()),
+        };
+        for text in [
+            start_text(&record),
+            lost_text(&lost),
+            charge_hook_text(&armed),
+        ] {
+            assert!(text.contains("x\\x1b]0;t\\x07\\x0avictim"), "{text}");
+            for line in text.lines() {
+                assert!(line.starts_with("oomtrace: "), "{text}");
+                assert!(!line.chars().any(crate::base::text::is_unsafe), "{line:?}");
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::{
+    base::text::Escaped,
     model::{
         charge::{ChargeFailureRecord, ChargeFailureSummary},
         decision::Decision,
@@ -80,9 +81,15 @@ impl<W: Write> Output<W> {
     /// modes, so stdout stays records only. Errors that end the program are
     /// not warnings: `main` prints those.
     pub fn warning(&mut self, text: &str) -> std::io::Result<()> {
-        eprintln!("oomtrace: warning: {text}");
+        eprintln!("{}", warning_line(text));
         Ok(())
     }
+}
+
+/// The warning as printed: untrusted text in it (a path, a comm, a log
+/// line) is made inert, so it stays one line and starts no terminal sequence.
+fn warning_line(text: &str) -> String {
+    format!("oomtrace: warning: {}", Escaped(text))
 }
 
 #[cfg(test)]
@@ -123,5 +130,11 @@ mod tests {
         let mut out = Output::new(Vec::new(), true, 10);
         out.warning("test warning").unwrap();
         assert!(out.out.is_empty());
+    }
+
+    #[test]
+    fn a_warning_is_one_inert_line() {
+        let line = warning_line("/tmp/a\u{1b}[2J\nb: gone");
+        assert_eq!(line, "oomtrace: warning: /tmp/a\\x1b[2J\\x0ab: gone");
     }
 }

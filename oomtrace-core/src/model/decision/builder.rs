@@ -240,7 +240,10 @@ impl Builder {
         match item {
             ReportItem::Report(report) => {
                 self.group_sweep = None;
-                let pid = report.kill.as_ref().map_or(0, |k| k.pid);
+                // The kill line's pid, else the summary's (a report cut off
+                // between them still names its victim, and its BPF events and
+                // a kill line read later join this pending, not a new one).
+                let pid = report.chosen_pid().unwrap_or(0);
                 if self.is_late(now, pid) {
                     return;
                 }

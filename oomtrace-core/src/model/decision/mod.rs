@@ -28,4 +28,4 @@ pub use record::{
 };
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -512,3 +512,332 @@ fn decisions_come_out_in_kill_order() {
         .collect();
     assert_eq!(order, [(1, Some(kill_pid(a))), (2, Some(kill_pid(b)))]);
 }
+
+/// A fixture's log with its lines transformed, rebuilt as `oomtrace report` does.
+fn decisions_of_edited(name: &str, edit: impl Fn(Vec<&str>) -> Vec<String>) -> Vec<Decision> {
+    let path = fixtures().into_iter().find(|p| p.ends_with(name)).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = edit(text.lines().collect()).join("\n") + "\n";
+    let mut builder = Builder::new(Sources::KERNEL_REPORT, Vec::new());
+    let start = Instant::now();
+    for item in parse_log(edited.as_bytes()).unwrap() {
+        builder.on_report(start, item);
+    }
+    let mut env = OfflineEnv { page_size: 4096 };
+    builder.poll(start + DEADLINE, &mut env)
+}
+
+const HOG: &str = "6.1.0-50-amd64-a-v2-single-hog.log";
+
+/// The lines of `lines` up to (not including) the first that contains `marker`.
+fn until(lines: &[&str], marker: &str) -> Vec<String> {
+    let end = lines.iter().position(|l| l.contains(marker)).unwrap();
+    lines[..end].iter().map(|l| l.to_string()).collect()
+}
+
+/// A report cut off in its task table says nothing of killable processes:
+/// the decision says it was cut off, never "no killable process".
+#[test]
+fn a_report_cut_off_in_its_task_table_is_not_no_killable() {
+    let built = decisions_of_edited(HOG, |lines| until(&lines, "oom-kill:constraint"));
+    assert_eq!(built.len(), 1, "{built:#?}");
+    let d = &built[0];
+    assert_eq!(d.kernel_report, "incomplete");
+    assert!(d.victim.is_none() && !d.candidates.is_empty());
+    assert!(
+        !d.explanation.iter().any(|e| e.contains("no killable")),
+        "{:#?}",
+        d.explanation
+    );
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("cut off") && e.contains("incomplete")),
+        "{:#?}",
+        d.explanation
+    );
+}
+
+/// Cut off after the summary line: the summary names the victim, and the
+/// kill line read later joins the same decision instead of opening a second.
+#[test]
+fn a_report_cut_before_its_kill_line_names_the_summarys_victim() {
+    let text = std::fs::read_to_string(fixtures().into_iter().find(|p| p.ends_with(HOG)).unwrap())
+        .unwrap();
+    let kill_line = text
+        .lines()
+        .find(|l| l.contains("Killed process"))
+        .unwrap()
+        .to_owned();
+    let items_of = |t: &str| parse_log(t.as_bytes()).unwrap();
+    let kill = items_of(&(kill_line.clone() + "\n"));
+    let expected = kill_pid(&kill[0]);
+    let cut: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.contains("Killed process"))
+        .collect();
+    let report = items_of(&(cut.join("\n") + "\n"));
+
+    let mut builder = Builder::new(TRACEPOINTS, Vec::new());
+    let mut env = OfflineEnv { page_size: 4096 };
+    let t0 = Instant::now();
+    for item in report {
+        builder.on_report(t0, item);
+    }
+    builder.on_event(t0, mark(expected));
+    for item in kill {
+        builder.on_report(t0, item);
+    }
+    let mut out = builder.poll(t0 + DEADLINE, &mut env);
+    out.extend(builder.flush(&mut env));
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].victim.as_ref().map(|v| v.pid), Some(expected));
+    assert_eq!(out[0].killed, [expected]);
+    assert!(!out[0].explanation.iter().any(|e| e.contains("no killable")));
+}
+
+/// A task row printed twice: two reports interleaved, said before anything else.
+#[test]
+fn an_interleaved_report_says_its_table_is_not_trustworthy() {
+    let built = decisions_of_edited(HOG, |lines| {
+        let row = lines
+            .iter()
+            .position(|l| l.contains("Tasks state"))
+            .unwrap()
+            + 2;
+        let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        out.insert(row + 1, lines[row].to_owned());
+        out
+    });
+    let d = built
+        .iter()
+        .find(|d| d.kernel_report == "incomplete")
+        .unwrap();
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("interleaved") && e.contains("not trustworthy")),
+        "{:#?}",
+        d.explanation
+    );
+    assert!(!d.explanation.iter().any(|e| e.contains("cut off")));
+}
+
+/// An rss no machine has: the report says so instead of ranking with it.
+#[test]
+fn an_implausible_report_says_values_were_left_out() {
+    let built = decisions_of_edited(HOG, |lines| {
+        let row = lines
+            .iter()
+            .position(|l| l.contains("Tasks state"))
+            .unwrap()
+            + 2;
+        let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        // The rss column (after the pid bracket: uid, tgid, total_vm, rss) made absurd.
+        let (head, tail) = lines[row].split_at(lines[row].rfind("] ").unwrap() + 2);
+        let mut fields: Vec<String> = tail.split_whitespace().map(str::to_owned).collect();
+        fields[3] = (1u64 << 62).to_string();
+        out[row] = format!("{head}{}", fields.join(" "));
+        out
+    });
+    let d = &built[0];
+    assert_eq!(d.kernel_report, "incomplete");
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("no kernel prints") && e.contains("left out")),
+        "{:#?}",
+        d.explanation
+    );
+}
+
+/// An environment that knows only the kernel release (so points are recomputed).
+struct ReleaseEnv;
+impl Environment for ReleaseEnv {
+    fn memcg_path(&mut self, _: u64) -> Option<String> {
+        None
+    }
+    fn memcg_files(&self, _: &str) -> Option<MemcgFiles> {
+        None
+    }
+    fn swap_total_pages(&self) -> Option<u64> {
+        None
+    }
+    fn mem_total_pages(&self) -> Option<u64> {
+        None
+    }
+    fn page_size(&self) -> u64 {
+        4096
+    }
+    fn kernel_release(&self) -> Option<String> {
+        Some("6.1.0-50-amd64".to_owned())
+    }
+    fn reclaim_stats(&self, _: u64) -> Option<MemcgReclaimStats> {
+        None
+    }
+    fn wall_time_of_boot_ns(&self, _: u64) -> Option<SystemTime> {
+        None
+    }
+    fn wall_time_of_log_seconds(&self, _: f64) -> Option<SystemTime> {
+        None
+    }
+    fn memcg_snapshot(&self, _: &str) -> Option<(MemcgSnapshot, u64)> {
+        None
+    }
+}
+
+fn comm(name: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..name.len()].copy_from_slice(name.as_bytes());
+    out
+}
+
+/// The killer's evaluation (oom_badness inlined: points recomputed) of a
+/// small task and of a victim with adj 1000 and an rss no machine has, the
+/// victim's mark event claiming u64::MAX kB.
+pub(crate) fn extreme_decision() -> Decision {
+    use crate::events::Event;
+    use oomtrace_ebpf::{candidate_flag, mark_victim_field as field};
+    let mut builder = Builder::new(
+        Sources {
+            backend: "fentry",
+            victim_task_hook: false,
+            exit_hook: false,
+            oom_path_hooks: true,
+        },
+        Vec::new(),
+    );
+    let t0 = Instant::now();
+    for (index, (pid, name, pages, adj)) in
+        [(100, "small", 1000i64, 0), (200, "huge", i64::MAX, 1000)]
+            .into_iter()
+            .enumerate()
+    {
+        // SAFETY: plain-old-data ABI records; all zeroes is a valid value.
+        let mut c: oomtrace_ebpf::OomCandidateEvent = unsafe { std::mem::zeroed() };
+        c.oom_seq = 1;
+        c.pid = pid;
+        c.tgid = pid;
+        c.comm = comm(name);
+        c.oom_score_adj = adj;
+        c.rss_anon_pages = pages;
+        c.rss_file_pages = pages;
+        c.rss_shmem_pages = pages;
+        c.swapents = pages;
+        c.pgtables_bytes = pages;
+        c.flags = candidate_flag::MEMORY;
+        c.index = index as u32;
+        builder.on_event(t0, Event::OomCandidate(c));
+    }
+    // SAFETY: as above.
+    let mut choice: oomtrace_ebpf::OomChoiceEvent = unsafe { std::mem::zeroed() };
+    choice.oom_seq = 1;
+    choice.pid = 200;
+    choice.points = i64::MAX;
+    builder.on_event(t0, Event::OomChoice(choice));
+    // SAFETY: as above.
+    let mut mark: oomtrace_ebpf::MarkVictimEvent = unsafe { std::mem::zeroed() };
+    mark.pid = 200;
+    mark.comm = comm("huge");
+    mark.anon_rss_kb = u64::MAX;
+    mark.file_rss_kb = u64::MAX;
+    mark.shmem_rss_kb = u64::MAX;
+    mark.pgtables_kb = u64::MAX;
+    mark.oom_score_adj = 1000;
+    mark.present = field::COMM
+        | field::ANON_RSS
+        | field::FILE_RSS
+        | field::SHMEM_RSS
+        | field::PGTABLES
+        | field::OOM_SCORE_ADJ;
+    builder.on_event(t0, Event::MarkVictim(mark));
+    // SAFETY: as above.
+    let mut end: oomtrace_ebpf::OomEndEvent = unsafe { std::mem::zeroed() };
+    end.oom_seq = 1;
+    end.totalpages = 262_144;
+    end.chosen = 1;
+    end.chosen_pid = 200;
+    builder.on_event(t0, Event::OomEnd(end));
+    let mut out = builder.poll(t0 + DEADLINE, &mut ReleaseEnv);
+    out.extend(builder.flush(&mut ReleaseEnv));
+    assert_eq!(out.len(), 1, "{out:#?}");
+    out.remove(0)
+}
+
+/// Impossible numbers from the events saturate instead of wrapping, and the
+/// decision says which task's points were left out rather than claiming a
+/// small task "scored higher".
+#[test]
+fn impossible_event_numbers_are_explained_not_wrapped() {
+    let d = extreme_decision();
+    let v = d.victim.as_ref().unwrap();
+    assert_eq!(v.pid, 200);
+    assert_eq!(v.rss_anon_bytes, Some(u64::MAX));
+    assert_eq!(d.freed.rss_bytes, Some(u64::MAX));
+    let huge = d.candidates.iter().find(|c| c.pid == 200).unwrap();
+    assert_eq!(huge.rss_bytes, u64::MAX);
+    assert_eq!(huge.points, None);
+    let small = d.candidates.iter().find(|c| c.pid == 100).unwrap();
+    assert!(small.points.is_some_and(|p| p > 0));
+    let text = d.explanation.join("\n");
+    assert!(!text.contains("scored higher"), "{text}");
+    assert_eq!(
+        d.explanation
+            .iter()
+            .filter(|e| e.contains("pid 200") && e.contains("no kernel prints"))
+            .count(),
+        1,
+        "{text}"
+    );
+}
+
+/// A global OOM's totalpages comes from the report's Mem-Info: every
+/// candidate gets points and the recomputed ranking picks the kernel's
+/// victim; the selected score, where printed, matches too.
+#[test]
+fn global_reports_score_with_their_own_totalpages() {
+    let globals: Vec<PathBuf> = fixtures()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("-global.log"))
+        .collect();
+    assert!(globals.len() >= 2, "{globals:?}");
+    for path in globals {
+        let reports: Vec<KernelReport> = items(&path)
+            .into_iter()
+            .filter_map(|i| match i {
+                ReportItem::Report(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let expected = reports
+            .iter()
+            .find_map(|r| Some((r.global_totalpages(4096)?, r.kill.as_ref()?.pid)))
+            .unwrap_or_else(|| panic!("{}: no global report", path.display()));
+        let d = decisions(&path)
+            .into_iter()
+            .find(|d| d.constraint.as_deref() == Some("global") && d.victim.is_some())
+            .unwrap_or_else(|| panic!("{}: no global decision", path.display()));
+        assert_eq!(d.totalpages, Some(expected.0), "{}", path.display());
+        assert!(
+            d.candidates
+                .iter()
+                .all(|c| c.points.is_some() || !c.eligible),
+            "{}: {:?}",
+            path.display(),
+            d.candidates
+        );
+        let model = d.badness_model.unwrap();
+        let points: Vec<Option<i64>> = d.candidates.iter().map(|c| c.points).collect();
+        let top = expected_choice(model, &points).map(|i| d.candidates[i].pid);
+        // Candidates are listed by points; ties keep the kernel's choice rule
+        // on the table order, so compare the best points.
+        let victim = d.candidates.iter().find(|c| c.pid == expected.1).unwrap();
+        let best = points.iter().flatten().max().copied();
+        assert_eq!(victim.points, best, "{}: top {top:?}", path.display());
+        assert!(
+            !d.explanation.iter().any(|e| e.contains("scored higher")),
+            "{:#?}",
+            d.explanation
+        );
+    }
+}

@@ -12,7 +12,7 @@ use crate::{
             pending::{Invocation, Pending},
             record::Candidate,
         },
-        score::{BadnessInput, BadnessModel, OOM_SCORE_ADJ_MIN, badness},
+        score::{BadnessInput, BadnessModel, Implausible, OOM_SCORE_ADJ_MIN, try_badness},
     },
     report::{TaskRow, TaskTable},
 };
@@ -70,6 +70,21 @@ pub(super) struct Ranked {
     pub(super) points_recomputed: Option<Option<i64>>,
     /// Candidates the killer visited that were not reported.
     pub(super) dropped: Option<u32>,
+    /// Candidates whose numbers no kernel prints (pid, why): left unscored.
+    pub(super) implausible: Vec<(u32, Implausible)>,
+}
+
+/// The kernel's rule, with an impossible input noted instead of scored.
+pub(super) fn score(
+    (model, total): (BadnessModel, u64),
+    input: BadnessInput,
+    pid: u32,
+    implausible: &mut Vec<(u32, Implausible)>,
+) -> Option<i64> {
+    try_badness(model, input, total).unwrap_or_else(|why| {
+        implausible.push((pid, why));
+        None
+    })
 }
 
 pub(super) fn candidates(p: &Pending, scoring: Scoring, env: &mut dyn Environment) -> Ranked {
@@ -77,21 +92,32 @@ pub(super) fn candidates(p: &Pending, scoring: Scoring, env: &mut dyn Environmen
     // The killer's own evaluation replaces the printed table when hooked.
     match p.invocation.as_ref().filter(|i| !i.candidates.is_empty()) {
         Some(inv) => hooked_candidates(inv, p.victim_pid, scoring, env),
-        None => Ranked {
-            candidates: table.map_or_else(Vec::new, |t| table_candidates(t, p.victim_pid, scoring)),
-            source: if table.is_some() {
-                "kernel_report"
-            } else {
-                "none"
-            },
-            points_recomputed: None,
-            dropped: None,
-        },
+        None => {
+            let mut implausible = Vec::new();
+            Ranked {
+                candidates: table.map_or_else(Vec::new, |t| {
+                    table_candidates(t, p.victim_pid, scoring, &mut implausible)
+                }),
+                source: if table.is_some() {
+                    "kernel_report"
+                } else {
+                    "none"
+                },
+                points_recomputed: None,
+                dropped: None,
+                implausible,
+            }
+        }
     }
 }
 
-fn table_candidates(table: &TaskTable, victim_pid: u32, scoring: Scoring) -> Vec<Candidate> {
-    let pages = |n: u64| n * scoring.page_size;
+fn table_candidates(
+    table: &TaskTable,
+    victim_pid: u32,
+    scoring: Scoring,
+    implausible: &mut Vec<(u32, Implausible)>,
+) -> Vec<Candidate> {
+    let pages = |n: u64| n.saturating_mul(scoring.page_size);
     let row_candidate = |row: &TaskRow| Candidate {
         pid: row.pid,
         tgid: Some(row.tgid),
@@ -103,13 +129,18 @@ fn table_candidates(table: &TaskTable, victim_pid: u32, scoring: Scoring) -> Vec
         rss_file_bytes: row.rss_file_pages.map(pages),
         rss_shmem_bytes: row.rss_shmem_pages.map(pages),
         swap_bytes: row.swapents.map(pages),
-        pgtables_bytes: row
-            .pgtables_bytes
-            .or(row.nr_ptes.map(|n| pages(n + row.nr_pmds.unwrap_or(0)))),
+        pgtables_bytes: row.pgtables_bytes.or(row
+            .nr_ptes
+            .map(|n| pages(n.saturating_add(row.nr_pmds.unwrap_or(0))))),
         oom_score_adj: row.oom_score_adj,
-        points: scoring
-            .rule()
-            .and_then(|(model, total)| badness(model, row_input(row, scoring.page_size), total)),
+        points: scoring.rule().and_then(|rule| {
+            score(
+                rule,
+                row_input(row, scoring.page_size),
+                row.pid,
+                implausible,
+            )
+        }),
         eligible: row.oom_score_adj > OOM_SCORE_ADJ_MIN,
         victim: row.pid == victim_pid && victim_pid != 0,
         skip_reason: (row.oom_score_adj <= OOM_SCORE_ADJ_MIN)
@@ -122,7 +153,10 @@ fn table_candidates(table: &TaskTable, victim_pid: u32, scoring: Scoring) -> Vec
 pub(crate) fn row_input(row: &TaskRow, page_size: u64) -> BadnessInput {
     let pgtable_pages = match row.pgtables_bytes {
         Some(bytes) => bytes / page_size,
-        None => row.nr_ptes.unwrap_or(0) + row.nr_pmds.unwrap_or(0),
+        None => row
+            .nr_ptes
+            .unwrap_or(0)
+            .saturating_add(row.nr_pmds.unwrap_or(0)),
     };
     BadnessInput {
         rss_pages: row.rss_pages,
@@ -148,14 +182,25 @@ fn hooked_candidates(
     // against oc->chosen_points in the explanation).
     let unscored = ordered.iter().all(|c| c.flags & flag::SCORED == 0);
     let recompute = scoring.rule().filter(|_| unscored);
+    let mut implausible = Vec::new();
     Ranked {
         candidates: ordered
             .iter()
-            .map(|c| bpf_candidate(c, victim_pid, scoring.page_size, recompute, env))
+            .map(|c| {
+                bpf_candidate(
+                    c,
+                    victim_pid,
+                    scoring.page_size,
+                    recompute,
+                    env,
+                    &mut implausible,
+                )
+            })
             .collect(),
         source: "bpf",
         points_recomputed: recompute.map(|_| inv.end.map(|e| e.chosen_points)),
         dropped: inv.end.map(|e| e.dropped),
+        implausible,
     }
 }
 
@@ -168,10 +213,14 @@ fn bpf_candidate(
     page_size: u64,
     recompute: Option<(BadnessModel, u64)>,
     env: &mut dyn Environment,
+    implausible: &mut Vec<(u32, Implausible)>,
 ) -> Candidate {
-    let pages = |n: i64| n.max(0) as u64 * page_size;
+    let pages = |n: i64| (n.max(0) as u64).saturating_mul(page_size);
     let memory = c.flags & flag::MEMORY != 0;
-    let recomputed = recompute.and_then(|rule| recomputed_points(c, rule, page_size));
+    let before = implausible.len();
+    let recomputed = recompute.and_then(|rule| recomputed_points(c, rule, page_size, implausible));
+    // Unscored because its numbers are impossible, not passed over by the killer.
+    let impossible = implausible.len() > before;
     let (scored, points) = match recomputed {
         Some(points) => (points.is_some(), points.unwrap_or(i64::MIN)),
         None => (
@@ -186,7 +235,9 @@ fn bpf_candidate(
         uid: (c.uid != u32::MAX).then_some(c.uid),
         comm: comm_str(&c.comm),
         memcg: env.memcg_path(c.memcg_id),
-        rss_bytes: pages(c.rss_anon_pages) + pages(c.rss_file_pages) + pages(c.rss_shmem_pages),
+        rss_bytes: pages(c.rss_anon_pages)
+            .saturating_add(pages(c.rss_file_pages))
+            .saturating_add(pages(c.rss_shmem_pages)),
         rss_anon_bytes: memory.then(|| pages(c.rss_anon_pages)),
         rss_file_bytes: memory.then(|| pages(c.rss_file_pages)),
         rss_shmem_bytes: memory.then(|| pages(c.rss_shmem_pages)),
@@ -194,9 +245,9 @@ fn bpf_candidate(
         pgtables_bytes: memory.then_some(c.pgtables_bytes.max(0) as u64),
         oom_score_adj: c.oom_score_adj,
         points: scored.then_some(points),
-        eligible: scored,
+        eligible: scored || impossible,
         victim: c.pid == victim_pid && victim_pid != 0,
-        skip_reason: (!scored).then(|| Cow::Borrowed(skip_reason(c, kernel_scored))),
+        skip_reason: (!scored && !impossible).then(|| Cow::Borrowed(skip_reason(c, kernel_scored))),
     }
 }
 
@@ -204,8 +255,9 @@ fn bpf_candidate(
 /// for the ones it passes over unscored.
 fn recomputed_points(
     c: &OomCandidateEvent,
-    (model, total): (BadnessModel, u64),
+    rule: (BadnessModel, u64),
     page_size: u64,
+    implausible: &mut Vec<(u32, Implausible)>,
 ) -> Option<Option<i64>> {
     let has = |bit: u32| c.flags & bit != 0;
     let skipped_unscored =
@@ -215,14 +267,15 @@ fn recomputed_points(
         return None;
     }
     let input = BadnessInput {
-        rss_pages: (c.rss_anon_pages.max(0) + c.rss_file_pages.max(0) + c.rss_shmem_pages.max(0))
-            as u64,
+        rss_pages: [c.rss_anon_pages, c.rss_file_pages, c.rss_shmem_pages]
+            .iter()
+            .fold(0u64, |sum, &n| sum.saturating_add(n.max(0) as u64)),
         swap_pages: c.swapents.max(0) as u64,
-        pgtable_pages: c.pgtables_bytes.max(0) as u64 / page_size,
+        pgtable_pages: c.pgtables_bytes.max(0) as u64 / page_size.max(1),
         oom_score_adj: c.oom_score_adj,
         uid: c.uid,
     };
-    Some(badness(model, input, total))
+    Some(score(rule, input, c.pid, implausible))
 }
 
 /// Why the killer passed over a task it did not score.

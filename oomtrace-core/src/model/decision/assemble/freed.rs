@@ -15,15 +15,20 @@ pub(super) fn freed(p: &Pending, sources: Sources, victim: Option<&Victim>) -> F
         // Old kernels report no shmem split (file-rss included it): sum what was reported.
         rss_bytes: victim.and_then(|v| {
             let parts = [v.rss_anon_bytes, v.rss_file_bytes, v.rss_shmem_bytes];
-            parts
-                .iter()
-                .any(Option::is_some)
-                .then(|| parts.iter().flatten().sum())
+            parts.iter().any(Option::is_some).then(|| {
+                parts
+                    .iter()
+                    .flatten()
+                    .fold(0u64, |s, &b| s.saturating_add(b))
+            })
         }),
         swap_bytes: victim.and_then(|v| v.swap_bytes),
         pgtables_bytes: victim.and_then(|v| v.pgtables_bytes),
         reaper: reaper_state(p).map(Cow::Borrowed),
-        anon_rss_after_reap_bytes: p.reaped.as_ref().map(|r| r.anon_rss_kb * 1024),
+        anon_rss_after_reap_bytes: p
+            .reaped
+            .as_ref()
+            .map(|r| r.anon_rss_kb.saturating_mul(1024)),
         exited: (sources.exit_hook || p.exit.is_some()).then_some(p.exit.is_some()),
         exit_after_ms: p.exit.as_ref().map(|e| {
             let from = p.kill_boot_ns().unwrap_or(e.marked_boot_ns);
@@ -62,7 +67,7 @@ pub(super) fn reclaim(
         memcg: trigger_memcg,
         passes: stats.passes,
         empty_passes: stats.empty_passes,
-        reclaimed_bytes: stats.pages_reclaimed * page_size,
+        reclaimed_bytes: stats.pages_reclaimed.saturating_mul(page_size),
         time_ms: stats.total_ns as f64 / 1e6,
     })
 }

@@ -56,8 +56,8 @@ pub(super) fn oom_memcg(
     if let Some(counter) = report.and_then(|r| r.counter("memory")) {
         return Some(OomMemcg::bare(
             report_path,
-            Some(counter.limit_kb * 1024),
-            Some(counter.usage_kb * 1024),
+            Some(counter.limit_kb.saturating_mul(1024)),
+            Some(counter.usage_kb.saturating_mul(1024)),
             "kernel_report",
         ));
     }
@@ -70,8 +70,8 @@ pub(super) fn oom_memcg(
         // one its swap counter is depends on the hierarchy: left unset.
         Some(level) => Some(OomMemcg::bare(
             env.memcg_path(level.cgroup_id).or(report_path),
-            Some(level.max_pages * page_size),
-            Some(level.usage_pages * page_size),
+            Some(level.max_pages.saturating_mul(page_size)),
+            Some(level.usage_pages.saturating_mul(page_size)),
             "bpf",
         )),
         None => report_path.map(|path| OomMemcg::bare(Some(path), None, None, "kernel_report")),
@@ -146,13 +146,13 @@ fn swap_from_report(m: &mut OomMemcg, r: &KernelReport) {
     for c in &r.counters {
         match c.name.as_str() {
             "swap" => {
-                m.swap_usage_bytes = Some(c.usage_kb * 1024);
-                m.swap_limit_bytes = Some(c.limit_kb * 1024);
+                m.swap_usage_bytes = Some(c.usage_kb.saturating_mul(1024));
+                m.swap_limit_bytes = Some(c.limit_kb.saturating_mul(1024));
             }
             "memory+swap" => {
-                m.memsw_limit_bytes = Some(c.limit_kb * 1024);
+                m.memsw_limit_bytes = Some(c.limit_kb.saturating_mul(1024));
                 m.swap_usage_bytes =
-                    memory.map(|mem| c.usage_kb.saturating_sub(mem.usage_kb) * 1024);
+                    memory.map(|mem| c.usage_kb.saturating_sub(mem.usage_kb).saturating_mul(1024));
             }
             _ => {}
         }
@@ -174,7 +174,7 @@ fn stat_from_report(r: &KernelReport) -> Option<MemcgStat> {
     if r.memcg_stats.is_empty() {
         return None;
     }
-    let kmem = r.counter("kmem").map(|c| c.usage_kb * 1024);
+    let kmem = r.counter("kmem").map(|c| c.usage_kb.saturating_mul(1024));
     MemcgStat::from_keys("kernel_report", None, |k| r.memcg_stat(k), kmem)
 }
 
@@ -204,30 +204,44 @@ pub(super) fn totalpages(
     let swap_total = env.swap_total_pages();
     let computed = match constraint {
         Some("memcg") => oom_memcg.and_then(|m| m.limit_bytes).map(|limit| {
-            let limit_pages = limit / page_size;
-            limit_pages
-                + swap_allowance(p.report.as_ref(), limit_pages, page_size)
-                    .min(swap_total.unwrap_or(0))
+            let limit_pages = limit / page_size.max(1);
+            limit_pages.saturating_add(
+                swap_allowance(p.report.as_ref(), limit_pages, page_size)
+                    .min(swap_total.unwrap_or(0)),
+            )
         }),
-        Some("global") => env
-            .mem_total_pages()
-            .map(|ram| ram + swap_total.unwrap_or(0)),
+        // The report's own Mem-Info (RAM less reserved, plus swap) is the
+        // machine that OOMed; the live host's is the fallback.
+        Some("global") => p
+            .report
+            .as_ref()
+            .and_then(|r| r.global_totalpages(page_size))
+            .or_else(|| {
+                env.mem_total_pages()
+                    .map(|ram| ram.saturating_add(swap_total.unwrap_or(0)))
+            }),
         _ => None,
     };
     let end = p.end();
     // The kernel's own totalpages when the killer was hooked.
     let pages = end.map(|e| e.totalpages).filter(|&t| t > 0).or(computed);
+    let from_report = constraint == Some("global")
+        && p.report
+            .as_ref()
+            .is_some_and(|r| r.global_totalpages(page_size).is_some());
     Totalpages {
         pages,
-        swap_assumed: end.is_none() && swap_total.is_none() && pages.is_some(),
+        swap_assumed: end.is_none() && swap_total.is_none() && pages.is_some() && !from_report,
     }
 }
 
 /// The swap a memcg may use on top of its memory limit, in pages.
 fn swap_allowance(report: Option<&KernelReport>, limit_pages: u64, page_size: u64) -> u64 {
     let allowance = |c: &CounterLine| match c.name.as_str() {
-        "memory+swap" => Some((c.limit_kb * 1024 / page_size).saturating_sub(limit_pages)),
-        "swap" => Some(c.limit_kb * 1024 / page_size),
+        "memory+swap" => {
+            Some((c.limit_kb.saturating_mul(1024) / page_size.max(1)).saturating_sub(limit_pages))
+        }
+        "swap" => Some(c.limit_kb.saturating_mul(1024) / page_size.max(1)),
         _ => None,
     };
     report

@@ -12,6 +12,8 @@ use std::borrow::Cow;
 
 use candidates::Scoring;
 
+use crate::model::score::Implausible;
+
 use crate::{
     base::{Envelope, time::rfc3339},
     model::decision::{
@@ -42,8 +44,17 @@ pub(super) fn assemble(
         .map(|m| memcg::memcg_state(m, p, env));
     let totals = memcg::totalpages(p, constraint, oom_memcg.as_ref(), page_size, env);
     let scoring = Scoring::new(candidates::badness_model(p, env), totals.pages, page_size);
-    let ranked = candidates::candidates(p, scoring, env);
-    let victim = victim::victim(p, &ranked.candidates, scoring, victim_memcg.clone());
+    let mut ranked = candidates::candidates(p, scoring, env);
+    let mut implausible = std::mem::take(&mut ranked.implausible);
+    let victim = victim::victim(
+        p,
+        &ranked.candidates,
+        scoring,
+        victim_memcg.clone(),
+        &mut implausible,
+    );
+    let mut seen = std::collections::HashSet::new();
+    implausible.retain(|(pid, _)| seen.insert(*pid));
     let reclaim = freed::reclaim(p, trigger.memcg.clone(), page_size, env);
     let mut decision = Decision {
         envelope: Envelope::new("decision", time.map(rfc3339)),
@@ -75,6 +86,7 @@ pub(super) fn assemble(
         victim_memcg: victim_memcg.as_deref(),
         points_recomputed: ranked.points_recomputed,
         swap_assumed: totals.swap_assumed,
+        implausible: &implausible,
     };
     decision.explanation = explanation(&decision, p, extras);
     // Explained in the order the killer visited them; listed by points.
@@ -90,6 +102,8 @@ struct ExplainExtras<'a> {
     victim_memcg: Option<&'a str>,
     points_recomputed: Option<Option<i64>>,
     swap_assumed: bool,
+    /// Tasks left unscored because their numbers are impossible.
+    implausible: &'a [(u32, Implausible)],
 }
 
 /// The sentences: a caveat on totalpages, the decision explained, then what
@@ -121,5 +135,21 @@ fn explanation(d: &Decision, p: &Pending, extras: ExplainExtras<'_>) -> Vec<Stri
         },
     );
     explain_container(&mut out, d.victim.as_ref(), d.container.as_ref());
+    if let Some(sentence) = implausible_points(extras.implausible) {
+        out.push(sentence);
+    }
     out
+}
+
+/// One sentence for the tasks whose points were not computed because their
+/// numbers describe no machine (rather than points wrapped into nonsense).
+fn implausible_points(implausible: &[(u32, Implausible)]) -> Option<String> {
+    let (pid, why) = implausible.first()?;
+    let more = match implausible.len() {
+        1 => String::new(),
+        n => format!(" and {} more task(s)", n - 1),
+    };
+    Some(format!(
+        "No points were computed for pid {pid}{more}: {why}, a value no kernel prints, so its points are left out rather than guessed."
+    ))
 }

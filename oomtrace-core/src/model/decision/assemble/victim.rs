@@ -10,11 +10,11 @@ use crate::{
     events::comm_str,
     model::{
         decision::{
-            assemble::candidates::Scoring,
+            assemble::candidates::{Scoring, score},
             pending::Pending,
             record::{Candidate, Victim},
         },
-        score::{BadnessInput, badness},
+        score::{BadnessInput, Implausible},
     },
     report::{KillLine, TaskRow},
 };
@@ -24,6 +24,7 @@ pub(super) fn victim(
     candidates: &[Candidate],
     scoring: Scoring,
     memcg: Option<String>,
+    implausible: &mut Vec<(u32, Implausible)>,
 ) -> Option<Victim> {
     if p.victim_pid == 0 {
         return None;
@@ -40,7 +41,7 @@ pub(super) fn victim(
         page_size: scoring.page_size,
     };
     let memory = seen.memory();
-    let points = victim_points(p, candidates, scoring, &memory);
+    let points = victim_points(p, candidates, scoring, &memory, implausible);
     Some(Victim {
         pid: p.victim_pid,
         tgid: seen.tgid(),
@@ -77,8 +78,10 @@ struct VictimMemory {
     oom_score_adj: Option<i32>,
 }
 
+/// kB (from the kernel's lines or events) in bytes; saturating, so a
+/// forged value stays huge (and implausible) instead of wrapping small.
 fn kb(value: Option<u64>) -> Option<u64> {
-    value.map(|v| v * 1024)
+    value.map(|v| v.saturating_mul(1024))
 }
 
 impl Seen<'_> {
@@ -91,7 +94,7 @@ impl Seen<'_> {
     }
 
     fn pages(&self, n: i64) -> u64 {
-        n.max(0) as u64 * self.page_size
+        (n.max(0) as u64).saturating_mul(self.page_size)
     }
 
     /// An rss counter of the victim-task hook, in bytes.
@@ -123,14 +126,15 @@ impl Seen<'_> {
             .or(self
                 .row
                 .and_then(|r| r.swapents)
-                .map(|n| n * self.page_size))
+                .map(|n| n.saturating_mul(self.page_size)))
     }
 
     fn pgtables_bytes(&self) -> Option<u64> {
         let row = self.row.and_then(|r| {
-            r.pgtables_bytes.or(r
-                .nr_ptes
-                .map(|n| (n + r.nr_pmds.unwrap_or(0)) * self.page_size))
+            r.pgtables_bytes.or(r.nr_ptes.map(|n| {
+                n.saturating_add(r.nr_pmds.unwrap_or(0))
+                    .saturating_mul(self.page_size)
+            }))
         });
         kb(self.mark_has(mark_field::PGTABLES).map(|m| m.pgtables_kb))
             .or(self
@@ -183,6 +187,7 @@ fn victim_points(
     candidates: &[Candidate],
     scoring: Scoring,
     memory: &VictimMemory,
+    implausible: &mut Vec<(u32, Implausible)>,
 ) -> Option<i64> {
     p.invocation
         .as_ref()
@@ -191,16 +196,20 @@ fn victim_points(
         .map(|c| c.points)
         .or(candidates.iter().find(|c| c.victim).and_then(|c| c.points))
         .or_else(|| {
-            let (model, total) = (scoring.model?, scoring.totalpages?);
-            let rss = memory.rss_anon_bytes? + memory.rss_file_bytes? + memory.rss_shmem_bytes?;
+            let rule = (scoring.model?, scoring.totalpages?);
+            let page_size = scoring.page_size.max(1);
+            let rss = memory
+                .rss_anon_bytes?
+                .saturating_add(memory.rss_file_bytes?)
+                .saturating_add(memory.rss_shmem_bytes?);
             let input = BadnessInput {
-                rss_pages: rss / scoring.page_size,
-                swap_pages: memory.swap_bytes.unwrap_or(0) / scoring.page_size,
-                pgtable_pages: memory.pgtables_bytes.unwrap_or(0) / scoring.page_size,
+                rss_pages: rss / page_size,
+                swap_pages: memory.swap_bytes.unwrap_or(0) / page_size,
+                pgtable_pages: memory.pgtables_bytes.unwrap_or(0) / page_size,
                 oom_score_adj: memory.oom_score_adj?,
                 uid: 1,
             };
-            badness(model, input, total)
+            score(rule, input, p.victim_pid, implausible)
         })
 }
 

@@ -32,7 +32,9 @@ pub(crate) fn explain_container(
 
 /// The container as people name it: the pod, the runtime's short id, the unit.
 fn container_name(c: &Container) -> String {
-    let id = c.id.as_deref().map(|id| &id[..id.len().min(12)]);
+    // The short id by characters: a byte slice panics inside a multi-byte one.
+    let short: Option<String> = c.id.as_deref().map(|id| id.chars().take(12).collect());
+    let id = short.as_deref();
     match (c.runtime, id, &c.pod_uid, &c.unit) {
         (_, _, Some(pod), _) => format!(
             "Kubernetes pod {pod}{}{}",
@@ -51,5 +53,19 @@ fn container_name(c: &Container) -> String {
                 .or(c.unit.as_deref())
                 .unwrap_or("container")
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_multi_byte_id_is_cut_by_characters() {
+        let mut c = crate::cgroup::container::attribute("/system.slice/a.service").unwrap();
+        c.runtime = "docker";
+        c.unit = None;
+        c.id = Some("aéééééééééééé".to_owned());
+        assert_eq!(container_name(&c), "docker container aééééééééééé");
     }
 }

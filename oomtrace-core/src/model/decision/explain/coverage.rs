@@ -1,5 +1,5 @@
-//! What the sources covered: a missing or cut-off report, a tracepoint-only
-//! kernel.
+//! What the sources covered: a missing, cut-off, interleaved or implausible
+//! report, a tracepoint-only kernel.
 use std::ops::ControlFlow;
 
 use crate::model::decision::explain::input::ExplainInput;
@@ -16,6 +16,18 @@ pub(super) fn report_gaps(out: &mut Vec<String>, x: &ExplainInput<'_>) -> Contro
         }
         None if x.victim.is_some() => out.push(
             "The kernel printed no report for this kill (dump_header is rate-limited to 10 per 5 s); the hooks saw the whole evaluation."
+                .to_owned(),
+        ),
+        Some(report) if report.interleaved => out.push(
+            "Two reports were interleaved in the log (their lines mixed with nothing to tell them apart): the candidate table is not trustworthy, so this decision is unsure."
+                .to_owned(),
+        ),
+        Some(report) if report.implausible => out.push(
+            "The report holds values no kernel prints (memory beyond any machine): they were left out, so this decision is unsure."
+                .to_owned(),
+        ),
+        Some(report) if report.cut_off() && x.victim.is_none() => out.push(
+            "The kernel's report was cut off before its kill line: it is incomplete, so which task was killed is unknown (this is not a report that no process was killable)."
                 .to_owned(),
         ),
         Some(report) if !report.complete => out.push(

@@ -44,7 +44,12 @@ pub(super) fn whose_limit_fired(out: &mut Vec<String>, x: &ExplainInput<'_>) {
 }
 
 pub(super) fn no_killable_process(out: &mut Vec<String>, x: &ExplainInput<'_>) {
-    if x.report.is_some_and(|r| r.no_killable) || (x.victim.is_none() && !x.candidates.is_empty()) {
+    // A report cut off in its task table has no victim either, but the
+    // kernel said nothing of the kind: that is a gap, not "no killable".
+    let cut_off = x.report.is_some_and(|r| r.cut_off());
+    if x.report.is_some_and(|r| r.no_killable)
+        || (x.victim.is_none() && !x.candidates.is_empty() && !cut_off)
+    {
         out.push(
             "The kernel found no killable process: every task left is unkillable (oom_score_adj -1000) or already exiting; the allocation fails instead."
                 .to_owned(),

@@ -25,7 +25,7 @@ pub(super) fn composition(out: &mut Vec<String>, x: &ExplainInput<'_>, report: &
         .oom_memcg
         .and_then(|m| m.usage_bytes)
         .filter(|&u| u > 0)
-        .unwrap_or(anon + file);
+        .unwrap_or(anon.saturating_add(file));
     let pct = |v: u64| v as f64 * 100.0 / usage.max(1) as f64;
     let lru = match (
         stat(report, ACTIVE_FILE_KEYS),
@@ -42,7 +42,7 @@ pub(super) fn composition(out: &mut Vec<String>, x: &ExplainInput<'_>, report: &
         pct(file),
         if shmem > 0 { format!(", of which {} shmem/tmpfs (not reclaimable without swap)", hb(shmem)) } else { String::new() },
     ));
-    if let Some(kernel) = stat(report, &["kernel"]).filter(|&k| k * 10 >= usage) {
+    if let Some(kernel) = stat(report, &["kernel"]).filter(|&k| k.saturating_mul(10) >= usage) {
         out.push(format!(
             "Kernel memory (slab, stacks, page tables, sockets) charged to the memcg was {} ({:.0}% of usage): no task's rss shows it, and killing a task frees only part of it.",
             hb(kernel),
@@ -76,7 +76,7 @@ pub(super) fn pages_not_kb(out: &mut Vec<String>, x: &ExplainInput<'_>, report: 
         hb(x.page_size),
         v.comm.as_deref().unwrap_or("the victim"),
         row.rss_pages,
-        hb(row.rss_pages * x.page_size),
+        hb(row.rss_pages.saturating_mul(x.page_size)),
         row.rss_pages
     ));
 }

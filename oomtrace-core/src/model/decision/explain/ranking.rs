@@ -79,7 +79,15 @@ fn choice(out: &mut Vec<String>, x: &ExplainInput<'_>, model: BadnessModel) {
         .iter()
         .filter(|c| c.points.is_some() && c.points == victim_points)
         .count();
+    // The kernel chose the victim, so it scored it: unscored here means its
+    // numbers were impossible, and nothing can be said of who scored higher.
+    let victim_unscored = x.victim.is_some_and(|v| {
+        x.candidates
+            .iter()
+            .any(|c| c.pid == v.pid && c.points.is_none())
+    });
     match (expected, x.victim) {
+        _ if victim_unscored => {}
         (Some(top), Some(v)) if top.pid != v.pid && tied > 1 && victim_points == top.points => {
             out.push(format!(
                 "The victim was one of {tied} candidates tied at {} points; the kernel compares per-CPU approximations of rss, so ties break by counters not shown in the report.",
@@ -227,17 +235,19 @@ fn biggest_not_chosen(
         )
     } else if report.selected.as_ref().is_some_and(|s| s.pid != v.pid) {
         "was not the task the kernel selected (see the selection above)".to_owned()
-    } else if biggest.points.is_none() {
+    } else if biggest.points.is_none() || victim_points(x, v).is_none() {
         "could not be compared: the points are unknown for this report".to_owned()
-    } else if x
-        .candidates
-        .iter()
-        .find(|c| c.pid == v.pid)
-        .and_then(|c| c.points)
-        >= biggest.points
-    {
+    } else if victim_points(x, v) >= biggest.points {
         "has fewer points once swap and page tables are counted".to_owned()
     } else {
         "scored higher; the kernel's choice was not by badness here".to_owned()
     }
+}
+
+/// The victim's points as its candidate row has them.
+fn victim_points(x: &ExplainInput<'_>, v: &Victim) -> Option<i64> {
+    x.candidates
+        .iter()
+        .find(|c| c.pid == v.pid)
+        .and_then(|c| c.points)
 }

@@ -51,7 +51,10 @@ fn selected_score(x: &ExplainInput<'_>, selected: &SelectedLine) -> String {
         .candidates
         .iter()
         .find(|c| c.pid == selected.pid)
-        .and_then(|c| Some(c.points? * 1000 / x.totalpages.filter(|&t| t > 0)? as i64));
+        .and_then(|c| {
+            let total = i64::try_from(x.totalpages.filter(|&t| t > 0)?).ok()?;
+            Some(c.points?.checked_mul(1000)? / total)
+        });
     format!(
         "The kernel selected {} (pid {}) with score {} (points × 1000 / totalpages){}.",
         selected.comm,

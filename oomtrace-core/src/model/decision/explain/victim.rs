@@ -10,8 +10,22 @@ pub(super) fn victim_share(out: &mut Vec<String>, x: &ExplainInput<'_>, v: &Vict
         .rss_anon_bytes
         .zip(v.rss_file_bytes)
         .zip(v.rss_shmem_bytes)
-        .map(|((a, f), s)| a + f + s + v.swap_bytes.unwrap_or(0) + v.pgtables_bytes.unwrap_or(0));
+        .map(|((a, f), s)| {
+            [
+                f,
+                s,
+                v.swap_bytes.unwrap_or(0),
+                v.pgtables_bytes.unwrap_or(0),
+            ]
+            .iter()
+            .fold(a, |sum, &b| sum.saturating_add(b))
+        });
     let Some(counted) = counted else { return };
+    let rss = v
+        .rss_anon_bytes
+        .unwrap_or(0)
+        .saturating_add(v.rss_file_bytes.unwrap_or(0))
+        .saturating_add(v.rss_shmem_bytes.unwrap_or(0));
     let share = x
         .oom_memcg
         .and_then(|m| m.limit_bytes)
@@ -27,7 +41,7 @@ pub(super) fn victim_share(out: &mut Vec<String>, x: &ExplainInput<'_>, v: &Vict
         v.comm.as_deref().unwrap_or("?"),
         v.pid,
         hb(counted),
-        hb(v.rss_anon_bytes.unwrap_or(0) + v.rss_file_bytes.unwrap_or(0) + v.rss_shmem_bytes.unwrap_or(0)),
+        hb(rss),
         hb(v.rss_anon_bytes.unwrap_or(0)),
         hb(v.rss_file_bytes.unwrap_or(0)),
         hb(v.rss_shmem_bytes.unwrap_or(0)),
@@ -42,12 +56,18 @@ pub(super) fn score_adjustment(out: &mut Vec<String>, x: &ExplainInput<'_>, v: &
     if let (Some(adj), Some(total)) = (v.oom_score_adj, x.totalpages)
         && adj != 0
     {
-        let term = i64::from(adj) * (total / 1000) as i64;
+        // Checked: a totalpages no machine has is left unexplained, not wrapped.
+        let Some(term) = i64::try_from(total / 1000)
+            .ok()
+            .and_then(|t| i64::from(adj).checked_mul(t))
+        else {
+            return;
+        };
         out.push(format!(
             "oom_score_adj {adj} {} {} points ({}) to its score.",
             if term >= 0 { "added" } else { "removed" },
             term.abs(),
-            hb(term.unsigned_abs() * x.page_size)
+            hb(term.unsigned_abs().saturating_mul(x.page_size))
         ));
     }
 }
