@@ -111,27 +111,12 @@ pub fn run(options: &Options) -> Result<()> {
         kernels.push(kernel);
     }
 
-    crate::run(crate::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "oomtrace",
-        "-p",
-        "oomtrace-hog",
-        "--bin",
-        "oomtrace",
-        "--bin",
-        "oomtrace-hog",
-    ]))?;
-    let target = target_dir();
-    let oomtrace = target.join("release/oomtrace");
-    let hog = target.join("release/oomtrace-hog");
     let schema = check::Schema::new()?;
-    let work = target.join("vm-test");
+    let work = target_dir().join("vm-test");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
     let initrd = work.join("initrd.gz");
-    initramfs::build(&initrd, &oomtrace, &hog, &root.join("tests/vm/init"))?;
+    initramfs::build_release(&initrd, &root.join("tests/vm/init"))?;
 
     let mut rows = Vec::new();
     let mut releases = Vec::new();
