@@ -12,6 +12,7 @@ use crate::{
             pending::{Invocation, Pending},
             record::Candidate,
         },
+        exact::{self, RssRule, RssSource},
         score::{BadnessInput, BadnessModel, OOM_SCORE_ADJ_MIN, badness},
     },
     report::{TaskRow, TaskTable},
@@ -23,6 +24,9 @@ pub(super) struct Scoring {
     pub(super) model: Option<BadnessModel>,
     pub(super) totalpages: Option<u64>,
     pub(super) page_size: u64,
+    /// Which read of the rss counters this kernel's killer used, learned
+    /// from its own numbers (`model::exact::rss_rule`).
+    pub(super) rss_rule: Option<RssRule>,
 }
 
 impl Scoring {
@@ -30,11 +34,13 @@ impl Scoring {
         model: Option<BadnessModel>,
         totalpages: Option<u64>,
         page_size: u64,
+        rss_rule: Option<RssRule>,
     ) -> Self {
         Self {
             model,
             totalpages,
             page_size,
+            rss_rule,
         }
     }
 
@@ -92,28 +98,33 @@ pub(super) fn candidates(p: &Pending, scoring: Scoring, env: &mut dyn Environmen
 
 fn table_candidates(table: &TaskTable, victim_pid: u32, scoring: Scoring) -> Vec<Candidate> {
     let pages = |n: u64| n * scoring.page_size;
-    let row_candidate = |row: &TaskRow| Candidate {
-        pid: row.pid,
-        tgid: Some(row.tgid),
-        uid: Some(row.uid),
-        comm: row.name.clone(),
-        memcg: None,
-        rss_bytes: pages(row.rss_pages),
-        rss_anon_bytes: row.rss_anon_pages.map(pages),
-        rss_file_bytes: row.rss_file_pages.map(pages),
-        rss_shmem_bytes: row.rss_shmem_pages.map(pages),
-        swap_bytes: row.swapents.map(pages),
-        pgtables_bytes: row
-            .pgtables_bytes
-            .or(row.nr_ptes.map(|n| pages(n + row.nr_pmds.unwrap_or(0)))),
-        oom_score_adj: row.oom_score_adj,
-        points: scoring
+    let row_candidate = |row: &TaskRow| {
+        let points = scoring
             .rule()
-            .and_then(|(model, total)| badness(model, row_input(row, scoring.page_size), total)),
-        eligible: row.oom_score_adj > OOM_SCORE_ADJ_MIN,
-        victim: row.pid == victim_pid && victim_pid != 0,
-        skip_reason: (row.oom_score_adj <= OOM_SCORE_ADJ_MIN)
-            .then_some(Cow::Borrowed("oom_score_adj_min")),
+            .and_then(|(model, total)| badness(model, row_input(row, scoring.page_size), total));
+        Candidate {
+            pid: row.pid,
+            tgid: Some(row.tgid),
+            uid: Some(row.uid),
+            comm: row.name.clone(),
+            memcg: None,
+            rss_bytes: pages(row.rss_pages),
+            rss_anon_bytes: row.rss_anon_pages.map(pages),
+            rss_file_bytes: row.rss_file_pages.map(pages),
+            rss_shmem_bytes: row.rss_shmem_pages.map(pages),
+            swap_bytes: row.swapents.map(pages),
+            pgtables_bytes: row
+                .pgtables_bytes
+                .or(row.nr_ptes.map(|n| pages(n + row.nr_pmds.unwrap_or(0)))),
+            oom_score_adj: row.oom_score_adj,
+            points,
+            eligible: row.oom_score_adj > OOM_SCORE_ADJ_MIN,
+            victim: row.pid == victim_pid && victim_pid != 0,
+            skip_reason: (row.oom_score_adj <= OOM_SCORE_ADJ_MIN)
+                .then_some(Cow::Borrowed("oom_score_adj_min")),
+            rss_source: Some(RssSource::KernelReport.label()),
+            points_source: points.map(|_| Cow::Borrowed("recomputed")),
+        }
     };
     table.rows.iter().map(row_candidate).collect()
 }
@@ -151,7 +162,16 @@ fn hooked_candidates(
     Ranked {
         candidates: ordered
             .iter()
-            .map(|c| bpf_candidate(c, victim_pid, scoring.page_size, recompute, env))
+            .map(|c| {
+                bpf_candidate(
+                    c,
+                    victim_pid,
+                    scoring.page_size,
+                    recompute,
+                    scoring.rss_rule,
+                    env,
+                )
+            })
             .collect(),
         source: "bpf",
         points_recomputed: recompute.map(|_| inv.end.map(|e| e.chosen_points)),
@@ -167,11 +187,14 @@ fn bpf_candidate(
     victim_pid: u32,
     page_size: u64,
     recompute: Option<(BadnessModel, u64)>,
+    rss_rule: Option<RssRule>,
     env: &mut dyn Environment,
 ) -> Candidate {
-    let pages = |n: i64| n.max(0) as u64 * page_size;
+    let pages = |n: u64| n * page_size;
     let memory = c.flags & flag::MEMORY != 0;
-    let recomputed = recompute.and_then(|rule| recomputed_points(c, rule, page_size));
+    // The counters as this kernel's killer read them (central or summed).
+    let (rss, rss_source) = exact::candidate_rss(c, rss_rule);
+    let recomputed = recompute.and_then(|rule| recomputed_points(c, rss, rule, page_size));
     let (scored, points) = match recomputed {
         Some(points) => (points.is_some(), points.unwrap_or(i64::MIN)),
         None => (
@@ -186,24 +209,31 @@ fn bpf_candidate(
         uid: (c.uid != u32::MAX).then_some(c.uid),
         comm: comm_str(&c.comm),
         memcg: env.memcg_path(c.memcg_id),
-        rss_bytes: pages(c.rss_anon_pages) + pages(c.rss_file_pages) + pages(c.rss_shmem_pages),
-        rss_anon_bytes: memory.then(|| pages(c.rss_anon_pages)),
-        rss_file_bytes: memory.then(|| pages(c.rss_file_pages)),
-        rss_shmem_bytes: memory.then(|| pages(c.rss_shmem_pages)),
-        swap_bytes: memory.then(|| pages(c.swapents)),
+        rss_bytes: pages(rss.rss()),
+        rss_anon_bytes: memory.then(|| pages(rss.anon)),
+        rss_file_bytes: memory.then(|| pages(rss.file)),
+        rss_shmem_bytes: memory.then(|| pages(rss.shmem)),
+        swap_bytes: memory.then(|| pages(rss.swap)),
         pgtables_bytes: memory.then_some(c.pgtables_bytes.max(0) as u64),
         oom_score_adj: c.oom_score_adj,
         points: scored.then_some(points),
         eligible: scored,
         victim: c.pid == victim_pid && victim_pid != 0,
         skip_reason: (!scored).then(|| Cow::Borrowed(skip_reason(c, kernel_scored))),
+        rss_source: memory.then(|| rss_source.label()),
+        points_source: scored.then_some(match recomputed {
+            Some(_) => Cow::Borrowed("recomputed"),
+            None => Cow::Borrowed("kernel"),
+        }),
     }
 }
 
-/// The kernel's rule applied to a task the killer could have scored; None
-/// for the ones it passes over unscored.
+/// The kernel's rule applied to a task the killer could have scored (its
+/// counters `rss` as the killer read them); None for the ones it passes
+/// over unscored.
 fn recomputed_points(
     c: &OomCandidateEvent,
+    rss: exact::RssPages,
     (model, total): (BadnessModel, u64),
     page_size: u64,
 ) -> Option<Option<i64>> {
@@ -215,9 +245,8 @@ fn recomputed_points(
         return None;
     }
     let input = BadnessInput {
-        rss_pages: (c.rss_anon_pages.max(0) + c.rss_file_pages.max(0) + c.rss_shmem_pages.max(0))
-            as u64,
-        swap_pages: c.swapents.max(0) as u64,
+        rss_pages: rss.rss(),
+        swap_pages: rss.swap,
         pgtable_pages: c.pgtables_bytes.max(0) as u64 / page_size,
         oom_score_adj: c.oom_score_adj,
         uid: c.uid,
