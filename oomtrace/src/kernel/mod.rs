@@ -4,4 +4,5 @@ pub mod btf;
 pub mod facts;
 pub mod kmsg;
 pub mod loader;
+pub mod percpu;
 pub mod tracefs;

@@ -18,6 +18,7 @@ use crate::{
         pending::{Invocation, Pending, Sources},
         recent::RecentPids,
         record::Decision,
+        rss,
     },
     report::ReportItem,
 };
@@ -59,6 +60,8 @@ pub struct Builder {
     pub evicted: u64,
     /// Pieces that arrived after their victim's decision went out.
     pub late_pieces: u64,
+    /// The rss read this kernel's OOM killer uses, once a decision learned it.
+    rss_rule: Option<crate::model::exact::RssRule>,
 }
 
 impl Builder {
@@ -78,6 +81,7 @@ impl Builder {
             aborted: Default::default(),
             evicted: 0,
             late_pieces: 0,
+            rss_rule: None,
         }
     }
 
@@ -248,6 +252,24 @@ impl Builder {
                     return;
                 }
                 let trigger = report.trigger.as_ref().map(|t| t.pid);
+                // A report of an OOM that killed nothing pairs with the
+                // oldest such invocation of its trigger: one task failing its
+                // charge again and again leaves several pending, and the
+                // kernel logs them in order.
+                let same_trigger = |p: &Pending| {
+                    p.invocation
+                        .as_ref()
+                        .is_some_and(|i| Some(i.trigger_pid) == trigger)
+                };
+                if pid == 0
+                    && let Some(p) = self
+                        .pending
+                        .iter_mut()
+                        .find(|p| p.victim_pid == 0 && p.report.is_none() && same_trigger(p))
+                {
+                    p.report = Some(report);
+                    return;
+                }
                 let pending = self.pending_for(now, pid, |p| {
                     p.report.is_none()
                         && (pid != 0
@@ -347,6 +369,14 @@ impl Builder {
 
     fn emit(&mut self, ids: &[u64], env: &mut dyn Environment) -> Vec<Decision> {
         let mut decisions = Vec::new();
+        // Learn the kernel's rss read from any decision of this batch first,
+        // so that its OOMs that cannot tell on their own get it too.
+        if self.rss_rule.is_none() {
+            let batch = ids
+                .iter()
+                .filter_map(|id| self.pending.iter().find(|p| p.id == *id));
+            self.rss_rule = rss::learn(batch, env.page_size());
+        }
         for id in ids {
             let Some(index) = self.pending.iter().position(|p| p.id == *id) else {
                 continue;
@@ -378,6 +408,13 @@ impl Builder {
             }
             self.seq += 1;
             let mut decision = assemble(self.seq, self.sources, &pending, env);
+            // The rss read is the kernel's: learned once, it holds for OOMs
+            // that cannot tell on their own (model::exact).
+            let events = pending
+                .invocation
+                .as_ref()
+                .map_or(&[][..], |i| &i.candidates[..]);
+            rss::settle(&mut self.rss_rule, &mut decision, events);
             self.history.note_repeats(&mut decision);
             self.note_invocation_end(&pending, &mut decision);
             decisions.push(decision);

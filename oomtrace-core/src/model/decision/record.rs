@@ -111,6 +111,15 @@ pub struct Candidate {
     /// backends): `oom_score_adj_min`, `already_victim`, `victim_exiting`
     /// (the OOM was aborted), `kernel_thread`, `no_mm`, `not_eligible`.
     pub skip_reason: Option<Cow<'static, str>>,
+    /// Where the rss/swap numbers come from: `kernel_report`, `bpf_exact`
+    /// (read as the killer read them), `bpf_approx` (central counts that
+    /// may lag the kernel's per-CPU sums); see `model::exact`.
+    #[serde(default)]
+    pub rss_source: Option<Cow<'static, str>>,
+    /// `kernel` (oom_badness's own return value) or `recomputed` (the
+    /// kernel's rule applied to the numbers above); null without points.
+    #[serde(default)]
+    pub points_source: Option<Cow<'static, str>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -128,6 +137,13 @@ pub struct Victim {
     pub pgtables_bytes: Option<u64>,
     pub total_vm_bytes: Option<u64>,
     pub oom_score_adj: Option<i32>,
+    /// Where `rss_anon/file/shmem_bytes` come from: `kernel_report` (the
+    /// `Killed process` line), `bpf_exact`, `bpf_approx`; see `model::exact`.
+    #[serde(default)]
+    pub rss_source: Option<Cow<'static, str>>,
+    /// `kernel` (oc->chosen_points or oom_badness) or `recomputed`.
+    #[serde(default)]
+    pub points_source: Option<Cow<'static, str>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -171,6 +187,12 @@ pub struct Decision {
     pub badness_model: Option<BadnessModel>,
     pub candidates: Vec<Candidate>,
     pub candidates_source: Cow<'static, str>,
+    /// How this kernel's OOM killer read the rss counters, learned from its
+    /// own points and kill line: `get_mm_counter` (central count, 6.x)
+    /// or `get_mm_counter_sum` (per-CPU sum, 7.x); null when nothing
+    /// told them apart (or the counters have no per-CPU part).
+    #[serde(default)]
+    pub rss_rule: Option<Cow<'static, str>>,
     /// Candidates the killer visited that are missing from `candidates`
     /// (ring buffer full); null when the source cannot tell.
     #[serde(default)]

@@ -27,7 +27,7 @@ use oomtrace_core::{
 use crate::{
     commands::run::{
         charge_hook, decisions::Decisions, env::LiveEnv, inputs::Inputs, lost::Losses,
-        options::RunOptions,
+        options::RunOptions, rss_rule::SharedRssRule,
     },
     kernel::{
         kmsg::{Kmsg, KmsgRead, KmsgRecord},
@@ -54,6 +54,8 @@ pub struct Session {
     lost: Losses,
     housekeeping: Every,
     charge_hook: ChargeHookMode,
+    /// The rss read the kernel programs were told (`model::exact`).
+    rss_rule: SharedRssRule,
 }
 
 impl Session {
@@ -96,6 +98,7 @@ impl Session {
             lost: Losses::new(),
             housekeeping: Every::new(HOUSEKEEPING),
             charge_hook: options.charge_hook,
+            rss_rule: SharedRssRule::default(),
             env: LiveEnv::new(tracer, hierarchy, release),
             out,
         };
@@ -139,6 +142,8 @@ impl Session {
     /// the on-demand charge hook.
     pub fn on_tick(&mut self) -> Result<ControlFlow<()>> {
         let decisions = self.builder.poll(Instant::now(), &mut self.env);
+        self.rss_rule
+            .share(&self.env.tracer, &decisions, &mut self.out)?;
         if self.decisions.write(&mut self.out, decisions)? {
             return Ok(ControlFlow::Break(()));
         }

@@ -32,7 +32,7 @@ use self::{
     hooks::{Hook, RAW_MARK_VICTIM, TRACEPOINT_HOOKS},
     maps::Maps,
 };
-use crate::kernel::{btf, tracefs};
+use crate::kernel::{btf, percpu, tracefs};
 
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
@@ -196,6 +196,13 @@ impl Tracer {
         self.charge_hook.borrow_mut().take();
     }
 
+    /// Tells the candidate hooks which rss read this kernel's OOM killer
+    /// uses (an `oomtrace_ebpf::rss_rule` value, learned from its own
+    /// numbers): with `COUNTER` they stop summing per-CPU counters.
+    pub fn set_rss_rule(&self, rule: u32) -> Result<(), LoaderError> {
+        Ok(maps::set_rss_rule(&mut self.ebpf.borrow_mut(), rule)?)
+    }
+
     /// How many of the hooks on `function` attached (entry and exit count apart).
     pub fn attached_hooks_on(&self, function: &str) -> usize {
         let suffix = format!("/{function}");
@@ -211,6 +218,8 @@ impl Tracer {
 struct Preflight {
     btf: btf::KernelBtf,
     offsets: btf::ResolvedOffsets,
+    /// Where the per-CPU rss counters live, for the programs' sums.
+    percpu: percpu::ResolvedPercpu,
     tracefs_root: PathBuf,
     layout: tracefs::LayoutReport,
     /// The raw `mark_victim` tracepoint passes the task (6.8+).
@@ -225,6 +234,7 @@ impl Preflight {
         }
         let btf = btf::KernelBtf::open(&options.btf_path)?;
         let offsets = btf.resolve_offsets()?;
+        let percpu = percpu::resolve(&btf, &offsets.offsets)?;
         let tracefs_root = tracefs::tracefs_root()?;
         let layout = tracefs::read_layout(&tracefs_root)?;
         let victim_task_hook = btf
@@ -233,17 +243,20 @@ impl Preflight {
         Ok(Self {
             btf,
             offsets,
+            percpu,
             tracefs_root,
             layout,
             victim_task_hook,
         })
     }
 
-    /// Kernel fields (BTF), then tracepoint fields (tracefs), this kernel lacks.
+    /// Kernel fields (BTF), then tracepoint fields (tracefs), then what keeps
+    /// the per-CPU rss sums off, that this kernel lacks.
     fn unavailable(&self) -> Vec<String> {
         let fields = self.offsets.unavailable.iter().map(|f| f.to_string());
         fields
             .chain(self.layout.missing_fields.iter().cloned())
+            .chain(self.percpu.unavailable.iter().cloned())
             .collect()
     }
 }
@@ -260,6 +273,7 @@ fn load(kernel: &Preflight, cgroup_filter: bool) -> Result<Ebpf, LoaderError> {
         .override_global("OFFSETS", &kernel.offsets.offsets, true)
         .override_global("LAYOUT", &kernel.layout.layout, true)
         .override_global("CONFIG", &config, true)
+        .override_global("PERCPU", &kernel.percpu.layout, true)
         .load(EBPF_OBJECT)
         .map_err(LoaderError::Object)
 }

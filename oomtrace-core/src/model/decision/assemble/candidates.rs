@@ -12,6 +12,7 @@ use crate::{
             pending::{Invocation, Pending},
             record::Candidate,
         },
+        exact::{self, RssRule, RssSource},
         score::{BadnessInput, BadnessModel, Implausible, OOM_SCORE_ADJ_MIN, try_badness},
     },
     report::{TaskRow, TaskTable},
@@ -23,6 +24,9 @@ pub(super) struct Scoring {
     pub(super) model: Option<BadnessModel>,
     pub(super) totalpages: Option<u64>,
     pub(super) page_size: u64,
+    /// Which read of the rss counters this kernel's killer used, learned
+    /// from its own numbers (`model::exact::rss_rule`).
+    pub(super) rss_rule: Option<RssRule>,
 }
 
 impl Scoring {
@@ -30,11 +34,13 @@ impl Scoring {
         model: Option<BadnessModel>,
         totalpages: Option<u64>,
         page_size: u64,
+        rss_rule: Option<RssRule>,
     ) -> Self {
         Self {
             model,
             totalpages,
             page_size,
+            rss_rule,
         }
     }
 
@@ -118,33 +124,38 @@ fn table_candidates(
     implausible: &mut Vec<(u32, Implausible)>,
 ) -> Vec<Candidate> {
     let pages = |n: u64| n.saturating_mul(scoring.page_size);
-    let row_candidate = |row: &TaskRow| Candidate {
-        pid: row.pid,
-        tgid: Some(row.tgid),
-        uid: Some(row.uid),
-        comm: row.name.clone(),
-        memcg: None,
-        rss_bytes: pages(row.rss_pages),
-        rss_anon_bytes: row.rss_anon_pages.map(pages),
-        rss_file_bytes: row.rss_file_pages.map(pages),
-        rss_shmem_bytes: row.rss_shmem_pages.map(pages),
-        swap_bytes: row.swapents.map(pages),
-        pgtables_bytes: row.pgtables_bytes.or(row
-            .nr_ptes
-            .map(|n| pages(n.saturating_add(row.nr_pmds.unwrap_or(0))))),
-        oom_score_adj: row.oom_score_adj,
-        points: scoring.rule().and_then(|rule| {
+    let row_candidate = |row: &TaskRow| {
+        let points = scoring.rule().and_then(|rule| {
             score(
                 rule,
                 row_input(row, scoring.page_size),
                 row.pid,
                 implausible,
             )
-        }),
-        eligible: row.oom_score_adj > OOM_SCORE_ADJ_MIN,
-        victim: row.pid == victim_pid && victim_pid != 0,
-        skip_reason: (row.oom_score_adj <= OOM_SCORE_ADJ_MIN)
-            .then_some(Cow::Borrowed("oom_score_adj_min")),
+        });
+        Candidate {
+            pid: row.pid,
+            tgid: Some(row.tgid),
+            uid: Some(row.uid),
+            comm: row.name.clone(),
+            memcg: None,
+            rss_bytes: pages(row.rss_pages),
+            rss_anon_bytes: row.rss_anon_pages.map(pages),
+            rss_file_bytes: row.rss_file_pages.map(pages),
+            rss_shmem_bytes: row.rss_shmem_pages.map(pages),
+            swap_bytes: row.swapents.map(pages),
+            pgtables_bytes: row.pgtables_bytes.or(row
+                .nr_ptes
+                .map(|n| pages(n.saturating_add(row.nr_pmds.unwrap_or(0))))),
+            oom_score_adj: row.oom_score_adj,
+            points,
+            eligible: row.oom_score_adj > OOM_SCORE_ADJ_MIN,
+            victim: row.pid == victim_pid && victim_pid != 0,
+            skip_reason: (row.oom_score_adj <= OOM_SCORE_ADJ_MIN)
+                .then_some(Cow::Borrowed("oom_score_adj_min")),
+            rss_source: Some(RssSource::KernelReport.label()),
+            points_source: points.map(|_| Cow::Borrowed("recomputed")),
+        }
     };
     table.rows.iter().map(row_candidate).collect()
 }
@@ -192,6 +203,7 @@ fn hooked_candidates(
                     victim_pid,
                     scoring.page_size,
                     recompute,
+                    scoring.rss_rule,
                     env,
                     &mut implausible,
                 )
@@ -212,13 +224,17 @@ fn bpf_candidate(
     victim_pid: u32,
     page_size: u64,
     recompute: Option<(BadnessModel, u64)>,
+    rss_rule: Option<RssRule>,
     env: &mut dyn Environment,
     implausible: &mut Vec<(u32, Implausible)>,
 ) -> Candidate {
-    let pages = |n: i64| (n.max(0) as u64).saturating_mul(page_size);
+    let pages = |n: u64| n.saturating_mul(page_size);
     let memory = c.flags & flag::MEMORY != 0;
+    // The counters as this kernel's killer read them (central or summed).
+    let (rss, rss_source) = exact::candidate_rss(c, rss_rule);
     let before = implausible.len();
-    let recomputed = recompute.and_then(|rule| recomputed_points(c, rule, page_size, implausible));
+    let recomputed =
+        recompute.and_then(|rule| recomputed_points(c, rss, rule, page_size, implausible));
     // Unscored because its numbers are impossible, not passed over by the killer.
     let impossible = implausible.len() > before;
     let (scored, points) = match recomputed {
@@ -235,26 +251,31 @@ fn bpf_candidate(
         uid: (c.uid != u32::MAX).then_some(c.uid),
         comm: comm_str(&c.comm),
         memcg: env.memcg_path(c.memcg_id),
-        rss_bytes: pages(c.rss_anon_pages)
-            .saturating_add(pages(c.rss_file_pages))
-            .saturating_add(pages(c.rss_shmem_pages)),
-        rss_anon_bytes: memory.then(|| pages(c.rss_anon_pages)),
-        rss_file_bytes: memory.then(|| pages(c.rss_file_pages)),
-        rss_shmem_bytes: memory.then(|| pages(c.rss_shmem_pages)),
-        swap_bytes: memory.then(|| pages(c.swapents)),
+        rss_bytes: pages(rss.rss()),
+        rss_anon_bytes: memory.then(|| pages(rss.anon)),
+        rss_file_bytes: memory.then(|| pages(rss.file)),
+        rss_shmem_bytes: memory.then(|| pages(rss.shmem)),
+        swap_bytes: memory.then(|| pages(rss.swap)),
         pgtables_bytes: memory.then_some(c.pgtables_bytes.max(0) as u64),
         oom_score_adj: c.oom_score_adj,
         points: scored.then_some(points),
         eligible: scored || impossible,
         victim: c.pid == victim_pid && victim_pid != 0,
         skip_reason: (!scored && !impossible).then(|| Cow::Borrowed(skip_reason(c, kernel_scored))),
+        rss_source: memory.then(|| rss_source.label()),
+        points_source: scored.then_some(match recomputed {
+            Some(_) => Cow::Borrowed("recomputed"),
+            None => Cow::Borrowed("kernel"),
+        }),
     }
 }
 
-/// The kernel's rule applied to a task the killer could have scored; None
-/// for the ones it passes over unscored.
+/// The kernel's rule applied to a task the killer could have scored (its
+/// counters `rss` as the killer read them); None for the ones it passes
+/// over unscored.
 fn recomputed_points(
     c: &OomCandidateEvent,
+    rss: exact::RssPages,
     rule: (BadnessModel, u64),
     page_size: u64,
     implausible: &mut Vec<(u32, Implausible)>,
@@ -267,10 +288,8 @@ fn recomputed_points(
         return None;
     }
     let input = BadnessInput {
-        rss_pages: [c.rss_anon_pages, c.rss_file_pages, c.rss_shmem_pages]
-            .iter()
-            .fold(0u64, |sum, &n| sum.saturating_add(n.max(0) as u64)),
-        swap_pages: c.swapents.max(0) as u64,
+        rss_pages: rss.rss(),
+        swap_pages: rss.swap,
         pgtable_pages: c.pgtables_bytes.max(0) as u64 / page_size.max(1),
         oom_score_adj: c.oom_score_adj,
         uid: c.uid,

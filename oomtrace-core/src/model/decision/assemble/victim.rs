@@ -1,6 +1,10 @@
-//! The victim, preferring the kernel's own numbers (tracepoint kB fields),
-//! then the victim-task hook's, then the kill line's and the task table's;
-//! the pids killed; the container it ran in.
+//! The victim, preferring the kernel's own numbers: its rss from the
+//! `Killed process` line, else read the way this kernel's killer read it
+//! (`model::exact`); the rest from the tracepoint's kB fields, then the
+//! victim-task hook's, then the kill line's and the task table's; the pids
+//! killed; the container it ran in.
+use std::borrow::Cow;
+
 use oomtrace_ebpf::{
     MarkVictimEvent, VictimTaskEvent, mark_victim_field as mark_field, victim_valid,
 };
@@ -14,6 +18,7 @@ use crate::{
             pending::Pending,
             record::{Candidate, Victim},
         },
+        exact::{self, RssSource},
         score::{BadnessInput, Implausible},
     },
     report::{KillLine, TaskRow},
@@ -40,8 +45,8 @@ pub(super) fn victim(
             .and_then(|t| t.rows.iter().find(|r| r.pid == p.victim_pid)),
         page_size: scoring.page_size,
     };
-    let memory = seen.memory();
-    let points = victim_points(p, candidates, scoring, &memory, implausible);
+    let memory = seen.memory(scoring);
+    let (points, points_source) = victim_points(p, candidates, scoring, &memory, implausible);
     Some(Victim {
         pid: p.victim_pid,
         tgid: seen.tgid(),
@@ -56,6 +61,8 @@ pub(super) fn victim(
         pgtables_bytes: memory.pgtables_bytes,
         total_vm_bytes: seen.total_vm_bytes(),
         oom_score_adj: memory.oom_score_adj,
+        rss_source: memory.rss_source.map(RssSource::label),
+        points_source,
     })
 }
 
@@ -76,6 +83,8 @@ struct VictimMemory {
     swap_bytes: Option<u64>,
     pgtables_bytes: Option<u64>,
     oom_score_adj: Option<i32>,
+    /// Where the three rss numbers come from.
+    rss_source: Option<RssSource>,
 }
 
 /// kB (from the kernel's lines or events) in bytes; saturating, so a
@@ -93,40 +102,28 @@ impl Seen<'_> {
         self.task.filter(|t| t.valid & bit != 0)
     }
 
-    fn pages(&self, n: i64) -> u64 {
-        (n.max(0) as u64).saturating_mul(self.page_size)
-    }
-
-    /// An rss counter of the victim-task hook, in bytes.
-    fn task_rss(&self, pages: impl Fn(&VictimTaskEvent) -> i64) -> Option<u64> {
-        self.task_has(victim_valid::RSS)
-            .map(|t| self.pages(pages(t)))
-    }
-
-    fn memory(&self) -> VictimMemory {
+    /// The kill line's rss first, else the kernel's read (`model::exact`);
+    /// swap as the kernel's rule counts it, else the task table's.
+    fn memory(&self, scoring: Scoring) -> VictimMemory {
+        let rss = exact::victim_rss(
+            self.kill,
+            self.mark,
+            self.task,
+            scoring.rss_rule,
+            self.page_size,
+        );
         VictimMemory {
-            rss_anon_bytes: kb(self.mark_has(mark_field::ANON_RSS).map(|m| m.anon_rss_kb))
-                .or(self.task_rss(|t| t.rss_anon_pages))
-                .or(kb(self.kill.and_then(|k| k.anon_rss_kb))),
-            rss_file_bytes: kb(self.mark_has(mark_field::FILE_RSS).map(|m| m.file_rss_kb))
-                .or(self.task_rss(|t| t.rss_file_pages))
-                .or(kb(self.kill.and_then(|k| k.file_rss_kb))),
-            rss_shmem_bytes: kb(self.mark_has(mark_field::SHMEM_RSS).map(|m| m.shmem_rss_kb))
-                .or(self.task_rss(|t| t.rss_shmem_pages))
-                .or(kb(self.kill.and_then(|k| k.shmem_rss_kb))),
-            swap_bytes: self.swap_bytes(),
-            pgtables_bytes: self.pgtables_bytes(),
-            oom_score_adj: self.oom_score_adj(),
-        }
-    }
-
-    fn swap_bytes(&self) -> Option<u64> {
-        self.task_has(victim_valid::SWAPENTS)
-            .map(|t| self.pages(t.swapents))
-            .or(self
+            rss_anon_bytes: rss.anon_bytes,
+            rss_file_bytes: rss.file_bytes,
+            rss_shmem_bytes: rss.shmem_bytes,
+            swap_bytes: rss.swap_bytes.or(self
                 .row
                 .and_then(|r| r.swapents)
-                .map(|n| n.saturating_mul(self.page_size)))
+                .map(|n| n.saturating_mul(self.page_size))),
+            pgtables_bytes: self.pgtables_bytes(),
+            oom_score_adj: self.oom_score_adj(),
+            rss_source: rss.source,
+        }
     }
 
     fn pgtables_bytes(&self) -> Option<u64> {
@@ -181,36 +178,45 @@ impl Seen<'_> {
 }
 
 /// The killer's own points for its choice, else the candidate's, else the
-/// kernel's rule applied to the victim's counters.
+/// kernel's rule applied to the victim's counters; and which of these
+/// (`points_source`: `kernel` or `recomputed`).
 fn victim_points(
     p: &Pending,
     candidates: &[Candidate],
     scoring: Scoring,
     memory: &VictimMemory,
     implausible: &mut Vec<(u32, Implausible)>,
-) -> Option<i64> {
-    p.invocation
+) -> (Option<i64>, Option<Cow<'static, str>>) {
+    let kernel_points = p
+        .invocation
         .as_ref()
         .and_then(|i| i.choice)
         .filter(|c| c.pid == p.victim_pid)
-        .map(|c| c.points)
-        .or(candidates.iter().find(|c| c.victim).and_then(|c| c.points))
-        .or_else(|| {
-            let rule = (scoring.model?, scoring.totalpages?);
-            let page_size = scoring.page_size.max(1);
-            let rss = memory
-                .rss_anon_bytes?
-                .saturating_add(memory.rss_file_bytes?)
-                .saturating_add(memory.rss_shmem_bytes?);
-            let input = BadnessInput {
-                rss_pages: rss / page_size,
-                swap_pages: memory.swap_bytes.unwrap_or(0) / page_size,
-                pgtable_pages: memory.pgtables_bytes.unwrap_or(0) / page_size,
-                oom_score_adj: memory.oom_score_adj?,
-                uid: 1,
-            };
-            score(rule, input, p.victim_pid, implausible)
-        })
+        .map(|c| (c.points, Cow::Borrowed("kernel")))
+        .or(candidates
+            .iter()
+            .find(|c| c.victim)
+            .and_then(|c| Some((c.points?, c.points_source.clone()?))));
+    if let Some((points, source)) = kernel_points {
+        return (Some(points), Some(source));
+    }
+    let recomputed = (|| {
+        let rule = (scoring.model?, scoring.totalpages?);
+        let page_size = scoring.page_size.max(1);
+        let rss = memory
+            .rss_anon_bytes?
+            .saturating_add(memory.rss_file_bytes?)
+            .saturating_add(memory.rss_shmem_bytes?);
+        let input = BadnessInput {
+            rss_pages: rss / page_size,
+            swap_pages: memory.swap_bytes.unwrap_or(0) / page_size,
+            pgtable_pages: memory.pgtables_bytes.unwrap_or(0) / page_size,
+            oom_score_adj: memory.oom_score_adj?,
+            uid: 1,
+        };
+        score(rule, input, p.victim_pid, implausible)
+    })();
+    (recomputed, recomputed.map(|_| Cow::Borrowed("recomputed")))
 }
 
 /// The victim's candidate row carries the victim's memcg.
