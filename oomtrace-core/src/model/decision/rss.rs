@@ -18,19 +18,31 @@ pub(super) fn learn<'a>(
     page_size: u64,
 ) -> Option<RssRule> {
     batch.into_iter().find_map(|p| {
-        let invocation = p.invocation.as_ref();
-        exact::rss_rule(
-            invocation.map_or(&[], |i| i.candidates.as_slice()),
-            invocation.and_then(|i| i.end).map(|e| e.totalpages),
-            p.task.as_deref(),
-            p.kill_line(),
-            p.report
-                .as_ref()
-                .and_then(|r| r.tasks.as_ref())
-                .map(|t| t.rows.as_slice()),
-            page_size,
-        )
+        let totalpages = p
+            .invocation
+            .as_ref()
+            .and_then(|i| i.end)
+            .map(|e| e.totalpages);
+        rule_of(p, totalpages, page_size)
     })
+}
+
+/// Which rss read this kernel's killer used for one OOM, from its own
+/// numbers: its points, the kill line, the task table (`model::exact`).
+pub(super) fn rule_of(p: &Pending, totalpages: Option<u64>, page_size: u64) -> Option<RssRule> {
+    exact::rss_rule(
+        p.invocation
+            .as_ref()
+            .map_or(&[], |i| i.candidates.as_slice()),
+        totalpages,
+        p.task.as_deref(),
+        p.kill_line(),
+        p.report
+            .as_ref()
+            .and_then(|r| r.tasks.as_ref())
+            .map(|t| t.rows.as_slice()),
+        page_size,
+    )
 }
 
 /// Finishes a decision's rss: remembers in `known` the read it learned, or

@@ -16,14 +16,12 @@ use crate::model::score::Implausible;
 
 use crate::{
     base::{Envelope, time::rfc3339},
-    model::{
-        decision::{
-            env::Environment,
-            explain::{ExplainInput, explain, explain_container},
-            pending::{Pending, Sources},
-            record::Decision,
-        },
-        exact::{self, RssRule},
+    model::decision::{
+        env::Environment,
+        explain::{ExplainInput, explain, explain_container},
+        pending::{Pending, Sources},
+        record::Decision,
+        rss,
     },
 };
 
@@ -46,7 +44,7 @@ pub(super) fn assemble(
     let oom_memcg = memcg::oom_memcg(p, constraint, &chain, page_size, env)
         .map(|m| memcg::memcg_state(m, p, env));
     let totals = memcg::totalpages(p, constraint, oom_memcg.as_ref(), page_size, env);
-    let rss_rule = rss_rule(p, totals.pages, page_size);
+    let rss_rule = rss::rule_of(p, totals.pages, page_size);
     let scoring = Scoring::new(
         candidates::badness_model(p, env),
         totals.pages,
@@ -104,23 +102,6 @@ pub(super) fn assemble(
         .candidates
         .sort_by(|a, b| b.points.cmp(&a.points).then(b.victim.cmp(&a.victim)));
     decision
-}
-
-/// Which rss read this kernel's killer used, from its own numbers: its
-/// points, the kill line, the task table (`model::exact`).
-fn rss_rule(p: &Pending, totalpages: Option<u64>, page_size: u64) -> Option<RssRule> {
-    let invocation = p.invocation.as_ref().filter(|i| !i.candidates.is_empty());
-    exact::rss_rule(
-        invocation.map_or(&[], |i| i.candidates.as_slice()),
-        totalpages,
-        p.task.as_deref(),
-        p.kill_line(),
-        p.report
-            .as_ref()
-            .and_then(|r| r.tasks.as_ref())
-            .map(|t| t.rows.as_slice()),
-        page_size,
-    )
 }
 
 /// What the explanation needs beyond the record itself.
