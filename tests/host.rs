@@ -23,6 +23,8 @@ fn assert_victim_matches_kernel(decision: &Value, killed: &KilledLine) {
         u64_of(&victim["rss_shmem_bytes"]),
         killed.shmem_rss_kb * 1024
     );
+    // Taken from that very line, and said so.
+    assert_eq!(victim["rss_source"], "kernel_report", "{decision}");
     assert_eq!(u64_of(&victim["pgtables_bytes"]), killed.pgtables_kb * 1024);
     assert_eq!(u64_of(&victim["total_vm_bytes"]), killed.total_vm_kb * 1024);
     assert_eq!(

@@ -2,8 +2,8 @@
 //! trusting the kernel's byte count beyond what each record type needs.
 use oomtrace_ebpf::{
     ChargeFailureEvent, EventHeader, MarkVictimEvent, MemcgAtLimitEvent, OomCandidateEvent,
-    OomChoiceEvent, OomEndEvent, OomWaitEvent, PagefaultOomEvent, ReaperEvent, VictimExitEvent,
-    VictimTaskEvent, kind,
+    OomChoiceEvent, OomEndEvent, OomWaitEvent, PagefaultOomEvent, ReaperEvent, RssSums,
+    VictimExitEvent, VictimTaskEvent, kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +147,7 @@ pub fn to_json(event: &Event) -> serde_json::Value {
                 "total_vm_pages": e.total_vm_pages,
                 "trigger_memcg_id": e.trigger_memcg_id,
                 "memcg_chain": chain,
+                "sums": sums_json(&e.sums),
             })
         }
         Event::Reaper(e) => json!({ "pid": e.pid, "step": e.step }),
@@ -167,6 +168,7 @@ pub fn to_json(event: &Event) -> serde_json::Value {
             "swapents": e.swapents,
             "pgtables_bytes": e.pgtables_bytes,
             "memcg_id": e.memcg_id,
+            "sums": sums_json(&e.sums),
         }),
         Event::OomChoice(e) => json!({
             "oom_seq": e.oom_seq,
@@ -208,6 +210,17 @@ pub fn to_json(event: &Event) -> serde_json::Value {
         }),
     };
     json!({ "header": header, "event": body })
+}
+
+/// The per-CPU sums of the rss counters (meaningful with the `RSS_SUM` /
+/// `MEMORY_SUM` bit of `valid` / `flags`).
+fn sums_json(s: &RssSums) -> serde_json::Value {
+    serde_json::json!({
+        "rss_file_pages": s.file_pages,
+        "rss_anon_pages": s.anon_pages,
+        "rss_shmem_pages": s.shmem_pages,
+        "swapents": s.swapents,
+    })
 }
 
 /// Human name of an event kind, for drop counters.

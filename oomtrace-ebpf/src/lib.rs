@@ -148,6 +148,11 @@ pub mod victim_valid {
     pub const TRIGGER_MEMCG: u32 = 1 << 5;
     pub const TOTAL_VM: u32 = 1 << 6;
     pub const SWAPENTS: u32 = 1 << 7;
+    /// `sums` holds the per-CPU sums (`percpu_counter_sum`).
+    pub const RSS_SUM: u32 = 1 << 8;
+    /// The rss counters have no per-CPU part (`atomic_long_t`, before 6.2):
+    /// the values read are whole, whichever read the kernel uses.
+    pub const RSS_ATOMIC: u32 = 1 << 9;
 }
 
 /// Raw tracepoint `mark_victim(struct task_struct *task, ...)`: the victim read
@@ -174,8 +179,13 @@ pub struct VictimTaskEvent {
     pub memcg_depth: u32,
     pub _pad0: u32,
     pub memcg: [MemcgLevel; MEMCG_CHAIN_MAX],
+    /// The rss counters summed over every possible CPU, as
+    /// `get_mm_counter_sum` reads them (valid with [`victim_valid::RSS_SUM`]);
+    /// the `rss_*_pages`/`swapents` fields above are the central values
+    /// `get_mm_counter` reads. See [`RssSums`].
+    pub sums: RssSums,
 }
-const _: () = assert!(core::mem::size_of::<VictimTaskEvent>() == 456);
+const _: () = assert!(core::mem::size_of::<VictimTaskEvent>() == 488);
 
 /// An OOM reaper step for `pid`.
 #[repr(C)]
@@ -244,6 +254,10 @@ pub mod candidate_flag {
     pub const NO_MM: u32 = 1 << 4;
     /// Memory numbers were read.
     pub const MEMORY: u32 = 1 << 5;
+    /// `sums` holds the per-CPU sums of the rss counters.
+    pub const MEMORY_SUM: u32 = 1 << 6;
+    /// The rss counters have no per-CPU part (before 6.2): the values are whole.
+    pub const MEMORY_ATOMIC: u32 = 1 << 7;
 }
 
 /// One task the OOM killer looked at (`oom_evaluate_task`), in its order.
@@ -270,8 +284,10 @@ pub struct OomCandidateEvent {
     pub flags: u32,
     /// Position in the evaluation order (0-based).
     pub index: u32,
+    /// Per-CPU sums of the rss counters (valid with [`candidate_flag::MEMORY_SUM`]).
+    pub sums: RssSums,
 }
-const _: () = assert!(core::mem::size_of::<OomCandidateEvent>() == 144);
+const _: () = assert!(core::mem::size_of::<OomCandidateEvent>() == 176);
 
 /// `oom_kill_process`: the killer's choice, before any memory.oom.group sweep.
 #[repr(C)]
@@ -436,6 +452,68 @@ pub struct MemcgOomArgs {
     pub order: i32,
 }
 const _: () = assert!(core::mem::size_of::<MemcgOomArgs>() == 16);
+
+/// `mm->rss_stat[]` summed over every possible CPU: `percpu_counter.count`
+/// plus each CPU's `s32` delta, what `percpu_counter_sum()` (and so
+/// `get_mm_counter_sum()`) returns before its clamp at 0. On 6.2+ the
+/// central `count` alone (`get_mm_counter()`) lags the sum by up to the
+/// batch size per CPU; 7.x OOM reports and `oom_badness` use the sum
+/// (docs/rss-counters.md).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RssSums {
+    pub file_pages: i64,
+    pub anon_pages: i64,
+    pub swapents: i64,
+    pub shmem_pages: i64,
+}
+const _: () = assert!(core::mem::size_of::<RssSums>() == 32);
+
+/// Most CPUs the programs sum per-CPU counters over (`nr_cpu_ids` above
+/// this: no sums, reported unavailable). A power of two.
+pub const MAX_CPUS: u32 = 1024;
+
+/// Where per-CPU data lives, for summing `struct percpu_counter` the way
+/// `__percpu_counter_sum` does: `*(s32 *)(counters + __per_cpu_offset[cpu])`
+/// for every possible CPU. Resolved by the collector (`/proc/kallsyms`,
+/// BTF, `/sys/devices/system/cpu/possible`); `cpus == 0` disables sums.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PercpuLayout {
+    /// Kernel address of the `__per_cpu_offset[]` array.
+    pub per_cpu_offset: u64,
+    /// Offset of `percpu_counter.counters` (the `s32 __percpu *`).
+    pub counters: u32,
+    /// Possible CPUs, `0..cpus` (`nr_cpu_ids`, at most [`MAX_CPUS`]); 0: no sums.
+    pub cpus: u32,
+    /// Non-zero: the rss counters are `atomic_long_t` (before 6.2), whole
+    /// without any sum.
+    pub atomic_counters: u32,
+    pub _pad0: u32,
+}
+const _: () = assert!(core::mem::size_of::<PercpuLayout>() == 24);
+
+impl PercpuLayout {
+    pub const UNRESOLVED: Self = Self {
+        per_cpu_offset: 0,
+        counters: UNAVAILABLE,
+        cpus: 0,
+        atomic_counters: 0,
+        _pad0: 0,
+    };
+}
+
+/// Values of map `RSS_RULE` (element 0): which counter read the running
+/// kernel's OOM killer uses, as the collector learned it from the kernel's
+/// own numbers. With [`rss_rule::COUNTER`] the candidates are not summed.
+pub mod rss_rule {
+    /// Not known yet: candidates carry both reads.
+    pub const UNKNOWN: u32 = 0;
+    /// `get_mm_counter()`, the central count (6.x, e.g. 6.12).
+    pub const COUNTER: u32 = 1;
+    /// `get_mm_counter_sum()`, the per-CPU sum (7.x, e.g. 7.3).
+    pub const SUM: u32 = 2;
+}
 
 /// Kernel struct field offsets (bytes) resolved from BTF at start-up;
 /// [`UNAVAILABLE`] where the running kernel lacks the field.
@@ -614,6 +692,7 @@ mod user {
     unsafe impl aya::Pod for KernelOffsets {}
     unsafe impl aya::Pod for TracepointLayout {}
     unsafe impl aya::Pod for Config {}
+    unsafe impl aya::Pod for PercpuLayout {}
     unsafe impl aya::Pod for MemcgReclaimStats {}
     unsafe impl aya::Pod for ChargeFailureState {}
     unsafe impl aya::Pod for ChargeFailureKey {}

@@ -3,5 +3,6 @@
 //! the host only through `decision::Environment`.
 pub mod charge;
 pub mod decision;
+pub mod exact;
 pub mod score;
 pub mod stall;

@@ -1,6 +1,7 @@
 //! Raw tracepoint `mark_victim(struct task_struct *task, uid_t uid)` (6.x):
-//! the victim read through BTF offsets — identity, rss counters in pages,
-//! page tables, oom_score_adj — plus its memcg chain and the memcg of the task
+//! the victim read through BTF offsets — identity, rss counters in pages
+//! (central counts and per-CPU sums), page tables, oom_score_adj — plus its
+//! memcg chain and the memcg of the task
 //! that ran the killer (the allocating task). Filtered by `--cgroup` here.
 use aya_ebpf::{
     helpers::generated::bpf_get_current_task, macros::raw_tracepoint,
@@ -11,6 +12,7 @@ use oomtrace_ebpf::{UNAVAILABLE, VictimTaskEvent, kind, victim_valid as valid};
 use super::{
     common::{CONFIG, OFFSETS, VICTIMS, global, read_or_zero, reserve, write_header},
     memcg::{css_cgroup_id, fill_chain, in_scope, task_memcg_css},
+    percpu::{counters_atomic, rss_sums},
 };
 
 #[raw_tracepoint(tracepoint = "mark_victim")]
@@ -48,6 +50,14 @@ pub fn raw_mark_victim(ctx: RawTracePointContext) -> i32 {
     let counters = mm != 0 && rss_counters_available();
     if counters {
         flags |= valid::RSS | valid::SWAPENTS;
+        if counters_atomic() {
+            flags |= valid::RSS_ATOMIC;
+        }
+    }
+    // Not a hot path: summed on every kill, whichever read the kernel uses.
+    let sums = if counters { rss_sums(mm) } else { None };
+    if sums.is_some() {
+        flags |= valid::RSS_SUM;
     }
     if mm != 0 && global!(OFFSETS.mm_pgtables_bytes) != UNAVAILABLE {
         flags |= valid::PGTABLES;
@@ -78,6 +88,7 @@ pub fn raw_mark_victim(ctx: RawTracePointContext) -> i32 {
             flags |= valid::MEMCG;
         }
         (*event).memcg_depth = depth;
+        (*event).sums = sums.unwrap_or_default();
         (*event).valid = flags;
     }
     entry.submit(0);
@@ -100,8 +111,9 @@ pub fn rss_counters_available() -> bool {
         && global!(OFFSETS.mm_swapents) != UNAVAILABLE
 }
 
-/// `mm->rss_stat[index]` as the OOM killer reads it (`get_mm_counter`: the
-/// counter's central value, without summing per-CPU deltas); 0 when unknown.
+/// `mm->rss_stat[index]` as `get_mm_counter` reads it (the counter's central
+/// value, without per-CPU deltas: what 6.x OOM reports print; see
+/// `percpu::rss_sums` for 7.x); 0 when unknown.
 #[inline(always)]
 pub fn rss_counter(mm: u64, index: u32) -> i64 {
     let base = global!(OFFSETS.mm_rss_stat);

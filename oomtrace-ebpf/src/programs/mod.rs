@@ -8,5 +8,6 @@ mod memcg_reclaim;
 mod oom_fentry;
 mod oom_kprobe;
 mod oom_path;
+mod percpu;
 mod reaper;
 mod victim_exit;

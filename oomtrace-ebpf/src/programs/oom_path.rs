@@ -16,6 +16,7 @@ use super::{
     common::{OFFSETS, global, read_or_zero, reserve, write_header},
     mark_victim_raw::{rss_counter, rss_counters_available},
     memcg::{css_cgroup_id, task_memcg_css},
+    percpu::{counters_atomic, rss_sums, sum_candidates},
 };
 
 /// `PF_KTHREAD` (include/linux/sched.h): stable since 2.6.
@@ -110,6 +111,17 @@ pub fn evaluate_exit(task: u64, ret: i32) {
     }
     if mm != 0 && rss_counters_available() {
         flags |= flag::MEMORY;
+        if counters_atomic() {
+            flags |= flag::MEMORY_ATOMIC;
+        }
+    }
+    let sums = if flags & flag::MEMORY != 0 && sum_candidates() {
+        rss_sums(mm)
+    } else {
+        None
+    };
+    if sums.is_some() {
+        flags |= flag::MEMORY_SUM;
     }
     let cred: u64 = read_or_zero(task, global!(OFFSETS.task_real_cred));
     unsafe {
@@ -131,6 +143,7 @@ pub fn evaluate_exit(task: u64, ret: i32) {
         (*event).swapents = rss_counter(mm, global!(OFFSETS.mm_swapents));
         (*event).pgtables_bytes = read_or_zero(mm, global!(OFFSETS.mm_pgtables_bytes));
         (*event).memcg_id = task_memcg_css(task).and_then(css_cgroup_id).unwrap_or(0);
+        (*event).sums = sums.unwrap_or_default();
         (*event).flags = flags;
         (*event).index = index;
     }

@@ -25,6 +25,7 @@ use oomtrace_core::{
     model::{
         charge::ChargeTracker,
         decision::{Builder, Decision, Environment, Sources},
+        exact::RssRule,
         stall::StallMonitor,
     },
     output::{ChargeHookRecord, LostRecord, Output, StartRecord},
@@ -240,6 +241,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
     let mut kmsg_lost = 0u64;
     let mut decode_errors = 0u64;
     let mut emitted = 0u64;
+    let mut rss_rule_shared = None;
 
     let mut evicted_seen = 0u64;
 
@@ -288,6 +290,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
             }
             _ = tick.tick() => {
                 let decisions = builder.poll(Instant::now(), &mut env);
+                share_rss_rule(env.tracer, &decisions, &mut rss_rule_shared);
                 if write_decisions(&mut out, decisions, &mut emitted, options.count, dumps.as_mut(), &host)? {
                     break;
                 }
@@ -488,6 +491,25 @@ fn time_of_boot_ns(env: &LiveEnv<'_>, boot_ns: u64) -> String {
 
 /// How often OOM-disabled memcgs are checked for stalls (cgroup v1).
 const STALL_POLL: Duration = Duration::from_secs(1);
+
+/// Tells the kernel programs which rss read this kernel's OOM killer uses,
+/// once a decision has learned it from the kernel's own numbers
+/// (`model::exact`): with `get_mm_counter` they stop summing the
+/// candidates' per-CPU counters.
+fn share_rss_rule(tracer: &Tracer, decisions: &[Decision], shared: &mut Option<RssRule>) {
+    let learned = decisions
+        .iter()
+        .rev()
+        .find_map(|d| d.rss_rule.as_deref().and_then(RssRule::from_name));
+    if let Some(rule) = learned
+        && *shared != Some(rule)
+    {
+        *shared = Some(rule);
+        if let Err(e) = tracer.set_rss_rule(rule.map_value()) {
+            eprintln!("oomtrace: warning: telling the kernel programs the rss rule failed ({e})");
+        }
+    }
+}
 
 /// Writes decisions (and their dumps); true once `count` of them have gone out.
 fn write_decisions<W: Write>(

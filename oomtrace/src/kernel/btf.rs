@@ -400,6 +400,34 @@ impl KernelBtf {
         )
     }
 
+    // ---- queries for resolvers outside this file (kernel::percpu) ----------
+
+    /// Size of `struct <name>` (None: no such struct).
+    pub fn struct_size(&self, name: &str) -> Result<Option<u64>, BtfError> {
+        Ok(self.find_struct(name)?.map(|s| s.size() as u64))
+    }
+
+    /// Byte offset of member `field` of `struct <st>` (None: absent, or a bitfield).
+    pub fn member_offset(&self, st: &str, field: &str) -> Result<Option<u32>, BtfError> {
+        Ok(self.member(st, &[field])?.ok().map(|loc| loc.offset))
+    }
+
+    /// Whether member `field` of `struct <st>` is an embedded `struct <type_name>`.
+    pub fn member_is_struct(
+        &self,
+        st: &str,
+        field: &str,
+        type_name: &str,
+    ) -> Result<bool, BtfError> {
+        Ok(self.struct_field(st, &[field], type_name)?.is_ok())
+    }
+
+    /// Byte offset of the pointer member `field` of `struct <st>` (None:
+    /// absent, or not a pointer).
+    pub fn pointer_member(&self, st: &str, field: &str) -> Result<Option<u32>, BtfError> {
+        Ok(self.ptr_field(st, field)?.ok())
+    }
+
     // ---- field shapes -------------------------------------------------------
 
     /// A pointer member.

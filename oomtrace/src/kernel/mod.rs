@@ -3,4 +3,5 @@
 pub mod btf;
 pub mod kmsg;
 pub mod loader;
+pub mod percpu;
 pub mod tracefs;

@@ -16,7 +16,10 @@ pub use crate::base::{Envelope, SCHEMA_VERSION, time::rfc3339};
 use crate::{
     cgroup::{MemcgFiles, MemcgSnapshot, ScopeCgroup},
     events::{Event, comm_str},
-    model::score::{BadnessInput, BadnessModel, badness, expected_choice},
+    model::{
+        exact::{self, RssSource},
+        score::{BadnessInput, BadnessModel, badness, expected_choice},
+    },
     report::{KernelReport, KillLine, ReapedLine, ReportItem, TaskRow},
 };
 
@@ -156,6 +159,15 @@ pub struct Candidate {
     /// backends): `oom_score_adj_min`, `already_victim`, `victim_exiting`
     /// (the OOM was aborted), `kernel_thread`, `no_mm`, `not_eligible`.
     pub skip_reason: Option<Cow<'static, str>>,
+    /// Where the rss/swap numbers come from: `kernel_report`, `bpf_exact`
+    /// (read as the killer read them), `bpf_approx` (central counts that
+    /// may lag the kernel's per-CPU sums); see `model::exact`.
+    #[serde(default)]
+    pub rss_source: Option<Cow<'static, str>>,
+    /// `kernel` (oom_badness's own return value) or `recomputed` (the
+    /// kernel's rule applied to the numbers above); null without points.
+    #[serde(default)]
+    pub points_source: Option<Cow<'static, str>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -173,6 +185,13 @@ pub struct Victim {
     pub pgtables_bytes: Option<u64>,
     pub total_vm_bytes: Option<u64>,
     pub oom_score_adj: Option<i32>,
+    /// Where `rss_anon/file/shmem_bytes` come from: `kernel_report` (the
+    /// `Killed process` line), `bpf_exact`, `bpf_approx`; see `model::exact`.
+    #[serde(default)]
+    pub rss_source: Option<Cow<'static, str>>,
+    /// `kernel` (oc->chosen_points or oom_badness) or `recomputed`.
+    #[serde(default)]
+    pub points_source: Option<Cow<'static, str>>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -216,6 +235,12 @@ pub struct Decision {
     pub badness_model: Option<BadnessModel>,
     pub candidates: Vec<Candidate>,
     pub candidates_source: Cow<'static, str>,
+    /// How this kernel's OOM killer read the rss counters, learned from its
+    /// own points and kill line: `get_mm_counter` (central count, 6.x)
+    /// or `get_mm_counter_sum` (per-CPU sum, 7.x); null when nothing
+    /// told them apart (or the counters have no per-CPU part).
+    #[serde(default)]
+    pub rss_rule: Option<Cow<'static, str>>,
     /// Candidates the killer visited that are missing from `candidates`
     /// (ring buffer full); null when the source cannot tell.
     #[serde(default)]
@@ -1049,6 +1074,8 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
                         victim: row.pid == p.victim_pid && p.victim_pid != 0,
                         skip_reason: (row.oom_score_adj <= crate::model::score::OOM_SCORE_ADJ_MIN)
                             .then_some(Cow::Borrowed("oom_score_adj_min")),
+                        rss_source: Some(RssSource::KernelReport.label()),
+                        points_source: points.map(|_| Cow::Borrowed("recomputed")),
                     }
                 })
                 .collect()
@@ -1061,6 +1088,14 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
     };
     // The killer's own evaluation replaces the printed table when hooked.
     let invocation = p.invocation.as_ref().filter(|i| !i.candidates.is_empty());
+    // Which rss read this kernel's killer used, from its own numbers.
+    let rss_rule = exact::rss_rule(
+        invocation.map_or(&[], |i| i.candidates.as_slice()),
+        totalpages,
+        task,
+        kill,
+        page_size,
+    );
     let mut points_recomputed = None;
     if let Some(inv) = invocation {
         let mut ordered = inv.candidates.clone();
@@ -1080,7 +1115,7 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
         points_recomputed = recompute.map(|_| inv.end.map(|e| e.chosen_points));
         candidates = ordered
             .iter()
-            .map(|c| bpf_candidate(c, p.victim_pid, page_size, recompute, env))
+            .map(|c| bpf_candidate(c, p.victim_pid, page_size, recompute, rss_rule, env))
             .collect();
         candidates_source = "bpf";
     }
@@ -1090,17 +1125,12 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
     let task_has = |bit: u32| task.filter(|t| t.valid & bit != 0);
     let victim_row = table.and_then(|t| t.rows.iter().find(|r| r.pid == p.victim_pid));
     let victim = (p.victim_pid != 0).then(|| {
-        let rss_anon_bytes = kb(mark_has(mark_victim_field::ANON_RSS).map(|m| m.anon_rss_kb))
-            .or(task_has(victim_valid::RSS).map(|t| pages(t.rss_anon_pages.max(0) as u64)))
-            .or(kb(kill.and_then(|k| k.anon_rss_kb)));
-        let rss_file_bytes = kb(mark_has(mark_victim_field::FILE_RSS).map(|m| m.file_rss_kb))
-            .or(task_has(victim_valid::RSS).map(|t| pages(t.rss_file_pages.max(0) as u64)))
-            .or(kb(kill.and_then(|k| k.file_rss_kb)));
-        let rss_shmem_bytes = kb(mark_has(mark_victim_field::SHMEM_RSS).map(|m| m.shmem_rss_kb))
-            .or(task_has(victim_valid::RSS).map(|t| pages(t.rss_shmem_pages.max(0) as u64)))
-            .or(kb(kill.and_then(|k| k.shmem_rss_kb)));
-        let swap_bytes = task_has(victim_valid::SWAPENTS)
-            .map(|t| pages(t.swapents.max(0) as u64))
+        // The kill line's numbers first, else the kernel's read (model::exact).
+        let rss = exact::victim_rss(kill, mark, task, rss_rule, page_size);
+        let (rss_anon_bytes, rss_file_bytes, rss_shmem_bytes) =
+            (rss.anon_bytes, rss.file_bytes, rss.shmem_bytes);
+        let swap_bytes = rss
+            .swap_bytes
             .or(victim_row.and_then(|r| r.swapents).map(pages));
         let pgtables_bytes = kb(mark_has(mark_victim_field::PGTABLES).map(|m| m.pgtables_kb))
             .or(task_has(victim_valid::PGTABLES).map(|t| t.pgtables_bytes.max(0) as u64))
@@ -1114,25 +1144,29 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
             .or(task_has(victim_valid::OOM_SCORE_ADJ).map(|t| t.oom_score_adj))
             .or(kill.and_then(|k| k.oom_score_adj))
             .or(victim_row.map(|r| r.oom_score_adj));
-        let points = p
+        let kernel_points = p
             .invocation
             .as_ref()
             .and_then(|i| i.choice)
             .filter(|c| c.pid == p.victim_pid)
-            .map(|c| c.points)
-            .or(candidates.iter().find(|c| c.victim).and_then(|c| c.points))
-            .or_else(|| {
-                let (model, total) = (model?, totalpages?);
-                let rss = rss_anon_bytes? + rss_file_bytes? + rss_shmem_bytes?;
-                let input = BadnessInput {
-                    rss_pages: rss / page_size,
-                    swap_pages: swap_bytes.unwrap_or(0) / page_size,
-                    pgtable_pages: pgtables_bytes.unwrap_or(0) / page_size,
-                    oom_score_adj: oom_score_adj?,
-                    uid: 1,
-                };
-                badness(model, input, total)
-            });
+            .map(|c| (c.points, Cow::Borrowed("kernel")))
+            .or(candidates
+                .iter()
+                .find(|c| c.victim)
+                .and_then(|c| Some((c.points?, c.points_source.clone()?))));
+        let points_source = kernel_points.as_ref().map(|(_, source)| source.clone());
+        let points = kernel_points.map(|(points, _)| points).or_else(|| {
+            let (model, total) = (model?, totalpages?);
+            let rss = rss_anon_bytes? + rss_file_bytes? + rss_shmem_bytes?;
+            let input = BadnessInput {
+                rss_pages: rss / page_size,
+                swap_pages: swap_bytes.unwrap_or(0) / page_size,
+                pgtable_pages: pgtables_bytes.unwrap_or(0) / page_size,
+                oom_score_adj: oom_score_adj?,
+                uid: 1,
+            };
+            badness(model, input, total)
+        });
         Victim {
             pid: p.victim_pid,
             tgid: task_has(victim_valid::IDENTITY)
@@ -1156,6 +1190,8 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
             total_vm_bytes: kb(mark_has(mark_victim_field::TOTAL_VM).map(|m| m.total_vm_kb))
                 .or(kb(kill.and_then(|k| k.total_vm_kb))),
             oom_score_adj,
+            rss_source: rss.source.map(RssSource::label),
+            points_source: points_source.or_else(|| points.map(|_| Cow::Borrowed("recomputed"))),
         }
     });
     if let Some(v) = &victim {
@@ -1272,6 +1308,7 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
         badness_model: model,
         candidates,
         candidates_source: candidates_source.into(),
+        rss_rule: rss_rule.map(|r| Cow::Borrowed(r.name())),
         candidates_dropped: invocation.and_then(|i| i.end).map(|e| e.dropped),
         victim,
         killed,
@@ -1361,12 +1398,15 @@ fn bpf_candidate(
     victim_pid: u32,
     page_size: u64,
     recompute: Option<(BadnessModel, u64)>,
+    rss_rule: Option<exact::RssRule>,
     env: &mut dyn Environment,
 ) -> Candidate {
     use oomtrace_ebpf::candidate_flag as flag;
-    let pages = |n: i64| n.max(0) as u64 * page_size;
+    let pages = |n: u64| n * page_size;
     let has = |bit: u32| c.flags & bit != 0;
     let memory = has(flag::MEMORY);
+    // The counters as this kernel's killer read them (central or summed).
+    let (rss, rss_source) = exact::candidate_rss(c, rss_rule);
     let skipped_unscored =
         has(flag::ABORTED) || has(flag::OOM_VICTIM) || has(flag::KTHREAD) || has(flag::NO_MM);
     // The killer never scores init (oom_unkillable_task).
@@ -1374,10 +1414,8 @@ fn bpf_candidate(
         .filter(|_| memory && !skipped_unscored && c.tgid != 1)
         .map(|(model, total)| {
             let input = BadnessInput {
-                rss_pages: (c.rss_anon_pages.max(0)
-                    + c.rss_file_pages.max(0)
-                    + c.rss_shmem_pages.max(0)) as u64,
-                swap_pages: c.swapents.max(0) as u64,
+                rss_pages: rss.rss(),
+                swap_pages: rss.swap,
                 pgtable_pages: c.pgtables_bytes.max(0) as u64 / page_size,
                 oom_score_adj: c.oom_score_adj,
                 uid: c.uid,
@@ -1404,24 +1442,28 @@ fn bpf_candidate(
     } else {
         Some("not_eligible")
     };
-    let rss = pages(c.rss_anon_pages) + pages(c.rss_file_pages) + pages(c.rss_shmem_pages);
     Candidate {
         pid: c.pid,
         tgid: Some(c.tgid),
         uid: (c.uid != u32::MAX).then_some(c.uid),
         comm: comm_str(&c.comm),
         memcg: env.memcg_path(c.memcg_id),
-        rss_bytes: rss,
-        rss_anon_bytes: memory.then(|| pages(c.rss_anon_pages)),
-        rss_file_bytes: memory.then(|| pages(c.rss_file_pages)),
-        rss_shmem_bytes: memory.then(|| pages(c.rss_shmem_pages)),
-        swap_bytes: memory.then(|| pages(c.swapents)),
+        rss_bytes: pages(rss.rss()),
+        rss_anon_bytes: memory.then(|| pages(rss.anon)),
+        rss_file_bytes: memory.then(|| pages(rss.file)),
+        rss_shmem_bytes: memory.then(|| pages(rss.shmem)),
+        swap_bytes: memory.then(|| pages(rss.swap)),
         pgtables_bytes: memory.then_some(c.pgtables_bytes.max(0) as u64),
         oom_score_adj: c.oom_score_adj,
         points: scored.then_some(points),
         eligible: scored,
         victim: c.pid == victim_pid && victim_pid != 0,
         skip_reason: skip_reason.map(Cow::Borrowed),
+        rss_source: memory.then(|| rss_source.label()),
+        points_source: scored.then_some(match recomputed {
+            Some(_) => Cow::Borrowed("recomputed"),
+            None => Cow::Borrowed("kernel"),
+        }),
     }
 }
 

@@ -14,7 +14,7 @@ use oomtrace_ebpf::{ChargeFailureKey, ChargeFailureState, Config, MemcgReclaimSt
 
 pub use oomtrace_core::base::hooks::HookStatus;
 
-use crate::kernel::{btf, tracefs};
+use crate::kernel::{btf, percpu, tracefs};
 
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
@@ -424,6 +424,7 @@ impl Tracer {
         }
         let kernel_btf = btf::KernelBtf::open(&options.btf_path)?;
         let resolved = kernel_btf.resolve_offsets()?;
+        let percpu = percpu::resolve(&kernel_btf, &resolved.offsets)?;
         let tracefs_root = tracefs::tracefs_root()?;
         let layout = tracefs::read_layout(&tracefs_root)?;
         let victim_task_hook = kernel_btf
@@ -438,6 +439,7 @@ impl Tracer {
             .override_global("OFFSETS", &resolved.offsets, true)
             .override_global("LAYOUT", &layout.layout, true)
             .override_global("CONFIG", &config, true)
+            .override_global("PERCPU", &percpu.layout, true)
             .load(EBPF_OBJECT)
             .map_err(LoadError::Object)?;
 
@@ -455,6 +457,7 @@ impl Tracer {
         let mut unavailable: Vec<String> =
             resolved.unavailable.iter().map(|f| f.to_string()).collect();
         unavailable.extend(layout.missing_fields.iter().cloned());
+        unavailable.extend(percpu.unavailable);
         for hook in tracepoint_hooks() {
             let skip_reason = match hook.point {
                 AttachPoint::RawTracePoint { name: "mark_victim" } if !victim_task_hook => Some(
@@ -650,6 +653,17 @@ impl Tracer {
             }
         }
         Ok(())
+    }
+
+    /// Tells the candidate hooks which rss read this kernel's OOM killer
+    /// uses (an `oomtrace_ebpf::rss_rule` value, learned from its own
+    /// numbers): with `COUNTER` they stop summing per-CPU counters.
+    pub fn set_rss_rule(&self, rule: u32) -> Result<(), String> {
+        let mut ebpf = self.ebpf.borrow_mut();
+        let map = ebpf.map_mut("RSS_RULE").ok_or("map RSS_RULE missing")?;
+        let mut array: aya::maps::Array<&mut MapData, u32> =
+            aya::maps::Array::try_from(map).map_err(|e| e.to_string())?;
+        array.set(0, rule, 0).map_err(|e| e.to_string())
     }
 
     /// How many of the hooks on `function` attached (entry and exit count apart).

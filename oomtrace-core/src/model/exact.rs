@@ -1,0 +1,549 @@
+//! Which read of the rss counters the kernel's OOM killer used, and the
+//! numbers that agree with it exactly (docs/rss-counters.md).
+//!
+//! Since 6.2 `mm->rss_stat[]` are `percpu_counter`s: a central `count` plus
+//! an `s32` delta per CPU. 6.x kernels (6.12, 6.18) score and print
+//! `get_mm_counter()` (the central count, [`RssRule::Counter`]); 7.x ones
+//! (7.3; the change was queued for 7.0, and may reach 6.x stable kernels)
+//! `get_mm_counter_sum()` (count plus every CPU's delta, [`RssRule::Sum`]).
+//! Both are clamped at 0. The kernel programs report both reads; which one
+//! the running kernel uses is decided here from the kernel's own numbers,
+//! never from its version: the points `oom_badness` returned, and the
+//! `Killed process` line. Before 6.2 the counters are whole (`atomic_long_t`)
+//! and both reads are the same.
+use std::borrow::Cow;
+
+use oomtrace_ebpf::{
+    MarkVictimEvent, OomCandidateEvent, RssSums, VictimTaskEvent, candidate_flag,
+    mark_victim_field, rss_rule, victim_valid,
+};
+
+use crate::report::KillLine;
+
+/// How the kernel read an rss counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RssRule {
+    /// `get_mm_counter()`: `percpu_counter_read_positive()`, the central count.
+    Counter,
+    /// `get_mm_counter_sum()`: `percpu_counter_sum_positive()`.
+    Sum,
+}
+
+impl RssRule {
+    /// The kernel function's name, as decisions report it (`rss_rule`).
+    pub fn name(self) -> &'static str {
+        match self {
+            RssRule::Counter => "get_mm_counter",
+            RssRule::Sum => "get_mm_counter_sum",
+        }
+    }
+
+    /// The rule a decision names (`rss_rule`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [RssRule::Counter, RssRule::Sum]
+            .into_iter()
+            .find(|r| r.name() == name)
+    }
+
+    /// The value of the programs' `RSS_RULE` map.
+    pub fn map_value(self) -> u32 {
+        match self {
+            RssRule::Counter => rss_rule::COUNTER,
+            RssRule::Sum => rss_rule::SUM,
+        }
+    }
+}
+
+/// Where a task's rss numbers come from (`rss_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RssSource {
+    /// The kernel's own report (the `Killed process` line, the task table).
+    KernelReport,
+    /// Read in the kernel the way the killer read them.
+    BpfExact,
+    /// Read in the kernel, but this kernel's read could not be matched: the
+    /// central counts, which may lag the kernel's per-CPU sums.
+    BpfApprox,
+}
+
+impl RssSource {
+    pub fn name(self) -> &'static str {
+        match self {
+            RssSource::KernelReport => "kernel_report",
+            RssSource::BpfExact => "bpf_exact",
+            RssSource::BpfApprox => "bpf_approx",
+        }
+    }
+
+    pub fn label(self) -> Cow<'static, str> {
+        Cow::Borrowed(self.name())
+    }
+}
+
+/// One task's rss counters in pages, `get_mm_counter*` style (never negative).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RssPages {
+    pub file: u64,
+    pub anon: u64,
+    pub swap: u64,
+    pub shmem: u64,
+}
+
+impl RssPages {
+    fn clamped(file: i64, anon: i64, swap: i64, shmem: i64) -> Self {
+        Self {
+            file: file.max(0) as u64,
+            anon: anon.max(0) as u64,
+            swap: swap.max(0) as u64,
+            shmem: shmem.max(0) as u64,
+        }
+    }
+
+    fn of_sums(s: &RssSums) -> Self {
+        Self::clamped(s.file_pages, s.anon_pages, s.swapents, s.shmem_pages)
+    }
+
+    /// rss (anon + file + shmem), as `get_mm_rss*` adds them.
+    pub fn rss(&self) -> u64 {
+        self.file + self.anon + self.shmem
+    }
+}
+
+/// The two reads of a candidate's counters: (central, sums if summed).
+fn candidate_reads(c: &OomCandidateEvent) -> (RssPages, Option<RssPages>) {
+    let counter = RssPages::clamped(
+        c.rss_file_pages,
+        c.rss_anon_pages,
+        c.swapents,
+        c.rss_shmem_pages,
+    );
+    let sums = (c.flags & candidate_flag::MEMORY_SUM != 0).then(|| RssPages::of_sums(&c.sums));
+    (counter, sums)
+}
+
+fn task_reads(t: &VictimTaskEvent) -> (RssPages, Option<RssPages>) {
+    let counter = RssPages::clamped(
+        t.rss_file_pages,
+        t.rss_anon_pages,
+        t.swapents,
+        t.rss_shmem_pages,
+    );
+    let sums = (t.valid & victim_valid::RSS_SUM != 0).then(|| RssPages::of_sums(&t.sums));
+    (counter, sums)
+}
+
+/// Tallies which read reproduces each piece of evidence.
+#[derive(Default)]
+struct Votes {
+    counter: u32,
+    sum: u32,
+}
+
+impl Votes {
+    fn add(&mut self, counter_matches: bool, sum_matches: bool) {
+        match (counter_matches, sum_matches) {
+            (true, false) => self.counter += 1,
+            (false, true) => self.sum += 1,
+            // Both (the per-CPU deltas were zero) or neither (the task's
+            // memory moved between the kernel's read and ours): no evidence.
+            _ => {}
+        }
+    }
+
+    /// The read every decisive piece of evidence agrees on.
+    fn verdict(&self) -> Option<RssRule> {
+        match (self.counter, self.sum) {
+            (0, 0) => None,
+            (_, 0) => Some(RssRule::Counter),
+            (0, _) => Some(RssRule::Sum),
+            _ => None,
+        }
+    }
+}
+
+/// The read that reproduces the points `oom_badness` returned for the
+/// candidates of one OOM (`points = rss + swapents + pgtables_bytes /
+/// PAGE_SIZE + oom_score_adj * (totalpages / 1000)`, 5.9+). `None` when no
+/// scored candidate tells the reads apart.
+pub fn rule_from_points(
+    candidates: &[OomCandidateEvent],
+    totalpages: u64,
+    page_size: u64,
+) -> Option<RssRule> {
+    let mut votes = Votes::default();
+    for c in candidates {
+        let scored = c.flags & candidate_flag::SCORED != 0
+            && c.flags & candidate_flag::MEMORY != 0
+            && c.points != i64::MIN;
+        let (counter, Some(sums)) = candidate_reads(c) else {
+            continue;
+        };
+        if !scored || page_size == 0 {
+            continue;
+        }
+        let fixed = c.pgtables_bytes.max(0) / page_size as i64
+            + i64::from(c.oom_score_adj) * (totalpages / 1000) as i64;
+        let points = |r: RssPages| (r.rss() + r.swap) as i64 + fixed;
+        votes.add(c.points == points(counter), c.points == points(sums));
+    }
+    votes.verdict()
+}
+
+/// The read that reproduces the `Killed process` line's anon, file and
+/// shmem rss from the victim's counters as read at `mark_victim`.
+pub fn rule_from_kill(task: &VictimTaskEvent, kill: &KillLine, page_size: u64) -> Option<RssRule> {
+    if task.valid & victim_valid::RSS == 0 || task.victim_pid != kill.pid {
+        return None;
+    }
+    let (counter, Some(sums)) = task_reads(task) else {
+        return None;
+    };
+    let line = [kill.anon_rss_kb?, kill.file_rss_kb?, kill.shmem_rss_kb?].map(|kb| kb * 1024);
+    let bytes = |r: RssPages| [r.anon, r.file, r.shmem].map(|p| p * page_size);
+    let mut votes = Votes::default();
+    votes.add(bytes(counter) == line, bytes(sums) == line);
+    votes.verdict()
+}
+
+/// The rule of one OOM: from the killer's points when they tell, else from
+/// the kill line.
+pub fn rss_rule(
+    candidates: &[OomCandidateEvent],
+    totalpages: Option<u64>,
+    task: Option<&VictimTaskEvent>,
+    kill: Option<&KillLine>,
+    page_size: u64,
+) -> Option<RssRule> {
+    totalpages
+        .and_then(|total| rule_from_points(candidates, total, page_size))
+        .or_else(|| rule_from_kill(task?, kill?, page_size))
+}
+
+/// A candidate's counters read the way the killer read them, and how sure that is.
+pub fn candidate_rss(c: &OomCandidateEvent, rule: Option<RssRule>) -> (RssPages, RssSource) {
+    let (counter, sums) = candidate_reads(c);
+    select(
+        counter,
+        sums,
+        c.flags & candidate_flag::MEMORY_ATOMIC != 0,
+        rule,
+    )
+}
+
+/// The choice shared by candidates and the victim: whole counters are
+/// exact; otherwise the read the kernel used, if known and read; the two
+/// reads are interchangeable where they agree.
+fn select(
+    counter: RssPages,
+    sums: Option<RssPages>,
+    atomic: bool,
+    rule: Option<RssRule>,
+) -> (RssPages, RssSource) {
+    match (atomic, rule, sums) {
+        (true, _, _) => (counter, RssSource::BpfExact),
+        (_, Some(RssRule::Counter), _) => (counter, RssSource::BpfExact),
+        (_, Some(RssRule::Sum), Some(sums)) => (sums, RssSource::BpfExact),
+        (_, None, Some(sums)) if sums == counter => (counter, RssSource::BpfExact),
+        _ => (counter, RssSource::BpfApprox),
+    }
+}
+
+/// The victim's rss in bytes (anon, file, shmem), its swap in bytes, and
+/// where the rss came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VictimRss {
+    pub anon_bytes: Option<u64>,
+    pub file_bytes: Option<u64>,
+    pub shmem_bytes: Option<u64>,
+    /// Swap entries the kernel's rule counts (not in the kill line).
+    pub swap_bytes: Option<u64>,
+    pub source: Option<RssSource>,
+}
+
+/// The victim's numbers: the `Killed process` line when it carries them
+/// (the kernel's own words, never rate-limited), else the kernel programs'
+/// reads by `rule`: the `oom:mark_victim` record and the central counts
+/// are `get_mm_counter()` on every kernel so far, the sums
+/// `get_mm_counter_sum()`.
+pub fn victim_rss(
+    kill: Option<&KillLine>,
+    mark: Option<&MarkVictimEvent>,
+    task: Option<&VictimTaskEvent>,
+    rule: Option<RssRule>,
+    page_size: u64,
+) -> VictimRss {
+    let task = task.filter(|t| t.valid & victim_valid::RSS != 0);
+    let bpf = task.map(|t| {
+        let (counter, sums) = task_reads(t);
+        select(counter, sums, t.valid & victim_valid::RSS_ATOMIC != 0, rule)
+    });
+    let swap_bytes = task
+        .filter(|t| t.valid & victim_valid::SWAPENTS != 0)
+        .and(bpf)
+        .map(|(pages, _)| pages.swap * page_size);
+    if let Some(k) = kill
+        && let (Some(anon), Some(file), Some(shmem)) =
+            (k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb)
+    {
+        return VictimRss {
+            anon_bytes: Some(anon * 1024),
+            file_bytes: Some(file * 1024),
+            shmem_bytes: Some(shmem * 1024),
+            swap_bytes,
+            source: Some(RssSource::KernelReport),
+        };
+    }
+    // The tracepoint's kB fields are get_mm_counter() reads: exact when the
+    // kernel is known to use them, or its counters are whole.
+    let mark_counter = mark.filter(|m| {
+        let all = mark_victim_field::ANON_RSS
+            | mark_victim_field::FILE_RSS
+            | mark_victim_field::SHMEM_RSS;
+        m.present & all == all
+    });
+    if let Some(m) = mark_counter
+        && (rule == Some(RssRule::Counter) || bpf.is_none())
+    {
+        let source = match (rule, task) {
+            (Some(RssRule::Counter), _) => RssSource::BpfExact,
+            (_, Some(t)) if t.valid & victim_valid::RSS_ATOMIC != 0 => RssSource::BpfExact,
+            _ => RssSource::BpfApprox,
+        };
+        return VictimRss {
+            anon_bytes: Some(m.anon_rss_kb * 1024),
+            file_bytes: Some(m.file_rss_kb * 1024),
+            shmem_bytes: Some(m.shmem_rss_kb * 1024),
+            swap_bytes,
+            source: Some(source),
+        };
+    }
+    match bpf {
+        Some((pages, source)) => VictimRss {
+            anon_bytes: Some(pages.anon * page_size),
+            file_bytes: Some(pages.file * page_size),
+            shmem_bytes: Some(pages.shmem * page_size),
+            swap_bytes,
+            source: Some(source),
+        },
+        None => VictimRss {
+            anon_bytes: kill.and_then(|k| k.anon_rss_kb).map(|kb| kb * 1024),
+            file_bytes: kill.and_then(|k| k.file_rss_kb).map(|kb| kb * 1024),
+            shmem_bytes: kill.and_then(|k| k.shmem_rss_kb).map(|kb| kb * 1024),
+            swap_bytes,
+            source: kill
+                .filter(|k| k.anon_rss_kb.is_some() || k.file_rss_kb.is_some())
+                .map(|_| RssSource::KernelReport),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::SourceLine;
+
+    const PAGE: u64 = 4096;
+
+    /// A candidate whose central counts lag its per-CPU sums by `lag` anon pages.
+    fn candidate(pid: u32, anon: i64, lag: i64, adj: i32, points: i64) -> OomCandidateEvent {
+        OomCandidateEvent {
+            pid,
+            tgid: pid,
+            oom_score_adj: adj,
+            points,
+            rss_anon_pages: anon,
+            rss_file_pages: 3,
+            rss_shmem_pages: 0,
+            swapents: 0,
+            pgtables_bytes: 8 * PAGE as i64,
+            flags: candidate_flag::SCORED | candidate_flag::MEMORY | candidate_flag::MEMORY_SUM,
+            sums: RssSums {
+                file_pages: 3,
+                anon_pages: anon + lag,
+                swapents: 0,
+                shmem_pages: 0,
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn points_tell_the_read_apart() {
+        let total = 16384;
+        // 7.x: the points include the per-CPU deltas.
+        let sum = [
+            candidate(10, 1000, 18, 0, 1000 + 18 + 3 + 8),
+            candidate(11, 50, 0, 0, 61),
+        ];
+        assert_eq!(rule_from_points(&sum, total, PAGE), Some(RssRule::Sum));
+        // 6.x: they do not.
+        let counter = [candidate(10, 1000, 18, 0, 1000 + 3 + 8)];
+        assert_eq!(
+            rule_from_points(&counter, total, PAGE),
+            Some(RssRule::Counter)
+        );
+        // oom_score_adj counts in units of totalpages / 1000.
+        let adj = [candidate(12, 100, 5, 500, 100 + 5 + 3 + 8 + 500 * 16)];
+        assert_eq!(rule_from_points(&adj, total, PAGE), Some(RssRule::Sum));
+        // Equal reads, or points neither read gives: no verdict.
+        assert_eq!(
+            rule_from_points(&[candidate(10, 1000, 0, 0, 1011)], total, PAGE),
+            None
+        );
+        assert_eq!(
+            rule_from_points(&[candidate(10, 1000, 7, 0, 5)], total, PAGE),
+            None
+        );
+        // Contradicting candidates: no verdict either.
+        let mixed = [
+            candidate(10, 1000, 18, 0, 1029),
+            candidate(11, 1000, 18, 0, 1011),
+        ];
+        assert_eq!(rule_from_points(&mixed, total, PAGE), None);
+        // Unscored or unsummed candidates are no evidence.
+        let mut unscored = candidate(10, 1000, 18, 0, 1029);
+        unscored.flags &= !candidate_flag::SCORED;
+        let mut unsummed = candidate(10, 1000, 18, 0, 1029);
+        unsummed.flags &= !candidate_flag::MEMORY_SUM;
+        assert_eq!(rule_from_points(&[unscored, unsummed], total, PAGE), None);
+    }
+
+    #[test]
+    fn negative_reads_are_clamped_like_the_kernel() {
+        // A central count below zero reads as 0 (`_positive`).
+        let mut c = candidate(10, 1000, 18, 0, 18 + 3 + 8);
+        c.rss_anon_pages = -40;
+        c.sums.anon_pages = 18;
+        assert_eq!(rule_from_points(&[c], 16384, PAGE), Some(RssRule::Sum));
+        let (pages, _) = candidate_rss(&c, Some(RssRule::Counter));
+        assert_eq!(pages.anon, 0);
+    }
+
+    fn kill_line(pid: u32, anon_kb: u64, file_kb: u64, shmem_kb: u64) -> KillLine {
+        KillLine {
+            memcg_oom: true,
+            pid,
+            comm: "hog".into(),
+            uid: Some(0),
+            total_vm_kb: Some(1),
+            anon_rss_kb: Some(anon_kb),
+            file_rss_kb: Some(file_kb),
+            shmem_rss_kb: Some(shmem_kb),
+            pgtables_kb: Some(4),
+            oom_score_adj: Some(0),
+            source: SourceLine {
+                line_no: 1,
+                timestamp: None,
+                text: String::new(),
+            },
+        }
+    }
+
+    fn task(pid: u32, counter: [i64; 3], sums: [i64; 3]) -> VictimTaskEvent {
+        VictimTaskEvent {
+            victim_pid: pid,
+            valid: victim_valid::RSS | victim_valid::SWAPENTS | victim_valid::RSS_SUM,
+            rss_anon_pages: counter[0],
+            rss_file_pages: counter[1],
+            rss_shmem_pages: counter[2],
+            sums: RssSums {
+                anon_pages: sums[0],
+                file_pages: sums[1],
+                shmem_pages: sums[2],
+                swapents: 0,
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_kill_line_tells_the_read_apart() {
+        // Issue #8's numbers: 16320 vs 16338 anon, 0 vs 1 file, 130 vs 158 shmem pages.
+        let t = task(7, [16320, 0, 130], [16338, 1, 158]);
+        let line_7x = kill_line(7, 66_920_448 / 1024, 4, 647_168 / 1024);
+        assert_eq!(rule_from_kill(&t, &line_7x, PAGE), Some(RssRule::Sum));
+        let line_6x = kill_line(7, 16320 * 4, 0, 130 * 4);
+        assert_eq!(rule_from_kill(&t, &line_6x, PAGE), Some(RssRule::Counter));
+        // Another pid's line, or one the victim's exit moved: no verdict.
+        assert_eq!(
+            rule_from_kill(&t, &kill_line(8, 16320 * 4, 0, 520), PAGE),
+            None
+        );
+        assert_eq!(rule_from_kill(&t, &kill_line(7, 4, 0, 0), PAGE), None);
+    }
+
+    #[test]
+    fn the_victim_prefers_the_kill_line_then_the_kernels_read() {
+        let t = task(7, [16320, 0, 130], [16338, 1, 158]);
+        let line = kill_line(7, 66_920_448 / 1024, 4, 647_168 / 1024);
+        let v = victim_rss(Some(&line), None, Some(&t), None, PAGE);
+        assert_eq!(v.anon_bytes, Some(66_920_448));
+        assert_eq!(v.file_bytes, Some(4096));
+        assert_eq!(v.shmem_bytes, Some(647_168));
+        assert_eq!(v.source, Some(RssSource::KernelReport));
+        // Without the line: the sums when the kernel sums...
+        let v = victim_rss(None, None, Some(&t), Some(RssRule::Sum), PAGE);
+        assert_eq!(v.anon_bytes, Some(16338 * PAGE));
+        assert_eq!(v.source, Some(RssSource::BpfExact));
+        // ...the central counts when it does not...
+        let v = victim_rss(None, None, Some(&t), Some(RssRule::Counter), PAGE);
+        assert_eq!(v.anon_bytes, Some(16320 * PAGE));
+        assert_eq!(v.source, Some(RssSource::BpfExact));
+        // ...and the central counts, marked approximate, when unknown.
+        let v = victim_rss(None, None, Some(&t), None, PAGE);
+        assert_eq!(v.anon_bytes, Some(16320 * PAGE));
+        assert_eq!(v.source, Some(RssSource::BpfApprox));
+        // The tracepoint record is a get_mm_counter() read.
+        let mark = MarkVictimEvent {
+            pid: 7,
+            anon_rss_kb: 16320 * 4,
+            present: mark_victim_field::ANON_RSS
+                | mark_victim_field::FILE_RSS
+                | mark_victim_field::SHMEM_RSS,
+            ..Default::default()
+        };
+        let v = victim_rss(None, Some(&mark), Some(&t), Some(RssRule::Counter), PAGE);
+        assert_eq!(
+            (v.anon_bytes, v.source),
+            (Some(16320 * PAGE), Some(RssSource::BpfExact))
+        );
+        let v = victim_rss(None, Some(&mark), Some(&t), Some(RssRule::Sum), PAGE);
+        assert_eq!(
+            (v.anon_bytes, v.source),
+            (Some(16338 * PAGE), Some(RssSource::BpfExact))
+        );
+        let v = victim_rss(None, Some(&mark), None, None, PAGE);
+        assert_eq!(v.source, Some(RssSource::BpfApprox));
+    }
+
+    #[test]
+    fn whole_counters_are_exact_whatever_the_rule() {
+        let mut c = candidate(10, 1000, 0, 0, 1011);
+        c.flags = candidate_flag::SCORED | candidate_flag::MEMORY | candidate_flag::MEMORY_ATOMIC;
+        assert_eq!(candidate_rss(&c, None).1, RssSource::BpfExact);
+        let lagging = candidate(10, 1000, 18, 0, 1029);
+        assert_eq!(
+            candidate_rss(&lagging, None),
+            (
+                RssPages {
+                    file: 3,
+                    anon: 1000,
+                    swap: 0,
+                    shmem: 0
+                },
+                RssSource::BpfApprox
+            )
+        );
+        assert_eq!(candidate_rss(&lagging, Some(RssRule::Sum)).0.anon, 1018);
+        let mut unsummed = lagging;
+        unsummed.flags &= !candidate_flag::MEMORY_SUM;
+        assert_eq!(
+            candidate_rss(&unsummed, Some(RssRule::Sum)).1,
+            RssSource::BpfApprox
+        );
+        assert_eq!(
+            candidate_rss(&unsummed, Some(RssRule::Counter)).1,
+            RssSource::BpfExact
+        );
+    }
+}
