@@ -337,6 +337,29 @@ pub fn victim_rss(
     }
 }
 
+/// What the decision says about the rss read: the per-CPU sums when the
+/// kernel used them, and candidates whose numbers may lag the kernel's.
+pub fn explain<'a>(
+    rule: Option<RssRule>,
+    candidate_sources: impl Iterator<Item = Option<&'a str>>,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if rule == Some(RssRule::Sum) {
+        out.push(
+            "This kernel's OOM killer counts rss as per-CPU sums (get_mm_counter_sum), as its own points and kill line show; the candidates' rss here are those sums.".to_owned(),
+        );
+    }
+    let approx = candidate_sources
+        .filter(|s| *s == Some(RssSource::BpfApprox.name()))
+        .count();
+    if approx > 0 {
+        out.push(format!(
+            "{approx} candidate(s) show central rss counts (bpf_approx): this kernel's read of its per-CPU counters could not be established, or their sums could not be read (see the start record's unavailable_fields); their points are still the kernel's own where points_source is kernel."
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,5 +568,106 @@ mod tests {
             candidate_rss(&unsummed, Some(RssRule::Counter)).1,
             RssSource::BpfExact
         );
+    }
+
+    /// A 7.x OOM end to end through the decision builder: the killer's
+    /// points reveal the per-CPU sums, the candidates show them, the victim
+    /// shows its kill line.
+    #[test]
+    fn a_7x_oom_is_decided_with_the_sums() {
+        use std::time::Instant;
+
+        use oomtrace_ebpf::{EventHeader, OomChoiceEvent, OomEndEvent, kind};
+
+        use crate::{
+            events::Event,
+            model::decision::{Builder, OfflineEnv, Sources},
+            report::ReportItem,
+        };
+
+        let header = |k: u32| EventHeader {
+            kind: k,
+            pid: 10,
+            tgid: 10,
+            ..Default::default()
+        };
+        let total = 16384;
+        // The victim: 1000 anon pages centrally, 18 more per CPU; a bystander
+        // whose reads agree.
+        let mut victim = candidate(10, 1000, 18, 0, 1000 + 18 + 3 + 8);
+        victim.header = header(kind::OOM_CANDIDATE);
+        victim.oom_seq = 1;
+        let mut other = candidate(11, 50, 0, 0, 61);
+        other.header = header(kind::OOM_CANDIDATE);
+        other.oom_seq = 1;
+        other.index = 1;
+        let choice = OomChoiceEvent {
+            header: header(kind::OOM_CHOICE),
+            oom_seq: 1,
+            pid: 10,
+            tgid: 10,
+            points: victim.points,
+            ..Default::default()
+        };
+        let end = OomEndEvent {
+            header: header(kind::OOM_END),
+            oom_seq: 1,
+            totalpages: total,
+            chosen: 1,
+            candidates: 2,
+            ..Default::default()
+        };
+        let mut task = task(10, [1000, 3, 0], [1018, 3, 0]);
+        task.header = header(kind::VICTIM_TASK);
+        let sources = Sources {
+            backend: "fentry",
+            victim_task_hook: true,
+            exit_hook: false,
+            oom_path_hooks: true,
+        };
+        let mut builder = Builder::new(sources, Vec::new());
+        let now = Instant::now();
+        for event in [
+            Event::OomCandidate(victim),
+            Event::OomCandidate(other),
+            Event::OomChoice(choice),
+            Event::OomEnd(end),
+            Event::MarkVictim(MarkVictimEvent {
+                header: header(kind::MARK_VICTIM),
+                pid: 10,
+                anon_rss_kb: 4000,
+                file_rss_kb: 12,
+                present: mark_victim_field::ANON_RSS
+                    | mark_victim_field::FILE_RSS
+                    | mark_victim_field::SHMEM_RSS,
+                ..Default::default()
+            }),
+            Event::VictimTask(Box::new(task)),
+        ] {
+            builder.on_event(now, event);
+        }
+        builder.on_report(now, ReportItem::Kill(kill_line(10, 1018 * 4, 12, 0)));
+        let decisions = builder.flush(&mut OfflineEnv { page_size: PAGE });
+        let [d] = decisions.as_slice() else {
+            panic!("{decisions:?}")
+        };
+        assert_eq!(d.rss_rule.as_deref(), Some("get_mm_counter_sum"));
+        let c = d.candidates.iter().find(|c| c.pid == 10).unwrap();
+        assert_eq!(c.rss_anon_bytes, Some(1018 * PAGE));
+        assert_eq!(c.rss_source.as_deref(), Some("bpf_exact"));
+        assert_eq!(c.points, Some(1029));
+        assert_eq!(c.points_source.as_deref(), Some("kernel"));
+        let v = d.victim.as_ref().unwrap();
+        assert_eq!(v.rss_anon_bytes, Some(1018 * PAGE));
+        assert_eq!(v.rss_source.as_deref(), Some("kernel_report"));
+        assert_eq!(v.points_source.as_deref(), Some("kernel"));
+        assert!(
+            d.explanation
+                .iter()
+                .any(|l| l.contains("get_mm_counter_sum")),
+            "{:?}",
+            d.explanation
+        );
+        assert!(!d.explanation.iter().any(|l| l.contains("bpf_approx")));
     }
 }

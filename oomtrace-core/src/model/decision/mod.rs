@@ -1293,6 +1293,10 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
         .and_then(|v| v.memcg.as_deref())
         .and_then(crate::cgroup::container::attribute);
     explain_container(&mut explanation, victim.as_ref(), container.as_ref());
+    explanation.extend(exact::explain(
+        rss_rule,
+        candidates.iter().map(|c| c.rss_source.as_deref()),
+    ));
 
     candidates.sort_by(|a, b| b.points.cmp(&a.points).then(b.victim.cmp(&a.victim)));
 
