@@ -8,8 +8,8 @@
 //! `get_mm_counter_sum()` (count plus every CPU's delta, [`RssRule::Sum`]).
 //! Both are clamped at 0. The kernel programs report both reads; which one
 //! the running kernel uses is decided here from the kernel's own numbers,
-//! never from its version: the points `oom_badness` returned, and the
-//! `Killed process` line. Before 6.2 the counters are whole (`atomic_long_t`)
+//! never from its version: the points `oom_badness` returned, the
+//! `Killed process` line, the task table. Before 6.2 the counters are whole (`atomic_long_t`)
 //! and both reads are the same.
 use std::borrow::Cow;
 
@@ -18,7 +18,7 @@ use oomtrace_ebpf::{
     mark_victim_field, rss_rule, victim_valid,
 };
 
-use crate::report::KillLine;
+use crate::report::{KillLine, TaskRow};
 
 /// How the kernel read an rss counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,18 +205,44 @@ pub fn rule_from_kill(task: &VictimTaskEvent, kill: &KillLine, page_size: u64) -
     votes.verdict()
 }
 
+/// The read that reproduces the kernel's task table (`dump_tasks`, printed
+/// with every report that is not rate-limited, also when nothing could be
+/// killed) from the candidates' two reads, row by row (rss, swapents).
+pub fn rule_from_table(candidates: &[OomCandidateEvent], rows: &[TaskRow]) -> Option<RssRule> {
+    let mut votes = Votes::default();
+    for c in candidates {
+        let (counter, Some(sums)) = candidate_reads(c) else {
+            continue;
+        };
+        let Some(row) = rows.iter().find(|r| r.pid == c.pid) else {
+            continue;
+        };
+        let printed = |r: RssPages| {
+            row.rss_pages == r.rss()
+                && row.swapents.is_none_or(|s| s == r.swap)
+                && row.rss_anon_pages.is_none_or(|a| a == r.anon)
+                && row.rss_file_pages.is_none_or(|f| f == r.file)
+                && row.rss_shmem_pages.is_none_or(|s| s == r.shmem)
+        };
+        votes.add(printed(counter), printed(sums));
+    }
+    votes.verdict()
+}
+
 /// The rule of one OOM: from the killer's points when they tell, else from
-/// the kill line.
+/// the kill line, else from the task table.
 pub fn rss_rule(
     candidates: &[OomCandidateEvent],
     totalpages: Option<u64>,
     task: Option<&VictimTaskEvent>,
     kill: Option<&KillLine>,
+    table: Option<&[TaskRow]>,
     page_size: u64,
 ) -> Option<RssRule> {
     totalpages
         .and_then(|total| rule_from_points(candidates, total, page_size))
         .or_else(|| rule_from_kill(task?, kill?, page_size))
+        .or_else(|| rule_from_table(candidates, table?))
 }
 
 /// A candidate's counters read the way the killer read them, and how sure that is.
@@ -429,6 +455,41 @@ mod tests {
         let mut unsummed = candidate(10, 1000, 18, 0, 1029);
         unsummed.flags &= !candidate_flag::MEMORY_SUM;
         assert_eq!(rule_from_points(&[unscored, unsummed], total, PAGE), None);
+    }
+
+    #[test]
+    fn the_task_table_tells_the_read_apart() {
+        let row = |pid: u32, anon: u64| TaskRow {
+            pid,
+            uid: 0,
+            tgid: pid,
+            total_vm_pages: 1,
+            rss_pages: anon + 3,
+            rss_anon_pages: Some(anon),
+            rss_file_pages: Some(3),
+            rss_shmem_pages: Some(0),
+            pgtables_bytes: Some(8 * PAGE),
+            nr_ptes: None,
+            nr_pmds: None,
+            swapents: Some(0),
+            oom_score_adj: -1000,
+            oom_adj: None,
+            cpu: None,
+            name: "hog".into(),
+        };
+        // A -1000 task alone: no points, no kill line; the table still tells.
+        let mut c = candidate(10, 1000, 18, -1000, i64::MIN);
+        c.flags &= !candidate_flag::SCORED;
+        assert_eq!(rule_from_table(&[c], &[row(10, 1018)]), Some(RssRule::Sum));
+        assert_eq!(
+            rule_from_table(&[c], &[row(10, 1000)]),
+            Some(RssRule::Counter)
+        );
+        assert_eq!(rule_from_table(&[c], &[row(11, 1000)]), None);
+        assert_eq!(
+            rss_rule(&[c], Some(16384), None, None, Some(&[row(10, 1018)]), PAGE),
+            Some(RssRule::Sum)
+        );
     }
 
     #[test]
@@ -669,5 +730,32 @@ mod tests {
             d.explanation
         );
         assert!(!d.explanation.iter().any(|l| l.contains("bpf_approx")));
+
+        // A later OOM with only a -1000 task and no report: nothing in it
+        // tells the reads apart, the rule learned above still holds.
+        let mut lone = candidate(12, 500, 9, -1000, i64::MIN);
+        lone.flags &= !candidate_flag::SCORED;
+        lone.header = header(kind::OOM_CANDIDATE);
+        lone.oom_seq = 2;
+        let end = OomEndEvent {
+            oom_seq: 2,
+            chosen: 0,
+            ret: 0,
+            candidates: 1,
+            ..end
+        };
+        builder.on_event(now, Event::OomCandidate(lone));
+        builder.on_event(now, Event::OomEnd(end));
+        let decisions = builder.flush(&mut OfflineEnv { page_size: PAGE });
+        let [d] = decisions.as_slice() else {
+            panic!("{decisions:?}")
+        };
+        assert!(d.victim.is_none());
+        assert_eq!(d.rss_rule.as_deref(), Some("get_mm_counter_sum"));
+        let c = &d.candidates[0];
+        assert_eq!(c.rss_anon_bytes, Some(509 * PAGE));
+        assert_eq!(c.rss_bytes, 512 * PAGE);
+        assert_eq!(c.rss_source.as_deref(), Some("bpf_exact"));
+        assert_eq!(c.points, None);
     }
 }

@@ -347,6 +347,8 @@ pub struct Builder {
     history: std::collections::HashMap<String, std::collections::VecDeque<HistoryEntry>>,
     /// Decisions given up on because `MAX_PENDING` was reached.
     pub evicted: u64,
+    /// The rss read this kernel's OOM killer uses, once a decision learned it.
+    rss_rule: Option<exact::RssRule>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -376,6 +378,7 @@ impl Builder {
             invocations: Vec::new(),
             aborted: Default::default(),
             evicted: 0,
+            rss_rule: None,
         }
     }
 
@@ -641,6 +644,13 @@ impl Builder {
             }
             self.seq += 1;
             let mut decision = assemble(self.seq, self.sources, &pending, env);
+            // The rss read is the kernel's: learned once, it holds for OOMs
+            // that cannot tell on their own (model::exact).
+            let events = pending
+                .invocation
+                .as_ref()
+                .map_or(&[][..], |i| &i.candidates[..]);
+            settle_rss(&mut self.rss_rule, &mut decision, events);
             self.note_repeats(&mut decision);
             if let Some(end) = pending.invocation.as_ref().and_then(|i| i.end) {
                 if end.dropped > 0 {
@@ -1094,6 +1104,7 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
         totalpages,
         task,
         kill,
+        table.map(|t| t.rows.as_slice()),
         page_size,
     );
     let mut points_recomputed = None;
@@ -1293,10 +1304,6 @@ fn assemble(seq: u64, sources: Sources, p: &Pending, env: &mut dyn Environment) 
         .and_then(|v| v.memcg.as_deref())
         .and_then(crate::cgroup::container::attribute);
     explain_container(&mut explanation, victim.as_ref(), container.as_ref());
-    explanation.extend(exact::explain(
-        rss_rule,
-        candidates.iter().map(|c| c.rss_source.as_deref()),
-    ));
 
     candidates.sort_by(|a, b| b.points.cmp(&a.points).then(b.victim.cmp(&a.victim)));
 
@@ -1392,6 +1399,56 @@ fn explain_container(
             "The victim ran in {what}: if it was the container's main process the runtime reports exit code 137 and OOMKilled: true."
         ));
     }
+}
+
+/// Finishes a decision's rss: remembers in `known` the read it learned, or
+/// applies the one learned before to its candidates that could not tell
+/// (an OOM whose only candidates sit at -1000 and whose table was
+/// rate-limited), then explains (see `model::exact`). `events` are the decision's candidate
+/// events (empty when the candidates are the kernel's table).
+fn settle_rss(
+    known: &mut Option<exact::RssRule>,
+    decision: &mut Decision,
+    events: &[oomtrace_ebpf::OomCandidateEvent],
+) {
+    match decision
+        .rss_rule
+        .as_deref()
+        .and_then(exact::RssRule::from_name)
+    {
+        Some(rule) => *known = Some(rule),
+        None => {
+            if let Some(rule) = *known {
+                decision.rss_rule = Some(Cow::Borrowed(rule.name()));
+                let page = decision.page_size;
+                for c in decision
+                    .candidates
+                    .iter_mut()
+                    .filter(|c| c.rss_source.as_deref() == Some(RssSource::BpfApprox.name()))
+                {
+                    let Some(event) = events.iter().find(|e| e.pid == c.pid) else {
+                        continue;
+                    };
+                    let (rss, source) = exact::candidate_rss(event, Some(rule));
+                    c.rss_bytes = rss.rss() * page;
+                    c.rss_anon_bytes = Some(rss.anon * page);
+                    c.rss_file_bytes = Some(rss.file * page);
+                    c.rss_shmem_bytes = Some(rss.shmem * page);
+                    c.swap_bytes = Some(rss.swap * page);
+                    c.rss_source = Some(source.label());
+                }
+            }
+        }
+    }
+    let rule = decision
+        .rss_rule
+        .as_deref()
+        .and_then(exact::RssRule::from_name);
+    let lines = exact::explain(
+        rule,
+        decision.candidates.iter().map(|c| c.rss_source.as_deref()),
+    );
+    decision.explanation.extend(lines);
 }
 
 /// A candidate as the killer evaluated it (fentry/kprobe backends).
