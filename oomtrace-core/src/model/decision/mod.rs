@@ -617,6 +617,28 @@ impl Builder {
 
     fn emit(&mut self, ids: &[u64], env: &mut dyn Environment) -> Vec<Decision> {
         let mut decisions = Vec::new();
+        // Learn the kernel's rss read from any decision of this batch first,
+        // so that its OOMs that cannot tell on their own get it too.
+        if self.rss_rule.is_none() {
+            let page_size = env.page_size();
+            self.rss_rule = ids
+                .iter()
+                .filter_map(|id| self.pending.iter().find(|p| p.id == *id))
+                .find_map(|p| {
+                    let invocation = p.invocation.as_ref();
+                    exact::rss_rule(
+                        invocation.map_or(&[], |i| i.candidates.as_slice()),
+                        invocation.and_then(|i| i.end).map(|e| e.totalpages),
+                        p.task.as_deref(),
+                        p.kill_line(),
+                        p.report
+                            .as_ref()
+                            .and_then(|r| r.tasks.as_ref())
+                            .map(|t| t.rows.as_slice()),
+                        page_size,
+                    )
+                });
+        }
         for id in ids {
             let Some(index) = self.pending.iter().position(|p| p.id == *id) else {
                 continue;
