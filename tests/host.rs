@@ -3,14 +3,10 @@
 //! itself printed and the memcg's own files.
 mod support;
 
+use std::fs;
+
 use serde_json::Value;
 use support::*;
-
-fn u64_of(value: &Value) -> u64 {
-    value
-        .as_u64()
-        .unwrap_or_else(|| panic!("not a number: {value}"))
-}
 
 /// The victim in the decision equals the kernel's own kill line, number for number.
 fn assert_victim_matches_kernel(decision: &Value, killed: &KilledLine) {
@@ -508,4 +504,98 @@ fn repeated_ooms_in_one_memcg_are_called_out() {
         "{last}"
     );
     assert!(!decisions[0]["explanation"].to_string().contains("times in"));
+}
+
+/// `doctor` reads the node's files; the tracer then tries for real. What
+/// doctor says of fentry and kprobes, and the backend it names, must be
+/// what the tracer's own start record shows.
+#[test]
+fn doctor_agrees_with_what_the_tracer_attaches() {
+    require_root();
+    let (code, stdout, stderr) = run_oomtrace(&["doctor", "--json"]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let doctor: Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_schema_valid(&doctor);
+    let (_tracer, start) = Tracer::start_json(&["--duration", "1"]);
+    assert_eq!(doctor["backend"], start["backend"], "{doctor}");
+    let check = |name: &str| {
+        doctor["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check in {doctor}"))["ok"]
+            .as_bool()
+            .unwrap()
+    };
+    let attached = |prefix: &str| {
+        start["hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["attached"] == true && h["hook"].as_str().unwrap().starts_with(prefix))
+    };
+    assert_eq!(check("fentry"), attached("fentry/"), "{doctor}\n{start}");
+    assert_eq!(check("kprobes"), attached("kprobe/"), "{doctor}\n{start}");
+    assert!(
+        check("btf") && check("tracefs") && check("kmsg"),
+        "{doctor}"
+    );
+}
+
+/// Self-protection: the start record says the tracer's oom_score_adj as the
+/// kernel holds it; with CAP_SYS_RESOURCE that is the default -900, without
+/// it the value is unchanged and a warning said why.
+#[test]
+fn the_tracer_lowers_its_own_oom_score_adj_where_allowed() {
+    require_root();
+    let (tracer, start) = Tracer::start_json(&["--duration", "5"]);
+    let path = format!("/proc/{}/oom_score_adj", tracer.child.id());
+    let held: i64 = fs::read_to_string(path).unwrap().trim().parse().unwrap();
+    assert_eq!(start["oom_score_adj"].as_i64(), Some(held), "{start}");
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).unwrap())
+        .unwrap();
+    const CAP_SYS_RESOURCE: u32 = 24;
+    if cap_eff & (1 << CAP_SYS_RESOURCE) != 0 {
+        assert_eq!(held, -900);
+    }
+}
+
+/// The capability set the deployment units grant is enough: oomtrace as
+/// user nobody, holding only the required capabilities (plus
+/// CAP_SYS_RESOURCE where this machine can grant it), traces a real OOM
+/// and its decision matches the kernel's own kill line.
+#[test]
+fn a_non_root_user_with_the_documented_capabilities_traces_an_oom() {
+    use oomtrace::kernel::facts::{CAPABILITIES, REQUIRED, effective_capabilities};
+    require_root();
+    let ours = effective_capabilities().unwrap();
+    let caps: Vec<String> = CAPABILITIES
+        .iter()
+        .filter(|(bit, name, _)| REQUIRED.contains(name) || ours & (1 << bit) != 0)
+        .map(|(_, name, _)| format!("+{}", name.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    let caps = format!("-all,{}", caps.join(","));
+    let cgroup = TestCgroup::new_v1("caps", 32 << 20);
+    let log = KernelLog::open();
+    let mut setpriv = std::process::Command::new("setpriv");
+    setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    for flag in ["--inh-caps", "--ambient-caps", "--bounding-set"] {
+        setpriv.arg(format!("{flag}={caps}"));
+    }
+    let path = cgroup.path.to_str().unwrap();
+    setpriv.args([OOMTRACE, "--json", "--count", "1", "--cgroup", path]);
+    let mut tracer = Tracer::spawn(setpriv);
+    let start = tracer.next_record("start");
+    assert_eq!(start["kernel_report"], true, "{start}");
+    let mut hog = Hog::start("caphog", &cgroup, &[]);
+    let killed = log.killed_line(hog.pid());
+    assert!(hog.wait_killed());
+    let decision = tracer.next_record("decision");
+    assert_victim_matches_kernel(&decision, &killed);
+    assert!(tracer.wait_exit().success());
 }

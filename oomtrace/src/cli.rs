@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use oomtrace_core::dump::DumpConfig;
 
 use crate::{
-    commands::{Invocation, run::RunOptions},
+    commands::{Invocation, doctor::DoctorOptions, run::RunOptions},
     kernel::loader::{Backend, BackendRequest, ChargeHookMode},
 };
 
@@ -57,6 +57,11 @@ pub struct TraceArgs {
     /// Keep dump files under this many bytes in total (oldest removed first).
     #[arg(long, value_name = "BYTES", requires = "dump_dir")]
     pub dump_max_bytes: Option<u64>,
+    /// The tracer's own oom_score_adj (-1000..1000), so that an OOM picks a
+    /// workload rather than the witness. Lowering it needs CAP_SYS_RESOURCE.
+    #[arg(long, value_name = "N", default_value_t = -900, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-1000..=1000))]
+    pub oom_score_adj: i32,
     /// Kernel BTF to read struct layouts from.
     #[arg(long, value_name = "PATH", default_value = crate::kernel::loader::BTF_PATH)]
     pub btf: PathBuf,
@@ -102,6 +107,10 @@ impl Cli {
                 run: RunOptions { json, ..run },
             },
             Some(Command::Report { paths, json, top }) => Invocation::Report { paths, json, top },
+            Some(Command::Doctor { json }) => Invocation::Doctor(DoctorOptions {
+                json,
+                btf_path: run.btf_path,
+            }),
         }
     }
 }
@@ -117,6 +126,7 @@ impl TraceArgs {
             top: self.top,
             btf_path: self.btf,
             charge_hook: self.charge_hook.resolve(),
+            oom_score_adj: Some(self.oom_score_adj),
             dump: self.dump_dir.map(|dir| DumpConfig {
                 dir,
                 max_files: self.dump_max_files,
@@ -152,6 +162,14 @@ pub enum Command {
     /// Render post-mortem dumps (files or --dump-dir directories), saved
     /// `--json` output, or a saved kernel log (dmesg, journalctl -k,
     /// /var/log/messages) whose OOM reports are rebuilt into decisions.
+    /// Say what this node allows (BTF, tracepoints, fentry, kprobes, the
+    /// kernel log, lockdown, capabilities), which backend `auto` picks and
+    /// what fidelity it gives; each missing piece with its reason and fix.
+    Doctor {
+        /// One JSON record instead of the report.
+        #[arg(long)]
+        json: bool,
+    },
     Report {
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,

@@ -7,7 +7,7 @@ pub mod kernel;
 
 #[cfg(test)]
 mod layers {
-    use std::path::Path;
+    use std::path::{Path, PathBuf};
 
     use oomtrace_core::layers::violations;
 
@@ -19,16 +19,7 @@ mod layers {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
         let found = violations(&src, "crate", &[("kernel", 1), ("commands", 4), ("cli", 5)]);
         assert!(found.is_empty(), "{found:#?}");
-        for file in ["kernel/btf.rs", "kernel/tracefs.rs", "kernel/kmsg.rs"]
-            .iter()
-            .map(|f| src.join(f))
-            .chain(
-                std::fs::read_dir(src.join("kernel/loader"))
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.path()),
-            )
-        {
+        for file in rust_files(&src.join("kernel")) {
             let text = std::fs::read_to_string(&file).unwrap();
             // `{` too: a grouped import would hide the layer it names.
             for upper in ["model", "output", "dump", "cgroup", "report", "{"] {
@@ -39,5 +30,19 @@ mod layers {
                 );
             }
         }
+    }
+    /// Every `.rs` file under `dir`: a module split into a directory is
+    /// checked as a whole.
+    fn rust_files(dir: &Path) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files.extend(rust_files(&path));
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                files.push(path);
+            }
+        }
+        files
     }
 }

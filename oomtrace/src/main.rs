@@ -1,21 +1,28 @@
 //! Entry point: parse and resolve the command line, run, turn any error into
 //! one line.
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode};
 
 use clap::Parser;
-use oomtrace::cli::Cli;
+use oomtrace::{cli::Cli, commands::demo};
+use oomtrace_core::base::text::escape;
 
 fn main() -> ExitCode {
+    if demo::is_hog() {
+        demo::hog();
+    }
     match Cli::parse().resolve().execute() {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("oomtrace: {}", one_line(&error));
+            // A stderr that cannot be written (/dev/full) must not turn the
+            // error into a panic; the exit status still says it failed.
+            let _ = writeln!(std::io::stderr().lock(), "oomtrace: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
 }
 
-/// "context: cause: root cause" on one line.
+/// "context: cause: root cause" on one line, inert on a terminal (paths and
+/// names in errors may come from untrusted input).
 fn one_line(error: &anyhow::Error) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in error.chain() {
@@ -24,5 +31,5 @@ fn one_line(error: &anyhow::Error) -> String {
             parts.push(text);
         }
     }
-    parts.join(": ").replace('\n', " ")
+    escape(&parts.join(": ").replace('\n', " ")).into_owned()
 }

@@ -51,6 +51,12 @@ pub fn assert_schema_valid(record: &Value) {
     );
 }
 
+pub fn u64_of(value: &Value) -> u64 {
+    value
+        .as_u64()
+        .unwrap_or_else(|| panic!("not an unsigned number: {value}"))
+}
+
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
@@ -114,10 +120,13 @@ pub fn named_binary(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("oomtrace-test-bin-{}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     let link = dir.join(name);
-    if !link.exists() {
-        std::os::unix::fs::symlink(hog_binary(), &link).unwrap();
+    // Threads of one test may race to make the same link.
+    match std::os::unix::fs::symlink(hog_binary(), &link) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            panic!("{}: {e}", link.display())
+        }
+        _ => link,
     }
-    link
 }
 
 pub struct Hog {
@@ -180,8 +189,14 @@ pub struct Tracer {
 
 impl Tracer {
     pub fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(OOMTRACE)
-            .args(args)
+        let mut command = Command::new(OOMTRACE);
+        command.args(args);
+        Self::spawn(command)
+    }
+
+    /// oomtrace started by `command` (e.g. under setpriv), stdout read line by line.
+    pub fn spawn(mut command: Command) -> Self {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -317,7 +332,10 @@ impl KernelLog {
                     }
                     // EPIPE: records overwritten; keep reading.
                     Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
-                    Err(_) => break,
+                    Err(e) => {
+                        let _ = tx.send(format!("oomtrace-test: /dev/kmsg read failed: {e}"));
+                        break;
+                    }
                 }
             }
         });
@@ -358,6 +376,33 @@ impl KernelLog {
             report.push(line.clone());
             if line.contains(&needle) {
                 return (report, KilledLine::parse(&line));
+            }
+        }
+    }
+
+    /// The pids of the "Killed process" lines from now back to when the
+    /// log was opened, in the kernel's order: a mark written to the log
+    /// now ends the read (records the kernel overwrote are simply absent).
+    pub fn killed_pids_so_far(&self) -> Vec<u32> {
+        let mark = format!("oomtrace-test: mark {}", std::process::id());
+        // A newline finalizes the record: without one the kernel keeps it open
+        // for continuation and readers do not see it yet.
+        fs::write("/dev/kmsg", format!("{mark}\n")).expect("writing a mark to /dev/kmsg");
+        let mut order = Vec::new();
+        loop {
+            let line = self.lines.recv_timeout(TIMEOUT).unwrap_or_else(|e| {
+                panic!("the mark {mark:?} never came back ({e}); after {order:?}")
+            });
+            if line.contains(&mark) {
+                return order;
+            }
+            if let Some(pid) = line
+                .split("Killed process ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|pid| pid.parse::<u32>().ok())
+            {
+                order.push(pid);
             }
         }
     }

@@ -74,25 +74,11 @@ pub fn run(options: &Options) -> Result<()> {
     let root = crate::workspace_root();
     crate::apt_install(crate::vm::PACKAGES)?;
     let kernel = KernelCache::new(root.join(".cache/vm")).get(options.kernel)?;
-    crate::run(crate::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "oomtrace",
-        "-p",
-        "oomtrace-hog",
-    ]))?;
-    let target = target_dir();
-    let work = target.join("bench");
+    let work = target_dir().join("bench");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
     let initrd = work.join("initrd.gz");
-    initramfs::build(
-        &initrd,
-        &target.join("release/oomtrace"),
-        &target.join("release/oomtrace-hog"),
-        &root.join("tests/vm/bench-init"),
-    )?;
+    initramfs::build_release(&initrd, &root.join("tests/vm/bench-init"))?;
 
     let console = work.join("console.log");
     let results = work.join("results.log");

@@ -29,7 +29,8 @@ enum Task {
     /// oomtrace on Debian kernels booted under QEMU: real OOM kills, each
     /// decision checked against the kernel's own report.
     VmTest {
-        /// Kernel series: 5.10, 6.1, 6.12 or all.
+        /// Kernel series: 5.10, 6.1, 6.12, newest (Debian's newest kernel, from
+        /// backports or unstable), newest-cloud (its -cloud-amd64 flavour) or all.
         #[arg(long, default_value = "all")]
         kernel: String,
         /// `oomtrace --backend` in the guests; several (comma-separated) run
@@ -44,7 +45,7 @@ enum Task {
     /// without the tracer side by side in one QEMU guest whose clock counts
     /// instructions (-icount). A measurement: high overhead is reported, not failed.
     Bench {
-        /// Kernel series: 5.10, 6.1 or 6.12.
+        /// Kernel series: 5.10, 6.1, 6.12, newest or newest-cloud.
         #[arg(long, default_value = "6.12")]
         kernel: String,
         /// MiB faulted in (and unmapped) per round.
@@ -71,6 +72,14 @@ enum Task {
     Demo,
     /// Format check and clippy only.
     Lint,
+    /// Property-based fuzzing of the kernel-report parser, the journal and
+    /// dump readers and the badness arithmetic, with overflow checks on; a
+    /// crash found is kept as a regression test in oomtrace-core/tests/fuzz.rs.
+    Fuzz {
+        /// Cases per property.
+        #[arg(long, default_value_t = 10_000)]
+        cases: u32,
+    },
 }
 
 /// LLVM major version bpf-linker is built against (Debian package llvm-22-dev).
@@ -100,7 +109,10 @@ fn main() -> Result<()> {
             let kernels = match kernel.as_str() {
                 "all" => vm::Series::ALL.to_vec(),
                 name => vec![vm::Series::parse(name).with_context(|| {
-                    format!("unknown kernel series {name:?} (5.10, 6.1, 6.12 or all)")
+                    format!(
+                        "unknown kernel series {name:?} ({} or all)",
+                        vm::Series::names()
+                    )
                 })?],
             };
             vm::run(&vm::Options {
@@ -119,7 +131,7 @@ fn main() -> Result<()> {
             setup()?;
             bench::run(&bench::Options {
                 kernel: vm::Series::parse(&kernel).with_context(|| {
-                    format!("unknown kernel series {kernel:?} (5.10, 6.1 or 6.12)")
+                    format!("unknown kernel series {kernel:?} ({})", vm::Series::names())
                 })?,
                 mib,
                 rounds,
@@ -132,6 +144,11 @@ fn main() -> Result<()> {
             demo()
         }
         Task::Lint => lint(),
+        Task::Fuzz { cases } => run(cargo()
+            .args(["test", "--release", "-p", "oomtrace-core", "--test", "fuzz"])
+            .env("PROPTEST_CASES", cases.to_string())
+            .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
+            .env("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS", "true")),
     }
 }
 
@@ -196,7 +213,14 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 
 fn setup() -> Result<()> {
     let llvm_dev = format!("llvm-{LLVM_MAJOR}-dev");
-    let mut packages = vec![llvm_dev.as_str(), "libzstd-dev", "zlib1g-dev", "util-linux"];
+    // systemd: `systemd-analyze verify` of the unit in deploy/.
+    let mut packages = vec![
+        llvm_dev.as_str(),
+        "libzstd-dev",
+        "zlib1g-dev",
+        "util-linux",
+        "systemd",
+    ];
     packages.extend_from_slice(vm::PACKAGES);
     apt_install(&packages)?;
 
@@ -254,6 +278,7 @@ fn cargo() -> Command {
 
 fn lint() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
+    verify_systemd_unit()?;
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -307,4 +332,17 @@ fn demo() -> Result<()> {
     run(cargo().args(["build", "--release", "-p", "oomtrace"]))?;
     let binary = workspace_root().join("target/release/oomtrace");
     run(privileged(binary.to_str().context("binary path is not UTF-8")?).arg("demo"))
+}
+
+/// `systemd-analyze verify` on deploy/systemd/oomtrace.service; the binary it
+/// starts is not installed here, so a copy points at one that exists.
+fn verify_systemd_unit() -> Result<()> {
+    let unit = workspace_root().join("deploy/systemd/oomtrace.service");
+    let text =
+        std::fs::read_to_string(&unit).with_context(|| format!("reading {}", unit.display()))?;
+    let dir = vm::target_dir().join("unit-check");
+    std::fs::create_dir_all(&dir)?;
+    let copy = dir.join("oomtrace.service");
+    std::fs::write(&copy, text.replace("/usr/local/bin/oomtrace", "/bin/true"))?;
+    run(Command::new("systemd-analyze").arg("verify").arg(&copy))
 }

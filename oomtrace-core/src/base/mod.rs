@@ -3,6 +3,7 @@
 pub mod hooks;
 pub mod host;
 pub mod record;
+pub mod text;
 pub mod time;
 pub mod units;
 

@@ -18,9 +18,12 @@
 //! prefix `.oom-` and the suffix `.tmp`; leftovers from a crash are removed by
 //! [`DumpWriter::open`]. One directory belongs to one collector.
 
-use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::ffi::{CStr, CString, OsStr};
+use std::fs::{self, DirBuilder, File};
 use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -45,6 +48,20 @@ pub enum DumpError {
     Inspect { path: PathBuf, source: io::Error },
     #[error("dump path {path:?} exists but is not a directory")]
     NotADirectory { path: PathBuf },
+    /// The path itself is a symbolic link: as root we never follow one into
+    /// a directory someone else may control.
+    #[error("dump directory {path:?} is a symbolic link; give the real directory")]
+    Symlink { path: PathBuf },
+    /// Owned by another user, or writable by group or others: whoever can
+    /// write there could swap our files under a root process.
+    #[error(
+        "dump directory {path:?} is unsafe: {reason}; it must be owned by uid {euid} and not writable by group or others"
+    )]
+    Unsafe {
+        path: PathBuf,
+        reason: String,
+        euid: u32,
+    },
     #[error("cannot create dump directory {path:?}: {source}")]
     CreateDir { path: PathBuf, source: io::Error },
     #[error("cannot list dump directory {path:?}: {source}")]
@@ -63,9 +80,16 @@ pub enum DumpError {
 }
 
 /// Writes dumps into one directory and applies retention.
+///
+/// The directory is opened once (`O_NOFOLLOW | O_DIRECTORY`), checked on the
+/// descriptor (ours, not writable by group or others), and every later
+/// create, rename, delete and fsync goes through that descriptor (`openat`,
+/// `renameat`, `unlinkat`), never through the path: a symlink swapped in
+/// for the path later cannot redirect a root process's writes.
 #[derive(Debug)]
 pub struct DumpWriter {
     dir: PathBuf,
+    fd: OwnedFd,
     max_files: Option<usize>,
     max_bytes: Option<u64>,
     failures: u64,
@@ -83,27 +107,17 @@ const STAMP_LEN: usize = 26;
 const MAX_NANOS: i128 = 253_402_300_800 * 1_000_000_000 - 1;
 
 impl DumpWriter {
-    /// Creates the directory (mode 0700) if missing; errors if it is not a
-    /// directory or not writable (checked by creating and removing a probe
-    /// temp file). Removes temp files left behind by a crash.
+    /// Opens the directory without following a symlink, creating it (mode
+    /// 0700) if missing; errors if it is not a directory, not ours or open to
+    /// group/others (see [`DumpError::Unsafe`]), or not writable (checked by
+    /// creating and removing a probe temp file). Removes temp files left
+    /// behind by a crash.
     pub fn open(config: DumpConfig) -> Result<Self, DumpError> {
         let dir = config.dir;
-        match fs::metadata(&dir) {
-            Ok(meta) if meta.is_dir() => {}
-            Ok(_) => return Err(DumpError::NotADirectory { path: dir }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if let Err(source) = create_dir(&dir) {
-                    // A non-directory in the way reads better as such.
-                    return Err(match fs::metadata(&dir) {
-                        Ok(meta) if !meta.is_dir() => DumpError::NotADirectory { path: dir },
-                        _ => DumpError::CreateDir { path: dir, source },
-                    });
-                }
-            }
-            Err(source) => return Err(DumpError::Inspect { path: dir, source }),
-        }
+        let fd = open_checked_dir(&dir, true)?;
         let mut writer = DumpWriter {
             dir,
+            fd,
             max_files: config.max_files,
             max_bytes: config.max_bytes,
             failures: 0,
@@ -118,7 +132,7 @@ impl DumpWriter {
                 source,
             })?;
         drop(file);
-        fs::remove_file(&probe).map_err(|source| DumpError::NotWritable {
+        unlinkat(writer.fd.as_raw_fd(), &probe).map_err(|source| DumpError::NotWritable {
             path: writer.dir.clone(),
             source,
         })?;
@@ -165,9 +179,24 @@ impl DumpWriter {
     }
 
     /// Lists the dump files (`oom-*.json` regular files with our naming) in
-    /// `dir`, oldest first.
+    /// `dir`, oldest first. (Read-only, for `oomtrace report`.)
     pub fn list(dir: &Path) -> io::Result<Vec<PathBuf>> {
-        Ok(scan(dir)?.into_iter().map(|d| d.path).collect())
+        let mut found = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            let Some((stamp, seq)) = parse_name(name) else {
+                continue;
+            };
+            // Never follow or touch symlinks, directories, ... named like ours.
+            if !entry.file_type()?.is_file() {
+                continue;
+            }
+            found.push(((stamp.to_owned(), seq, name.to_owned()), entry.path()));
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(found.into_iter().map(|(_, path)| path).collect())
     }
 
     fn try_write(
@@ -176,7 +205,8 @@ impl DumpWriter {
         seq: u64,
         document: &serde_json::Value,
     ) -> Result<PathBuf, DumpError> {
-        let path = self.dir.join(file_name(time, seq));
+        let name = file_name(time, seq);
+        let path = self.dir.join(&name);
         let mut bytes = serde_json::to_vec(document).map_err(|source| DumpError::Serialize {
             path: path.clone(),
             source,
@@ -185,61 +215,65 @@ impl DumpWriter {
 
         let created = match self.create_temp() {
             // The directory was removed under us (tmp cleaners, an operator):
-            // recreate it rather than lose every later dump.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                create_dir(&self.dir).and_then(|()| self.create_temp())
-            }
+            // recreate it rather than lose every later dump. The new one is
+            // checked like the first.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => match self.reopen() {
+                Ok(()) => self.create_temp(),
+                Err(error) => return Err(error),
+            },
             other => other,
         };
         let (tmp, mut file) = created.map_err(|source| DumpError::Write {
             path: path.clone(),
             source,
         })?;
+        let dirfd = self.fd.as_raw_fd();
         let written = file
             .write_all(&bytes)
             .and_then(|()| file.sync_all())
             .and_then(|()| {
                 drop(file);
-                fs::rename(&tmp, &path)
+                renameat(dirfd, &tmp, &name)
             });
         if let Err(source) = written {
-            let _ = fs::remove_file(&tmp);
+            let _ = unlinkat(dirfd, &tmp);
             return Err(DumpError::Write { path, source });
         }
 
-        let synced = sync_dir(&self.dir);
-        self.apply_retention(&path);
+        let synced = sync_dir(&self.fd);
+        self.apply_retention(&name);
         match synced {
             Ok(()) => Ok(path),
             Err(source) => Err(DumpError::SyncDir { path, source }),
         }
     }
 
+    /// The directory was removed: create and check it again, by path once,
+    /// then use the new descriptor.
+    fn reopen(&mut self) -> Result<(), DumpError> {
+        let fd = open_checked_dir(&self.dir, true).map_err(|error| match error {
+            // Keep the write error's form for what used to be one.
+            DumpError::CreateDir { source, .. } | DumpError::Inspect { source, .. } => {
+                DumpError::Write {
+                    path: self.dir.clone(),
+                    source,
+                }
+            }
+            other => other,
+        })?;
+        self.fd = fd;
+        Ok(())
+    }
+
     /// Creates a new temp file (mode 0600) with a name no one else uses.
-    fn create_temp(&mut self) -> io::Result<(PathBuf, File)> {
+    fn create_temp(&mut self) -> io::Result<(String, File)> {
         let pid = std::process::id();
         let mut attempts = 0;
         loop {
             self.tmp_counter = self.tmp_counter.wrapping_add(1);
-            let tmp = self.dir.join(format!(
-                "{TMP_PREFIX}{pid}-{}{TMP_SUFFIX}",
-                self.tmp_counter
-            ));
-            match OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)
-            {
-                Ok(file) => {
-                    // The umask may only have removed bits; make it exact.
-                    if let Err(e) = file.set_permissions(Permissions::from_mode(0o600)) {
-                        drop(file);
-                        let _ = fs::remove_file(&tmp);
-                        return Err(e);
-                    }
-                    return Ok((tmp, file));
-                }
+            let tmp = format!("{TMP_PREFIX}{pid}-{}{TMP_SUFFIX}", self.tmp_counter);
+            match create_file_at(self.fd.as_raw_fd(), &tmp) {
+                Ok(file) => return Ok((tmp, file)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => {
                     attempts += 1;
                 }
@@ -250,60 +284,51 @@ impl DumpWriter {
 
     /// Removes our temp files (`.oom-*.tmp`) left behind by a crash.
     fn remove_stale_temps(&self) -> Result<(), DumpError> {
-        let list_error = |source| DumpError::List {
+        let entries = list_at(&self.fd).map_err(|source| DumpError::List {
             path: self.dir.clone(),
             source,
-        };
-        for entry in fs::read_dir(&self.dir).map_err(list_error)? {
-            let entry = entry.map_err(list_error)?;
-            let name = entry.file_name();
-            let Some(name) = name.to_str() else { continue };
-            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
-            if is_file
+        })?;
+        for entry in entries {
+            let Some(name) = entry.name.to_str() else {
+                continue;
+            };
+            if entry.is_file
                 && name.len() > TMP_PREFIX.len() + TMP_SUFFIX.len()
                 && name.starts_with(TMP_PREFIX)
                 && name.ends_with(TMP_SUFFIX)
             {
                 // Best effort: the probe below tells whether the dir is usable.
-                let _ = fs::remove_file(entry.path());
+                let _ = unlinkat(self.fd.as_raw_fd(), name);
             }
         }
         Ok(())
     }
 
     /// Deletes our oldest dumps until both limits hold, never `keep`.
-    fn apply_retention(&mut self, keep: &Path) {
+    fn apply_retention(&mut self, keep: &str) {
         if self.max_files.is_none() && self.max_bytes.is_none() {
             return;
         }
-        let dumps = match scan(&self.dir) {
+        let dumps = match scan_at(&self.fd) {
             Ok(dumps) => dumps,
             Err(_) => {
                 self.retention_failures += 1;
                 return;
             }
         };
-        let mut sized = Vec::with_capacity(dumps.len());
-        let mut count = 0usize;
-        let mut bytes = 0u64;
+        let count_all = dumps.len();
+        let mut count = count_all;
+        let mut bytes = dumps.iter().fold(0u64, |b, d| b.saturating_add(d.len));
         for dump in dumps {
-            // lstat: a dump removed meanwhile simply no longer counts.
-            if let Ok(meta) = fs::symlink_metadata(&dump.path) {
-                count += 1;
-                bytes = bytes.saturating_add(meta.len());
-                sized.push((dump.path, meta.len()));
-            }
-        }
-        for (path, len) in sized {
             let files_ok = self.max_files.is_none_or(|max| count <= max);
             let bytes_ok = self.max_bytes.is_none_or(|max| bytes <= max);
             if files_ok && bytes_ok {
                 break;
             }
-            if path == keep {
+            if dump.name == keep {
                 continue;
             }
-            match fs::remove_file(&path) {
+            match unlinkat(self.fd.as_raw_fd(), &dump.name) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(_) => {
@@ -313,23 +338,291 @@ impl DumpWriter {
                 }
             }
             count -= 1;
-            bytes = bytes.saturating_sub(len);
+            bytes = bytes.saturating_sub(dump.len);
         }
     }
 }
 
-fn create_dir(dir: &Path) -> io::Result<()> {
-    DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    // The umask may only have removed bits; make it exact.
-    fs::set_permissions(dir, Permissions::from_mode(0o700))
+fn cstr(name: &str) -> io::Result<CString> {
+    CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    match File::open(dir).and_then(|d| d.sync_all()) {
+fn path_cstr(path: &Path) -> io::Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(rc)
+    }
+}
+
+/// Opens `dir` itself as a directory, refusing a symlink in its last
+/// component, and checks the descriptor: a directory, owned by our euid, not
+/// writable by group or others. With `create`, a missing directory is made
+/// (parents 0700 too, as before) and then opened the same way; only then is
+/// its mode made exactly 0700, on the descriptor.
+fn open_checked_dir(dir: &Path, create: bool) -> Result<OwnedFd, DumpError> {
+    let path = || dir.to_owned();
+    let c = path_cstr(dir).map_err(|source| DumpError::Inspect {
+        path: path(),
+        source,
+    })?;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let mut created = false;
+    let fd = loop {
+        // SAFETY: a valid NUL-terminated path; the result is checked.
+        let rc = unsafe { libc::open(c.as_ptr(), flags) };
+        if rc >= 0 {
+            // SAFETY: a descriptor we just opened and own.
+            break unsafe { OwnedFd::from_raw_fd(rc) };
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::ENOENT) if create && !created => {
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    DirBuilder::new()
+                        .recursive(true)
+                        .mode(0o700)
+                        .create(parent)
+                        .map_err(|source| create_error(dir, source))?;
+                }
+                // SAFETY: a valid NUL-terminated path.
+                match check(unsafe { libc::mkdir(c.as_ptr(), 0o700) }) {
+                    Ok(_) => created = true,
+                    // Someone else made it meanwhile: it gets checked below.
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => created = true,
+                    Err(source) => return Err(create_error(dir, source)),
+                }
+            }
+            Some(libc::ELOOP) => return Err(DumpError::Symlink { path: path() }),
+            Some(libc::ENOTDIR) => {
+                // Either the path is a file, or something above it is.
+                return Err(match fs::symlink_metadata(dir) {
+                    Ok(meta) if meta.file_type().is_symlink() => {
+                        DumpError::Symlink { path: path() }
+                    }
+                    Ok(meta) if !meta.is_dir() => DumpError::NotADirectory { path: path() },
+                    _ => DumpError::Inspect {
+                        path: path(),
+                        source: error,
+                    },
+                });
+            }
+            _ if created => return Err(create_error(dir, error)),
+            _ => {
+                return Err(DumpError::Inspect {
+                    path: path(),
+                    source: error,
+                });
+            }
+        }
+    };
+    let stat = fstat(&fd).map_err(|source| DumpError::Inspect {
+        path: path(),
+        source,
+    })?;
+    if stat.st_mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(DumpError::NotADirectory { path: path() });
+    }
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let unsafe_because = if stat.st_uid != euid {
+        Some(format!("it is owned by uid {}", stat.st_uid))
+    } else if stat.st_mode & 0o022 != 0 {
+        Some(format!(
+            "its mode {:04o} lets {} write to it",
+            stat.st_mode & 0o7777,
+            if stat.st_mode & 0o002 != 0 {
+                "everyone"
+            } else {
+                "its group"
+            }
+        ))
+    } else {
+        None
+    };
+    if let Some(reason) = unsafe_because {
+        return Err(DumpError::Unsafe {
+            path: path(),
+            reason,
+            euid,
+        });
+    }
+    if created && stat.st_mode & 0o7777 != 0o700 {
+        // The umask may only have removed bits; make it exact, on the fd.
+        // SAFETY: a valid descriptor.
+        check(unsafe { libc::fchmod(fd.as_raw_fd(), 0o700) })
+            .map_err(|source| create_error(dir, source))?;
+    }
+    Ok(fd)
+}
+
+fn create_error(dir: &Path, source: io::Error) -> DumpError {
+    // A non-directory in the way reads better as such.
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => DumpError::Symlink {
+            path: dir.to_owned(),
+        },
+        Ok(meta) if !meta.is_dir() => DumpError::NotADirectory {
+            path: dir.to_owned(),
+        },
+        _ => DumpError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        },
+    }
+}
+
+fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
+    // SAFETY: zeroed is a valid `stat`; fstat fills it on success.
+    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid descriptor and a pointer to a `stat`.
+    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) })?;
+    Ok(stat)
+}
+
+/// `openat(dirfd, name, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, 0600)`, then the
+/// mode made exact (the umask may only have removed bits).
+fn create_file_at(dirfd: RawFd, name: &str) -> io::Result<File> {
+    let c = cstr(name)?;
+    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    // SAFETY: a valid descriptor and NUL-terminated name; the result is checked.
+    let rc = check(unsafe { libc::openat(dirfd, c.as_ptr(), flags, 0o600 as libc::c_uint) })?;
+    // SAFETY: a descriptor we just opened and own.
+    let file = unsafe { File::from_raw_fd(rc) };
+    // SAFETY: a valid descriptor.
+    if let Err(e) = check(unsafe { libc::fchmod(file.as_raw_fd(), 0o600) }) {
+        drop(file);
+        let _ = unlinkat(dirfd, name);
+        return Err(e);
+    }
+    Ok(file)
+}
+
+fn renameat(dirfd: RawFd, from: &str, to: &str) -> io::Result<()> {
+    let (from, to) = (cstr(from)?, cstr(to)?);
+    // SAFETY: valid descriptor and NUL-terminated names.
+    check(unsafe { libc::renameat(dirfd, from.as_ptr(), dirfd, to.as_ptr()) }).map(drop)
+}
+
+fn unlinkat(dirfd: RawFd, name: &str) -> io::Result<()> {
+    let c = cstr(name)?;
+    // SAFETY: valid descriptor and NUL-terminated name; flags 0 = files only.
+    check(unsafe { libc::unlinkat(dirfd, c.as_ptr(), 0) }).map(drop)
+}
+
+fn sync_dir(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: a valid descriptor.
+    match check(unsafe { libc::fsync(fd.as_raw_fd()) }) {
         // Filesystems without directory fsync.
         Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
-        other => other,
+        other => other.map(drop),
     }
+}
+
+/// One entry of the directory, typed by `fstatat(AT_SYMLINK_NOFOLLOW)`.
+struct Entry {
+    name: std::ffi::OsString,
+    is_file: bool,
+    len: u64,
+}
+
+/// The directory's entries, read through a duplicate of its descriptor.
+fn list_at(dir: &OwnedFd) -> io::Result<Vec<Entry>> {
+    let dup = dir.try_clone()?;
+    // SAFETY: `dup` is a valid descriptor; on success the DIR owns it.
+    let stream = unsafe { libc::fdopendir(dup.as_raw_fd()) };
+    if stream.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    std::mem::forget(dup);
+    struct Stream(*mut libc::DIR);
+    impl Drop for Stream {
+        fn drop(&mut self) {
+            // SAFETY: a stream from fdopendir, closed once (closes the dup).
+            unsafe { libc::closedir(self.0) };
+        }
+    }
+    let stream = Stream(stream);
+    // A duplicate shares the offset: start from the top every time.
+    // SAFETY: a valid stream.
+    unsafe { libc::rewinddir(stream.0) };
+    let mut entries = Vec::new();
+    loop {
+        // SAFETY: errno is thread-local; cleared to tell end from error.
+        unsafe { *libc::__errno_location() = 0 };
+        // SAFETY: a valid stream; the entry is read before the next call.
+        let ent = unsafe { libc::readdir(stream.0) };
+        if ent.is_null() {
+            let error = io::Error::last_os_error();
+            if error.raw_os_error().unwrap_or(0) != 0 {
+                return Err(error);
+            }
+            break;
+        }
+        // SAFETY: d_name is NUL-terminated within the entry.
+        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
+        let bytes = name.to_bytes();
+        if bytes == b"." || bytes == b".." {
+            continue;
+        }
+        // SAFETY: zeroed is a valid `stat`; fstatat fills it on success.
+        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
+        // SAFETY: valid descriptor, NUL-terminated name, pointer to a `stat`.
+        let rc = unsafe {
+            libc::fstatat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                &mut stat,
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        if rc != 0 {
+            // Removed meanwhile: it no longer counts.
+            continue;
+        }
+        entries.push(Entry {
+            name: OsStr::from_bytes(bytes).to_owned(),
+            is_file: stat.st_mode & libc::S_IFMT == libc::S_IFREG,
+            len: u64::try_from(stat.st_size).unwrap_or(0),
+        });
+    }
+    Ok(entries)
+}
+
+struct Dump {
+    name: String,
+    len: u64,
+}
+
+/// Our dumps (regular files with our naming) in the directory, oldest first.
+fn scan_at(dir: &OwnedFd) -> io::Result<Vec<Dump>> {
+    let mut found = Vec::new();
+    for entry in list_at(dir)? {
+        let Some(name) = entry.name.to_str() else {
+            continue;
+        };
+        let Some((stamp, seq)) = parse_name(name) else {
+            continue;
+        };
+        // Never follow or touch symlinks, directories, ... named like ours.
+        if !entry.is_file {
+            continue;
+        }
+        found.push((
+            (stamp.to_owned(), seq, name.to_owned()),
+            Dump {
+                name: name.to_owned(),
+                len: entry.len,
+            },
+        ));
+    }
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(found.into_iter().map(|(_, dump)| dump).collect())
 }
 
 /// `oom-20261123T184512.123456789Z-000042.json`
@@ -372,36 +665,13 @@ fn parse_name(name: &str) -> Option<(&str, u64)> {
     Some((stamp, seq.parse().ok()?))
 }
 
-struct Dump {
-    path: PathBuf,
-}
-
-/// Our dumps in `dir`, oldest first.
-fn scan(dir: &Path) -> io::Result<Vec<Dump>> {
-    let mut found = Vec::new();
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let Some((stamp, seq)) = parse_name(name) else {
-            continue;
-        };
-        // Never follow or touch symlinks, directories, ... named like ours.
-        if !entry.file_type()?.is_file() {
-            continue;
-        }
-        found.push(((stamp.to_owned(), seq, name.to_owned()), entry.path()));
-    }
-    found.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(found.into_iter().map(|(_, path)| Dump { path }).collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
     use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt as _;
+    use std::fs::{OpenOptions, Permissions};
+    use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     use std::time::Duration;
 
     fn at(secs: u64, nanos: u32) -> SystemTime {
@@ -882,7 +1152,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mnt = tmp.path().join("mnt");
         fs::create_dir(&mnt).unwrap();
-        let _tmpfs = match mount_tmpfs(&mnt, "size=64k") {
+        let _tmpfs = match mount_tmpfs(&mnt, "size=64k,mode=0700") {
             Ok(m) => m,
             Err(e) => {
                 println!("skipped: cannot mount a tmpfs ({e})");
@@ -912,5 +1182,147 @@ mod tests {
         assert_eq!(w.failures(), 1);
         let err = DumpWriter::open(config(&mnt)).unwrap_err();
         assert!(matches!(err, DumpError::NotWritable { .. }), "{err:?}");
+    }
+
+    fn chown(path: &Path, uid: u32) {
+        std::os::unix::fs::chown(path, Some(uid), None).unwrap();
+    }
+
+    fn is_root() -> bool {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+
+    #[test]
+    fn symlinked_dir_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        fs::create_dir(&real).unwrap();
+        fs::set_permissions(&real, Permissions::from_mode(0o700)).unwrap();
+        let link = tmp.path().join("dumps");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let err = DumpWriter::open(config(&link)).unwrap_err();
+        assert!(matches!(err, DumpError::Symlink { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("symbolic link") && msg.contains("dumps"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'));
+        assert_eq!(
+            names(&real),
+            Vec::<String>::new(),
+            "nothing written through it"
+        );
+        // A dangling one too (no directory is created at its target).
+        let dangling = tmp.path().join("dangling");
+        std::os::unix::fs::symlink(tmp.path().join("nowhere"), &dangling).unwrap();
+        let err = DumpWriter::open(config(&dangling)).unwrap_err();
+        assert!(matches!(err, DumpError::Symlink { .. }), "{err:?}");
+        assert!(!tmp.path().join("nowhere").exists());
+    }
+
+    #[test]
+    fn path_swapped_for_a_symlink_after_open_does_not_redirect_writes() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("dumps");
+        let mut w = DumpWriter::open(config(&dir)).unwrap();
+        let moved = tmp.path().join("moved");
+        fs::rename(&dir, &moved).unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+        w.write(at(1, 0), 1, &json!({})).unwrap();
+        assert_eq!(names(&elsewhere), Vec::<String>::new());
+        assert_eq!(names(&moved), [file_name(at(1, 0), 1)]);
+    }
+
+    #[test]
+    fn foreign_owner_is_refused() {
+        if !is_root() {
+            println!("skipped: chown needs root");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("dumps");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, Permissions::from_mode(0o700)).unwrap();
+        chown(&dir, 65534);
+        let err = DumpWriter::open(config(&dir)).unwrap_err();
+        assert!(matches!(err, DumpError::Unsafe { .. }), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("owned by uid 65534"), "{msg}");
+        assert!(msg.contains("must be owned by uid 0"), "{msg}");
+        assert_eq!(names(&dir), Vec::<String>::new());
+        chown(&dir, 0);
+        DumpWriter::open(config(&dir)).unwrap();
+    }
+
+    #[test]
+    fn group_or_world_writable_dir_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        for (mode, who) in [
+            (0o770, "its group"),
+            (0o703, "everyone"),
+            (0o1777, "everyone"),
+        ] {
+            let dir = tmp.path().join(format!("d{mode:o}"));
+            fs::create_dir(&dir).unwrap();
+            fs::set_permissions(&dir, Permissions::from_mode(mode)).unwrap();
+            let err = DumpWriter::open(config(&dir)).unwrap_err();
+            assert!(matches!(err, DumpError::Unsafe { .. }), "{err:?}");
+            let msg = err.to_string();
+            assert!(
+                msg.contains(&format!("{mode:04o}")) && msg.contains(who),
+                "{msg}"
+            );
+            assert_eq!(names(&dir), Vec::<String>::new());
+            assert_eq!(mode_of(&dir), mode, "left as it was");
+        }
+        // Group- or world-readable is fine.
+        let dir = tmp.path().join("readable");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, Permissions::from_mode(0o755)).unwrap();
+        DumpWriter::open(config(&dir)).unwrap();
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    #[test]
+    fn missing_dir_is_created_0700_and_ours_even_with_a_loose_umask() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("new");
+        // SAFETY: umask has no preconditions (restored below).
+        let old = unsafe { libc::umask(0) };
+        let opened = DumpWriter::open(config(&dir));
+        // SAFETY: as above.
+        unsafe { libc::umask(old) };
+        opened.unwrap();
+        let meta = fs::symlink_metadata(&dir).unwrap();
+        assert!(meta.is_dir());
+        assert_eq!(meta.mode() & 0o7777, 0o700);
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(meta.uid(), unsafe { libc::geteuid() });
+    }
+
+    #[test]
+    fn recreated_dir_is_checked_like_the_first() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("dumps");
+        let mut w = DumpWriter::open(config(&dir)).unwrap();
+        fs::remove_dir(&dir).unwrap();
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+        // The old directory is gone and the path is now a symlink: refused.
+        let err = w.write(at(1, 0), 1, &json!({}));
+        // The old fd still works if the directory was only renamed; here it
+        // was removed, so the write has to go through a new open.
+        let err = err.unwrap_err();
+        assert!(matches!(err, DumpError::Symlink { .. }), "{err:?}");
+        assert_eq!(names(&elsewhere), Vec::<String>::new());
+        assert_eq!(w.failures(), 1);
     }
 }

@@ -105,7 +105,9 @@ impl RssPages {
 
     /// rss (anon + file + shmem), as `get_mm_rss*` adds them.
     pub fn rss(&self) -> u64 {
-        self.file + self.anon + self.shmem
+        self.file
+            .saturating_add(self.anon)
+            .saturating_add(self.shmem)
     }
 }
 
@@ -181,10 +183,12 @@ pub fn rule_from_points(
         if !scored || page_size == 0 {
             continue;
         }
-        let fixed = c.pgtables_bytes.max(0) / page_size as i64
-            + i64::from(c.oom_score_adj) * (totalpages / 1000) as i64;
-        let points = |r: RssPages| (r.rss() + r.swap) as i64 + fixed;
-        votes.add(c.points == points(counter), c.points == points(sums));
+        // i128: forged counters must not wrap into a match.
+        let fixed = i128::from(c.pgtables_bytes.max(0) / page_size as i64)
+            + i128::from(c.oom_score_adj) * i128::from(totalpages / 1000);
+        let points = |r: RssPages| i128::from(r.rss()) + i128::from(r.swap) + fixed;
+        let kernel = i128::from(c.points);
+        votes.add(kernel == points(counter), kernel == points(sums));
     }
     votes.verdict()
 }
@@ -198,8 +202,9 @@ pub fn rule_from_kill(task: &VictimTaskEvent, kill: &KillLine, page_size: u64) -
     let (counter, Some(sums)) = task_reads(task) else {
         return None;
     };
-    let line = [kill.anon_rss_kb?, kill.file_rss_kb?, kill.shmem_rss_kb?].map(|kb| kb * 1024);
-    let bytes = |r: RssPages| [r.anon, r.file, r.shmem].map(|p| p * page_size);
+    let line = [kill.anon_rss_kb?, kill.file_rss_kb?, kill.shmem_rss_kb?]
+        .map(|kb| kb.saturating_mul(1024));
+    let bytes = |r: RssPages| [r.anon, r.file, r.shmem].map(|p| p.saturating_mul(page_size));
     let mut votes = Votes::default();
     votes.add(bytes(counter) == line, bytes(sums) == line);
     votes.verdict()
@@ -306,15 +311,17 @@ pub fn victim_rss(
     let swap_bytes = task
         .filter(|t| t.valid & victim_valid::SWAPENTS != 0)
         .and(bpf)
-        .map(|(pages, _)| pages.swap * page_size);
+        .map(|(pages, _)| pages.swap.saturating_mul(page_size));
+    let kb = |kb: u64| kb.saturating_mul(1024);
+    let bytes = |pages: u64| pages.saturating_mul(page_size);
     if let Some(k) = kill
         && let (Some(anon), Some(file), Some(shmem)) =
             (k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb)
     {
         return VictimRss {
-            anon_bytes: Some(anon * 1024),
-            file_bytes: Some(file * 1024),
-            shmem_bytes: Some(shmem * 1024),
+            anon_bytes: Some(kb(anon)),
+            file_bytes: Some(kb(file)),
+            shmem_bytes: Some(kb(shmem)),
             swap_bytes,
             source: Some(RssSource::KernelReport),
         };
@@ -336,25 +343,25 @@ pub fn victim_rss(
             _ => RssSource::BpfApprox,
         };
         return VictimRss {
-            anon_bytes: Some(m.anon_rss_kb * 1024),
-            file_bytes: Some(m.file_rss_kb * 1024),
-            shmem_bytes: Some(m.shmem_rss_kb * 1024),
+            anon_bytes: Some(kb(m.anon_rss_kb)),
+            file_bytes: Some(kb(m.file_rss_kb)),
+            shmem_bytes: Some(kb(m.shmem_rss_kb)),
             swap_bytes,
             source: Some(source),
         };
     }
     match bpf {
         Some((pages, source)) => VictimRss {
-            anon_bytes: Some(pages.anon * page_size),
-            file_bytes: Some(pages.file * page_size),
-            shmem_bytes: Some(pages.shmem * page_size),
+            anon_bytes: Some(bytes(pages.anon)),
+            file_bytes: Some(bytes(pages.file)),
+            shmem_bytes: Some(bytes(pages.shmem)),
             swap_bytes,
             source: Some(source),
         },
         None => VictimRss {
-            anon_bytes: kill.and_then(|k| k.anon_rss_kb).map(|kb| kb * 1024),
-            file_bytes: kill.and_then(|k| k.file_rss_kb).map(|kb| kb * 1024),
-            shmem_bytes: kill.and_then(|k| k.shmem_rss_kb).map(|kb| kb * 1024),
+            anon_bytes: kill.and_then(|k| k.anon_rss_kb).map(kb),
+            file_bytes: kill.and_then(|k| k.file_rss_kb).map(kb),
+            shmem_bytes: kill.and_then(|k| k.shmem_rss_kb).map(kb),
             swap_bytes,
             source: kill
                 .filter(|k| k.anon_rss_kb.is_some() || k.file_rss_kb.is_some())

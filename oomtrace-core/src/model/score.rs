@@ -75,30 +75,91 @@ pub struct BadnessInput {
     pub uid: u32,
 }
 
+/// The most pages any plausible machine has: 2^52 bytes (the x86-64 and
+/// arm64 physical address limit) in 4 KiB pages. A task, a memcg limit or a
+/// machine said to hold more comes from a corrupt or forged report.
+pub const MAX_PLAUSIBLE_PAGES: u64 = 1 << 40;
+
+/// `OOM_SCORE_ADJ_MAX`.
+pub const OOM_SCORE_ADJ_MAX: i32 = 1000;
+
+/// Why no points could be computed from the numbers given: they describe no
+/// machine that exists (a corrupt or forged report), so any number we printed
+/// would be wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Implausible {
+    /// rss, swap or page tables beyond [`MAX_PLAUSIBLE_PAGES`].
+    #[error("{field} of {pages} pages is more memory than any machine has")]
+    Memory { field: &'static str, pages: u64 },
+    /// totalpages beyond twice [`MAX_PLAUSIBLE_PAGES`] (RAM plus swap).
+    #[error("totalpages {0} is more memory than any machine has")]
+    TotalPages(u64),
+    /// oom_score_adj outside -1000..=1000 (the kernel clamps it there).
+    #[error("oom_score_adj {0} is outside -1000..=1000")]
+    Adj(i32),
+    /// The sum does not fit in the kernel's own type.
+    #[error("the points overflow")]
+    Overflow,
+}
+
 /// The points the kernel gives the task, or None when the task is never
-/// chosen (`oom_score_adj == -1000`).
+/// chosen (`oom_score_adj == -1000`) or the numbers are implausible (see
+/// [`try_badness`] to tell the two apart).
 pub fn badness(model: BadnessModel, input: BadnessInput, totalpages: u64) -> Option<i64> {
-    if input.oom_score_adj <= OOM_SCORE_ADJ_MIN {
-        return None;
+    try_badness(model, input, totalpages).ok().flatten()
+}
+
+/// Like [`badness`], but an impossible input (memory beyond any machine, an
+/// adj the kernel would never hold, a sum that overflows) is an error the
+/// caller can explain instead of a wrapped number. `Ok(None)`: never chosen.
+pub fn try_badness(
+    model: BadnessModel,
+    input: BadnessInput,
+    totalpages: u64,
+) -> Result<Option<i64>, Implausible> {
+    if !(OOM_SCORE_ADJ_MIN..=OOM_SCORE_ADJ_MAX).contains(&input.oom_score_adj) {
+        return Err(Implausible::Adj(input.oom_score_adj));
     }
-    let base = (input.rss_pages + input.swap_pages + input.pgtable_pages) as i64;
+    if input.oom_score_adj == OOM_SCORE_ADJ_MIN {
+        return Ok(None);
+    }
+    for (field, pages) in [
+        ("rss", input.rss_pages),
+        ("swap", input.swap_pages),
+        ("page tables", input.pgtable_pages),
+    ] {
+        if pages > MAX_PLAUSIBLE_PAGES {
+            return Err(Implausible::Memory { field, pages });
+        }
+    }
+    if totalpages > 2 * MAX_PLAUSIBLE_PAGES {
+        return Err(Implausible::TotalPages(totalpages));
+    }
+    // Bounded above, so none of this can overflow; checked all the same.
+    let base = input
+        .rss_pages
+        .checked_add(input.swap_pages)
+        .and_then(|s| s.checked_add(input.pgtable_pages))
+        .and_then(|s| i64::try_from(s).ok())
+        .ok_or(Implausible::Overflow)?;
     let adj = i64::from(input.oom_score_adj);
-    let adj_term = adj * (totalpages / 1000) as i64;
-    Some(match model {
-        BadnessModel::Linux5_9 => base + adj_term,
-        BadnessModel::Linux4_19 => (base + adj_term).max(1),
-        BadnessModel::Linux3_10 => (base + adj_term).max(1),
+    let total = i64::try_from(totalpages).map_err(|_| Implausible::Overflow)?;
+    let adj_term = adj.checked_mul(total / 1000).ok_or(Implausible::Overflow)?;
+    let sum = base.checked_add(adj_term).ok_or(Implausible::Overflow);
+    Ok(Some(match model {
+        BadnessModel::Linux5_9 => sum?,
+        BadnessModel::Linux4_19 | BadnessModel::Linux3_10 => sum?.max(1),
         BadnessModel::PerMille => {
             if totalpages == 0 {
-                return Some(1);
+                return Ok(Some(1));
             }
-            let mut points = base * 1000 / totalpages as i64;
+            let mut points = base.checked_mul(1000).ok_or(Implausible::Overflow)? / total;
             if input.uid == 0 {
                 points -= 30;
             }
-            (points + adj).clamp(1, 1000)
+            points.saturating_add(adj).clamp(1, 1000)
         }
-    })
+    }))
 }
 
 /// Index of the candidate the kernel would pick: the highest points; on a
@@ -227,5 +288,101 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(badness(BadnessModel::Linux3_10, tiny, 5000), Some(1));
+    }
+
+    #[test]
+    fn impossible_numbers_are_implausible_not_wrapped() {
+        let model = BadnessModel::Linux5_9;
+        let huge = BadnessInput {
+            rss_pages: u64::MAX,
+            ..Default::default()
+        };
+        assert_eq!(
+            try_badness(model, huge, 16384),
+            Err(Implausible::Memory {
+                field: "rss",
+                pages: u64::MAX
+            })
+        );
+        assert_eq!(badness(model, huge, 16384), None);
+        // adj 1000 with the largest plausible rss and totalpages still fits,
+        // and is exactly the sum.
+        let top = BadnessInput {
+            rss_pages: MAX_PLAUSIBLE_PAGES,
+            swap_pages: MAX_PLAUSIBLE_PAGES,
+            pgtable_pages: MAX_PLAUSIBLE_PAGES,
+            oom_score_adj: OOM_SCORE_ADJ_MAX,
+            uid: 0,
+        };
+        let total = 2 * MAX_PLAUSIBLE_PAGES;
+        let expected = i128::from(3 * MAX_PLAUSIBLE_PAGES) + 1000 * i128::from(total / 1000);
+        for m in [
+            BadnessModel::Linux5_9,
+            BadnessModel::Linux4_19,
+            BadnessModel::Linux3_10,
+        ] {
+            assert_eq!(
+                try_badness(m, top, total).map(|p| p.map(i128::from)),
+                Ok(Some(expected))
+            );
+        }
+        assert_eq!(
+            try_badness(BadnessModel::PerMille, top, total),
+            Ok(Some(1000))
+        );
+        // One page more than any machine, anywhere, is implausible.
+        for (i, field) in ["rss", "swap", "page tables"].into_iter().enumerate() {
+            let mut input = top;
+            let pages = MAX_PLAUSIBLE_PAGES + 1;
+            match i {
+                0 => input.rss_pages = pages,
+                1 => input.swap_pages = pages,
+                _ => input.pgtable_pages = pages,
+            }
+            assert_eq!(
+                try_badness(model, input, total),
+                Err(Implausible::Memory { field, pages })
+            );
+        }
+        assert_eq!(
+            try_badness(model, top, u64::MAX),
+            Err(Implausible::TotalPages(u64::MAX))
+        );
+        for adj in [i32::MIN, -1001, 1001, i32::MAX] {
+            let input = BadnessInput {
+                oom_score_adj: adj,
+                ..Default::default()
+            };
+            assert_eq!(try_badness(model, input, 16384), Err(Implausible::Adj(adj)));
+            assert_eq!(badness(model, input, 16384), None);
+        }
+        // -1000 is a real value: never chosen, not implausible.
+        let unkillable = BadnessInput {
+            oom_score_adj: OOM_SCORE_ADJ_MIN,
+            rss_pages: u64::MAX,
+            ..Default::default()
+        };
+        assert_eq!(try_badness(model, unkillable, u64::MAX), Ok(None));
+        // Messages are one line and name the number.
+        let msg = Implausible::Memory {
+            field: "rss",
+            pages: u64::MAX,
+        }
+        .to_string();
+        assert!(msg.contains(&u64::MAX.to_string()) && !msg.contains('\n'));
+    }
+
+    #[test]
+    fn per_mille_of_nothing_and_most_negative_adj() {
+        let input = BadnessInput {
+            rss_pages: 5,
+            oom_score_adj: -999,
+            ..Default::default()
+        };
+        assert_eq!(try_badness(BadnessModel::PerMille, input, 0), Ok(Some(1)));
+        assert_eq!(
+            try_badness(BadnessModel::Linux5_9, input, 2 * MAX_PLAUSIBLE_PAGES),
+            Ok(Some(5 - 999 * (2 * MAX_PLAUSIBLE_PAGES / 1000) as i64))
+        );
     }
 }

@@ -25,11 +25,37 @@
 
 use serde::Serialize;
 
+pub mod journal;
+pub mod log;
+
+pub use log::{LineStats, LogParser, parse_log};
+
 /// Reports longer than this are closed (marked incomplete) so that a header
 /// that is never followed by its kill line cannot grow without bound on a
 /// live feed. The largest real report has one task row per process in the
 /// memcg (or on the machine, for a global OOM), so this is generous.
 pub const MAX_REPORT_LINES: usize = 200_000;
+
+/// Likewise in bytes of message text: 200,000 rows of a very wide table.
+pub const MAX_REPORT_BYTES: usize = 64 << 20;
+
+/// The largest page count a kernel prints for a task or a machine: 2^44
+/// pages is 64 PiB in 4 KiB pages, the whole of a 5-level-paging address
+/// space. Larger numbers come from a corrupt or forged log.
+pub const MAX_PLAUSIBLE_PAGES: u64 = 1 << 44;
+
+/// The largest size in kB of a task or a machine (kill, reaper and swap
+/// lines): [`MAX_PLAUSIBLE_PAGES`] 4 KiB pages, 64 PiB.
+pub const MAX_PLAUSIBLE_KB: u64 = 1 << 46;
+
+/// The largest memcg counter in kB: an unlimited memcg's limit is
+/// `PAGE_COUNTER_MAX` pages, 9007199254740988 kB on 64-bit, just under
+/// 2^53. In bytes it still fits a u64 (2^63).
+pub const MAX_COUNTER_KB: u64 = 1 << 53;
+
+/// The largest byte count of a task or a machine (page tables, memcg
+/// stats other than limits): 64 PiB.
+pub const MAX_PLAUSIBLE_BYTES: u64 = 1 << 56;
 
 /// One line of a report as it stands in the input.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,6 +76,9 @@ pub struct Prefixed<'a> {
     /// The syslog/journal identifier ("kernel", "docker[977]") when the line
     /// came from a syslog or journal export; `None` for dmesg and raw text.
     pub ident: Option<&'a str>,
+    /// The host name of a syslog/journal line (`Nov 23 18:32:48 host kernel:`),
+    /// so that a log merging several hosts can be told apart.
+    pub host: Option<&'a str>,
     /// The message itself.
     pub message: &'a str,
 }
@@ -70,7 +99,9 @@ pub fn split_prefix(raw: &str) -> Prefixed<'_> {
     let mut s = raw.trim_end_matches(['\r', '\n']);
     s = strip_priority(s);
     let mut ident = None;
-    if let Some((id, rest)) = strip_syslog_header(s) {
+    let mut host = None;
+    if let Some((h, id, rest)) = strip_syslog_header(s) {
+        host = Some(h);
         ident = Some(id);
         s = rest;
     }
@@ -82,7 +113,8 @@ pub fn split_prefix(raw: &str) -> Prefixed<'_> {
         s = rest;
         if ident.is_none() {
             // journalctl -o short-monotonic: "[ 1534.287964] host kernel: msg"
-            if let Some((host_ident, rest)) = strip_host_ident(s) {
+            if let Some((h, host_ident, rest)) = strip_host_ident(s) {
+                host = Some(h);
                 ident = Some(host_ident);
                 s = rest;
             }
@@ -91,6 +123,7 @@ pub fn split_prefix(raw: &str) -> Prefixed<'_> {
     Prefixed {
         timestamp,
         ident,
+        host,
         message: s,
     }
 }
@@ -113,8 +146,8 @@ fn strip_priority(s: &str) -> &str {
 }
 
 /// "Nov 23 18:32:48 host ident: " or "2026-11-23T18:32:48+0000 host ident: ".
-/// Returns (ident without the colon, message).
-fn strip_syslog_header(s: &str) -> Option<(&str, &str)> {
+/// Returns (host, ident without the colon, message).
+fn strip_syslog_header(s: &str) -> Option<(&str, &str, &str)> {
     let rest = strip_syslog_time(s)?;
     let (host, rest) = rest.split_once(' ')?;
     if host.is_empty() {
@@ -125,7 +158,7 @@ fn strip_syslog_header(s: &str) -> Option<(&str, &str)> {
     if ident.is_empty() {
         return None;
     }
-    Some((ident, msg))
+    Some((host, ident, msg))
 }
 
 /// The time stamp of a syslog/journal line, returning what follows it.
@@ -207,7 +240,7 @@ fn strip_wallclock_stamp(s: &str) -> Option<&str> {
 }
 
 /// "host kernel: msg" after a monotonic stamp (journalctl -o short-monotonic).
-fn strip_host_ident(s: &str) -> Option<(&str, &str)> {
+fn strip_host_ident(s: &str) -> Option<(&str, &str, &str)> {
     let (host, rest) = s.split_once(' ')?;
     if host.is_empty()
         || !host
@@ -220,7 +253,7 @@ fn strip_host_ident(s: &str) -> Option<(&str, &str)> {
     if !(msg.is_empty() || msg.starts_with(' ')) {
         return None;
     }
-    Some(("kernel", msg.strip_prefix(' ').unwrap_or(msg)))
+    Some((host, "kernel", msg.strip_prefix(' ').unwrap_or(msg)))
 }
 
 /// "X invoked oom-killer: gfp_mask=0xcc0(GFP_KERNEL), order=0, oom_score_adj=0"
@@ -378,6 +411,20 @@ pub struct KernelReport {
     pub kill: Option<KillLine>,
     /// Ended with "Out of memory and no killable processes...".
     pub no_killable: bool,
+    /// Lines of another report were mixed into this one (two reports
+    /// interleaved line by line with nothing to tell them apart): a task-table
+    /// row for a pid already listed, a second column header, a second counter
+    /// of the same name or a second summary line. The duplicate rows are left
+    /// out of `tasks`, the report is never `complete`, and what it says about
+    /// the candidates is not trustworthy.
+    pub interleaved: bool,
+    /// The host whose log lines these were, when the log names one per line
+    /// (syslog, journal): reports of different hosts are parsed apart.
+    pub host: Option<String>,
+    /// A task row, counter line or memcg stat held a number no kernel prints
+    /// (memory beyond any machine, see [`MAX_PLAUSIBLE_PAGES`]): it was left
+    /// out (its line stays in `lines`), and the report is never `complete`.
+    pub implausible: bool,
 }
 
 impl KernelReport {
@@ -398,6 +445,41 @@ impl KernelReport {
     pub fn victim_row(&self) -> Option<&TaskRow> {
         let pid = self.kill.as_ref()?.pid;
         self.tasks.as_ref()?.rows.iter().find(|r| r.pid == pid)
+    }
+
+    /// Cut off before its end (end of input, a new header, the size cap)
+    /// rather than ended by the kernel: its task table may be partial and its
+    /// kill line is missing, which does *not* mean nothing was killable
+    /// (that is [`no_killable`](Self::no_killable)).
+    pub fn cut_off(&self) -> bool {
+        !self.complete && !self.no_killable
+    }
+
+    /// The pid the killer chose as far as the report says: the kill line's,
+    /// else the summary line's (5.x+ prints it before the kill line), else the
+    /// pre-5.x selection line's. Lets a report cut off after the summary still
+    /// name its victim.
+    pub fn chosen_pid(&self) -> Option<u32> {
+        self.kill
+            .as_ref()
+            .map(|k| k.pid)
+            .or(self.constraint.as_ref().and_then(|c| c.pid))
+            .or(self.selected.as_ref().map(|s| s.pid))
+    }
+
+    /// A global OOM's totalpages as the kernel computes it
+    /// (`totalram_pages() + total_swap_pages`), from Mem-Info's
+    /// "N pages RAM" minus "N pages reserved" (totalram counts managed pages,
+    /// which is RAM less what is reserved) plus "Total swap = NkB" in pages.
+    /// `None` unless all three lines were read, or for a page size under 1 KiB.
+    pub fn global_totalpages(&self, page_size: u64) -> Option<u64> {
+        let g = self.global_mem.as_ref()?;
+        let managed = g.ram_pages?.checked_sub(g.reserved_pages?)?;
+        let page_kb = page_size / 1024;
+        if page_kb == 0 {
+            return None;
+        }
+        managed.checked_add(g.total_swap_kb? / page_kb)
     }
 }
 
@@ -431,46 +513,6 @@ pub enum ReportError {
         "no kernel OOM report in the input (no \"invoked oom-killer\", \"Killed process\" or related kernel line)"
     )]
     NoOomReport,
-}
-
-/// Whole-file convenience: strips prefixes, numbers lines (1-based), skips
-/// syslog/journal lines written by programs other than the kernel, and runs
-/// the parser to the end.
-pub fn parse_log(text: &[u8]) -> Result<Vec<ReportItem>, ReportError> {
-    if let Some(pos) = text.iter().position(|&b| b == 0) {
-        let line = text[..pos].iter().filter(|&&b| b == b'\n').count() + 1;
-        return Err(ReportError::NotText {
-            line,
-            reason: "NUL byte",
-        });
-    }
-    let text = text.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(text);
-    let body = text.strip_suffix(b"\n").unwrap_or(text);
-    let mut parser = ReportParser::new();
-    let mut items = Vec::new();
-    if !body.is_empty() {
-        for (i, raw) in body.split(|&b| b == b'\n').enumerate() {
-            let line_no = i + 1;
-            let raw = std::str::from_utf8(raw).map_err(|_| ReportError::NotText {
-                line: line_no,
-                reason: "invalid UTF-8",
-            })?;
-            let p = split_prefix(raw);
-            if p.ident.is_some_and(|id| id != "kernel") {
-                continue;
-            }
-            items.extend(parser.push(SourceLine {
-                line_no,
-                timestamp: p.timestamp,
-                text: p.message.to_string(),
-            }));
-        }
-    }
-    items.extend(parser.finish());
-    if items.is_empty() {
-        return Err(ReportError::NoOomReport);
-    }
-    Ok(items)
 }
 
 /// Task-table column kinds.
@@ -528,6 +570,10 @@ pub struct ReportParser {
     cols: Vec<Col>,
     /// Inside the multi-line "Memory cgroup stats for" block.
     in_stats: bool,
+    /// Pids of the open report's task table (to see interleaving).
+    pids: std::collections::HashSet<u32>,
+    /// Bytes of message text in the open report.
+    bytes: usize,
 }
 
 /// What one line is, independent of state.
@@ -580,24 +626,40 @@ impl ReportParser {
         self.open.is_some()
     }
 
+    /// Bytes of message text held by the open report (0 when none is open).
+    pub fn open_bytes(&self) -> usize {
+        if self.open.is_some() { self.bytes } else { 0 }
+    }
+
     /// Feed one message line (already prefix-stripped). Returns the items this
     /// line completed.
     pub fn push(&mut self, line: SourceLine) -> Vec<ReportItem> {
         let mut out = Vec::new();
-        if self
-            .open
-            .as_ref()
-            .is_some_and(|r| r.lines.len() >= MAX_REPORT_LINES)
-        {
+        if self.open.as_ref().is_some_and(|r| {
+            r.lines.len() >= MAX_REPORT_LINES || self.bytes + line.text.len() > MAX_REPORT_BYTES
+        }) {
             out.extend(self.close(false));
+        }
+        if self.open.is_some() {
+            self.bytes += line.text.len();
+        } else {
+            self.bytes = line.text.len();
         }
 
         // Task-table rows and stats lines only mean something inside a report.
         if let Some(report) = self.open.as_mut() {
             if table_accepts_rows(report) {
                 if let Some(row) = parse_row(&line.text, &self.cols) {
-                    if let Some(t) = report.tasks.as_mut() {
-                        t.rows.push(row);
+                    if !row_is_plausible(&row) {
+                        report.implausible = true;
+                    } else if self.pids.insert(row.pid) {
+                        if let Some(t) = report.tasks.as_mut() {
+                            t.rows.push(row);
+                        }
+                    } else {
+                        // The same pid twice: another report's table is
+                        // mixed into this one.
+                        report.interleaved = true;
                     }
                     report.lines.push(line);
                     return out;
@@ -610,8 +672,12 @@ impl ReportParser {
                     return out;
                 }
             }
-            if let Some(kv) = self.in_stats.then(|| parse_stat_kv(&line.text)).flatten() {
-                report.memcg_stats.push(kv);
+            if let Some((key, value)) = self.in_stats.then(|| parse_stat_kv(&line.text)).flatten() {
+                if stat_is_plausible(&key, value) {
+                    report.memcg_stats.push((key, value));
+                } else {
+                    report.implausible = true;
+                }
                 report.lines.push(line);
                 return out;
             }
@@ -630,6 +696,16 @@ impl ReportParser {
                 let kill = k.into_kill(line.clone());
                 match self.open.as_mut() {
                     Some(report) => {
+                        // 4.19+ names the victim in the summary line first:
+                        // a kill line for another pid is another report's.
+                        if report
+                            .constraint
+                            .as_ref()
+                            .and_then(|c| c.pid)
+                            .is_some_and(|pid| pid != kill.pid)
+                        {
+                            report.interleaved = true;
+                        }
                         report.kill = Some(kill);
                         report.lines.push(line);
                         out.extend(self.close(true));
@@ -672,8 +748,10 @@ impl ReportParser {
     fn close(&mut self, complete: bool) -> Option<ReportItem> {
         self.cols.clear();
         self.in_stats = false;
+        self.pids.clear();
+        self.bytes = 0;
         let mut report = self.open.take()?;
-        report.complete = complete;
+        report.complete = complete && !report.interleaved && !report.implausible;
         Some(ReportItem::Report(report))
     }
 
@@ -696,7 +774,15 @@ impl ReportParser {
                     report.kernel_release = release;
                 }
             }
-            Line::Counter(c) => report.counters.push(c),
+            Line::Counter(c) => {
+                if c.usage_kb > MAX_COUNTER_KB || c.limit_kb > MAX_COUNTER_KB {
+                    report.implausible = true;
+                } else if report.counters.iter().any(|o| o.name == c.name) {
+                    report.interleaved = true;
+                } else {
+                    report.counters.push(c);
+                }
+            }
             Line::TaskIn(task, oom) => {
                 report.task_in_line.get_or_insert((task, oom));
             }
@@ -713,7 +799,9 @@ impl ReportParser {
             }
             Line::TasksState => {}
             Line::Columns(columns) => {
-                if report.tasks.is_none() {
+                if report.tasks.is_some() {
+                    report.interleaved = true;
+                } else {
                     self.cols = columns.iter().map(|c| Col::from_name(c)).collect();
                     report.tasks = Some(TaskTable {
                         columns,
@@ -723,7 +811,11 @@ impl ReportParser {
                 }
             }
             Line::Constraint(c) => {
-                report.constraint.get_or_insert(c);
+                if report.constraint.is_some() {
+                    report.interleaved = true;
+                } else {
+                    report.constraint = Some(c);
+                }
             }
             Line::Selected(pid, comm, score, sacrifice_child) => {
                 if report.selected.is_none() {
@@ -833,13 +925,11 @@ fn classify(text: &str) -> Line {
     if t.starts_with("Mem-Info:") {
         return Line::MemInfo;
     }
-    if let Some(n) = t.strip_suffix(" pages RAM").and_then(|n| n.parse().ok()) {
+    let pages = |n: &str| n.parse().ok().filter(|&n| n <= MAX_PLAUSIBLE_PAGES);
+    if let Some(n) = t.strip_suffix(" pages RAM").and_then(pages) {
         return Line::RamPages(n);
     }
-    if let Some(n) = t
-        .strip_suffix(" pages reserved")
-        .and_then(|n| n.parse().ok())
-    {
+    if let Some(n) = t.strip_suffix(" pages reserved").and_then(pages) {
         return Line::ReservedPages(n);
     }
     if let Some(n) = parse_swap_total(t, "Total swap") {
@@ -870,9 +960,29 @@ fn split_signed<T: std::str::FromStr>(s: &str) -> Option<(T, &str)> {
     Some((s[..end].parse().ok()?, &s[end..]))
 }
 
-/// "65024kB" → 65024; `None` when the unit is missing (cut-off line).
+/// "65024kB" → 65024; `None` when the unit is missing (cut-off line) or the
+/// value is beyond [`MAX_PLAUSIBLE_KB`] (not guessed either).
 fn parse_kb(s: &str) -> Option<u64> {
-    s.strip_suffix("kB")?.parse().ok()
+    s.strip_suffix("kB")?
+        .parse()
+        .ok()
+        .filter(|&kb| kb <= MAX_PLAUSIBLE_KB)
+}
+
+/// Every memory number of a task row within what a kernel can print.
+fn row_is_plausible(row: &TaskRow) -> bool {
+    let pages = [
+        Some(row.total_vm_pages),
+        Some(row.rss_pages),
+        row.rss_anon_pages,
+        row.rss_file_pages,
+        row.rss_shmem_pages,
+        row.nr_ptes,
+        row.nr_pmds,
+        row.swapents,
+    ];
+    pages.iter().flatten().all(|&p| p <= MAX_PLAUSIBLE_PAGES)
+        && row.pgtables_bytes.is_none_or(|b| b <= MAX_PLAUSIBLE_BYTES)
 }
 
 fn parse_header(t: &str) -> Option<Option<InvokedHeader>> {
@@ -1141,7 +1251,7 @@ fn parse_stats_for(rest: &str) -> Line {
                 None if i + 1 == tokens.len() => None,
                 None => value.parse().ok(),
             };
-            if let Some(v) = parsed {
+            if let Some(v) = parsed.filter(|&v| stat_is_plausible(key, v)) {
                 stats.push((key.to_string(), v));
             }
         }
@@ -1165,6 +1275,17 @@ fn parse_stat_kv(text: &str) -> Option<(String, u64)> {
         return None;
     }
     Some((key.to_string(), value.parse().ok()?))
+}
+
+/// A memcg stat within what a kernel prints: an unlimited v1
+/// `hierarchical_memsw_limit` is `PAGE_COUNTER_MAX` pages in bytes, just
+/// under 2^63; every other stat is a size or a count, at most 64 PiB.
+fn stat_is_plausible(key: &str, value: u64) -> bool {
+    if key.contains("limit") {
+        value <= 1 << 63
+    } else {
+        value <= MAX_PLAUSIBLE_BYTES
+    }
 }
 
 /// "[  pid  ]   uid  tgid total_vm      rss ... name" → ["pid", "uid", ..., "name"].
@@ -1452,6 +1573,7 @@ mod tests {
 
         for r in &reps {
             assert!(!r.lines.is_empty());
+            assert!(!r.interleaved, "{name}: a real report is not interleaved");
             assert!(r.lines.windows(2).all(|w| w[0].line_no < w[1].line_no));
             // A report ends with its kill or the no-killable line, else it is incomplete.
             assert_eq!(
@@ -2096,6 +2218,27 @@ mod tests {
             assert_eq!(g.reserved_pages, Some(stated(" pages reserved")), "{name}");
             assert_eq!(g.total_swap_kb, Some(0));
             assert_eq!(g.free_swap_kb, Some(0));
+            // totalpages = managed RAM (RAM less reserved) + swap pages.
+            let swap_kb: u64 = word_after(&text, "Total swap = ")
+                .trim_end_matches("kB")
+                .parse()
+                .unwrap();
+            assert_eq!(
+                r.global_totalpages(4096),
+                Some(stated(" pages RAM") - stated(" pages reserved") + swap_kb / 4),
+                "{name}"
+            );
+            let mut with_swap = r.clone();
+            with_swap.global_mem.as_mut().unwrap().total_swap_kb = Some(1 << 20);
+            assert_eq!(
+                with_swap.global_totalpages(4096),
+                Some(stated(" pages RAM") - stated(" pages reserved") + (1 << 18))
+            );
+            assert_eq!(
+                with_swap.global_totalpages(16384).map(|t| t > 0),
+                Some(true)
+            );
+            assert_eq!(with_swap.global_totalpages(512), None);
             assert!(r.counters.is_empty() && r.memcg_stats_for.is_none());
             let c = r.constraint.as_ref().unwrap();
             assert_eq!(c.constraint, "CONSTRAINT_NONE");
@@ -2463,31 +2606,50 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_input_names_the_line() {
-        let err = parse_log(b"line one\nline two\nbad \0 here\n").unwrap_err();
+    fn damaged_lines_cost_only_themselves() {
+        // A NUL block (a crash mid-write) and bytes that are not UTF-8 in the
+        // middle of a real report: the NUL line is skipped, the rest parses.
+        let text = raw("6.18-a-single-hog-v1.log");
+        let clean = parse_log(text.as_bytes()).unwrap();
+        let mut damaged = Vec::new();
+        damaged.extend_from_slice(b"\0\0\0\0\0\0\0\0\n");
+        damaged.extend_from_slice(text.as_bytes());
+        damaged.extend_from_slice(b"garbage \xff\xfe\n\0\0\0\n");
+        let items = parse_log(&damaged).unwrap();
+        let (a, b) = (only_report(&clean), only_report(&items));
+        assert_eq!(b.tasks, a.tasks);
         assert_eq!(
-            err,
-            ReportError::NotText {
-                line: 3,
-                reason: "NUL byte"
-            }
+            b.kill.as_ref().map(|k| k.pid),
+            a.kill.as_ref().map(|k| k.pid)
         );
-        assert!(err.to_string().contains("line 3"));
-        let err = parse_log(b"ok\n\xff\xfe broken\nok\n").unwrap_err();
+        assert_eq!(b.lines.len(), a.lines.len());
+        assert_eq!(b.lines[0].line_no, a.lines[0].line_no + 1);
+        assert!(b.complete);
+
+        // Nothing but binary: said as such, with the line.
         assert_eq!(
-            err,
-            ReportError::NotText {
+            parse_log(b"\n\0\x01\x02\n\0\n"),
+            Err(ReportError::NotText {
                 line: 2,
-                reason: "invalid UTF-8"
-            }
+                reason: "NUL byte"
+            })
         );
-        let mut fixture = raw("6.18-a-single-hog-v1.log").into_bytes();
-        let at = fixture.iter().position(|&b| b == b'\n').unwrap() + 5;
-        fixture[at] = 0xc3; // a lone lead byte on line 2
-        assert!(matches!(
-            parse_log(&fixture),
-            Err(ReportError::NotText { line: 2, .. })
-        ));
+        // Text without a report, with a NUL line in it: no report.
+        assert_eq!(
+            parse_log(b"line one\nline two\0\n"),
+            Err(ReportError::NoOomReport)
+        );
+        // A lone lead byte inside a task row: the row is kept.
+        let mut fixture = text.into_bytes();
+        let row = fixture
+            .windows(8)
+            .position(|w| w == b"python3\n")
+            .expect("a python3 row");
+        fixture[row + 6] = 0xc3;
+        let r = parse_log(&fixture).unwrap();
+        let rows = &only_report(&r).tasks.as_ref().unwrap().rows;
+        assert_eq!(rows.len(), a.tasks.as_ref().unwrap().rows.len());
+        assert!(rows.iter().any(|row| row.name == "python\u{fffd}"));
     }
 
     #[test]
@@ -2618,5 +2780,278 @@ mod tests {
         assert!(!r.complete);
         assert_eq!(r.lines.len(), MAX_REPORT_LINES);
         assert!(!p.has_open_report());
+    }
+
+    /// `lines` as syslog lines of `host`.
+    fn on_host(host: &str, lines: &[String]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|l| format!("Nov 23 18:32:48 {host} kernel: {l}"))
+            .collect()
+    }
+
+    fn interleave(a: &[String], b: &[String]) -> Vec<String> {
+        let mut out = Vec::new();
+        for i in 0..a.len().max(b.len()) {
+            out.extend(a.get(i).cloned());
+            out.extend(b.get(i).cloned());
+        }
+        out
+    }
+
+    #[test]
+    fn interleaved_hosts_are_parsed_apart() {
+        let a = small_report(500, 3);
+        let b = small_report(600, 4);
+        let merged = interleave(&on_host("node-a", &a), &on_host("node-b.example", &b));
+        let items = parse_log(merged.join("\n").as_bytes()).unwrap();
+        let reps = reports(&items);
+        assert_eq!(reps.len(), 2, "{items:#?}");
+        for (r, (host, pid, rows)) in reps
+            .iter()
+            .zip([("node-a", 500, 3), ("node-b.example", 600, 4)])
+        {
+            assert!(r.complete && !r.interleaved);
+            assert_eq!(r.host.as_deref(), Some(host));
+            assert_eq!(r.kill.as_ref().unwrap().pid, pid);
+            let t = r.tasks.as_ref().unwrap();
+            assert_eq!(t.rows.len(), rows);
+            assert!(
+                t.rows
+                    .iter()
+                    .all(|row| row.pid >= pid && row.pid < pid + 10)
+            );
+        }
+        // The same through journalctl -o short-monotonic.
+        let mono = |host: &str, lines: &[String]| -> Vec<String> {
+            lines
+                .iter()
+                .map(|l| {
+                    let (ts, msg) = l.split_once("] ").unwrap();
+                    format!("{ts}] {host} kernel: {msg}")
+                })
+                .collect()
+        };
+        let merged = interleave(&mono("a", &a), &mono("b", &b));
+        let items = parse_log(merged.join("\n").as_bytes()).unwrap();
+        let reps = reports(&items);
+        assert_eq!(reps.len(), 2);
+        assert!(reps.iter().all(|r| r.complete && !r.interleaved));
+    }
+
+    #[test]
+    fn interleaved_without_hosts_is_never_complete() {
+        // Two OOMs of one memcg on two CPUs: the same table twice, mixed.
+        let a = small_report(500, 3);
+        let mut b = small_report(500, 3);
+        b[0] = b[0].replace("hog invoked", "other invoked");
+        let items = parse_log(interleave(&a, &b).join("\n").as_bytes()).unwrap();
+        let reps = reports(&items);
+        assert!(reps.iter().any(|r| r.interleaved));
+        for r in &reps {
+            assert!(!(r.complete && r.interleaved));
+            if let Some(t) = &r.tasks {
+                let mut pids: Vec<u32> = t.rows.iter().map(|row| row.pid).collect();
+                pids.sort();
+                pids.dedup();
+                assert_eq!(pids.len(), t.rows.len(), "no pid listed twice");
+            }
+        }
+        assert!(!reps.iter().any(|r| r.complete && r.tasks.is_some()));
+
+        // Each signal alone: a second column header, a repeated counter, a
+        // second summary, a kill line for another pid than the summary's.
+        let base = small_report(700, 2);
+        let columns = base.iter().position(|l| l.contains("[  pid  ]")).unwrap();
+        let counter = base
+            .iter()
+            .position(|l| l.contains("memory: usage"))
+            .unwrap();
+        let summary = base.iter().position(|l| l.contains("oom-kill:")).unwrap();
+        let kill = base.len() - 1;
+        for (what, edit) in [
+            ("columns", (columns, base[columns].clone())),
+            ("counter", (counter, base[counter].clone())),
+            ("summary", (summary, base[summary].clone())),
+            (
+                "kill",
+                (kill, base[kill].replace("process 700", "process 999")),
+            ),
+        ] {
+            let mut lines = base.clone();
+            if what == "kill" {
+                lines[kill] = edit.1;
+            } else {
+                lines.insert(edit.0 + 1, edit.1);
+            }
+            let items = parse_log(lines.join("\n").as_bytes()).unwrap();
+            let r = only_report(&items);
+            assert!(r.interleaved && !r.complete, "{what}");
+            assert!(r.cut_off(), "{what}");
+        }
+        // The untouched report is neither.
+        let r = parse_log(base.join("\n").as_bytes()).unwrap();
+        let r = only_report(&r);
+        assert!(r.complete && !r.interleaved && !r.cut_off());
+    }
+
+    #[test]
+    fn cut_off_is_not_no_killable() {
+        let lines = small_report(800, 3);
+        let summary = lines.iter().position(|l| l.contains("oom-kill:")).unwrap();
+        // Cut in the table: no victim known, cut off.
+        let items = parse_log(lines[..summary - 1].join("\n").as_bytes()).unwrap();
+        let r = only_report(&items);
+        assert!(r.cut_off() && !r.no_killable && !r.complete);
+        assert_eq!(r.chosen_pid(), None);
+        // Cut after the summary: the victim is named there.
+        let items = parse_log(lines[..=summary].join("\n").as_bytes()).unwrap();
+        let r = only_report(&items);
+        assert!(r.cut_off());
+        let stated: u32 = word_after(&lines[summary], ",pid=").parse().unwrap();
+        assert_eq!(r.chosen_pid(), Some(stated));
+        // The kernel's own "no killable processes" is not cut off.
+        let items = check_fixture("6.1.0-50-amd64-e-v1-only-unkillable.log");
+        assert!(
+            reports(&items)
+                .iter()
+                .all(|r| r.no_killable && !r.cut_off())
+        );
+    }
+
+    #[test]
+    fn journal_json_and_export_read_like_dmesg() {
+        use crate::report::journal::{ExportReader, JournalEntry};
+        use crate::report::log::{HostItem, LogParser};
+        let name = "6.12.100+deb12-amd64-b-v2-hierarchy.log";
+        let text = raw(name);
+        let from_dmesg = parse(name);
+        let mut json_parser = LogParser::new();
+        let mut export = Vec::new();
+        let mut json_items: Vec<HostItem> = Vec::new();
+        for (i, l) in text.lines().enumerate() {
+            let (ts, msg) = strip_prefix(l);
+            let us = ts.map(|t| (t * 1e6).round() as u64);
+            let mut o = serde_json::json!({
+                "__CURSOR": format!("s={i}"),
+                "_TRANSPORT": "kernel",
+                "_HOSTNAME": "vm",
+                "MESSAGE": msg,
+            });
+            if let Some(us) = us {
+                o["_SOURCE_MONOTONIC_TIMESTAMP"] = us.to_string().into();
+            }
+            let e = JournalEntry::from_json(&o).unwrap();
+            json_parser.push_entry(i + 1, &e, &mut json_items);
+            export.extend(format!("__CURSOR=s={i}\n_TRANSPORT=kernel\n").bytes());
+            if let Some(us) = us {
+                export.extend(format!("_SOURCE_MONOTONIC_TIMESTAMP={us}\n").bytes());
+            }
+            // Every other message as a binary field.
+            if i % 2 == 0 {
+                export.extend(b"MESSAGE\n");
+                export.extend((msg.len() as u64).to_le_bytes());
+                export.extend(msg.bytes());
+                export.push(b'\n');
+            } else {
+                export.extend(format!("MESSAGE={msg}\n").bytes());
+            }
+            export.push(b'\n');
+            // Another program's entry is skipped.
+            export.extend(b"_TRANSPORT=syslog\nMESSAGE=Killed process 1 (x)\n\n");
+        }
+        json_parser.finish(&mut json_items);
+        let mut export_parser = LogParser::new();
+        let mut export_items = Vec::new();
+        let mut reader = ExportReader::new(&export[..], 1);
+        while let Some((line, e)) = reader.next_entry().unwrap() {
+            export_parser.push_entry(line, &e, &mut export_items);
+        }
+        export_parser.finish(&mut export_items);
+        for items in [json_items, export_items] {
+            let items: Vec<ReportItem> = items.into_iter().map(|i| i.item).collect();
+            assert_eq!(items.len(), from_dmesg.len());
+            let (a, b) = (only_report(&from_dmesg), only_report(&items));
+            assert_eq!(b.tasks, a.tasks);
+            assert_eq!(
+                b.kill.as_ref().map(|k| k.pid),
+                a.kill.as_ref().map(|k| k.pid)
+            );
+            assert_eq!(b.counters, a.counters);
+            assert_eq!(b.constraint, a.constraint);
+            assert_eq!(
+                b.host.as_deref(),
+                if b.host.is_some() { Some("vm") } else { None }
+            );
+            let ts = |r: &KernelReport| r.lines.iter().map(|l| l.timestamp).collect::<Vec<_>>();
+            assert_eq!(ts(b), ts(a));
+            assert!(b.complete);
+        }
+    }
+
+    #[test]
+    fn implausible_numbers_are_left_out_and_flagged() {
+        let base = small_report(900, 3);
+        let row = base.iter().position(|l| l.contains("[    901]")).unwrap();
+        let counter = base
+            .iter()
+            .position(|l| l.contains("memory: usage"))
+            .unwrap();
+        let huge = u64::MAX.to_string();
+        for (what, index, forged) in [
+            (
+                "rss",
+                row,
+                base[row].replace("      300 ", &format!(" {huge} ")),
+            ),
+            ("pgtables", row, base[row].replace("65536", &huge)),
+            (
+                "limit",
+                counter,
+                base[counter].replace("limit 1024kB", &format!("limit {huge}kB")),
+            ),
+        ] {
+            assert_ne!(forged, base[index], "{what}");
+            let mut lines = base.clone();
+            lines[index] = forged;
+            let items = parse_log(lines.join("\n").as_bytes()).unwrap();
+            let r = only_report(&items);
+            assert!(r.implausible && !r.complete, "{what}");
+            assert_eq!(r.lines.len(), lines.len(), "{what}: the line is kept");
+            if what == "limit" {
+                assert!(r.counters.is_empty());
+            } else {
+                assert_eq!(r.tasks.as_ref().unwrap().rows.len(), 2, "{what}");
+            }
+        }
+        // A real unlimited v1 memcg prints PAGE_COUNTER_MAX pages in kB: fine.
+        let mut lines = base.clone();
+        lines[counter] = base[counter].replace("limit 1024kB", "limit 9007199254740988kB");
+        let items = parse_log(lines.join("\n").as_bytes()).unwrap();
+        let r = only_report(&items);
+        assert!(!r.implausible && r.complete);
+        assert_eq!(r.counters[0].limit_kb, 9007199254740988);
+        // Kill-line sizes beyond any machine are dropped, not wrapped.
+        let kill = base.len() - 1;
+        let mut lines = base.clone();
+        lines[kill] = base[kill].replace("anon-rss:1024kB", &format!("anon-rss:{huge}kB"));
+        let items = parse_log(lines.join("\n").as_bytes()).unwrap();
+        let k = only_report(&items).kill.clone().unwrap();
+        assert_eq!((k.anon_rss_kb, k.file_rss_kb), (None, Some(160)));
+        for (kb, kept) in [(MAX_PLAUSIBLE_KB, true), (MAX_PLAUSIBLE_KB + 1, false)] {
+            let mut lines = base.clone();
+            lines[kill] = base[kill].replace("anon-rss:1024kB", &format!("anon-rss:{kb}kB"));
+            let items = parse_log(lines.join("\n").as_bytes()).unwrap();
+            let k = only_report(&items).kill.clone().unwrap();
+            assert_eq!(k.anon_rss_kb, kept.then_some(kb));
+        }
+        // Counters: just under 2^53 kB is a real unlimited limit; past it, not.
+        for (kb, plausible) in [(MAX_COUNTER_KB, true), (MAX_COUNTER_KB + 1, false)] {
+            let mut lines = base.clone();
+            lines[counter] = base[counter].replace("limit 1024kB", &format!("limit {kb}kB"));
+            let items = parse_log(lines.join("\n").as_bytes()).unwrap();
+            assert_eq!(only_report(&items).implausible, !plausible, "{kb}");
+            assert!(kb.checked_mul(1024).is_some());
+        }
     }
 }

@@ -65,13 +65,16 @@ pub fn run(limit_mib: u64, options: RunOptions) -> Result<u64> {
     Ok(decisions)
 }
 
-/// Forks `demo-hog`: it joins the memcg and touches memory 1 MiB at a time
-/// until the kernel kills it. Between fork and death the child only makes
-/// system calls (no allocation, no locks), so forking the tracer is safe.
+/// Starts `demo-hog`: a child that joins the memcg, then re-executes this
+/// binary as `demo-hog` (a fresh image: a forked copy would share the
+/// tracer's pages and show them in its rss), which touches memory 1 MiB at
+/// a time until the kernel kills it. Between fork and exec the child only
+/// makes system calls (no allocation, no locks), so forking the tracer is
+/// safe.
 fn spawn_hog(cgroup_procs: &Path) -> Result<libc::pid_t> {
     let procs =
         CString::new(cgroup_procs.as_os_str().as_bytes()).context("cgroup path with a NUL byte")?;
-    // SAFETY: the child runs only async-signal-safe system calls, then _exit.
+    // SAFETY: the child runs only async-signal-safe system calls, then exec or _exit.
     match unsafe { libc::fork() } {
         -1 => Err(std::io::Error::last_os_error()).context("forking the demo hog"),
         0 => unsafe { hog_child(&procs) },
@@ -79,17 +82,44 @@ fn spawn_hog(cgroup_procs: &Path) -> Result<libc::pid_t> {
     }
 }
 
-/// The child's whole life; never returns.
+/// Between fork and exec; never returns.
 unsafe fn hog_child(procs: &CString) -> ! {
-    const CHUNK: usize = 1 << 20;
-    // SAFETY (whole body): raw system calls on our own buffers and mappings.
+    // SAFETY (whole body): raw system calls on our own buffers.
     unsafe {
-        libc::prctl(libc::PR_SET_NAME, HOG_NAME.as_ptr());
         let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
         if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
             libc::_exit(1);
         }
         libc::close(fd);
+        // The tracer lowered its own oom_score_adj; the hog is an ordinary task.
+        let adj = libc::open(
+            c"/proc/self/oom_score_adj".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        );
+        if adj >= 0 {
+            libc::write(adj, b"0".as_ptr().cast(), 1);
+            libc::close(adj);
+        }
+        let argv = [HOG_NAME.as_ptr().cast::<libc::c_char>(), std::ptr::null()];
+        libc::execv(c"/proc/self/exe".as_ptr(), argv.as_ptr());
+        libc::_exit(1)
+    }
+}
+
+/// Whether this process is the demo's hog (argv[0] is `demo-hog`).
+pub fn is_hog() -> bool {
+    std::env::args_os()
+        .next()
+        .is_some_and(|arg0| arg0.as_bytes() == &HOG_NAME[..HOG_NAME.len() - 1])
+}
+
+/// The hog's life after exec: named `demo-hog`, it faults memory in until
+/// the kernel kills it.
+pub fn hog() -> ! {
+    const CHUNK: usize = 1 << 20;
+    // SAFETY (whole body): raw system calls on our own mappings.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, HOG_NAME.as_ptr());
         loop {
             let chunk = libc::mmap(
                 std::ptr::null_mut(),

@@ -1,5 +1,6 @@
 //! One module per command; `main.rs` only parses flags and dispatches here.
 pub mod demo;
+pub mod doctor;
 pub mod report;
 pub mod run;
 
@@ -19,6 +20,7 @@ pub enum Invocation {
         json: bool,
         top: usize,
     },
+    Doctor(doctor::DoctorOptions),
 }
 
 impl Invocation {
@@ -31,6 +33,7 @@ impl Invocation {
                 .block_on(run::run(options, || Ok(()))),
             Invocation::Demo { limit_mib, run } => demo::run(limit_mib, run),
             Invocation::Report { paths, json, top } => report::run(&paths, json, top),
+            Invocation::Doctor(options) => doctor::run(&options),
         }
     }
 }

@@ -1,33 +1,119 @@
 //! `oomtrace report`: dumps, saved `--json` output or saved kernel logs,
 //! rendered for a person or re-emitted as JSON Lines.
-use std::{io::Write, path::PathBuf};
+//!
+//! Every input is read on its own: a bad one (unreadable, not a regular file,
+//! corrupt, from a newer oomtrace, nothing in it) is named on one line of
+//! stderr and the rest are still rendered; the exit status is non-zero if any
+//! was bad. Decisions are written as they are rebuilt, so a large log needs
+//! no more memory than its largest report. A write error (a full disk) ends
+//! the command with one line and a non-zero status; a closed pipe
+//! (`oomtrace report … | head`) ends it quietly with success.
+use std::{
+    io::{self, Write},
+    path::PathBuf,
+};
 
+use anyhow::anyhow;
 use oomtrace_core::{
+    base::text::escape_path,
     cgroup::container,
-    dump::read::{expand, load_file},
+    dump::read::{Input, ReadError, input, read_file},
+    model::decision::Decision,
     output,
 };
 
 pub fn run(paths: &[PathBuf], json: bool, top: usize) -> anyhow::Result<u64> {
-    let files = expand(paths)?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::with_capacity(64 << 10, stdout.lock());
+    let mut bad = BadInputs::default();
     let mut count = 0;
-    for file in files {
-        for mut decision in load_file(&file)? {
-            decision.container = decision
-                .victim
-                .as_ref()
-                .and_then(|v| v.memcg.as_deref())
-                .and_then(container::attribute);
-            if json {
-                writeln!(out, "{}", serde_json::to_string(&decision)?)?;
-            } else {
-                writeln!(out, "{}", output::render_card(&decision, top))?;
-                writeln!(out, "{}", output::render_candidate_table(&decision))?;
+    for path in paths {
+        let files = match input(path) {
+            Ok(Input::File(file)) => vec![file],
+            Ok(Input::Dir(_, files)) => files,
+            Err(error) => {
+                bad.push(error.to_string());
+                continue;
             }
-            count += 1;
+        };
+        for file in files {
+            let mut sink = |decision: Decision| write_decision(&mut out, decision, json, top);
+            match read_file(&file, &mut sink) {
+                Ok(summary) => {
+                    count += summary.decisions as u64;
+                    if let Some(warning) = summary.warning() {
+                        say(&format!("{}: {warning}", escape_path(&file)));
+                    }
+                }
+                Err(ReadError::Input(error)) => bad.push(error.to_string()),
+                Err(ReadError::Sink(error)) => return output_error(error, count),
+            }
         }
     }
+    if let Err(error) = out.flush() {
+        return output_error(error, count);
+    }
+    bad.finish()?;
     Ok(count)
+}
+
+fn write_decision(
+    out: &mut impl Write,
+    mut decision: Decision,
+    json: bool,
+    top: usize,
+) -> io::Result<()> {
+    decision.container = decision
+        .victim
+        .as_ref()
+        .and_then(|v| v.memcg.as_deref())
+        .and_then(container::attribute);
+    if json {
+        // `From` keeps the kind of an I/O error (EPIPE stays BrokenPipe).
+        serde_json::to_writer(&mut *out, &decision).map_err(io::Error::from)?;
+        writeln!(out)
+    } else {
+        writeln!(out, "{}", output::render_card(&decision, top))?;
+        writeln!(out, "{}", output::render_candidate_table(&decision))
+    }
+}
+
+/// A closed pipe is the reader having seen enough: success, quietly.
+/// Anything else (ENOSPC, EIO) means the report is not where it was sent.
+fn output_error(error: io::Error, count: u64) -> anyhow::Result<u64> {
+    if error.kind() == io::ErrorKind::BrokenPipe {
+        return Ok(count);
+    }
+    Err(anyhow!(
+        "cannot write the report to standard output: {error}"
+    ))
+}
+
+/// Bad inputs, one line each on stderr. The last is held back and returned
+/// as the command's error, so that the exit status says something was bad
+/// without adding a line.
+#[derive(Default)]
+struct BadInputs {
+    last: Option<String>,
+}
+
+impl BadInputs {
+    fn push(&mut self, message: String) {
+        if let Some(previous) = self.last.replace(message) {
+            say(&previous);
+        }
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self.last {
+            Some(message) => Err(anyhow!(message)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One line on stderr. Unlike `eprintln!`, a stderr that cannot be written
+/// (closed, a full disk) is not a panic: the exit status still tells.
+fn say(line: &str) {
+    let _ = writeln!(io::stderr().lock(), "oomtrace: {line}");
 }

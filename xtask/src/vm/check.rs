@@ -1,134 +1,18 @@
 //! Checks one scenario of a guest run: oomtrace's decision against the
 //! kernel's own OOM report in the guest's kernel log (as parsed by
-//! `oomtrace::report::parse_log`, through the `kernel_log_json` example),
-//! plus what the guest observed (exit statuses, D state, memcg files).
+//! `oomtrace_core::report::parse_log`), plus what the guest observed (exit
+//! statuses, D state, memcg files). Both sides are oomtrace-core's own types.
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
-use serde::Deserialize;
+use oomtrace_core::{
+    base::hooks::HookStatus,
+    model::decision::{Candidate, Decision},
+    report::{KernelReport, KillLine, ReportError, ReportItem, parse_log},
+};
 use serde_json::Value;
 
 use super::guest::ScenarioOutput;
-
-// ---- oomtrace's JSON (docs/schema.md), the fields checked here.
-
-#[derive(Debug, Deserialize)]
-pub struct Decision {
-    pub constraint: Option<String>,
-    pub backend: String,
-    pub oom_memcg: Option<OomMemcg>,
-    pub page_size: u64,
-    pub candidates: Vec<Candidate>,
-    pub candidates_source: String,
-    pub victim: Option<Victim>,
-    pub killed: Vec<u32>,
-    pub oom_group: Option<String>,
-    pub kernel_report: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct OomMemcg {
-    pub path: Option<String>,
-    pub limit_bytes: Option<u64>,
-    pub usage_bytes: Option<u64>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Candidate {
-    pub pid: u32,
-    pub comm: String,
-    pub rss_bytes: u64,
-    pub rss_anon_bytes: Option<u64>,
-    pub rss_file_bytes: Option<u64>,
-    pub rss_shmem_bytes: Option<u64>,
-    pub swap_bytes: Option<u64>,
-    pub pgtables_bytes: Option<u64>,
-    pub oom_score_adj: i32,
-    pub points: Option<i64>,
-    pub eligible: bool,
-    pub victim: bool,
-    pub skip_reason: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Victim {
-    pub pid: u32,
-    pub comm: Option<String>,
-    pub uid: Option<u32>,
-    pub memcg: Option<String>,
-    pub rss_anon_bytes: Option<u64>,
-    pub rss_file_bytes: Option<u64>,
-    pub rss_shmem_bytes: Option<u64>,
-    pub pgtables_bytes: Option<u64>,
-    pub total_vm_bytes: Option<u64>,
-    pub oom_score_adj: Option<i32>,
-}
-
-// ---- `oomtrace::report` items as serialized by the example.
-
-#[derive(Debug, Deserialize)]
-pub struct KernelReport {
-    pub complete: bool,
-    pub header: Option<InvokedHeader>,
-    pub counters: Vec<CounterLine>,
-    pub tasks: Option<TaskTable>,
-    pub constraint: Option<ConstraintLine>,
-    pub kill: Option<KillLine>,
-    pub no_killable: bool,
-    pub memcg_stats_for: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct InvokedHeader {
-    pub gfp_mask: u64,
-    pub gfp_flags: Option<String>,
-    pub order: i32,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct CounterLine {
-    pub name: String,
-    pub usage_kb: u64,
-    pub limit_kb: u64,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct TaskTable {
-    pub rows: Vec<TaskRow>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct TaskRow {
-    pub pid: u32,
-    pub rss_pages: u64,
-    pub rss_anon_pages: Option<u64>,
-    pub rss_file_pages: Option<u64>,
-    pub rss_shmem_pages: Option<u64>,
-    pub pgtables_bytes: Option<u64>,
-    pub swapents: Option<u64>,
-    pub oom_score_adj: i32,
-    pub name: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ConstraintLine {
-    pub constraint: String,
-    pub oom_memcg: Option<String>,
-    pub task_memcg: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct KillLine {
-    pub pid: u32,
-    pub comm: String,
-    pub uid: Option<u32>,
-    pub total_vm_kb: Option<u64>,
-    pub anon_rss_kb: Option<u64>,
-    pub file_rss_kb: Option<u64>,
-    pub shmem_rss_kb: Option<u64>,
-    pub pgtables_kb: Option<u64>,
-    pub oom_score_adj: Option<i32>,
-}
 
 /// A scenario's kernel log, as `parse_log` saw it.
 #[derive(Debug, Default)]
@@ -142,34 +26,23 @@ pub struct KernelLog {
 }
 
 impl KernelLog {
-    /// From one line of `kernel_log_json` output.
-    pub fn from_json(line: &Value, text: String) -> Result<Self> {
+    pub fn parse(text: String) -> Result<Self> {
+        let items = match parse_log(text.as_bytes()) {
+            Ok(items) => items,
+            // A log without any OOM output is a valid answer.
+            Err(ReportError::NoOomReport) => Vec::new(),
+            Err(error) => bail!("parse_log failed: {error}"),
+        };
         let mut log = KernelLog {
             text,
             ..Default::default()
         };
-        if let Some(error) = line.get("error") {
-            // A log without any OOM output is a valid answer (NoOomReport).
-            if error
-                .as_str()
-                .is_some_and(|e| e.contains("no kernel OOM report"))
-            {
-                return Ok(log);
-            }
-            bail!("parse_log failed: {error}");
-        }
-        let items = line["items"].as_array().context("no items")?;
         for item in items {
-            if let Some(report) = item.get("Report") {
-                log.reports.push(
-                    serde_json::from_value(report.clone()).context("decoding a kernel report")?,
-                );
-            } else if let Some(kill) = item.get("Kill") {
-                log.kills
-                    .push(serde_json::from_value(kill.clone()).context("decoding a kill line")?);
-            } else if let Some(group) = item.get("OomGroup") {
-                log.oom_groups
-                    .push(group["memcg"].as_str().unwrap_or_default().to_owned());
+            match item {
+                ReportItem::Report(report) => log.reports.push(report),
+                ReportItem::Kill(kill) => log.kills.push(kill),
+                ReportItem::OomGroup { memcg, .. } => log.oom_groups.push(memcg),
+                ReportItem::Reaped(_) => {}
             }
         }
         Ok(log)
@@ -180,7 +53,9 @@ impl KernelLog {
 #[derive(Debug)]
 pub struct TracerRun {
     pub start: Value,
-    pub decisions: Vec<(Decision, Value)>,
+    /// The start record's hooks.
+    pub hooks: Vec<HookStatus>,
+    pub decisions: Vec<Decision>,
     /// Every other record (`charge_failure`, `oom_stall`, `lost`, ...), in order.
     pub others: Vec<Value>,
 }
@@ -193,16 +68,32 @@ impl TracerRun {
             .collect()
     }
 
+    /// The backend the start record names.
+    pub fn backend(&self) -> Option<&str> {
+        self.start["backend"].as_str()
+    }
+
     /// Whether `hook` (e.g. "mem_cgroup_out_of_memory") attached, as any probe type.
     pub fn hooked(&self, function: &str) -> bool {
-        self.start["hooks"].as_array().is_some_and(|hooks| {
-            hooks.iter().any(|h| {
-                h["attached"] == true
-                    && h["hook"]
-                        .as_str()
-                        .is_some_and(|name| name.ends_with(&format!("/{function}")))
+        self.hooks
+            .iter()
+            .any(|h| h.attached && h.hook.ends_with(&format!("/{function}")))
+    }
+
+    /// Hooks that did not attach, as "hook: error" (reported, not failures:
+    /// optional hooks may be missing on a kernel).
+    pub fn hook_failures(&self) -> Vec<String> {
+        self.hooks
+            .iter()
+            .filter(|h| !h.attached)
+            .map(|h| {
+                format!(
+                    "{}: {}",
+                    h.hook,
+                    h.error.as_deref().unwrap_or("not attached")
+                )
             })
-        })
+            .collect()
     }
 }
 
@@ -219,11 +110,10 @@ pub fn tracer_run(scenario: &ScenarioOutput) -> Result<TracerRun> {
             .with_context(|| format!("oomtrace printed a line that is not JSON: {line}"))?;
         match value["type"].as_str() {
             Some("start") => start = Some(value),
-            Some("decision") => {
-                let decision = serde_json::from_value(value.clone())
-                    .with_context(|| format!("decision does not match the schema: {value}"))?;
-                decisions.push((decision, value));
-            }
+            Some("decision") => decisions.push(
+                serde_json::from_value(value.clone())
+                    .with_context(|| format!("decision does not deserialize: {value}"))?,
+            ),
             _ => others.push(value),
         }
     }
@@ -238,6 +128,8 @@ pub fn tracer_run(scenario: &ScenarioOutput) -> Result<TracerRun> {
             }
         )
     })?;
+    let hooks = serde_json::from_value(start["hooks"].clone())
+        .with_context(|| format!("the start record's hooks do not deserialize: {start}"))?;
     ensure!(
         scenario.info("tracer_exit") == Some("0"),
         "oomtrace exited with {}: {stderr}",
@@ -245,30 +137,60 @@ pub fn tracer_run(scenario: &ScenarioOutput) -> Result<TracerRun> {
     );
     Ok(TracerRun {
         start,
+        hooks,
         decisions,
         others,
     })
 }
 
-/// Hooks that did not attach, as "hook: error" (reported, not failures:
-/// optional hooks may be missing on a kernel).
-pub fn hook_failures(start: &Value) -> Vec<String> {
-    start["hooks"]
-        .as_array()
-        .map(|hooks| {
-            hooks
-                .iter()
-                .filter(|h| h["attached"] != true)
-                .map(|h| {
-                    format!(
-                        "{}: {}",
-                        h["hook"].as_str().unwrap_or("?"),
-                        h["error"].as_str().unwrap_or("not attached")
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// docs/schema.json, compiled once.
+pub struct Schema(jsonschema::Validator);
+
+impl Schema {
+    pub fn new() -> Result<Self> {
+        let schema: Value = serde_json::from_str(include_str!("../../../docs/schema.json"))
+            .context("docs/schema.json is not JSON")?;
+        let validator = jsonschema::validator_for(&schema)
+            .map_err(|e| anyhow!("docs/schema.json is not a valid schema: {e}"))?;
+        Ok(Self(validator))
+    }
+
+    /// Every record of a JSON Lines text matches the schema; the error names
+    /// each invalid line.
+    pub fn check_lines(&self, text: &str) -> Result<()> {
+        let mut invalid = Vec::new();
+        for (number, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let record: Value = match serde_json::from_str(line) {
+                Ok(record) => record,
+                Err(e) => {
+                    invalid.push(format!("line {}: not JSON: {e}", number + 1));
+                    continue;
+                }
+            };
+            let errors: Vec<String> = self
+                .0
+                .iter_errors(&record)
+                .map(|e| format!("{e} at {}", e.instance_path()))
+                .collect();
+            if !errors.is_empty() {
+                invalid.push(format!(
+                    "line {}: {} record: {}",
+                    number + 1,
+                    record["type"],
+                    errors.join("; ")
+                ));
+            }
+        }
+        ensure!(
+            invalid.is_empty(),
+            "records do not match docs/schema.json: {}",
+            invalid.join(" | ")
+        );
+        Ok(())
+    }
 }
 
 /// The first few items of a list, for messages.
@@ -413,9 +335,7 @@ pub fn oom_memcg_matches_report(decision: &Decision, report: &KernelReport) -> R
         .context("memcg OOM without oom_memcg")?;
     check_eq!(oom_memcg.path, path, "oom_memcg path");
     let memory = report
-        .counters
-        .iter()
-        .find(|c| c.name == "memory")
+        .counter("memory")
         .context("report has no memory: line")?;
     check_eq!(
         oom_memcg.limit_bytes,
@@ -437,7 +357,7 @@ pub fn candidates_match_table(decision: &Decision, report: &KernelReport) -> Res
     // The printed table (tracepoint backend) or the killer's own evaluation
     // (fentry/kprobe): either way the same tasks and numbers as the table.
     ensure!(
-        ["kernel_report", "bpf"].contains(&decision.candidates_source.as_str()),
+        ["kernel_report", "bpf"].contains(&decision.candidates_source.as_ref()),
         "candidates_source {}",
         decision.candidates_source
     );
@@ -564,7 +484,7 @@ pub fn kill_decision_matches(
     notes: &mut Vec<String>,
 ) -> Result<()> {
     ensure!(report.complete, "the kernel's report is incomplete");
-    check_eq!(decision.kernel_report.as_str(), "complete", "kernel_report");
+    check_eq!(decision.kernel_report.as_ref(), "complete", "kernel_report");
     victim_matches_kill_line(decision, report, notes)?;
     oom_memcg_matches_report(decision, report)?;
     candidates_match_table(decision, report)?;
@@ -576,7 +496,7 @@ pub fn first<'a>(
     run: &'a TracerRun,
     log: &'a KernelLog,
 ) -> Result<(&'a Decision, &'a KernelReport)> {
-    let (decision, _) = run
+    let decision = run
         .decisions
         .first()
         .context("oomtrace printed no decision")?;
@@ -610,141 +530,156 @@ pub fn limit(scenario: &ScenarioOutput, path: &str) -> Result<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use oomtrace_core::model::decision::{Builder, OfflineEnv, Sources};
+
     use super::*;
-    use serde_json::json;
 
-    fn report(rows: Value, kill: Value) -> KernelReport {
-        serde_json::from_value(json!({
-            "complete": true,
-            "counters": [{"name": "memory", "usage_kb": 65536, "limit_kb": 65536, "failcnt": 3}],
-            "tasks": {"columns": [], "rows": rows, "elided_rows": false},
-            "constraint": {"constraint": "CONSTRAINT_MEMCG", "oom_memcg": "/a", "task_memcg": "/a/b"},
-            "kill": kill,
-            "no_killable": false,
-            "memcg_stats_for": "/a",
-        }))
-        .unwrap()
+    /// A 6.12 memcg OOM with 150 small tasks: the task table splits rss
+    /// into anon, file and shmem.
+    const LOG: &str = include_str!(
+        "../../../tests/fixtures/kernel-reports/6.12.100+deb12-amd64-c-v2-many-procs-adj500-vs-grower.log"
+    );
+
+    /// The kernel's first report, and the decision `oomtrace report`
+    /// rebuilds from it, read back from JSON as a guest's record is.
+    fn first_pair() -> (Decision, KernelReport) {
+        let log = KernelLog::parse(LOG.to_owned()).unwrap();
+        let mut builder = Builder::new(Sources::KERNEL_REPORT, Vec::new());
+        let start = Instant::now();
+        for item in parse_log(LOG.as_bytes()).unwrap() {
+            builder.on_report(start, item);
+        }
+        let decisions = builder.poll(
+            start + Duration::from_secs(60),
+            &mut OfflineEnv { page_size: 4096 },
+        );
+        let json = serde_json::to_string(&decisions[0]).unwrap();
+        let decision: Decision = serde_json::from_str(&json).unwrap();
+        (decision, log.reports[0].clone())
     }
 
-    fn row(pid: u32, rss: u64, adj: i32, name: &str) -> Value {
-        json!({"pid": pid, "uid": 0, "tgid": pid, "total_vm_pages": rss * 2, "rss_pages": rss,
-               "rss_anon_pages": rss - 1, "rss_file_pages": 1, "rss_shmem_pages": 0,
-               "pgtables_bytes": 8192, "swapents": 0, "oom_score_adj": adj, "name": name})
-    }
-
-    fn candidate(
-        pid: u32,
-        rss: u64,
-        adj: i32,
-        name: &str,
-        points: Option<i64>,
-        victim: bool,
-    ) -> Value {
-        json!({"pid": pid, "comm": name, "rss_bytes": rss * 4096, "rss_anon_bytes": (rss - 1) * 4096,
-               "rss_file_bytes": 4096, "rss_shmem_bytes": 0, "swap_bytes": 0, "pgtables_bytes": 8192,
-               "oom_score_adj": adj, "points": points, "eligible": points.is_some(), "victim": victim,
-               "skip_reason": if points.is_some() { Value::Null } else { json!("oom_score_adj_min") }})
-    }
-
-    fn decision(candidates: Value, victim: Value) -> Decision {
-        serde_json::from_value(json!({
-            "constraint": "memcg", "backend": "tracepoint",
-            "oom_memcg": {"path": "/a", "limit_bytes": 67108864u64, "usage_bytes": 67108864u64},
-            "page_size": 4096, "candidates": candidates, "candidates_source": "kernel_report",
-            "victim": victim, "killed": [10], "oom_group": null, "kernel_report": "complete",
-        }))
-        .unwrap()
-    }
-
-    fn kill() -> Value {
-        json!({"memcg_oom": true, "pid": 10, "comm": "big", "uid": 0, "total_vm_kb": 800,
-               "anon_rss_kb": 396, "file_rss_kb": 4, "shmem_rss_kb": 0, "pgtables_kb": 8,
-               "oom_score_adj": 0})
-    }
-
-    fn victim() -> Value {
-        json!({"pid": 10, "comm": "big", "uid": 0, "memcg": "/a/b", "rss_anon_bytes": 396 * 1024,
-               "rss_file_bytes": 4096, "rss_shmem_bytes": 0, "pgtables_bytes": 8192,
-               "total_vm_bytes": 800 * 1024, "oom_score_adj": 0})
+    fn error(decision: &Decision, report: &KernelReport) -> String {
+        kill_decision_matches(decision, report, &mut vec![])
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
     fn a_decision_equal_to_the_report_passes() {
-        let r = report(
-            json!([row(10, 100, 0, "big"), row(11, 5, -1000, "safe")]),
-            kill(),
-        );
-        let d = decision(
-            json!([
-                candidate(10, 100, 0, "big", Some(102), true),
-                candidate(11, 5, -1000, "safe", None, false)
-            ]),
-            victim(),
-        );
+        let (decision, report) = first_pair();
+        assert!(decision.candidates.len() > 100);
         let mut notes = Vec::new();
-        kill_decision_matches(&d, &r, &mut notes).unwrap();
-        assert!(notes.is_empty());
+        kill_decision_matches(&decision, &report, &mut notes).unwrap();
+        assert!(notes.is_empty(), "{notes:?}");
     }
 
     #[test]
     fn differences_from_the_report_fail() {
-        let r = report(
-            json!([row(10, 100, 0, "big"), row(12, 50, 0, "mid")]),
-            kill(),
-        );
+        let (decision, report) = first_pair();
+        let victim = decision.victim.as_ref().unwrap().pid;
+        let other = |d: &Decision| -> usize {
+            d.candidates
+                .iter()
+                .position(|c| c.pid != victim && c.eligible)
+                .unwrap()
+        };
+
         // A missing candidate.
-        let d = decision(
-            json!([candidate(10, 100, 0, "big", Some(102), true)]),
-            victim(),
-        );
-        let error = kill_decision_matches(&d, &r, &mut vec![])
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("only kernel [12]"), "{error}");
+        let mut d = decision.clone();
+        let i = other(&d);
+        let pid = d.candidates.remove(i).pid;
+        let e = error(&d, &report);
+        assert!(e.contains(&format!("only kernel [{pid}]")), "{e}");
+
         // The victim without the most points.
-        let d = decision(
-            json!([
-                candidate(10, 100, 0, "big", Some(102), true),
-                candidate(12, 50, 0, "mid", Some(500), false)
-            ]),
-            victim(),
-        );
-        let error = candidates_match_table(&d, &r).unwrap_err().to_string();
-        assert!(error.contains("the most"), "{error}");
-        // A number off by one page.
-        let mut v = victim();
-        v["rss_anon_bytes"] = json!(397 * 1024);
-        let d = decision(
-            json!([
-                candidate(10, 100, 0, "big", Some(102), true),
-                candidate(12, 50, 0, "mid", Some(52), false)
-            ]),
-            v,
-        );
-        let error = kill_decision_matches(&d, &r, &mut vec![])
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("rss (anon, file, shmem)"), "{error}");
+        let mut d = decision.clone();
+        let i = other(&d);
+        d.candidates[i].points = Some(i64::MAX);
+        let e = error(&d, &report);
+        assert!(e.contains("the most"), "{e}");
+
+        // A candidate's anon rss off by one page.
+        let mut d = decision.clone();
+        let i = other(&d);
+        *d.candidates[i].rss_anon_bytes.as_mut().unwrap() += 4096;
+        let e = error(&d, &report);
+        assert!(e.contains("anon rss bytes"), "{e}");
+
+        // The victim's rss off by one page.
+        let mut d = decision.clone();
+        *d.victim.as_mut().unwrap().rss_anon_bytes.as_mut().unwrap() += 4096;
+        let e = error(&d, &report);
+        assert!(e.contains("rss (anon, file, shmem)"), "{e}");
+
+        // The limit.
+        let mut d = decision.clone();
+        *d.oom_memcg.as_mut().unwrap().limit_bytes.as_mut().unwrap() += 4096;
+        let e = error(&d, &report);
+        assert!(e.contains("oom_memcg limit bytes"), "{e}");
+
+        // The constraint.
+        let mut d = decision.clone();
+        d.constraint = Some("global".into());
+        let e = error(&d, &report);
+        assert!(e.contains("constraint"), "{e}");
     }
 
     #[test]
     fn a_victim_that_exited_before_the_kill_line_may_equal_the_table() {
-        // Table: 100 pages (99 anon + 1 file); the kill line, printed after
-        // the victim folded its cached counters, says 40 pages more anon.
-        let mut late = kill();
-        late["anon_rss_kb"] = json!(396 + 160);
-        let r = report(json!([row(10, 100, 0, "big")]), late);
-        let d = decision(
-            json!([candidate(10, 100, 0, "big", Some(102), true)]),
-            victim(),
-        );
+        // The kill line, printed after the victim folded its cached
+        // counters, says 40 pages more anon than the table.
+        let (decision, mut report) = first_pair();
+        *report.kill.as_mut().unwrap().anon_rss_kb.as_mut().unwrap() += 160;
         let mut notes = Vec::new();
-        kill_decision_matches(&d, &r, &mut notes).unwrap();
+        kill_decision_matches(&decision, &report, &mut notes).unwrap();
         assert_eq!(notes.len(), 1, "{notes:?}");
         // Equal to neither: a failure.
-        let mut v = victim();
-        v["rss_anon_bytes"] = json!(397 * 1024);
-        let d = decision(json!([candidate(10, 100, 0, "big", Some(102), true)]), v);
-        assert!(kill_decision_matches(&d, &r, &mut vec![]).is_err());
+        let mut d = decision.clone();
+        *d.victim.as_mut().unwrap().rss_anon_bytes.as_mut().unwrap() += 4096;
+        assert!(kill_decision_matches(&d, &report, &mut vec![]).is_err());
+    }
+
+    #[test]
+    fn a_log_without_oom_output_has_no_reports() {
+        let log = KernelLog::parse("[    1.000000] Linux version 6.1.0\n".to_owned()).unwrap();
+        assert!(log.reports.is_empty() && log.kills.is_empty());
+    }
+
+    #[test]
+    fn records_are_validated_against_the_schema() {
+        let schema = Schema::new().unwrap();
+        let (decision, _) = first_pair();
+        let mut record = serde_json::to_value(&decision).unwrap();
+        record["time"] = "2026-01-01T00:00:00.000000Z".into();
+        let line = record.to_string();
+        schema.check_lines(&format!("{line}\n\n{line}\n")).unwrap();
+        record["candidates"][0]["rss_bytes"] = "many".into();
+        let e = schema
+            .check_lines(&format!("{line}\n{record}\nnot json\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("line 2: \"decision\" record") && e.contains("line 3: not JSON"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn hooks_that_did_not_attach_are_listed() {
+        let start = serde_json::json!({"type": "start", "backend": "fentry", "hooks": [
+            {"hook": "fexit/mem_cgroup_out_of_memory", "attached": true, "required": false},
+            {"hook": "fexit/oom_badness", "attached": false, "required": false, "error": "gone"},
+        ]});
+        let run = TracerRun {
+            hooks: serde_json::from_value(start["hooks"].clone()).unwrap(),
+            start,
+            decisions: Vec::new(),
+            others: Vec::new(),
+        };
+        assert!(run.hooked("mem_cgroup_out_of_memory") && !run.hooked("oom_badness"));
+        assert_eq!(run.hook_failures(), ["fexit/oom_badness: gone"]);
+        assert_eq!(run.backend(), Some("fentry"));
     }
 }

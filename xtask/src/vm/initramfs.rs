@@ -215,6 +215,30 @@ fn busybox_applets(busybox: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Builds oomtrace and oomtrace-hog in release mode, then the guest
+/// initramfs around them and `init_script` (the VM tests' and the bench's).
+pub fn build_release(out: &Path, init_script: &Path) -> Result<()> {
+    crate::run(crate::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "oomtrace",
+        "-p",
+        "oomtrace-hog",
+        "--bin",
+        "oomtrace",
+        "--bin",
+        "oomtrace-hog",
+    ]))?;
+    let release = super::target_dir().join("release");
+    build(
+        out,
+        &release.join("oomtrace"),
+        &release.join("oomtrace-hog"),
+        init_script,
+    )
+}
+
 /// Builds the guest initramfs (gzip-compressed newc) at `out`.
 pub fn build(out: &Path, oomtrace: &Path, hog: &Path, init_script: &Path) -> Result<()> {
     let busybox = Path::new("/bin/busybox");

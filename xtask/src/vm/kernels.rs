@@ -1,7 +1,8 @@
 //! Debian kernel images for the VM tests: the newest package of each series
 //! from Debian's package index (a private apt configuration under
-//! `.cache/vm/apt`, so the machine's own apt sources are untouched), cached
-//! as `vmlinuz` + `config` under `.cache/vm/kernels/`.
+//! `.cache/vm/apt`, so the machine's own apt sources are untouched, reaching
+//! Debian through the mirror those sources name), cached as `vmlinuz` +
+//! `config` under `.cache/vm/kernels/`.
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -9,7 +10,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 /// A kernel series the harness boots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,16 +18,30 @@ pub enum Series {
     V5_10,
     V6_1,
     V6_12,
+    /// Debian's newest kernel in any suite the harness reads (backports,
+    /// unstable): `linux-image-7.3.4+deb13-amd64` today.
+    Newest,
+    /// The same, in the `-cloud-amd64` flavour (a smaller configuration
+    /// for virtual machines).
+    NewestCloud,
 }
 
 impl Series {
-    pub const ALL: [Series; 3] = [Series::V5_10, Series::V6_1, Series::V6_12];
+    pub const ALL: [Series; 5] = [
+        Series::V5_10,
+        Series::V6_1,
+        Series::V6_12,
+        Series::Newest,
+        Series::NewestCloud,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
             Series::V5_10 => "5.10",
             Series::V6_1 => "6.1",
             Series::V6_12 => "6.12",
+            Series::Newest => "newest",
+            Series::NewestCloud => "newest-cloud",
         }
     }
 
@@ -34,11 +49,19 @@ impl Series {
         Series::ALL.into_iter().find(|s| s.name() == name)
     }
 
+    /// The names `parse` knows, for messages.
+    pub fn names() -> String {
+        Series::ALL.map(Series::name).join(", ")
+    }
+
     /// Sort key of a package name of this series, `None` for other packages
-    /// (other series, -dbg, -unsigned, -rt, -cloud and backport-ABI images).
+    /// (other series, -dbg, -unsigned, -rt and backport-ABI images; -cloud
+    /// except for `NewestCloud`).
     ///
     /// 5.10 and 6.1 are `linux-image-5.10.0-N-amd64`, `linux-image-6.1.0-N-amd64`;
-    /// 6.12 in bookworm is `linux-image-6.12.N+deb12[.R]-amd64`.
+    /// 6.12 in bookworm is `linux-image-6.12.N+deb12[.R]-amd64`; the newest
+    /// are `linux-image-X.Y.Z+debN[.R][-cloud]-amd64` of any suite, the
+    /// highest X.Y.Z (then R) first.
     pub fn package_key(self, package: &str) -> Option<Vec<u64>> {
         let rest = package
             .strip_prefix("linux-image-")?
@@ -48,30 +71,187 @@ impl Series {
                 .then(|| s.parse().ok())
                 .flatten()
         };
+        // "X.Y.Z+debN[.R]" as [X, Y, Z, R, N].
+        let release = |rest: &str| -> Option<Vec<u64>> {
+            let (version, deb) = rest.split_once("+deb")?;
+            let (abi, revision) = match deb.split_once('.') {
+                Some((abi, revision)) => (abi, number(revision)?),
+                None => (deb, 0),
+            };
+            let mut key = version
+                .split('.')
+                .map(number)
+                .collect::<Option<Vec<u64>>>()?;
+            (key.len() == 3).then_some(())?;
+            key.extend([revision, number(abi)?]);
+            Some(key)
+        };
         match self {
             Series::V5_10 => Some(vec![number(rest.strip_prefix("5.10.0-")?)?]),
             Series::V6_1 => Some(vec![number(rest.strip_prefix("6.1.0-")?)?]),
             Series::V6_12 => {
-                let (patch, deb) = rest.strip_prefix("6.12.")?.split_once("+deb12")?;
-                let revision = match deb {
-                    "" => 0,
-                    _ => number(deb.strip_prefix('.')?)?,
-                };
-                Some(vec![number(patch)?, revision])
+                let key = release(rest)?;
+                (key[..2] == [6, 12] && key[4] == 12).then_some(key)
             }
+            Series::Newest => release(rest),
+            Series::NewestCloud => release(rest.strip_suffix("-cloud")?),
         }
     }
 }
 
-/// Suites that hold the three series (bullseye for 5.10, bookworm and its
-/// security and backports suites for 6.1 and 6.12).
-const SOURCES: &str = "\
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bullseye main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bullseye-security main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian-security bookworm-security main
-deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian bookworm-backports main
-";
+/// Suites of the Debian archive the series come from: bullseye for 5.10,
+/// bookworm and its backports for 6.1 and 6.12, trixie-backports and
+/// unstable for the newest.
+const ARCHIVE_SUITES: &[&str] = &[
+    "bullseye",
+    "bookworm",
+    "bookworm-backports",
+    "trixie-backports",
+    "sid",
+];
+/// Suites of the security archive.
+const SECURITY_SUITES: &[&str] = &["bullseye-security", "bookworm-security"];
+const KEYRING: &str = "/usr/share/keyrings/debian-archive-keyring.gpg";
+
+/// One `deb` entry of the machine's apt sources.
+#[derive(Debug, Clone, PartialEq)]
+struct AptSource {
+    uri: String,
+    suites: Vec<String>,
+}
+
+/// The `deb` entries of apt sources, deb822 (`.sources`) or one-line
+/// (`.list`) format.
+fn apt_sources(text: &str, deb822: bool) -> Vec<AptSource> {
+    let mut out = Vec::new();
+    if deb822 {
+        for stanza in text.split("\n\n") {
+            let field = |name: &str| {
+                stanza
+                    .lines()
+                    .filter(|l| !l.starts_with('#'))
+                    .find_map(|l| {
+                        let (key, value) = l.split_once(':')?;
+                        key.trim()
+                            .eq_ignore_ascii_case(name)
+                            .then(|| value.split_whitespace().map(str::to_owned).collect())
+                    })
+            };
+            let types: Vec<String> = field("Types").unwrap_or_default();
+            let enabled: Vec<String> = field("Enabled").unwrap_or_default();
+            if !types.iter().any(|t| t == "deb") || enabled.iter().any(|e| e == "no") {
+                continue;
+            }
+            let suites: Vec<String> = field("Suites").unwrap_or_default();
+            for uri in field("URIs").unwrap_or_default() {
+                out.push(AptSource {
+                    uri,
+                    suites: suites.clone(),
+                });
+            }
+        }
+    } else {
+        for line in text.lines() {
+            let line = line.split('#').next().unwrap_or_default().trim();
+            let Some(rest) = line
+                .strip_prefix("deb")
+                .filter(|r| r.starts_with([' ', '\t']))
+            else {
+                continue;
+            };
+            // Options, "[signed-by=...]", may hold spaces.
+            let rest = match rest.trim_start().strip_prefix('[') {
+                Some(options) => options.split_once(']').map_or("", |(_, r)| r),
+                None => rest,
+            };
+            if let [uri, suite, ..] = rest.split_whitespace().collect::<Vec<_>>().as_slice() {
+                out.push(AptSource {
+                    uri: (*uri).to_owned(),
+                    suites: vec![(*suite).to_owned()],
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Debian's suite names (codenames and aliases), which tell a Debian source
+/// from another distribution's whatever its mirror's URI looks like.
+const DEBIAN_SUITES: &[&str] = &[
+    "buster",
+    "bullseye",
+    "bookworm",
+    "trixie",
+    "forky",
+    "duke",
+    "sid",
+    "oldoldstable",
+    "oldstable",
+    "stable",
+    "testing",
+    "unstable",
+    "experimental",
+];
+
+/// The Debian archive and security archive URIs the machine's apt sources
+/// use: the archive is the source of a Debian suite that is not
+/// `-security`, the security archive that of a `-security` one.
+fn debian_mirrors(sources: &[AptSource]) -> Result<(String, String)> {
+    let is_security = |s: &AptSource| s.suites.iter().any(|x| x.ends_with("-security"));
+    let is_debian = |s: &AptSource| {
+        s.suites.iter().any(|suite| {
+            let base = suite.split(['-', '/']).next().unwrap_or_default();
+            DEBIAN_SUITES.contains(&base)
+        })
+    };
+    let archive = sources
+        .iter()
+        .find(|s| is_debian(s) && !is_security(s))
+        .context("the machine's apt sources name no Debian suite (bookworm, trixie, ...): no mirror to read Debian's kernels from")?;
+    let security = sources
+        .iter()
+        .find(|s| is_debian(s) && is_security(s))
+        .map(|s| s.uri.clone())
+        // The usual layout: debian-security beside debian.
+        .unwrap_or_else(|| format!("{}-security", archive.uri.trim_end_matches('/')));
+    Ok((
+        archive.uri.trim_end_matches('/').to_owned(),
+        security.trim_end_matches('/').to_owned(),
+    ))
+}
+
+/// The machine's apt sources (`/etc/apt/sources.list` and
+/// `/etc/apt/sources.list.d/*.{list,sources}`).
+fn machine_apt_sources() -> Vec<AptSource> {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    if let Ok(dir) = fs::read_dir("/etc/apt/sources.list.d") {
+        let mut parts: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).collect();
+        parts.sort();
+        files.extend(parts);
+    }
+    let mut sources = Vec::new();
+    for file in files {
+        let deb822 = file.extension().is_some_and(|x| x == "sources");
+        if !(deb822 || file.extension().is_some_and(|x| x == "list")) {
+            continue;
+        }
+        if let Ok(text) = fs::read_to_string(&file) {
+            sources.extend(apt_sources(&text, deb822));
+        }
+    }
+    sources
+}
+
+/// The private sources.list: every suite the series need, through the
+/// machine's own Debian mirror.
+fn private_sources_list(archive: &str, security: &str) -> String {
+    let line = |uri: &str, suite: &str| format!("deb [signed-by={KEYRING}] {uri} {suite} main\n");
+    ARCHIVE_SUITES
+        .iter()
+        .map(|suite| line(archive, suite))
+        .chain(SECURITY_SUITES.iter().map(|suite| line(security, suite)))
+        .collect()
+}
 
 /// The package index is refreshed when older than this.
 const INDEX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
@@ -90,9 +270,23 @@ impl Kernel {
     /// Whether the kernel has the cgroup-v1 memory controller (6.12 in Debian
     /// is built without CONFIG_MEMCG_V1; older kernels have no such option).
     pub fn has_memcg_v1(&self) -> Result<bool> {
-        let config = fs::read_to_string(&self.config)
-            .with_context(|| format!("reading {}", self.config.display()))?;
+        let config = self.read_config()?;
         Ok(!config.lines().any(|l| l == "# CONFIG_MEMCG_V1 is not set"))
+    }
+
+    /// Whether the kernel is built with `option` (`CONFIG_KPROBES`), as
+    /// `=y` or `=m`.
+    pub fn has(&self, option: &str) -> Result<bool> {
+        let config = self.read_config()?;
+        Ok(config.lines().any(|l| {
+            l.strip_prefix(option)
+                .is_some_and(|v| v == "=y" || v == "=m")
+        }))
+    }
+
+    fn read_config(&self) -> Result<String> {
+        fs::read_to_string(&self.config)
+            .with_context(|| format!("reading {}", self.config.display()))
     }
 }
 
@@ -149,18 +343,23 @@ impl KernelCache {
         for dir in ["lists/partial", "cache/archives/partial"] {
             fs::create_dir_all(apt.join(dir))?;
         }
-        fs::write(apt.join("sources.list"), SOURCES)?;
+        let (archive, security) = debian_mirrors(&machine_apt_sources())?;
+        let sources = private_sources_list(&archive, &security);
+        fs::write(apt.join("sources.list"), &sources)?;
+        // The stamp holds the sources it was updated from: a new suite
+        // refreshes the index at once.
         let stamp = apt.join("updated");
-        let fresh = fs::metadata(&stamp)
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| SystemTime::now().duration_since(t).ok())
-            .is_some_and(|age| age < INDEX_MAX_AGE);
+        let fresh = fs::read_to_string(&stamp).is_ok_and(|s| s == sources)
+            && fs::metadata(&stamp)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age < INDEX_MAX_AGE);
         if !fresh {
             let mut update = self.apt("apt-get");
             update.args(["-q", "update"]).stdout(Stdio::null());
             match crate::run(&mut update) {
-                Ok(()) => fs::write(&stamp, "")?,
+                Ok(()) => fs::write(&stamp, &sources)?,
                 // An older index still names kernels, all cached once used.
                 Err(error) if stamp.exists() => {
                     eprintln!(
@@ -176,8 +375,9 @@ impl KernelCache {
         Ok(())
     }
 
-    /// The newest kernel package of `series` in the index, with its version.
-    fn newest(&mut self, series: Series) -> Result<(String, String)> {
+    /// The newest kernel package of `series` in the index, with its version
+    /// and its `Depends`.
+    fn newest(&mut self, series: Series) -> Result<(String, String, String)> {
         self.refresh_index()?;
         let output = self
             .apt("apt-cache")
@@ -208,17 +408,20 @@ impl KernelCache {
             .args(["show", "--no-all-versions", &package])
             .output()
             .context("running apt-cache show")?;
-        let version = String::from_utf8_lossy(&show.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix("Version: "))
-            .map(str::to_owned)
-            .with_context(|| format!("apt-cache show {package}: no version"))?;
-        Ok((package, version))
+        let show = String::from_utf8_lossy(&show.stdout);
+        let field = |name: &str| {
+            show.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+                .map(str::to_owned)
+        };
+        let version =
+            field("Version").with_context(|| format!("apt-cache show {package}: no version"))?;
+        Ok((package, version, field("Depends").unwrap_or_default()))
     }
 
     /// The newest kernel of `series`, downloaded and unpacked unless cached.
     pub fn get(&mut self, series: Series) -> Result<Kernel> {
-        let (package, version) = self.newest(series)?;
+        let (package, version, depends) = self.newest(series)?;
         let dir = self.kernels_dir().join(format!("{package}_{version}"));
         let kernel = Kernel {
             series,
@@ -233,42 +436,124 @@ impl KernelCache {
         let staging = self.kernels_dir().join(format!(".download-{package}"));
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging)?;
+        let packages = file_packages(&package, &depends);
         let mut download = self.apt("apt-get");
         download
-            .args(["-q", "download", &format!("{package}={version}")])
+            .args(["-q", "download"])
+            .args(packages.iter().map(|p| format!("{p}={version}")))
             .current_dir(&staging)
             .stdout(Stdio::null());
         crate::run(&mut download)?;
-        let deb = fs::read_dir(&staging)?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|x| x == "deb"))
-            .with_context(|| format!("apt-get download left no .deb in {}", staging.display()))?;
-        extract_boot(&deb, &staging)?;
-        let boot = staging.join("boot");
-        let find = |prefix: &str| -> Result<PathBuf> {
-            fs::read_dir(&boot)?
+        let release = package
+            .strip_prefix("linux-image-")
+            .expect("a linux-image package");
+        let mut found = [None, None];
+        for name in &packages {
+            let deb = fs::read_dir(&staging)?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .find(|p| {
-                    p.file_name()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n.starts_with(prefix))
+                    p.extension().is_some_and(|x| x == "deb")
+                        && p.file_name()
+                            .and_then(|n| n.to_str())
+                            .is_some_and(|n| n.starts_with(&format!("{name}_")))
                 })
-                .with_context(|| format!("{prefix}* missing from {}", deb.display()))
-        };
-        fs::rename(find("vmlinuz-")?, staging.join("vmlinuz"))?;
-        fs::rename(find("config-")?, staging.join("config"))?;
-        fs::remove_dir_all(&boot)?;
-        fs::remove_file(&deb)?;
+                .with_context(|| {
+                    format!("apt-get download left no {name} in {}", staging.display())
+                })?;
+            let members = deb_members(&deb)?;
+            let mut wanted = Vec::new();
+            for (slot, file) in found.iter_mut().zip(["vmlinuz", "config"]) {
+                if slot.is_none()
+                    && let Some(member) = kernel_file(&members, release, file)
+                {
+                    *slot = Some(staging.join(member.trim_start_matches("./")));
+                    wanted.push(member);
+                }
+            }
+            if !wanted.is_empty() {
+                extract(&deb, &staging, &wanted)?;
+            }
+            fs::remove_file(&deb)?;
+        }
+        for (path, file) in found.iter().zip(["vmlinuz", "config"]) {
+            let path = path
+                .as_ref()
+                .with_context(|| format!("no {file} of {release} in {}", packages.join(", ")))?;
+            fs::rename(path, staging.join(file))?;
+        }
+        for unpacked in ["boot", "usr"] {
+            let _ = fs::remove_dir_all(staging.join(unpacked));
+        }
         let _ = fs::remove_dir_all(&dir);
         fs::rename(&staging, &dir)?;
         Ok(kernel)
     }
 }
 
-/// Unpacks only `./boot` of a kernel package (the modules are not needed:
+/// The packages that hold a kernel's files. Up to 6.18 the image package
+/// has `/boot/vmlinuz-<release>` and `/boot/config-<release>`; from 6.19 it
+/// is only a meta package, and the kernel is in `linux-binary-<release>`
+/// (`/usr/lib/modules/<release>/vmlinuz`), its config in `linux-base-<release>`
+/// (`/usr/lib/modules/<release>/config`), both among its `Depends`.
+fn file_packages(image: &str, depends: &str) -> Vec<String> {
+    let release = image.strip_prefix("linux-image-").unwrap_or(image);
+    let parts = [
+        format!("linux-binary-{release}"),
+        format!("linux-base-{release}"),
+    ];
+    let depended: Vec<&str> = depends
+        .split([',', '|'])
+        .filter_map(|d| d.split_whitespace().next())
+        .collect();
+    std::iter::once(image.to_owned())
+        .chain(parts.into_iter().filter(|p| depended.contains(&p.as_str())))
+        .collect()
+}
+
+/// The member of a kernel package that is the kernel's `vmlinuz` or `config`,
+/// in either layout.
+fn kernel_file(members: &[String], release: &str, file: &str) -> Option<String> {
+    let wanted = [
+        format!("./boot/{file}-{release}"),
+        format!("./usr/lib/modules/{release}/{file}"),
+    ];
+    members.iter().find(|m| wanted.contains(m)).cloned()
+}
+
+/// The paths in a .deb's data archive.
+fn deb_members(deb: &Path) -> Result<Vec<String>> {
+    let mut dpkg = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("starting dpkg-deb")?;
+    let tar = Command::new("tar")
+        .arg("-t")
+        .stdin(dpkg.stdout.take().context("dpkg-deb stdout")?)
+        .output()
+        .context("starting tar")?;
+    let dpkg = dpkg.wait()?;
+    ensure!(
+        dpkg.success() && tar.status.success(),
+        "listing {} failed (dpkg-deb {dpkg}, tar {})",
+        deb.display(),
+        tar.status
+    );
+    Ok(String::from_utf8_lossy(&tar.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect())
+}
+
+/// Unpacks members of a kernel package (the modules are not needed:
 /// everything the tests use is built in).
-fn extract_boot(deb: &Path, into: &Path) -> Result<()> {
-    eprintln!("xtask: unpacking {}", deb.display());
+fn extract(deb: &Path, into: &Path, members: &[String]) -> Result<()> {
+    eprintln!(
+        "xtask: unpacking {} from {}",
+        members.join(" "),
+        deb.display()
+    );
     let mut dpkg = Command::new("dpkg-deb")
         .arg("--fsys-tarfile")
         .arg(deb)
@@ -278,7 +563,7 @@ fn extract_boot(deb: &Path, into: &Path) -> Result<()> {
     let tar = Command::new("tar")
         .args(["-x", "-C"])
         .arg(into)
-        .args(["--wildcards", "./boot/*"])
+        .args(members)
         .stdin(dpkg.stdout.take().context("dpkg-deb stdout")?)
         .status()
         .context("starting tar")?;
@@ -308,11 +593,19 @@ mod tests {
         );
         assert_eq!(
             Series::V6_12.package_key("linux-image-6.12.117+deb12-amd64"),
-            Some(vec![117, 0])
+            Some(vec![6, 12, 117, 0, 12])
         );
         assert_eq!(
             Series::V6_12.package_key("linux-image-6.12.90+deb12.1-amd64"),
-            Some(vec![90, 1])
+            Some(vec![6, 12, 90, 1, 12])
+        );
+        assert_eq!(
+            Series::Newest.package_key("linux-image-7.3.4+deb13-amd64"),
+            Some(vec![7, 3, 4, 0, 13])
+        );
+        assert_eq!(
+            Series::NewestCloud.package_key("linux-image-7.3.4+deb13-cloud-amd64"),
+            Some(vec![7, 3, 4, 0, 13])
         );
         for other in [
             "linux-image-5.10.0-46-amd64-dbg",
@@ -320,22 +613,168 @@ mod tests {
             "linux-image-5.10.0-46-rt-amd64",
             "linux-image-5.10.0-46-cloud-amd64",
             "linux-image-6.1.0-0.deb11.52-amd64",
-            "linux-image-6.12.117+deb12-cloud-amd64",
-            "linux-image-6.12.117+deb13-amd64",
+            "linux-image-7.3.4+deb13-rt-amd64",
+            "linux-image-7.3.4+deb13-amd64-dbg",
+            "linux-image-7.3.4+deb13-amd64-unsigned",
             "linux-image-amd64",
+            "linux-image-cloud-amd64",
         ] {
             for series in Series::ALL {
                 assert_eq!(series.package_key(other), None, "{other}");
             }
         }
-        assert_eq!(
-            Series::V6_1.package_key("linux-image-5.10.0-46-amd64"),
-            None
-        );
-        // Newest by number, not by string order.
+        for (package, series) in [
+            ("linux-image-5.10.0-46-amd64", Series::V6_1),
+            ("linux-image-6.12.117+deb13-amd64", Series::V6_12),
+            ("linux-image-6.12.117+deb12-cloud-amd64", Series::V6_12),
+            ("linux-image-7.3.4+deb13-cloud-amd64", Series::Newest),
+            ("linux-image-7.3.4+deb13-amd64", Series::NewestCloud),
+        ] {
+            assert_eq!(series.package_key(package), None, "{package}");
+        }
+        // Newest by number, not by string order; the release before the ABI.
+        let key = |series: Series, p: &str| series.package_key(p).unwrap();
         assert!(
-            Series::V6_12.package_key("linux-image-6.12.117+deb12-amd64")
-                > Series::V6_12.package_key("linux-image-6.12.95+deb12-amd64")
+            key(Series::V6_12, "linux-image-6.12.117+deb12-amd64")
+                > key(Series::V6_12, "linux-image-6.12.95+deb12-amd64")
+        );
+        assert!(
+            key(Series::Newest, "linux-image-7.3.4+deb13-amd64")
+                > key(Series::Newest, "linux-image-7.2.13+deb14-amd64")
+        );
+        assert!(
+            key(Series::Newest, "linux-image-7.10.1+deb13-amd64")
+                > key(Series::Newest, "linux-image-7.3.4+deb13-amd64")
+        );
+        assert_eq!(Series::parse("newest-cloud"), Some(Series::NewestCloud));
+    }
+
+    #[test]
+    fn the_mirror_comes_from_the_machines_apt_sources() {
+        let deb822 = "\
+Types: deb
+# a comment: with a colon
+URIs: http://mirror.example/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://src.example/debian
+Suites: bookworm
+
+Types: deb
+URIs: http://mirror.example/debian-security/
+Suites: bookworm-security
+Components: main
+";
+        let sources = apt_sources(deb822, true);
+        assert_eq!(sources.len(), 2, "{sources:?}");
+        assert_eq!(
+            debian_mirrors(&sources).unwrap(),
+            (
+                "http://mirror.example/debian".to_owned(),
+                "http://mirror.example/debian-security".to_owned()
+            )
+        );
+        let list = "\
+# deb http://old.example/debian buster main
+deb [arch=amd64 signed-by=/k.gpg] http://list.example/debian trixie main
+deb-src http://list.example/debian trixie main
+";
+        let sources = apt_sources(list, false);
+        assert_eq!(
+            sources,
+            [AptSource {
+                uri: "http://list.example/debian".into(),
+                suites: vec!["trixie".into()]
+            }]
+        );
+        // No security entry: debian-security beside the archive.
+        assert_eq!(
+            debian_mirrors(&sources).unwrap().1,
+            "http://list.example/debian-security"
+        );
+        assert!(
+            debian_mirrors(&apt_sources(
+                "deb http://x.example/ubuntu noble main",
+                false
+            ))
+            .is_err()
+        );
+        // Any URI shape: the suites say Debian.
+        let proxied = "deb http://proxy.example:3142/repos/deb-main trixie main\n\
+                       deb http://proxy.example:3142/repos/deb-sec trixie-security main\n";
+        assert_eq!(
+            debian_mirrors(&apt_sources(proxied, false)).unwrap(),
+            (
+                "http://proxy.example:3142/repos/deb-main".to_owned(),
+                "http://proxy.example:3142/repos/deb-sec".to_owned()
+            )
+        );
+        let private = private_sources_list(
+            "http://m.example/debian",
+            "http://m.example/debian-security",
+        );
+        assert!(private.contains(" http://m.example/debian trixie-backports main\n"));
+        assert!(private.contains(" http://m.example/debian sid main\n"));
+        assert!(private.contains(" http://m.example/debian-security bookworm-security main\n"));
+    }
+
+    #[test]
+    fn kernel_files_in_both_package_layouts() {
+        // Up to 6.18: one package, /boot.
+        let image = "linux-image-6.12.117+deb12-amd64";
+        assert_eq!(file_packages(image, "kmod, linux-base (>= 4.3~)"), [image]);
+        let members: Vec<String> = [
+            "./boot/",
+            "./boot/System.map-6.12.117+deb12-amd64",
+            "./boot/config-6.12.117+deb12-amd64",
+            "./boot/vmlinuz-6.12.117+deb12-amd64",
+            "./usr/lib/modules/6.12.117+deb12-amd64/kernel/fs/ext4/ext4.ko.xz",
+        ]
+        .map(String::from)
+        .to_vec();
+        let release = "6.12.117+deb12-amd64";
+        assert_eq!(
+            kernel_file(&members, release, "vmlinuz").as_deref(),
+            Some("./boot/vmlinuz-6.12.117+deb12-amd64")
+        );
+        assert_eq!(
+            kernel_file(&members, release, "config").as_deref(),
+            Some("./boot/config-6.12.117+deb12-amd64")
+        );
+        // From 6.19: a meta package; vmlinuz and config in two others.
+        let image = "linux-image-7.3.4+deb13-cloud-amd64";
+        let depends = "dracut | initramfs-tools (>= 0.120+deb8u2) | linux-initramfs-tool, \
+            linux-base-7.3.4+deb13-cloud-amd64 (= 7.3.4-1~bpo13+1), \
+            linux-binary-7.3.4+deb13-cloud-amd64 (= 7.3.4-1~bpo13+1), \
+            linux-modules-7.3.4+deb13-cloud-amd64 (= 7.3.4-1~bpo13+1)";
+        assert_eq!(
+            file_packages(image, depends),
+            [
+                image,
+                "linux-binary-7.3.4+deb13-cloud-amd64",
+                "linux-base-7.3.4+deb13-cloud-amd64"
+            ]
+        );
+        let release = "7.3.4+deb13-cloud-amd64";
+        let binary = vec![
+            "./usr/lib/modules/7.3.4+deb13-cloud-amd64/".to_owned(),
+            "./usr/lib/modules/7.3.4+deb13-cloud-amd64/vmlinuz".to_owned(),
+        ];
+        let base = vec![
+            "./usr/lib/modules/7.3.4+deb13-cloud-amd64/System.map".to_owned(),
+            "./usr/lib/modules/7.3.4+deb13-cloud-amd64/config".to_owned(),
+        ];
+        assert_eq!(
+            kernel_file(&binary, release, "vmlinuz").as_deref(),
+            Some("./usr/lib/modules/7.3.4+deb13-cloud-amd64/vmlinuz")
+        );
+        assert_eq!(kernel_file(&binary, release, "config"), None);
+        assert_eq!(
+            kernel_file(&base, release, "config").as_deref(),
+            Some("./usr/lib/modules/7.3.4+deb13-cloud-amd64/config")
         );
     }
 }

@@ -1,0 +1,478 @@
+//! Matching the pieces of each OOM (BPF events, kernel log items, the
+//! killer's invocation) into pending decisions, and emitting each once it is
+//! complete or its deadline passes.
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use oomtrace_ebpf::EventHeader;
+
+use crate::{
+    cgroup::ScopeCgroup,
+    events::Event,
+    model::decision::{
+        assemble::{assemble, pending_rss_rule},
+        env::Environment,
+        history::History,
+        pending::{Invocation, Pending, Sources},
+        recent::RecentPids,
+        record::Decision,
+        rss::settle_rss,
+    },
+    report::ReportItem,
+};
+
+/// How long a decision waits for the victim's exit once everything else is in.
+const WAIT_FOR_EXIT: Duration = Duration::from_secs(1);
+/// Grace after the last awaited piece, for memory.oom.group sweep lines and reaper steps.
+const SETTLE: Duration = Duration::from_millis(100);
+/// A decision is emitted with what it has at the latest this long after its first piece.
+pub(super) const DEADLINE: Duration = Duration::from_secs(3);
+/// Bound on decisions in flight (an OOM storm on a big node).
+const MAX_PENDING: usize = 4096;
+/// How long a decided victim's late pieces (a kill line read after the
+/// decision went out) are recognised as such rather than opening a new one.
+/// A pid cannot be reused and OOM-killed again within it.
+const LATE_WINDOW: Duration = Duration::from_secs(30);
+
+pub struct Builder {
+    sources: Sources,
+    scope: Vec<ScopeCgroup>,
+    pending: Vec<Pending>,
+    next_id: u64,
+    seq: u64,
+    /// The pending decision whose memory.oom.group sweep is being printed.
+    group_sweep: Option<u64>,
+    /// Pids killed by recent memory.oom.group sweeps (their own events are not decisions).
+    recent_group_kills: RecentPids,
+    /// Victims already decided: their late pieces are not new OOMs.
+    decided: RecentPids,
+    /// The latest time a piece or poll came in (the builder reads no clock).
+    last_now: Option<Instant>,
+    /// OOM invocations in progress (candidates arriving), by oom_seq.
+    invocations: Vec<Invocation>,
+    /// Invocations aborted because an earlier victim was still exiting, per memcg id.
+    aborted: HashMap<u64, u64>,
+    /// Recent OOMs per memcg, for crash-loop / leak detection.
+    history: History,
+    /// Decisions given up on because `MAX_PENDING` was reached.
+    pub evicted: u64,
+    /// The rss read this kernel's OOM killer uses, once a decision learned
+    /// it (`model::exact`).
+    rss_rule: Option<crate::model::exact::RssRule>,
+    /// Pieces that arrived after their victim's decision went out.
+    pub late_pieces: u64,
+}
+
+impl Builder {
+    pub fn new(sources: Sources, scope: Vec<ScopeCgroup>) -> Self {
+        Self {
+            sources,
+            scope,
+            pending: Vec::new(),
+            next_id: 1,
+            seq: 0,
+            group_sweep: None,
+            recent_group_kills: RecentPids::new(MAX_PENDING, LATE_WINDOW),
+            decided: RecentPids::new(MAX_PENDING, LATE_WINDOW),
+            last_now: None,
+            history: Default::default(),
+            invocations: Vec::new(),
+            aborted: Default::default(),
+            evicted: 0,
+            rss_rule: None,
+            late_pieces: 0,
+        }
+    }
+
+    /// A piece of a victim whose decision already went out (the kernel log
+    /// lagging behind the ring buffer in a storm): counted, not a new OOM.
+    fn is_late(&mut self, now: Instant, pid: u32) -> bool {
+        self.last_now = Some(now);
+        let late = pid != 0
+            && self.decided.contains(now, pid)
+            && !self.pending.iter().any(|p| p.victim_pid == pid);
+        if late {
+            self.late_pieces += 1;
+        }
+        late
+    }
+
+    fn pending_for(
+        &mut self,
+        now: Instant,
+        pid: u32,
+        free: impl Fn(&Pending) -> bool,
+    ) -> &mut Pending {
+        if let Some(index) = self
+            .pending
+            .iter()
+            .rposition(|p| p.victim_pid == pid && free(p))
+        {
+            return &mut self.pending[index];
+        }
+        if self.pending.len() >= MAX_PENDING {
+            self.pending.remove(0);
+            self.evicted += 1;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.pending.push(Pending {
+            id,
+            created: Some(now),
+            victim_pid: pid,
+            ..Default::default()
+        });
+        self.pending.last_mut().expect("just pushed")
+    }
+
+    pub fn on_event(&mut self, now: Instant, event: Event) {
+        match event {
+            Event::MarkVictim(mark) => {
+                let pid = mark.pid as u32;
+                if !self.is_late(now, pid) {
+                    self.pending_for(now, pid, |p| p.mark.is_none()).mark = Some(mark);
+                }
+            }
+            Event::VictimTask(task) => {
+                let pid = task.victim_pid;
+                if !self.is_late(now, pid) {
+                    self.pending_for(now, pid, |p| p.task.is_none()).task = Some(task);
+                }
+            }
+            Event::Reaper(reaper) => {
+                if let Some(p) = self
+                    .pending
+                    .iter_mut()
+                    .rev()
+                    .find(|p| p.victim_pid == reaper.pid as u32)
+                {
+                    p.reaper_events.push(reaper);
+                }
+            }
+            Event::VictimExit(exit) => {
+                if let Some(p) = self
+                    .pending
+                    .iter_mut()
+                    .rev()
+                    .find(|p| p.victim_pid == exit.header.pid && p.exit.is_none())
+                {
+                    p.exit = Some(exit);
+                }
+            }
+            Event::OomCandidate(candidate) => {
+                self.invocation(candidate.oom_seq, &candidate.header)
+                    .candidates
+                    .push(candidate);
+            }
+            Event::OomChoice(choice) => {
+                self.invocation(choice.oom_seq, &choice.header).choice = Some(choice);
+            }
+            Event::OomEnd(end) => {
+                self.invocation(end.oom_seq, &end.header).end = Some(end);
+                let index = self
+                    .invocations
+                    .iter()
+                    .position(|i| i.oom_seq == end.oom_seq)
+                    .expect("just inserted");
+                let invocation = self.invocations.remove(index);
+                self.on_invocation(now, invocation);
+            }
+            // A fault whose charge failed; the OOM it leads to is reported by the hooks above.
+            // Charge failures and OOM-disabled waits are records of their own (app, charge).
+            Event::PagefaultOom(_)
+            | Event::ChargeFailure(_)
+            | Event::OomWait(_)
+            | Event::MemcgAtLimit(_) => {}
+        }
+    }
+
+    fn invocation(&mut self, oom_seq: u64, header: &EventHeader) -> &mut Invocation {
+        if let Some(index) = self.invocations.iter().position(|i| i.oom_seq == oom_seq) {
+            return &mut self.invocations[index];
+        }
+        if self.invocations.len() >= MAX_PENDING {
+            self.invocations.remove(0);
+            self.evicted += 1;
+        }
+        self.invocations.push(Invocation {
+            oom_seq,
+            trigger_pid: header.pid,
+            trigger_comm: header.comm,
+            ..Invocation::default()
+        });
+        self.invocations.last_mut().expect("just pushed")
+    }
+
+    /// A finished `out_of_memory`: joins the decision of its victim, or is a
+    /// decision of its own when nothing was killed.
+    fn on_invocation(&mut self, now: Instant, invocation: Invocation) {
+        let end = invocation.end.expect("finished invocations have an end");
+        if let Some(choice) = invocation.choice {
+            let pending = self.pending_for(now, choice.pid, |p| p.invocation.is_none());
+            pending.invocation = Some(invocation);
+            return;
+        }
+        match end.chosen {
+            // Aborted: an earlier victim is still exiting; counted, not a decision.
+            2 => *self.aborted.entry(end.memcg_id).or_default() += 1,
+            // Nothing chosen and no progress: no killable task.
+            0 if end.ret == 0 => {
+                let trigger = invocation.trigger_pid;
+                let index = self.pending.iter().position(|p| {
+                    p.victim_pid == 0
+                        && p.invocation.is_none()
+                        && p.report
+                            .as_ref()
+                            .and_then(|r| r.trigger.as_ref())
+                            .is_some_and(|t| t.pid == trigger)
+                });
+                let pending = match index {
+                    Some(index) => &mut self.pending[index],
+                    None => self.pending_for(now, 0, |_| false),
+                };
+                pending.invocation = Some(invocation);
+            }
+            // Progress without a kill (the allocating task was already dying).
+            _ => {}
+        }
+    }
+
+    /// Takes one item from the kernel log. Reports of OOMs that killed
+    /// nothing are decisions on their own and come back at the next `poll`.
+    pub fn on_report(&mut self, now: Instant, item: ReportItem) {
+        match item {
+            ReportItem::Report(report) => {
+                self.group_sweep = None;
+                // The kill line's pid, else the summary's (a report cut off
+                // between them still names its victim, and its BPF events and
+                // a kill line read later join this pending, not a new one).
+                let pid = report.chosen_pid().unwrap_or(0);
+                if self.is_late(now, pid) {
+                    return;
+                }
+                let trigger = report.trigger.as_ref().map(|t| t.pid);
+                // A report of an OOM that killed nothing pairs with the
+                // oldest such invocation of its trigger: one task failing its
+                // charge again and again leaves several pending, and the
+                // kernel logs them in order.
+                let same_trigger = |p: &Pending| {
+                    p.invocation
+                        .as_ref()
+                        .is_some_and(|i| Some(i.trigger_pid) == trigger)
+                };
+                if pid == 0
+                    && let Some(p) = self
+                        .pending
+                        .iter_mut()
+                        .find(|p| p.victim_pid == 0 && p.report.is_none() && same_trigger(p))
+                {
+                    p.report = Some(report);
+                    return;
+                }
+                let pending = self.pending_for(now, pid, |p| {
+                    p.report.is_none()
+                        && (pid != 0
+                            || p.invocation
+                                .as_ref()
+                                .is_some_and(|i| Some(i.trigger_pid) == trigger))
+                });
+                pending.report = Some(report);
+            }
+            ReportItem::OomGroup { memcg, .. } => {
+                // The sweep follows the kill line just read. The BPF events of
+                // the tasks it kills may have opened later pendings already.
+                if let Some(p) = self
+                    .pending
+                    .iter_mut()
+                    .rev()
+                    .find(|p| p.kill_line().is_some())
+                {
+                    p.oom_group = Some(memcg);
+                    self.group_sweep = Some(p.id);
+                }
+            }
+            ReportItem::Kill(kill) => {
+                if let Some(id) = self.group_sweep
+                    && let Some(p) = self.pending.iter_mut().find(|p| p.id == id)
+                {
+                    if p.group_kill_set.insert(kill.pid) {
+                        p.group_kills.push(kill.pid);
+                    }
+                    return;
+                }
+                let pid = kill.pid;
+                if self.is_late(now, pid) {
+                    return;
+                }
+                let pending = self.pending_for(now, pid, |p| p.kill_line().is_none());
+                pending.kill = Some(kill);
+            }
+            ReportItem::Reaped(reaped) => {
+                self.group_sweep = None;
+                if let Some(p) = self
+                    .pending
+                    .iter_mut()
+                    .rev()
+                    .find(|p| p.victim_pid == reaped.pid)
+                {
+                    p.reaped = Some(reaped);
+                }
+            }
+        }
+    }
+
+    fn is_complete(&self, p: &Pending) -> bool {
+        let has_invocation = p.invocation.is_some() || !self.sources.oom_path_hooks;
+        if p.victim_pid == 0 {
+            // "no killable processes": the report (and the killer's evaluation) is all there is.
+            return p.report.is_some() && has_invocation;
+        }
+        let has_kill = p.kill_line().is_some();
+        let has_bpf = p.mark.is_some() && (p.task.is_some() || !self.sources.victim_task_hook);
+        has_kill && has_bpf && has_invocation
+    }
+
+    /// Emits the decisions that are ready at `now`, in the order of the
+    /// kills: a ready decision waits for the earlier ones (at most until
+    /// their deadline), so `seq` follows the kernel's order.
+    pub fn poll(&mut self, now: Instant, env: &mut dyn Environment) -> Vec<Decision> {
+        self.last_now = Some(now);
+        let mut ready = Vec::new();
+        let mut blocked = false;
+        for index in 0..self.pending.len() {
+            let complete = self.is_complete(&self.pending[index]);
+            let p = &mut self.pending[index];
+            if complete && p.complete_since.is_none() {
+                p.complete_since = Some(now);
+            }
+            let waited = now.duration_since(p.created.unwrap_or(now));
+            let exit_done = p.exit.is_some() || !self.sources.exit_hook || p.victim_pid == 0;
+            let due = match p.complete_since {
+                Some(since) if exit_done => now.duration_since(since) >= SETTLE,
+                Some(since) => now.duration_since(since) >= WAIT_FOR_EXIT,
+                None => false,
+            } || waited >= DEADLINE;
+            blocked |= !due;
+            if !blocked {
+                ready.push(p.id);
+            }
+        }
+        self.emit(&ready, env)
+    }
+
+    /// Emits everything still pending (shutdown).
+    pub fn flush(&mut self, env: &mut dyn Environment) -> Vec<Decision> {
+        let all: Vec<u64> = self.pending.iter().map(|p| p.id).collect();
+        self.emit(&all, env)
+    }
+
+    fn emit(&mut self, ids: &[u64], env: &mut dyn Environment) -> Vec<Decision> {
+        let mut decisions = Vec::new();
+        // Learn the kernel's rss read from any decision of this batch first,
+        // so that its OOMs that cannot tell on their own get it too.
+        if self.rss_rule.is_none() {
+            let page_size = env.page_size();
+            self.rss_rule = ids
+                .iter()
+                .filter_map(|id| self.pending.iter().find(|p| p.id == *id))
+                .find_map(|p| pending_rss_rule(p, None, page_size));
+        }
+        for id in ids {
+            let Some(index) = self.pending.iter().position(|p| p.id == *id) else {
+                continue;
+            };
+            let pending = self.pending.remove(index);
+            if self.group_sweep == Some(pending.id) {
+                self.group_sweep = None;
+            }
+            let now = self
+                .last_now
+                .or(pending.created)
+                .unwrap_or_else(Instant::now);
+            if pending.victim_pid != 0 {
+                self.decided.insert(now, pending.victim_pid);
+            }
+            // A task killed by another decision's memory.oom.group sweep is part of it.
+            let swept = |pid: u32| {
+                self.recent_group_kills.contains(now, pid)
+                    || self.pending.iter().any(|o| o.group_kill_set.contains(&pid))
+            };
+            if pending.report.is_none() && swept(pending.victim_pid) {
+                continue;
+            }
+            for pid in &pending.group_kills {
+                self.recent_group_kills.insert(now, *pid);
+            }
+            if !self.in_scope(&pending) {
+                continue;
+            }
+            self.seq += 1;
+            let mut decision = assemble(self.seq, self.sources, &pending, env);
+            // The rss read is the kernel's: learned once, it holds for OOMs
+            // that cannot tell on their own (model::exact).
+            let events = pending
+                .invocation
+                .as_ref()
+                .map_or(&[][..], |i| &i.candidates[..]);
+            settle_rss(&mut self.rss_rule, &mut decision, events);
+            self.history.note_repeats(&mut decision);
+            self.note_invocation_end(&pending, &mut decision);
+            decisions.push(decision);
+        }
+        decisions
+    }
+
+    /// What the killer's invocation adds: candidates lost to a full ring
+    /// buffer, and the invocations of the same memcg aborted before it.
+    fn note_invocation_end(&mut self, pending: &Pending, decision: &mut Decision) {
+        let Some(end) = pending.end() else { return };
+        if end.dropped > 0 {
+            decision.explanation.push(format!(
+                "{} candidate(s) were not reported: the ring buffer was full (see the lost records).",
+                end.dropped
+            ));
+        }
+        if let Some(aborted) = self.aborted.remove(&end.memcg_id) {
+            decision.explanation.push(format!(
+                "Before this kill, {aborted} OOM invocation(s) of the same memcg were aborted while an earlier victim was still exiting."
+            ));
+        }
+    }
+
+    fn in_scope(&self, p: &Pending) -> bool {
+        if self.scope.is_empty() || p.task.is_some() {
+            // With a filter, the raw victim event only exists for victims in
+            // scope (filtered in the kernel).
+            return true;
+        }
+        // No kernel-side verdict (no victim, an older kernel, a dropped
+        // event): the report's memcg paths decide.
+        let report_paths = p.report.as_ref().map(|r| {
+            let mut paths = Vec::new();
+            if let Some(c) = &r.constraint {
+                paths.extend(c.task_memcg.clone());
+                paths.extend(c.oom_memcg.clone());
+            }
+            if let Some((task, oom)) = &r.task_in_line {
+                paths.push(task.clone());
+                paths.push(oom.clone());
+            }
+            // A report without a victim has no constraint line; its memcg
+            // stats header names the memcg whose limit was hit.
+            paths.extend(r.memcg_stats_for.clone());
+            paths
+        });
+        let in_scope_path = |path: &String| self.scope.iter().any(|s| s.contains(path));
+        match report_paths {
+            // A victim the kernel filter saw nothing of is out of scope when the
+            // filter ran; without the hook, its task memcg decides.
+            Some(paths) if p.victim_pid != 0 && self.sources.victim_task_hook => {
+                p.mark.is_none() && paths.first().is_some_and(in_scope_path)
+            }
+            Some(paths) => paths.iter().any(in_scope_path),
+            None => false,
+        }
+    }
+}

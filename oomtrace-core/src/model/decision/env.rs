@@ -1,0 +1,63 @@
+//! What the collector knows about the host, behind a trait.
+use std::time::SystemTime;
+
+use oomtrace_ebpf::MemcgReclaimStats;
+
+use crate::cgroup::{MemcgFiles, MemcgSnapshot};
+
+/// What the collector knows about the machine; a trait so the rebuild can be
+/// tested without root and reused on saved logs.
+pub trait Environment {
+    fn memcg_path(&mut self, cgroup_id: u64) -> Option<String>;
+    fn memcg_files(&self, relative: &str) -> Option<MemcgFiles>;
+    fn swap_total_pages(&self) -> Option<u64>;
+    fn mem_total_pages(&self) -> Option<u64>;
+    fn page_size(&self) -> u64;
+    fn kernel_release(&self) -> Option<String>;
+    fn reclaim_stats(&self, memcg_id: u64) -> Option<MemcgReclaimStats>;
+    /// Wall-clock time of a `bpf_ktime_get_boot_ns` value.
+    fn wall_time_of_boot_ns(&self, boot_ns: u64) -> Option<SystemTime>;
+    /// Wall-clock time of a kernel log timestamp (seconds since boot).
+    fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime>;
+    /// The memcg's files as read while its OOM was handled, with the
+    /// `boot_ns` of the read (live mode only).
+    fn memcg_snapshot(&self, _relative: &str) -> Option<(MemcgSnapshot, u64)> {
+        None
+    }
+}
+
+/// What is known when rebuilding from a saved kernel log: only the log.
+#[derive(Debug, Default)]
+pub struct OfflineEnv {
+    pub page_size: u64,
+}
+
+impl Environment for OfflineEnv {
+    fn memcg_path(&mut self, _cgroup_id: u64) -> Option<String> {
+        None
+    }
+    fn memcg_files(&self, _relative: &str) -> Option<MemcgFiles> {
+        None
+    }
+    fn swap_total_pages(&self) -> Option<u64> {
+        None
+    }
+    fn mem_total_pages(&self) -> Option<u64> {
+        None
+    }
+    fn page_size(&self) -> u64 {
+        self.page_size
+    }
+    fn kernel_release(&self) -> Option<String> {
+        None
+    }
+    fn reclaim_stats(&self, _memcg_id: u64) -> Option<MemcgReclaimStats> {
+        None
+    }
+    fn wall_time_of_boot_ns(&self, _boot_ns: u64) -> Option<SystemTime> {
+        None
+    }
+    fn wall_time_of_log_seconds(&self, _seconds: f64) -> Option<SystemTime> {
+        None
+    }
+}

@@ -1,0 +1,93 @@
+//! The pieces of one decision in flight, and which hooks can supply them.
+use std::time::Instant;
+
+use oomtrace_ebpf::{
+    MarkVictimEvent, OomCandidateEvent, OomChoiceEvent, OomEndEvent, ReaperEvent, VictimExitEvent,
+    VictimTaskEvent,
+};
+
+use crate::report::{KernelReport, KillLine, ReapedLine};
+
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    pub(super) id: u64,
+    pub(super) created: Option<Instant>,
+    pub(super) victim_pid: u32,
+    pub(super) mark: Option<MarkVictimEvent>,
+    pub(super) task: Option<Box<VictimTaskEvent>>,
+    pub(super) report: Option<KernelReport>,
+    /// Kill line when no report carried it (rate-limited storms).
+    pub(super) kill: Option<KillLine>,
+    pub(super) oom_group: Option<String>,
+    /// In the order the sweep printed them; the set answers "swept?" at once.
+    pub(super) group_kills: Vec<u32>,
+    pub(super) group_kill_set: std::collections::HashSet<u32>,
+    pub(super) reaper_events: Vec<ReaperEvent>,
+    pub(super) reaped: Option<ReapedLine>,
+    pub(super) exit: Option<VictimExitEvent>,
+    /// The killer's own evaluation (fentry/kprobe backends).
+    pub(super) invocation: Option<Invocation>,
+    pub(super) complete_since: Option<Instant>,
+}
+
+/// One `out_of_memory` call as the OOM-path hooks saw it.
+#[derive(Debug, Clone, Default)]
+pub struct Invocation {
+    pub oom_seq: u64,
+    /// The task that ran the killer (the allocating task).
+    pub trigger_pid: u32,
+    pub trigger_comm: [u8; 16],
+    pub candidates: Vec<OomCandidateEvent>,
+    pub choice: Option<OomChoiceEvent>,
+    pub end: Option<OomEndEvent>,
+}
+
+impl Pending {
+    pub(super) fn kill_line(&self) -> Option<&KillLine> {
+        self.report
+            .as_ref()
+            .and_then(|r| r.kill.as_ref())
+            .or(self.kill.as_ref())
+    }
+
+    /// How the killer's invocation ended (OOM-path hooks).
+    pub(super) fn end(&self) -> Option<OomEndEvent> {
+        self.invocation.as_ref().and_then(|i| i.end)
+    }
+
+    /// Kernel clock of the kill (`boot_ns`), from the BPF events.
+    pub(super) fn kill_boot_ns(&self) -> Option<u64> {
+        self.mark
+            .map(|m| m.header.boot_ns)
+            .or(self.task.as_ref().map(|t| t.header.boot_ns))
+    }
+
+    /// Kernel log timestamp of the report (else of the kill line), in seconds.
+    pub(super) fn log_seconds(&self) -> Option<f64> {
+        self.report
+            .as_ref()
+            .and_then(|r| r.lines.first())
+            .or(self.kill_line().map(|k| &k.source))
+            .and_then(|l| l.timestamp)
+    }
+}
+
+/// Which hooks feed the builder: it only waits for pieces that can come.
+#[derive(Debug, Clone, Copy)]
+pub struct Sources {
+    pub backend: &'static str,
+    pub victim_task_hook: bool,
+    pub exit_hook: bool,
+    /// The OOM killer's functions are hooked: candidates come from the kernel.
+    pub oom_path_hooks: bool,
+}
+
+impl Sources {
+    /// Decisions rebuilt from a saved kernel log alone (`oomtrace report`).
+    pub const KERNEL_REPORT: Sources = Sources {
+        backend: "kernel_report",
+        victim_task_hook: false,
+        exit_hook: false,
+        oom_path_hooks: false,
+    };
+}

@@ -1,0 +1,927 @@
+//! Decisions rebuilt from every kernel-report fixture, checked against the
+//! reports themselves, and sentences of the explanation.
+use std::{
+    path::PathBuf,
+    time::{Instant, SystemTime},
+};
+
+use oomtrace_ebpf::MemcgReclaimStats;
+
+use super::{
+    Builder, Decision, Environment, OfflineEnv, OomMemcg, Sources, Trigger,
+    assemble::row_input,
+    builder::DEADLINE,
+    explain::{ExplainInput, explain_memory},
+};
+use crate::{
+    cgroup::{MemcgFiles, MemcgSnapshot},
+    model::score::{BadnessModel, badness, expected_choice},
+    report::{KernelReport, ReportItem, parse_log},
+};
+
+fn fixtures() -> Vec<PathBuf> {
+    let dir = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/kernel-reports"
+    ));
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    logs.sort();
+    assert!(logs.len() >= 30, "fixtures missing in {}", dir.display());
+    logs
+}
+
+fn items(path: &PathBuf) -> Vec<ReportItem> {
+    parse_log(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Rebuilds decisions from a log the way `oomtrace report` does.
+fn decisions(path: &PathBuf) -> Vec<Decision> {
+    let sources = Sources::KERNEL_REPORT;
+    let mut builder = Builder::new(sources, Vec::new());
+    let start = Instant::now();
+    for item in items(path) {
+        builder.on_report(start, item);
+    }
+    let mut env = OfflineEnv { page_size: 4096 };
+    builder.poll(start + DEADLINE, &mut env)
+}
+
+/// For every complete report of every kernel, the candidate our scoring
+/// ranks first is the task the kernel killed: the kernel is the oracle.
+#[test]
+fn recomputed_ranking_picks_the_kernels_victim_in_every_fixture() {
+    let mut checked = 0;
+    for path in fixtures() {
+        for item in items(&path) {
+            let ReportItem::Report(report) = item else {
+                continue;
+            };
+            let (Some(kill), Some(table), Some(release)) =
+                (&report.kill, &report.tasks, &report.kernel_release)
+            else {
+                continue;
+            };
+            let Some(memory) = report.counter("memory") else {
+                continue; // global OOM: totalpages needs the machine's RAM
+            };
+            let model = BadnessModel::for_release(release).unwrap();
+            let totalpages = memory.limit_kb / 4;
+            let points: Vec<Option<i64>> = table
+                .rows
+                .iter()
+                .map(|row| badness(model, row_input(row, 4096), totalpages))
+                .collect();
+            let best = points.iter().flatten().max().copied();
+            let killed_points = table
+                .rows
+                .iter()
+                .zip(&points)
+                .find(|(row, _)| row.pid == kill.pid || row.tgid == kill.pid)
+                .and_then(|(_, p)| *p);
+            // Ties at the top are possible: the table is printed after the
+            // choice and rss counters are per-CPU approximations, so equal
+            // rows need not have been equal when the killer compared them.
+            assert_eq!(
+                killed_points,
+                best,
+                "{}: kernel killed {} ({}) with {killed_points:?} points, the best is {best:?}",
+                path.display(),
+                kill.pid,
+                kill.comm,
+            );
+            assert!(expected_choice(model, &points).is_some());
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} reports checked");
+}
+
+#[test]
+fn decisions_from_logs_carry_the_reports_numbers() {
+    for path in fixtures() {
+        let raw_items = items(&path);
+        let reports: Vec<&KernelReport> = raw_items
+            .iter()
+            .filter_map(|i| match i {
+                ReportItem::Report(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let built = decisions(&path);
+        for report in reports.iter().filter(|r| r.kill.is_some()) {
+            let kill = report.kill.as_ref().unwrap();
+            let d = built
+                .iter()
+                .find(|d| d.victim.as_ref().is_some_and(|v| v.pid == kill.pid))
+                .unwrap_or_else(|| panic!("{}: no decision for {}", path.display(), kill.pid));
+            let v = d.victim.as_ref().unwrap();
+            assert_eq!(v.comm.as_deref(), Some(kill.comm.as_str()));
+            assert_eq!(v.rss_anon_bytes, kill.anon_rss_kb.map(|k| k * 1024));
+            assert_eq!(v.rss_file_bytes, kill.file_rss_kb.map(|k| k * 1024));
+            assert_eq!(
+                d.candidates_source,
+                if report.tasks.is_some() {
+                    "kernel_report"
+                } else {
+                    "none"
+                }
+            );
+            if let Some(table) = &report.tasks {
+                assert_eq!(d.candidates.len(), table.rows.len());
+            }
+            if let (Some(memory), Some(constraint)) = (report.counter("memory"), &report.constraint)
+            {
+                let m = d.oom_memcg.as_ref().unwrap();
+                assert_eq!(m.limit_bytes, Some(memory.limit_kb * 1024));
+                assert_eq!(m.usage_bytes, Some(memory.usage_kb * 1024));
+                assert_eq!(m.path, constraint.oom_memcg);
+                assert_eq!(v.memcg, constraint.task_memcg);
+                if let Some(swap) = report.counter("swap") {
+                    assert_eq!(m.swap_usage_bytes, Some(swap.usage_kb * 1024));
+                    assert_eq!(m.swap_limit_bytes, Some(swap.limit_kb * 1024));
+                }
+                if let Some(memsw) = report.counter("memory+swap") {
+                    assert_eq!(m.memsw_limit_bytes, Some(memsw.limit_kb * 1024));
+                    let swap = (memsw.usage_kb - memory.usage_kb) * 1024;
+                    assert_eq!(m.swap_usage_bytes, Some(swap));
+                }
+                let anon = ["total_rss", "anon", "rss"]
+                    .iter()
+                    .find_map(|k| report.memcg_stat(k));
+                if let Some(anon) = anon {
+                    let stat = m.stat.as_ref().unwrap();
+                    assert_eq!(stat.source, "kernel_report");
+                    assert_eq!(stat.anon_bytes, Some(anon));
+                }
+            }
+        }
+    }
+}
+
+/// Without the report's memcg stats (a storm, a lost kmsg record), the
+/// memcg's files read during the OOM say what its memory was made of.
+#[test]
+fn memcg_files_read_during_the_oom_stand_in_for_missing_stats() {
+    struct SnapshotEnv(OfflineEnv);
+    impl Environment for SnapshotEnv {
+        fn memcg_path(&mut self, id: u64) -> Option<String> {
+            self.0.memcg_path(id)
+        }
+        fn memcg_files(&self, relative: &str) -> Option<MemcgFiles> {
+            self.0.memcg_files(relative)
+        }
+        fn swap_total_pages(&self) -> Option<u64> {
+            None
+        }
+        fn mem_total_pages(&self) -> Option<u64> {
+            None
+        }
+        fn page_size(&self) -> u64 {
+            4096
+        }
+        fn kernel_release(&self) -> Option<String> {
+            None
+        }
+        fn reclaim_stats(&self, _: u64) -> Option<MemcgReclaimStats> {
+            None
+        }
+        fn wall_time_of_boot_ns(&self, _: u64) -> Option<SystemTime> {
+            None
+        }
+        fn wall_time_of_log_seconds(&self, _: f64) -> Option<SystemTime> {
+            None
+        }
+        fn memcg_snapshot(&self, relative: &str) -> Option<(MemcgSnapshot, u64)> {
+            (relative == "/oomtest").then(|| {
+                let stat = [
+                    ("anon", 1 << 20),
+                    ("file", 3 << 20),
+                    ("active_file", 1 << 20),
+                ];
+                let snapshot = MemcgSnapshot {
+                    stat: stat.iter().map(|&(k, v)| (k.to_owned(), v)).collect(),
+                    swap_usage_bytes: Some(0),
+                    ..Default::default()
+                };
+                (snapshot, 5)
+            })
+        }
+    }
+    let path = fixtures()
+        .into_iter()
+        .find(|p| p.ends_with("6.1.0-50-amd64-a-v2-single-hog.log"))
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Drop the "Memory cgroup stats" block: the lines from its header to
+    // the task table.
+    let mut skipping = false;
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            if l.contains("Memory cgroup stats for") {
+                skipping = true;
+            } else if l.contains("Tasks state") {
+                skipping = false;
+            }
+            !skipping
+        })
+        .collect();
+    let mut builder = Builder::new(Sources::KERNEL_REPORT, Vec::new());
+    let start = Instant::now();
+    for item in parse_log(kept.join("\n").as_bytes()).unwrap() {
+        builder.on_report(start, item);
+    }
+    let built = builder.poll(
+        start + DEADLINE,
+        &mut SnapshotEnv(OfflineEnv { page_size: 4096 }),
+    );
+    let m = built[0].oom_memcg.as_ref().unwrap();
+    let stat = m.stat.as_ref().unwrap();
+    assert_eq!(stat.source, "memcg_files");
+    assert_eq!(
+        (stat.anon_bytes, stat.file_bytes),
+        (Some(1 << 20), Some(3 << 20))
+    );
+    assert_eq!(stat.inactive_file_bytes, None);
+    // Swap still comes from the report's own line.
+    assert_eq!(m.swap_limit_bytes, Some(0));
+}
+
+#[test]
+fn hierarchy_fixture_names_the_parent() {
+    for path in fixtures()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("hierarchy"))
+    {
+        let d = &decisions(&path)[0];
+        let m = d.oom_memcg.as_ref().unwrap();
+        let own = d.victim.as_ref().unwrap().memcg.clone().unwrap();
+        let oom = m.path.clone().unwrap();
+        assert!(own.starts_with(&format!("{oom}/")), "{}", path.display());
+        assert!(
+            d.explanation
+                .iter()
+                .any(|e| e.contains("ancestor's limit") && e.contains(&oom)),
+            "{}: {:?}",
+            path.display(),
+            d.explanation
+        );
+    }
+}
+
+#[test]
+fn oom_group_sweep_is_one_decision_killing_the_group() {
+    for path in fixtures()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("oom-group"))
+    {
+        let raw = items(&path);
+        let group_kills: Vec<u32> = raw
+            .iter()
+            .filter_map(|i| match i {
+                ReportItem::Kill(k) => Some(k.pid),
+                _ => None,
+            })
+            .collect();
+        let built = decisions(&path);
+        assert_eq!(built.len(), 1, "{}", path.display());
+        let d = &built[0];
+        assert!(d.oom_group.is_some());
+        for pid in group_kills {
+            assert!(
+                d.killed.contains(&pid),
+                "{}: {pid} not in {:?}",
+                path.display(),
+                d.killed
+            );
+        }
+    }
+}
+
+#[test]
+fn many_small_tasks_are_called_out() {
+    let path = fixtures()
+        .into_iter()
+        .find(|p| {
+            p.to_string_lossy()
+                .contains("6.1.0-50-amd64-c-v2-many-procs.log")
+        })
+        .unwrap();
+    let raw = items(&path);
+    let first_rows = raw
+        .iter()
+        .find_map(|i| match i {
+            ReportItem::Report(r) => r.tasks.as_ref().map(|t| t.rows.len()),
+            _ => None,
+        })
+        .unwrap();
+    let d = &decisions(&path)[0];
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.starts_with(&format!("{first_rows} eligible tasks and none above"))),
+        "{:?}",
+        d.explanation
+    );
+}
+
+#[test]
+fn kernel_memory_share_is_explained() {
+    let report = KernelReport {
+        complete: true,
+        memcg_stats: vec![
+            ("anon".into(), 40 << 20),
+            ("file".into(), 4 << 20),
+            ("kernel".into(), 20 << 20),
+        ],
+        ..KernelReport::default()
+    };
+    let oom_memcg = OomMemcg {
+        path: Some("/app".into()),
+        limit_bytes: Some(64 << 20),
+        usage_bytes: Some(64 << 20),
+        source: "kernel_report".into(),
+        usage_after_kill_bytes: None,
+        swap_usage_bytes: None,
+        swap_limit_bytes: None,
+        memsw_limit_bytes: None,
+        stat: None,
+    };
+    let trigger = Trigger {
+        pid: None,
+        comm: None,
+        memcg: None,
+        gfp_mask: None,
+        gfp_flags: None,
+        order: None,
+    };
+    let mut out = Vec::new();
+    let x = ExplainInput {
+        sources: Sources::KERNEL_REPORT,
+        points_recomputed: None,
+        constraint: Some("memcg"),
+        oom_memcg: Some(&oom_memcg),
+        victim_memcg: Some("/app"),
+        trigger: &trigger,
+        victim: None,
+        candidates: &[],
+        candidates_source: "none",
+        model: None,
+        totalpages: None,
+        page_size: 4096,
+        report: Some(&report),
+    };
+    explain_memory(&mut out, &x, &report);
+    assert!(
+        out.iter()
+            .any(|e| e.starts_with("Kernel memory") && e.contains("20.0 MiB (31% of usage)")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn storms_without_reports_say_the_table_is_missing() {
+    let storm = fixtures()
+        .into_iter()
+        .find(|p| {
+            p.to_string_lossy()
+                .contains("5.10.0-32-amd64-c-v2-many-procs.log")
+        })
+        .unwrap();
+    let raw = items(&storm);
+    let kills = raw
+        .iter()
+        .filter(|i| matches!(i, ReportItem::Kill(_)))
+        .count();
+    let built = decisions(&storm);
+    let missing: Vec<&Decision> = built
+        .iter()
+        .filter(|d| d.kernel_report == "missing")
+        .collect();
+    assert_eq!(missing.len(), kills);
+    for d in missing {
+        assert_eq!(d.candidates_source, "none");
+        assert!(d.explanation.iter().any(|e| e.contains("rate-limited")));
+    }
+}
+
+#[test]
+fn only_unkillable_reports_are_decisions_without_victim() {
+    for path in fixtures()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("only-unkillable"))
+    {
+        let built = decisions(&path);
+        assert!(!built.is_empty());
+        for d in &built {
+            assert!(d.victim.is_none());
+            assert!(d.killed.is_empty());
+            assert!(
+                d.explanation
+                    .iter()
+                    .any(|e| e.contains("no killable process"))
+            );
+        }
+    }
+}
+
+/// The tracepoint backend's view of a kill: the mark_victim event alone.
+fn mark(pid: u32) -> crate::events::Event {
+    // SAFETY: a plain-old-data ABI record; all zeroes is a valid value.
+    let mut event: oomtrace_ebpf::MarkVictimEvent = unsafe { std::mem::zeroed() };
+    event.pid = pid as i32;
+    crate::events::Event::MarkVictim(event)
+}
+
+const TRACEPOINTS: Sources = Sources {
+    backend: "tracepoint",
+    victim_task_hook: false,
+    exit_hook: false,
+    oom_path_hooks: false,
+};
+
+/// The kill lines of a storm the kernel printed without reports.
+fn storm_kills() -> Vec<ReportItem> {
+    let storm = fixtures()
+        .into_iter()
+        .find(|p| p.ends_with("5.10.0-32-amd64-c-v2-many-procs.log"))
+        .unwrap();
+    let kills: Vec<ReportItem> = items(&storm)
+        .into_iter()
+        .filter(|i| matches!(i, ReportItem::Kill(_)))
+        .collect();
+    assert!(kills.len() >= 2, "the storm fixture has several kill lines");
+    kills
+}
+
+fn kill_pid(item: &ReportItem) -> u32 {
+    match item {
+        ReportItem::Kill(kill) => kill.pid,
+        _ => unreachable!("only kill lines"),
+    }
+}
+
+/// In a storm the kernel log lags: a kill line read after its victim's
+/// decision went out (at the deadline) completes nothing and opens nothing.
+#[test]
+fn a_kill_line_after_the_decision_is_not_a_second_decision() {
+    let kill = storm_kills().remove(0);
+    let mut builder = Builder::new(TRACEPOINTS, Vec::new());
+    let mut env = OfflineEnv { page_size: 4096 };
+    let t0 = Instant::now();
+    builder.on_event(t0, mark(kill_pid(&kill)));
+    let first = builder.poll(t0 + DEADLINE, &mut env);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].kernel_report, "missing");
+    builder.on_report(t0 + DEADLINE, kill);
+    let later = builder.poll(t0 + DEADLINE * 3, &mut env);
+    assert!(
+        later.is_empty() && builder.flush(&mut env).is_empty(),
+        "{later:?}"
+    );
+    assert_eq!(builder.late_pieces, 1);
+}
+
+/// A later kill that completes first still comes out after the earlier one.
+#[test]
+fn decisions_come_out_in_kill_order() {
+    let kills = storm_kills();
+    let (a, b) = (&kills[0], &kills[1]);
+    let mut builder = Builder::new(TRACEPOINTS, Vec::new());
+    let mut env = OfflineEnv { page_size: 4096 };
+    let t0 = Instant::now();
+    builder.on_event(t0, mark(kill_pid(a)));
+    builder.on_event(t0, mark(kill_pid(b)));
+    builder.on_report(t0, b.clone());
+    let second = std::time::Duration::from_secs(1);
+    assert!(
+        builder.poll(t0 + second, &mut env).is_empty(),
+        "b waits for a"
+    );
+    builder.on_report(t0 + second, a.clone());
+    // The first poll sees a complete, the next one (before the deadline) lets it settle.
+    assert!(builder.poll(t0 + second * 2, &mut env).is_empty());
+    let out = builder.poll(t0 + second * 5 / 2, &mut env);
+    let order: Vec<(u64, Option<u32>)> = out
+        .iter()
+        .map(|d| (d.seq, d.victim.as_ref().map(|v| v.pid)))
+        .collect();
+    assert_eq!(order, [(1, Some(kill_pid(a))), (2, Some(kill_pid(b)))]);
+}
+
+/// A fixture's log with its lines transformed, rebuilt as `oomtrace report` does.
+fn decisions_of_edited(name: &str, edit: impl Fn(Vec<&str>) -> Vec<String>) -> Vec<Decision> {
+    let path = fixtures().into_iter().find(|p| p.ends_with(name)).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let edited = edit(text.lines().collect()).join("\n") + "\n";
+    let mut builder = Builder::new(Sources::KERNEL_REPORT, Vec::new());
+    let start = Instant::now();
+    for item in parse_log(edited.as_bytes()).unwrap() {
+        builder.on_report(start, item);
+    }
+    let mut env = OfflineEnv { page_size: 4096 };
+    builder.poll(start + DEADLINE, &mut env)
+}
+
+const HOG: &str = "6.1.0-50-amd64-a-v2-single-hog.log";
+
+/// The lines of `lines` up to (not including) the first that contains `marker`.
+fn until(lines: &[&str], marker: &str) -> Vec<String> {
+    let end = lines.iter().position(|l| l.contains(marker)).unwrap();
+    lines[..end].iter().map(|l| l.to_string()).collect()
+}
+
+/// A report cut off in its task table says nothing of killable processes:
+/// the decision says it was cut off, never "no killable process".
+#[test]
+fn a_report_cut_off_in_its_task_table_is_not_no_killable() {
+    let built = decisions_of_edited(HOG, |lines| until(&lines, "oom-kill:constraint"));
+    assert_eq!(built.len(), 1, "{built:#?}");
+    let d = &built[0];
+    assert_eq!(d.kernel_report, "incomplete");
+    assert!(d.victim.is_none() && !d.candidates.is_empty());
+    assert!(
+        !d.explanation.iter().any(|e| e.contains("no killable")),
+        "{:#?}",
+        d.explanation
+    );
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("cut off") && e.contains("incomplete")),
+        "{:#?}",
+        d.explanation
+    );
+}
+
+/// Cut off after the summary line: the summary names the victim, and the
+/// kill line read later joins the same decision instead of opening a second.
+#[test]
+fn a_report_cut_before_its_kill_line_names_the_summarys_victim() {
+    let text = std::fs::read_to_string(fixtures().into_iter().find(|p| p.ends_with(HOG)).unwrap())
+        .unwrap();
+    let kill_line = text
+        .lines()
+        .find(|l| l.contains("Killed process"))
+        .unwrap()
+        .to_owned();
+    let items_of = |t: &str| parse_log(t.as_bytes()).unwrap();
+    let kill = items_of(&(kill_line.clone() + "\n"));
+    let expected = kill_pid(&kill[0]);
+    let cut: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.contains("Killed process"))
+        .collect();
+    let report = items_of(&(cut.join("\n") + "\n"));
+
+    let mut builder = Builder::new(TRACEPOINTS, Vec::new());
+    let mut env = OfflineEnv { page_size: 4096 };
+    let t0 = Instant::now();
+    for item in report {
+        builder.on_report(t0, item);
+    }
+    builder.on_event(t0, mark(expected));
+    for item in kill {
+        builder.on_report(t0, item);
+    }
+    let mut out = builder.poll(t0 + DEADLINE, &mut env);
+    out.extend(builder.flush(&mut env));
+    assert_eq!(out.len(), 1, "{out:#?}");
+    assert_eq!(out[0].victim.as_ref().map(|v| v.pid), Some(expected));
+    assert_eq!(out[0].killed, [expected]);
+    assert!(!out[0].explanation.iter().any(|e| e.contains("no killable")));
+}
+
+/// A task row printed twice: two reports interleaved, said before anything else.
+#[test]
+fn an_interleaved_report_says_its_table_is_not_trustworthy() {
+    let built = decisions_of_edited(HOG, |lines| {
+        let row = lines
+            .iter()
+            .position(|l| l.contains("Tasks state"))
+            .unwrap()
+            + 2;
+        let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        out.insert(row + 1, lines[row].to_owned());
+        out
+    });
+    let d = built
+        .iter()
+        .find(|d| d.kernel_report == "incomplete")
+        .unwrap();
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("interleaved") && e.contains("not trustworthy")),
+        "{:#?}",
+        d.explanation
+    );
+    assert!(!d.explanation.iter().any(|e| e.contains("cut off")));
+}
+
+/// An rss no machine has: the report says so instead of ranking with it.
+#[test]
+fn an_implausible_report_says_values_were_left_out() {
+    let built = decisions_of_edited(HOG, |lines| {
+        let row = lines
+            .iter()
+            .position(|l| l.contains("Tasks state"))
+            .unwrap()
+            + 2;
+        let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+        // The rss column (after the pid bracket: uid, tgid, total_vm, rss) made absurd.
+        let (head, tail) = lines[row].split_at(lines[row].rfind("] ").unwrap() + 2);
+        let mut fields: Vec<String> = tail.split_whitespace().map(str::to_owned).collect();
+        fields[3] = (1u64 << 62).to_string();
+        out[row] = format!("{head}{}", fields.join(" "));
+        out
+    });
+    let d = &built[0];
+    assert_eq!(d.kernel_report, "incomplete");
+    assert!(
+        d.explanation
+            .iter()
+            .any(|e| e.contains("no kernel prints") && e.contains("left out")),
+        "{:#?}",
+        d.explanation
+    );
+}
+
+/// An environment that knows only the kernel release (so points are recomputed).
+struct ReleaseEnv;
+impl Environment for ReleaseEnv {
+    fn memcg_path(&mut self, _: u64) -> Option<String> {
+        None
+    }
+    fn memcg_files(&self, _: &str) -> Option<MemcgFiles> {
+        None
+    }
+    fn swap_total_pages(&self) -> Option<u64> {
+        None
+    }
+    fn mem_total_pages(&self) -> Option<u64> {
+        None
+    }
+    fn page_size(&self) -> u64 {
+        4096
+    }
+    fn kernel_release(&self) -> Option<String> {
+        Some("6.1.0-50-amd64".to_owned())
+    }
+    fn reclaim_stats(&self, _: u64) -> Option<MemcgReclaimStats> {
+        None
+    }
+    fn wall_time_of_boot_ns(&self, _: u64) -> Option<SystemTime> {
+        None
+    }
+    fn wall_time_of_log_seconds(&self, _: f64) -> Option<SystemTime> {
+        None
+    }
+    fn memcg_snapshot(&self, _: &str) -> Option<(MemcgSnapshot, u64)> {
+        None
+    }
+}
+
+fn comm(name: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..name.len()].copy_from_slice(name.as_bytes());
+    out
+}
+
+/// The killer's evaluation (oom_badness inlined: points recomputed) of a
+/// small task and of a victim with adj 1000 and an rss no machine has, the
+/// victim's mark event claiming u64::MAX kB.
+pub(crate) fn extreme_decision() -> Decision {
+    use crate::events::Event;
+    use oomtrace_ebpf::{candidate_flag, mark_victim_field as field};
+    let mut builder = Builder::new(
+        Sources {
+            backend: "fentry",
+            victim_task_hook: false,
+            exit_hook: false,
+            oom_path_hooks: true,
+        },
+        Vec::new(),
+    );
+    let t0 = Instant::now();
+    for (index, (pid, name, pages, adj)) in
+        [(100, "small", 1000i64, 0), (200, "huge", i64::MAX, 1000)]
+            .into_iter()
+            .enumerate()
+    {
+        // SAFETY: plain-old-data ABI records; all zeroes is a valid value.
+        let mut c: oomtrace_ebpf::OomCandidateEvent = unsafe { std::mem::zeroed() };
+        c.oom_seq = 1;
+        c.pid = pid;
+        c.tgid = pid;
+        c.comm = comm(name);
+        c.oom_score_adj = adj;
+        c.rss_anon_pages = pages;
+        c.rss_file_pages = pages;
+        c.rss_shmem_pages = pages;
+        c.swapents = pages;
+        c.pgtables_bytes = pages;
+        c.flags = candidate_flag::MEMORY;
+        c.index = index as u32;
+        builder.on_event(t0, Event::OomCandidate(c));
+    }
+    // SAFETY: as above.
+    let mut choice: oomtrace_ebpf::OomChoiceEvent = unsafe { std::mem::zeroed() };
+    choice.oom_seq = 1;
+    choice.pid = 200;
+    choice.points = i64::MAX;
+    builder.on_event(t0, Event::OomChoice(choice));
+    // SAFETY: as above.
+    let mut mark: oomtrace_ebpf::MarkVictimEvent = unsafe { std::mem::zeroed() };
+    mark.pid = 200;
+    mark.comm = comm("huge");
+    mark.anon_rss_kb = u64::MAX;
+    mark.file_rss_kb = u64::MAX;
+    mark.shmem_rss_kb = u64::MAX;
+    mark.pgtables_kb = u64::MAX;
+    mark.oom_score_adj = 1000;
+    mark.present = field::COMM
+        | field::ANON_RSS
+        | field::FILE_RSS
+        | field::SHMEM_RSS
+        | field::PGTABLES
+        | field::OOM_SCORE_ADJ;
+    builder.on_event(t0, Event::MarkVictim(mark));
+    // SAFETY: as above.
+    let mut end: oomtrace_ebpf::OomEndEvent = unsafe { std::mem::zeroed() };
+    end.oom_seq = 1;
+    end.totalpages = 262_144;
+    end.chosen = 1;
+    end.chosen_pid = 200;
+    builder.on_event(t0, Event::OomEnd(end));
+    let mut out = builder.poll(t0 + DEADLINE, &mut ReleaseEnv);
+    out.extend(builder.flush(&mut ReleaseEnv));
+    assert_eq!(out.len(), 1, "{out:#?}");
+    out.remove(0)
+}
+
+/// Impossible numbers from the events saturate instead of wrapping, and the
+/// decision says which task's points were left out rather than claiming a
+/// small task "scored higher".
+#[test]
+fn impossible_event_numbers_are_explained_not_wrapped() {
+    let d = extreme_decision();
+    let v = d.victim.as_ref().unwrap();
+    assert_eq!(v.pid, 200);
+    assert_eq!(v.rss_anon_bytes, Some(u64::MAX));
+    assert_eq!(d.freed.rss_bytes, Some(u64::MAX));
+    let huge = d.candidates.iter().find(|c| c.pid == 200).unwrap();
+    assert_eq!(huge.rss_bytes, u64::MAX);
+    assert_eq!(huge.points, None);
+    let small = d.candidates.iter().find(|c| c.pid == 100).unwrap();
+    assert!(small.points.is_some_and(|p| p > 0));
+    let text = d.explanation.join("\n");
+    assert!(!text.contains("scored higher"), "{text}");
+    assert_eq!(
+        d.explanation
+            .iter()
+            .filter(|e| e.contains("pid 200") && e.contains("no kernel prints"))
+            .count(),
+        1,
+        "{text}"
+    );
+}
+
+/// A global OOM's totalpages comes from the report's Mem-Info: every
+/// candidate gets points and the recomputed ranking picks the kernel's
+/// victim; the selected score, where printed, matches too.
+#[test]
+fn global_reports_score_with_their_own_totalpages() {
+    let globals: Vec<PathBuf> = fixtures()
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with("-global.log"))
+        .collect();
+    assert!(globals.len() >= 2, "{globals:?}");
+    for path in globals {
+        let reports: Vec<KernelReport> = items(&path)
+            .into_iter()
+            .filter_map(|i| match i {
+                ReportItem::Report(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let expected = reports
+            .iter()
+            .find_map(|r| Some((r.global_totalpages(4096)?, r.kill.as_ref()?.pid)))
+            .unwrap_or_else(|| panic!("{}: no global report", path.display()));
+        let d = decisions(&path)
+            .into_iter()
+            .find(|d| d.constraint.as_deref() == Some("global") && d.victim.is_some())
+            .unwrap_or_else(|| panic!("{}: no global decision", path.display()));
+        assert_eq!(d.totalpages, Some(expected.0), "{}", path.display());
+        assert!(
+            d.candidates
+                .iter()
+                .all(|c| c.points.is_some() || !c.eligible),
+            "{}: {:?}",
+            path.display(),
+            d.candidates
+        );
+        let model = d.badness_model.unwrap();
+        let points: Vec<Option<i64>> = d.candidates.iter().map(|c| c.points).collect();
+        let top = expected_choice(model, &points).map(|i| d.candidates[i].pid);
+        // Candidates are listed by points; ties keep the kernel's choice rule
+        // on the table order, so compare the best points.
+        let victim = d.candidates.iter().find(|c| c.pid == expected.1).unwrap();
+        let best = points.iter().flatten().max().copied();
+        assert_eq!(victim.points, best, "{}: top {top:?}", path.display());
+        assert!(
+            !d.explanation.iter().any(|e| e.contains("scored higher")),
+            "{:#?}",
+            d.explanation
+        );
+    }
+}
+
+/// One task failing its charge three times with nothing to kill: the
+/// killer's evaluations come first (ring buffer), the reports later
+/// (kernel log); each report goes with its own evaluation, in order.
+#[test]
+fn repeated_no_victim_reports_pair_with_their_own_invocations() {
+    use oomtrace_ebpf::{EventHeader, OomCandidateEvent, OomEndEvent, kind};
+
+    use crate::events::Event;
+    let log = std::fs::read(
+        fixtures()
+            .into_iter()
+            .find(|p| {
+                std::fs::read_to_string(p)
+                    .is_ok_and(|t| t.contains("Out of memory and no killable processes"))
+            })
+            .expect("a no-killable fixture"),
+    )
+    .unwrap();
+    let reports: Vec<KernelReport> = parse_log(&log)
+        .unwrap()
+        .into_iter()
+        .filter_map(|i| match i {
+            ReportItem::Report(r) if r.no_killable => Some(r),
+            _ => None,
+        })
+        .collect();
+    let first = reports.first().expect("a no-killable report");
+    let trigger = first.trigger.as_ref().unwrap().pid;
+    let sources = Sources {
+        backend: "fentry",
+        victim_task_hook: true,
+        exit_hook: false,
+        oom_path_hooks: true,
+    };
+    let mut builder = Builder::new(sources, Vec::new());
+    let now = Instant::now();
+    let header = |k: u32| EventHeader {
+        kind: k,
+        pid: trigger,
+        tgid: trigger,
+        ..Default::default()
+    };
+    for seq in 1..=3u64 {
+        builder.on_event(
+            now,
+            Event::OomCandidate(OomCandidateEvent {
+                header: header(kind::OOM_CANDIDATE),
+                oom_seq: seq,
+                pid: trigger,
+                tgid: trigger,
+                oom_score_adj: -1000,
+                rss_anon_pages: seq as i64 * 100,
+                flags: oomtrace_ebpf::candidate_flag::MEMORY,
+                ..Default::default()
+            }),
+        );
+        builder.on_event(
+            now,
+            Event::OomEnd(OomEndEvent {
+                header: header(kind::OOM_END),
+                oom_seq: seq,
+                candidates: 1,
+                ..Default::default()
+            }),
+        );
+    }
+    for n in 1..=3 {
+        let mut report = first.clone();
+        report.lines.truncate(n);
+        builder.on_report(now, ReportItem::Report(report));
+    }
+    let mut decisions = builder.flush(&mut OfflineEnv { page_size: 4096 });
+    decisions.sort_by_key(|d| d.report_lines.len());
+    let anon: Vec<Option<u64>> = decisions
+        .iter()
+        .map(|d| d.candidates[0].rss_anon_bytes)
+        .collect();
+    assert_eq!(
+        anon,
+        [Some(100 * 4096), Some(200 * 4096), Some(300 * 4096)],
+        "report n goes with evaluation n"
+    );
+}

@@ -1,0 +1,113 @@
+//! The on-demand charge hook (the fexit on the charge function, fentry
+//! backend only): when it is attached and detached. The rule:
+//!
+//! - at start, `--charge-hook off` gives it up, `always` arms it for the
+//!   whole run (or warns that this backend has none), `on-demand` waits;
+//! - a memcg reclaiming at its limit arms it;
+//! - in `on-demand` mode, checked once a second, it is disarmed once no memcg
+//!   has reclaimed for [`CHARGE_HOOK_IDLE`];
+//! - a failure to attach or detach is a warning, and the hook is given up.
+use std::{io::Write, time::Duration};
+
+use anyhow::Result;
+use oomtrace_core::{
+    base::Envelope,
+    output::{ChargeHookRecord, Output},
+};
+
+use crate::{
+    commands::run::env::boot_ns_now,
+    kernel::loader::{ChargeHookMode, Tracer},
+};
+
+/// How long without any memcg reclaim before the charge hook is detached.
+const CHARGE_HOOK_IDLE: Duration = Duration::from_secs(10);
+
+/// At start: applies `--charge-hook`.
+pub fn start<W: Write>(mode: ChargeHookMode, tracer: &Tracer, out: &mut Output<W>) -> Result<()> {
+    match mode {
+        ChargeHookMode::Off => tracer.drop_charge_hook(),
+        ChargeHookMode::Always if tracer.charge_hook_state().is_none() => out.warning(
+            "--charge-hook always: this backend has no charge hook (fentry only); charge failures outside the OOM path are not seen",
+        )?,
+        ChargeHookMode::Always => set(tracer, true, None, out)?,
+        ChargeHookMode::OnDemand => {}
+    }
+    Ok(())
+}
+
+/// A memcg reclaims at its limit: arm the hook (nothing if it is armed
+/// already or was given up).
+pub fn on_memcg_at_limit<W: Write>(
+    tracer: &Tracer,
+    memcg: Option<String>,
+    out: &mut Output<W>,
+) -> Result<()> {
+    set(tracer, true, memcg, out)
+}
+
+/// Once a second: in `on-demand` mode, detach the armed hook once no memcg
+/// has reclaimed for [`CHARGE_HOOK_IDLE`].
+pub fn on_second<W: Write>(
+    mode: ChargeHookMode,
+    tracer: &Tracer,
+    out: &mut Output<W>,
+) -> Result<()> {
+    if mode != ChargeHookMode::OnDemand || tracer.charge_hook_state() != Some(true) {
+        return Ok(());
+    }
+    if idle(boot_ns_now(), tracer.latest_reclaim_boot_ns()) {
+        set(tracer, false, None, out)?;
+    }
+    Ok(())
+}
+
+/// No memcg reclaim seen yet, or none for [`CHARGE_HOOK_IDLE`].
+fn idle(now_ns: u64, latest_reclaim_ns: Option<u64>) -> bool {
+    latest_reclaim_ns
+        .is_none_or(|last| now_ns.saturating_sub(last) >= CHARGE_HOOK_IDLE.as_nanos() as u64)
+}
+
+/// Arms or disarms the hook if it is in the other state, with a
+/// `charge_hook` record; a failure is a warning (the OOM-path hooks still
+/// report), and the hook is not tried again.
+fn set<W: Write>(
+    tracer: &Tracer,
+    armed: bool,
+    memcg: Option<String>,
+    out: &mut Output<W>,
+) -> Result<()> {
+    if tracer.charge_hook_state() != Some(!armed) {
+        return Ok(());
+    }
+    match tracer.set_charge_hook(armed) {
+        Ok(()) => out.charge_hook(&ChargeHookRecord {
+            envelope: Envelope::now("charge_hook"),
+            state: if armed { "armed" } else { "disarmed" },
+            memcg,
+        })?,
+        Err(e) => {
+            out.warning(&format!(
+                "the on-demand charge hook could not be {}: {e}; charge failures outside the OOM path are not seen",
+                if armed { "attached" } else { "detached" }
+            ))?;
+            tracer.drop_charge_hook();
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idle_after_ten_seconds_without_reclaim_or_with_none_seen() {
+        let s = 1_000_000_000;
+        assert!(idle(100 * s, None));
+        assert!(idle(100 * s, Some(90 * s)));
+        assert!(!idle(100 * s, Some(90 * s + 1)));
+        // A reclaim stamped after `now` (clock read races) is not idle.
+        assert!(!idle(100 * s, Some(101 * s)));
+    }
+}

@@ -1,0 +1,149 @@
+//! [`LiveEnv`]: the running machine as the model layer's [`Environment`]
+//! sees it (memcg files, meminfo, the tracer's reclaim counters, clocks),
+//! and the snapshots of OOM memcgs read while their OOM is handled.
+use std::{
+    collections::HashMap,
+    time::{Duration, SystemTime},
+};
+
+use oomtrace_core::{
+    base::{
+        host::page_size,
+        time::{now_rfc3339, rfc3339},
+    },
+    cgroup::{IdResolver, MemcgFiles, MemcgSnapshot, MemoryHierarchy},
+    events::Event,
+    model::decision::Environment,
+};
+use oomtrace_ebpf::MemcgReclaimStats;
+
+use crate::kernel::loader::Tracer;
+
+/// What the loop knows about this machine, for the decision rebuild.
+pub struct LiveEnv {
+    /// The loaded programs: reclaim counters, drops, the charge hook.
+    pub tracer: Tracer,
+    resolver: IdResolver,
+    page_size: u64,
+    release: String,
+    /// OOM memcgs' files read as their OOM events arrived, by path, with the
+    /// boot time of the read.
+    snapshots: HashMap<String, (MemcgSnapshot, u64)>,
+}
+
+/// Bound on kept snapshots (one per memcg that OOMed recently).
+const MAX_SNAPSHOTS: usize = 256;
+
+impl LiveEnv {
+    pub fn new(tracer: Tracer, hierarchy: MemoryHierarchy, release: String) -> Self {
+        Self {
+            tracer,
+            resolver: IdResolver::new(hierarchy),
+            page_size: page_size() as u64,
+            release,
+            snapshots: HashMap::new(),
+        }
+    }
+
+    /// The first events of an OOM: read the memcg's state before the kill
+    /// frees memory or the memcg is removed.
+    pub fn snapshot_oom_memcgs(&mut self, event: &Event) {
+        match event {
+            Event::OomEnd(e) if e.memcg_id != 0 => self.snapshot(e.memcg_id),
+            Event::VictimTask(t) => {
+                let depth = (t.memcg_depth as usize).min(t.memcg.len());
+                for level in &t.memcg[..depth] {
+                    if level.cgroup_id != 0 {
+                        self.snapshot(level.cgroup_id);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Reads the memcg's files now, while its OOM is being handled.
+    fn snapshot(&mut self, cgroup_id: u64) {
+        let Some(path) = self.resolver.path_of(cgroup_id) else {
+            return;
+        };
+        let read_ns = boot_ns_now();
+        if let Some(snapshot) = self.resolver.hierarchy().snapshot(&path) {
+            if self.snapshots.len() >= MAX_SNAPSHOTS {
+                self.snapshots.clear();
+            }
+            self.snapshots.insert(path, (snapshot, read_ns));
+        }
+    }
+
+    /// An event's boot time as RFC 3339 (now, if the clocks cannot tell).
+    pub fn time_of_boot_ns(&self, boot_ns: u64) -> String {
+        self.wall_time_of_boot_ns(boot_ns)
+            .map(rfc3339)
+            .unwrap_or_else(now_rfc3339)
+    }
+}
+
+/// CLOCK_BOOTTIME now, in nanoseconds: the clock of the kernel's events.
+pub fn boot_ns_now() -> u64 {
+    clock(libc::CLOCK_BOOTTIME).as_nanos() as u64
+}
+
+fn clock(id: libc::clockid_t) -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid clock id and pointer.
+    unsafe { libc::clock_gettime(id, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn wall_time_of(clock_id: libc::clockid_t, at: Duration) -> Option<SystemTime> {
+    let now = clock(clock_id);
+    SystemTime::now().checked_sub(now.checked_sub(at).unwrap_or_default())
+}
+
+fn meminfo_kb(key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+impl Environment for LiveEnv {
+    fn memcg_path(&mut self, cgroup_id: u64) -> Option<String> {
+        self.resolver.path_of(cgroup_id)
+    }
+    fn memcg_files(&self, relative: &str) -> Option<MemcgFiles> {
+        let files = self.resolver.hierarchy().read_counters(relative);
+        files.usage_bytes.is_some().then_some(files)
+    }
+    fn swap_total_pages(&self) -> Option<u64> {
+        meminfo_kb("SwapTotal").map(|kb| kb * 1024 / self.page_size)
+    }
+    fn mem_total_pages(&self) -> Option<u64> {
+        meminfo_kb("MemTotal").map(|kb| kb * 1024 / self.page_size)
+    }
+    fn page_size(&self) -> u64 {
+        self.page_size
+    }
+    fn kernel_release(&self) -> Option<String> {
+        Some(self.release.clone())
+    }
+    fn reclaim_stats(&self, memcg_id: u64) -> Option<MemcgReclaimStats> {
+        self.tracer.reclaim_stats(memcg_id)
+    }
+    fn wall_time_of_boot_ns(&self, boot_ns: u64) -> Option<SystemTime> {
+        wall_time_of(libc::CLOCK_BOOTTIME, Duration::from_nanos(boot_ns))
+    }
+    fn memcg_snapshot(&self, relative: &str) -> Option<(MemcgSnapshot, u64)> {
+        self.snapshots.get(relative).cloned()
+    }
+    fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime> {
+        wall_time_of(
+            libc::CLOCK_MONOTONIC,
+            Duration::from_secs_f64(seconds.max(0.0)),
+        )
+    }
+}
