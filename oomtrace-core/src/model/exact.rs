@@ -144,8 +144,8 @@ struct Votes {
 impl Votes {
     fn add(&mut self, counter_matches: bool, sum_matches: bool) {
         match (counter_matches, sum_matches) {
-            (true, false) => self.counter += 1,
-            (false, true) => self.sum += 1,
+            (true, false) => self.counter = self.counter.saturating_add(1),
+            (false, true) => self.sum = self.sum.saturating_add(1),
             // Both (the per-CPU deltas were zero) or neither (the task's
             // memory moved between the kernel's read and ours): no evidence.
             _ => {}
@@ -183,12 +183,15 @@ pub fn rule_from_points(
         if !scored || page_size == 0 {
             continue;
         }
-        // i128: forged counters must not wrap into a match.
-        let fixed = i128::from(c.pgtables_bytes.max(0) / page_size as i64)
-            + i128::from(c.oom_score_adj) * i128::from(totalpages / 1000);
-        let points = |r: RssPages| i128::from(r.rss()) + i128::from(r.swap) + fixed;
-        let kernel = i128::from(c.points);
-        votes.add(kernel == points(counter), kernel == points(sums));
+        // Saturating: forged counters must not wrap into a match.
+        let fixed = (c.pgtables_bytes.max(0) / page_size as i64).saturating_add(
+            i64::from(c.oom_score_adj)
+                .saturating_mul((totalpages / 1000).min(i64::MAX as u64) as i64),
+        );
+        let points = |r: RssPages| {
+            (r.rss().saturating_add(r.swap).min(i64::MAX as u64) as i64).saturating_add(fixed)
+        };
+        votes.add(c.points == points(counter), c.points == points(sums));
     }
     votes.verdict()
 }
@@ -312,16 +315,14 @@ pub fn victim_rss(
         .filter(|t| t.valid & victim_valid::SWAPENTS != 0)
         .and(bpf)
         .map(|(pages, _)| pages.swap.saturating_mul(page_size));
-    let kb = |kb: u64| kb.saturating_mul(1024);
-    let bytes = |pages: u64| pages.saturating_mul(page_size);
     if let Some(k) = kill
         && let (Some(anon), Some(file), Some(shmem)) =
             (k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb)
     {
         return VictimRss {
-            anon_bytes: Some(kb(anon)),
-            file_bytes: Some(kb(file)),
-            shmem_bytes: Some(kb(shmem)),
+            anon_bytes: Some(anon.saturating_mul(1024)),
+            file_bytes: Some(file.saturating_mul(1024)),
+            shmem_bytes: Some(shmem.saturating_mul(1024)),
             swap_bytes,
             source: Some(RssSource::KernelReport),
         };
@@ -343,25 +344,31 @@ pub fn victim_rss(
             _ => RssSource::BpfApprox,
         };
         return VictimRss {
-            anon_bytes: Some(kb(m.anon_rss_kb)),
-            file_bytes: Some(kb(m.file_rss_kb)),
-            shmem_bytes: Some(kb(m.shmem_rss_kb)),
+            anon_bytes: Some(m.anon_rss_kb.saturating_mul(1024)),
+            file_bytes: Some(m.file_rss_kb.saturating_mul(1024)),
+            shmem_bytes: Some(m.shmem_rss_kb.saturating_mul(1024)),
             swap_bytes,
             source: Some(source),
         };
     }
     match bpf {
         Some((pages, source)) => VictimRss {
-            anon_bytes: Some(bytes(pages.anon)),
-            file_bytes: Some(bytes(pages.file)),
-            shmem_bytes: Some(bytes(pages.shmem)),
+            anon_bytes: Some(pages.anon.saturating_mul(page_size)),
+            file_bytes: Some(pages.file.saturating_mul(page_size)),
+            shmem_bytes: Some(pages.shmem.saturating_mul(page_size)),
             swap_bytes,
             source: Some(source),
         },
         None => VictimRss {
-            anon_bytes: kill.and_then(|k| k.anon_rss_kb).map(kb),
-            file_bytes: kill.and_then(|k| k.file_rss_kb).map(kb),
-            shmem_bytes: kill.and_then(|k| k.shmem_rss_kb).map(kb),
+            anon_bytes: kill
+                .and_then(|k| k.anon_rss_kb)
+                .map(|kb| kb.saturating_mul(1024)),
+            file_bytes: kill
+                .and_then(|k| k.file_rss_kb)
+                .map(|kb| kb.saturating_mul(1024)),
+            shmem_bytes: kill
+                .and_then(|k| k.shmem_rss_kb)
+                .map(|kb| kb.saturating_mul(1024)),
             swap_bytes,
             source: kill
                 .filter(|k| k.anon_rss_kb.is_some() || k.file_rss_kb.is_some())

@@ -12,13 +12,13 @@ use crate::{
     cgroup::ScopeCgroup,
     events::Event,
     model::decision::{
-        assemble::{assemble, pending_rss_rule},
+        assemble::assemble,
         env::Environment,
         history::History,
         pending::{Invocation, Pending, Sources},
         recent::RecentPids,
         record::Decision,
-        rss::settle_rss,
+        rss,
     },
     report::ReportItem,
 };
@@ -58,11 +58,10 @@ pub struct Builder {
     history: History,
     /// Decisions given up on because `MAX_PENDING` was reached.
     pub evicted: u64,
-    /// The rss read this kernel's OOM killer uses, once a decision learned
-    /// it (`model::exact`).
-    rss_rule: Option<crate::model::exact::RssRule>,
     /// Pieces that arrived after their victim's decision went out.
     pub late_pieces: u64,
+    /// The rss read this kernel's OOM killer uses, once a decision learned it.
+    rss_rule: Option<crate::model::exact::RssRule>,
 }
 
 impl Builder {
@@ -81,8 +80,8 @@ impl Builder {
             invocations: Vec::new(),
             aborted: Default::default(),
             evicted: 0,
-            rss_rule: None,
             late_pieces: 0,
+            rss_rule: None,
         }
     }
 
@@ -373,11 +372,10 @@ impl Builder {
         // Learn the kernel's rss read from any decision of this batch first,
         // so that its OOMs that cannot tell on their own get it too.
         if self.rss_rule.is_none() {
-            let page_size = env.page_size();
-            self.rss_rule = ids
+            let batch = ids
                 .iter()
-                .filter_map(|id| self.pending.iter().find(|p| p.id == *id))
-                .find_map(|p| pending_rss_rule(p, None, page_size));
+                .filter_map(|id| self.pending.iter().find(|p| p.id == *id));
+            self.rss_rule = rss::learn(batch, env.page_size());
         }
         for id in ids {
             let Some(index) = self.pending.iter().position(|p| p.id == *id) else {
@@ -416,7 +414,7 @@ impl Builder {
                 .invocation
                 .as_ref()
                 .map_or(&[][..], |i| &i.candidates[..]);
-            settle_rss(&mut self.rss_rule, &mut decision, events);
+            rss::settle(&mut self.rss_rule, &mut decision, events);
             self.history.note_repeats(&mut decision);
             self.note_invocation_end(&pending, &mut decision);
             decisions.push(decision);

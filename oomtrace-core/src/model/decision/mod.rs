@@ -7,7 +7,8 @@
 //! - `env`: what the host can tell (`Environment`), and nothing (`OfflineEnv`).
 //! - `pending`: the pieces of one decision in flight, and which hooks feed them.
 //! - `builder`: matching pieces into pending decisions and emitting them;
-//!   `history` notices repeats; `recent` bounds the pids it remembers.
+//!   `history` notices repeats; `recent` bounds the pids it remembers;
+//!   `rss` keeps the kernel's rss read once a decision learned it.
 //! - `assemble`: one decision from its pieces, field by field.
 //! - `explain`: the decision's short factual sentences.
 mod assemble;

@@ -188,9 +188,9 @@ pub struct Decision {
     pub candidates: Vec<Candidate>,
     pub candidates_source: Cow<'static, str>,
     /// How this kernel's OOM killer read the rss counters, learned from its
-    /// own points, kill line or task table: `get_mm_counter` (central
-    /// count, 6.x) or `get_mm_counter_sum` (per-CPU sum, 7.x); null when
-    /// nothing told them apart (or the counters have no per-CPU part).
+    /// own points and kill line: `get_mm_counter` (central count, 6.x)
+    /// or `get_mm_counter_sum` (per-CPU sum, 7.x); null when nothing
+    /// told them apart (or the counters have no per-CPU part).
     #[serde(default)]
     pub rss_rule: Option<Cow<'static, str>>,
     /// Candidates the killer visited that are missing from `candidates`

@@ -1,20 +1,45 @@
-//! The rss read of the kernel's OOM killer across decisions (`model::exact`):
-//! learned once from any OOM's own numbers, it also settles the OOMs that
-//! cannot tell on their own (only -1000 candidates, a rate-limited report).
+//! The rss read of this kernel's OOM killer across decisions
+//! (`model::exact`): learned once from any decision that can tell, it holds
+//! for the OOMs that cannot tell on their own.
 use std::borrow::Cow;
 
 use oomtrace_ebpf::OomCandidateEvent;
 
 use crate::model::{
-    decision::record::Decision,
+    decision::{pending::Pending, record::Decision},
     exact::{self, RssRule, RssSource},
 };
 
-/// Remembers in `known` the read `decision` learned, or applies the one
-/// learned before to its candidates that could not tell; then explains.
-/// `events` are the decision's candidate events (empty when its candidates
-/// are the kernel's table).
-pub(super) fn settle_rss(
+/// The read any of `batch` reveals (its killer's points, kill line or task
+/// table), so that the batch's OOMs that cannot tell on their own get it
+/// too, whichever is emitted first.
+pub(super) fn learn<'a>(
+    batch: impl IntoIterator<Item = &'a Pending>,
+    page_size: u64,
+) -> Option<RssRule> {
+    batch.into_iter().find_map(|p| {
+        let invocation = p.invocation.as_ref();
+        exact::rss_rule(
+            invocation.map_or(&[], |i| i.candidates.as_slice()),
+            invocation.and_then(|i| i.end).map(|e| e.totalpages),
+            p.task.as_deref(),
+            p.kill_line(),
+            p.report
+                .as_ref()
+                .and_then(|r| r.tasks.as_ref())
+                .map(|t| t.rows.as_slice()),
+            page_size,
+        )
+    })
+}
+
+/// Finishes a decision's rss: remembers in `known` the read it learned, or
+/// applies the one learned before to its candidates that could not tell
+/// (an OOM whose only candidates sit at -1000 and whose table was
+/// rate-limited), then explains (see `model::exact`). `events` are the
+/// decision's candidate events (empty when the candidates are the kernel's
+/// table).
+pub(super) fn settle(
     known: &mut Option<RssRule>,
     decision: &mut Decision,
     events: &[OomCandidateEvent],
@@ -34,12 +59,11 @@ pub(super) fn settle_rss(
                         continue;
                     };
                     let (rss, source) = exact::candidate_rss(event, Some(rule));
-                    let bytes = |pages: u64| pages.saturating_mul(page);
-                    c.rss_bytes = bytes(rss.rss());
-                    c.rss_anon_bytes = Some(bytes(rss.anon));
-                    c.rss_file_bytes = Some(bytes(rss.file));
-                    c.rss_shmem_bytes = Some(bytes(rss.shmem));
-                    c.swap_bytes = Some(bytes(rss.swap));
+                    c.rss_bytes = rss.rss() * page;
+                    c.rss_anon_bytes = Some(rss.anon * page);
+                    c.rss_file_bytes = Some(rss.file * page);
+                    c.rss_shmem_bytes = Some(rss.shmem * page);
+                    c.swap_bytes = Some(rss.swap * page);
                     c.rss_source = Some(source.label());
                 }
             }

@@ -409,6 +409,90 @@ fn storms_without_reports_say_the_table_is_missing() {
     }
 }
 
+/// One task failing its charge three times with nothing to kill: the
+/// killer's evaluations come first (ring buffer), the reports later
+/// (kernel log); each report goes with its own evaluation, in order.
+#[test]
+fn repeated_no_victim_reports_pair_with_their_own_invocations() {
+    use oomtrace_ebpf::{EventHeader, OomCandidateEvent, OomEndEvent, kind};
+
+    use crate::events::Event;
+    let log = std::fs::read(
+        fixtures()
+            .into_iter()
+            .find(|p| {
+                std::fs::read_to_string(p)
+                    .is_ok_and(|t| t.contains("Out of memory and no killable processes"))
+            })
+            .expect("a no-killable fixture"),
+    )
+    .unwrap();
+    let reports: Vec<KernelReport> = parse_log(&log)
+        .unwrap()
+        .into_iter()
+        .filter_map(|i| match i {
+            ReportItem::Report(r) if r.no_killable => Some(r),
+            _ => None,
+        })
+        .collect();
+    let first = reports.first().expect("a no-killable report");
+    let trigger = first.trigger.as_ref().unwrap().pid;
+    let sources = Sources {
+        backend: "fentry",
+        victim_task_hook: true,
+        exit_hook: false,
+        oom_path_hooks: true,
+    };
+    let mut builder = Builder::new(sources, Vec::new());
+    let now = Instant::now();
+    let header = |k: u32| EventHeader {
+        kind: k,
+        pid: trigger,
+        tgid: trigger,
+        ..Default::default()
+    };
+    for seq in 1..=3u64 {
+        builder.on_event(
+            now,
+            Event::OomCandidate(OomCandidateEvent {
+                header: header(kind::OOM_CANDIDATE),
+                oom_seq: seq,
+                pid: trigger,
+                tgid: trigger,
+                oom_score_adj: -1000,
+                rss_anon_pages: seq as i64 * 100,
+                flags: oomtrace_ebpf::candidate_flag::MEMORY,
+                ..Default::default()
+            }),
+        );
+        builder.on_event(
+            now,
+            Event::OomEnd(OomEndEvent {
+                header: header(kind::OOM_END),
+                oom_seq: seq,
+                candidates: 1,
+                ..Default::default()
+            }),
+        );
+    }
+    for n in 1..=3 {
+        let mut report = first.clone();
+        report.lines.truncate(n);
+        builder.on_report(now, ReportItem::Report(report));
+    }
+    let mut decisions = builder.flush(&mut OfflineEnv { page_size: 4096 });
+    decisions.sort_by_key(|d| d.report_lines.len());
+    let anon: Vec<Option<u64>> = decisions
+        .iter()
+        .map(|d| d.candidates[0].rss_anon_bytes)
+        .collect();
+    assert_eq!(
+        anon,
+        [Some(100 * 4096), Some(200 * 4096), Some(300 * 4096)],
+        "report n goes with evaluation n"
+    );
+}
+
 #[test]
 fn only_unkillable_reports_are_decisions_without_victim() {
     for path in fixtures()
@@ -840,88 +924,4 @@ fn global_reports_score_with_their_own_totalpages() {
             d.explanation
         );
     }
-}
-
-/// One task failing its charge three times with nothing to kill: the
-/// killer's evaluations come first (ring buffer), the reports later
-/// (kernel log); each report goes with its own evaluation, in order.
-#[test]
-fn repeated_no_victim_reports_pair_with_their_own_invocations() {
-    use oomtrace_ebpf::{EventHeader, OomCandidateEvent, OomEndEvent, kind};
-
-    use crate::events::Event;
-    let log = std::fs::read(
-        fixtures()
-            .into_iter()
-            .find(|p| {
-                std::fs::read_to_string(p)
-                    .is_ok_and(|t| t.contains("Out of memory and no killable processes"))
-            })
-            .expect("a no-killable fixture"),
-    )
-    .unwrap();
-    let reports: Vec<KernelReport> = parse_log(&log)
-        .unwrap()
-        .into_iter()
-        .filter_map(|i| match i {
-            ReportItem::Report(r) if r.no_killable => Some(r),
-            _ => None,
-        })
-        .collect();
-    let first = reports.first().expect("a no-killable report");
-    let trigger = first.trigger.as_ref().unwrap().pid;
-    let sources = Sources {
-        backend: "fentry",
-        victim_task_hook: true,
-        exit_hook: false,
-        oom_path_hooks: true,
-    };
-    let mut builder = Builder::new(sources, Vec::new());
-    let now = Instant::now();
-    let header = |k: u32| EventHeader {
-        kind: k,
-        pid: trigger,
-        tgid: trigger,
-        ..Default::default()
-    };
-    for seq in 1..=3u64 {
-        builder.on_event(
-            now,
-            Event::OomCandidate(OomCandidateEvent {
-                header: header(kind::OOM_CANDIDATE),
-                oom_seq: seq,
-                pid: trigger,
-                tgid: trigger,
-                oom_score_adj: -1000,
-                rss_anon_pages: seq as i64 * 100,
-                flags: oomtrace_ebpf::candidate_flag::MEMORY,
-                ..Default::default()
-            }),
-        );
-        builder.on_event(
-            now,
-            Event::OomEnd(OomEndEvent {
-                header: header(kind::OOM_END),
-                oom_seq: seq,
-                candidates: 1,
-                ..Default::default()
-            }),
-        );
-    }
-    for n in 1..=3 {
-        let mut report = first.clone();
-        report.lines.truncate(n);
-        builder.on_report(now, ReportItem::Report(report));
-    }
-    let mut decisions = builder.flush(&mut OfflineEnv { page_size: 4096 });
-    decisions.sort_by_key(|d| d.report_lines.len());
-    let anon: Vec<Option<u64>> = decisions
-        .iter()
-        .map(|d| d.candidates[0].rss_anon_bytes)
-        .collect();
-    assert_eq!(
-        anon,
-        [Some(100 * 4096), Some(200 * 4096), Some(300 * 4096)],
-        "report n goes with evaluation n"
-    );
 }

@@ -6,13 +6,15 @@
 //! - `env`: [`LiveEnv`](env::LiveEnv), the machine as the model sees it, and clocks;
 //! - `decisions`: decisions on their way out (card or JSON, dump, `--count`);
 //! - `charge_hook`: when the on-demand charge hook is attached and detached;
-//! - `lost`: lost-event accounting.
+//! - `lost`: lost-event accounting;
+//! - `rss_rule`: the rss read the model learned, handed to the kernel programs.
 mod charge_hook;
 mod decisions;
 mod env;
 mod inputs;
 mod lost;
 mod options;
+mod rss_rule;
 mod session;
 
 use std::time::Duration;

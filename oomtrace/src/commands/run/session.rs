@@ -17,8 +17,7 @@ use oomtrace_core::{
     events::{Event, decode},
     model::{
         charge::ChargeTracker,
-        decision::{Builder, Decision, Environment, Sources},
-        exact::RssRule,
+        decision::{Builder, Environment, Sources},
         stall::StallMonitor,
     },
     output::{Output, StartRecord},
@@ -28,7 +27,7 @@ use oomtrace_core::{
 use crate::{
     commands::run::{
         charge_hook, decisions::Decisions, env::LiveEnv, inputs::Inputs, lost::Losses,
-        options::RunOptions,
+        options::RunOptions, rss_rule::SharedRssRule,
     },
     kernel::{
         kmsg::{Kmsg, KmsgRead, KmsgRecord},
@@ -55,8 +54,8 @@ pub struct Session {
     lost: Losses,
     housekeeping: Every,
     charge_hook: ChargeHookMode,
-    /// The rss read last told to the kernel programs (`model::exact`).
-    rss_rule_shared: Option<RssRule>,
+    /// The rss read the kernel programs were told (`model::exact`).
+    rss_rule: SharedRssRule,
 }
 
 impl Session {
@@ -99,7 +98,7 @@ impl Session {
             lost: Losses::new(),
             housekeeping: Every::new(HOUSEKEEPING),
             charge_hook: options.charge_hook,
-            rss_rule_shared: None,
+            rss_rule: SharedRssRule::default(),
             env: LiveEnv::new(tracer, hierarchy, release),
             out,
         };
@@ -141,31 +140,10 @@ impl Session {
     /// Every 50 ms: decisions whose time has come (stopping at `--count`),
     /// stalls, evicted decisions; once a second the ring buffer's drops and
     /// the on-demand charge hook.
-    /// Tells the kernel programs which rss read this kernel's OOM killer
-    /// uses, once a decision has learned it from the kernel's own numbers
-    /// (`model::exact`): with `get_mm_counter` they stop summing the
-    /// candidates' per-CPU counters.
-    fn share_rss_rule(&mut self, decisions: &[Decision]) -> Result<()> {
-        let learned = decisions
-            .iter()
-            .rev()
-            .find_map(|d| d.rss_rule.as_deref().and_then(RssRule::from_name));
-        if let Some(rule) = learned
-            && self.rss_rule_shared != Some(rule)
-        {
-            self.rss_rule_shared = Some(rule);
-            if let Err(e) = self.env.tracer.set_rss_rule(rule.map_value()) {
-                self.out.warning(&format!(
-                    "telling the kernel programs the rss rule failed ({e})"
-                ))?;
-            }
-        }
-        Ok(())
-    }
-
     pub fn on_tick(&mut self) -> Result<ControlFlow<()>> {
         let decisions = self.builder.poll(Instant::now(), &mut self.env);
-        self.share_rss_rule(&decisions)?;
+        self.rss_rule
+            .share(&self.env.tracer, &decisions, &mut self.out)?;
         if self.decisions.write(&mut self.out, decisions)? {
             return Ok(ControlFlow::Break(()));
         }

@@ -1,5 +1,6 @@
 //! What the loader asks of the kernel's functions and tracepoints before
-//! attaching to them, and the struct queries of `kernel::percpu`.
+//! attaching to them, and the struct questions of resolvers outside this
+//! directory (`kernel::percpu`).
 use btf_rs::{BtfType, Type};
 
 use super::{BtfError, KernelBtf};
@@ -71,7 +72,7 @@ impl KernelBtf {
         )
     }
 
-    // ---- for resolvers outside this module (kernel::percpu) ---------------
+    // ---- queries for resolvers outside this directory (kernel::percpu) -----
 
     /// Size of `struct <name>` (None: no such struct).
     pub fn struct_size(&self, name: &str) -> Result<Option<u64>, BtfError> {

@@ -1,7 +1,7 @@
 //! Getting typed maps out of the loaded object.
 use aya::{
     Ebpf,
-    maps::{HashMap as BpfHashMap, Map, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, RingBuf},
 };
 use oomtrace_ebpf::{ChargeFailureKey, ChargeFailureState, MemcgReclaimStats};
 
@@ -35,6 +35,14 @@ pub(super) fn fill_cgroup_filter(ebpf: &mut Ebpf, cgroup_ids: &[u64]) -> Result<
         filter.insert(id, 1, 0).map_err(MapError::access(FILTER))?;
     }
     Ok(())
+}
+
+/// Sets the programs' `RSS_RULE` switch (an `oomtrace_ebpf::rss_rule`
+/// value). Borrowed, not taken: the candidate hooks keep using it.
+pub(super) fn set_rss_rule(ebpf: &mut Ebpf, rule: u32) -> Result<(), MapError> {
+    const RSS_RULE: &str = "RSS_RULE";
+    let mut array: Array<&mut MapData, u32> = map_mut(ebpf, RSS_RULE)?;
+    array.set(0, rule, 0).map_err(MapError::access(RSS_RULE))
 }
 
 /// The maps the collector reads while tracing.

@@ -199,12 +199,8 @@ impl Tracer {
     /// Tells the candidate hooks which rss read this kernel's OOM killer
     /// uses (an `oomtrace_ebpf::rss_rule` value, learned from its own
     /// numbers): with `COUNTER` they stop summing per-CPU counters.
-    pub fn set_rss_rule(&self, rule: u32) -> Result<(), String> {
-        let mut ebpf = self.ebpf.borrow_mut();
-        let map = ebpf.map_mut("RSS_RULE").ok_or("map RSS_RULE missing")?;
-        let mut array: aya::maps::Array<&mut MapData, u32> =
-            aya::maps::Array::try_from(map).map_err(|e| e.to_string())?;
-        array.set(0, rule, 0).map_err(|e| e.to_string())
+    pub fn set_rss_rule(&self, rule: u32) -> Result<(), LoaderError> {
+        Ok(maps::set_rss_rule(&mut self.ebpf.borrow_mut(), rule)?)
     }
 
     /// How many of the hooks on `function` attached (entry and exit count apart).
@@ -222,12 +218,12 @@ impl Tracer {
 struct Preflight {
     btf: btf::KernelBtf,
     offsets: btf::ResolvedOffsets,
+    /// Where the per-CPU rss counters live, for the programs' sums.
+    percpu: percpu::ResolvedPercpu,
     tracefs_root: PathBuf,
     layout: tracefs::LayoutReport,
     /// The raw `mark_victim` tracepoint passes the task (6.8+).
     victim_task_hook: bool,
-    /// Where per-CPU data lives, to sum the rss counters as 7.x kernels do.
-    percpu: percpu::ResolvedPercpu,
 }
 
 impl Preflight {
@@ -247,15 +243,15 @@ impl Preflight {
         Ok(Self {
             btf,
             offsets,
+            percpu,
             tracefs_root,
             layout,
             victim_task_hook,
-            percpu,
         })
     }
 
-    /// Kernel fields (BTF), then tracepoint fields (tracefs), this kernel
-    /// lacks; then what keeps the rss per-CPU sums off.
+    /// Kernel fields (BTF), then tracepoint fields (tracefs), then what keeps
+    /// the per-CPU rss sums off, that this kernel lacks.
     fn unavailable(&self) -> Vec<String> {
         let fields = self.offsets.unavailable.iter().map(|f| f.to_string());
         fields

@@ -12,7 +12,7 @@ use crate::{
             pending::{Invocation, Pending},
             record::Candidate,
         },
-        exact::{self, RssPages, RssRule, RssSource},
+        exact::{self, RssRule, RssSource},
         score::{BadnessInput, BadnessModel, Implausible, OOM_SCORE_ADJ_MIN, try_badness},
     },
     report::{TaskRow, TaskTable},
@@ -24,6 +24,9 @@ pub(super) struct Scoring {
     pub(super) model: Option<BadnessModel>,
     pub(super) totalpages: Option<u64>,
     pub(super) page_size: u64,
+    /// Which read of the rss counters this kernel's killer used, learned
+    /// from its own numbers (`model::exact::rss_rule`).
+    pub(super) rss_rule: Option<RssRule>,
 }
 
 impl Scoring {
@@ -31,11 +34,13 @@ impl Scoring {
         model: Option<BadnessModel>,
         totalpages: Option<u64>,
         page_size: u64,
+        rss_rule: Option<RssRule>,
     ) -> Self {
         Self {
             model,
             totalpages,
             page_size,
+            rss_rule,
         }
     }
 
@@ -88,16 +93,11 @@ pub(super) fn score(
     })
 }
 
-pub(super) fn candidates(
-    p: &Pending,
-    scoring: Scoring,
-    rss_rule: Option<RssRule>,
-    env: &mut dyn Environment,
-) -> Ranked {
+pub(super) fn candidates(p: &Pending, scoring: Scoring, env: &mut dyn Environment) -> Ranked {
     let table = p.report.as_ref().and_then(|r| r.tasks.as_ref());
     // The killer's own evaluation replaces the printed table when hooked.
     match p.invocation.as_ref().filter(|i| !i.candidates.is_empty()) {
-        Some(inv) => hooked_candidates(inv, p.victim_pid, scoring, rss_rule, env),
+        Some(inv) => hooked_candidates(inv, p.victim_pid, scoring, env),
         None => {
             let mut implausible = Vec::new();
             Ranked {
@@ -182,7 +182,6 @@ fn hooked_candidates(
     inv: &Invocation,
     victim_pid: u32,
     scoring: Scoring,
-    rss_rule: Option<RssRule>,
     env: &mut dyn Environment,
 ) -> Ranked {
     let mut ordered = inv.candidates.clone();
@@ -204,7 +203,7 @@ fn hooked_candidates(
                     victim_pid,
                     scoring.page_size,
                     recompute,
-                    rss_rule,
+                    scoring.rss_rule,
                     env,
                     &mut implausible,
                 )
@@ -252,9 +251,7 @@ fn bpf_candidate(
         uid: (c.uid != u32::MAX).then_some(c.uid),
         comm: comm_str(&c.comm),
         memcg: env.memcg_path(c.memcg_id),
-        rss_bytes: pages(rss.anon)
-            .saturating_add(pages(rss.file))
-            .saturating_add(pages(rss.shmem)),
+        rss_bytes: pages(rss.rss()),
         rss_anon_bytes: memory.then(|| pages(rss.anon)),
         rss_file_bytes: memory.then(|| pages(rss.file)),
         rss_shmem_bytes: memory.then(|| pages(rss.shmem)),
@@ -273,11 +270,12 @@ fn bpf_candidate(
     }
 }
 
-/// The kernel's rule applied to a task the killer could have scored; None
-/// for the ones it passes over unscored.
+/// The kernel's rule applied to a task the killer could have scored (its
+/// counters `rss` as the killer read them); None for the ones it passes
+/// over unscored.
 fn recomputed_points(
     c: &OomCandidateEvent,
-    rss: RssPages,
+    rss: exact::RssPages,
     rule: (BadnessModel, u64),
     page_size: u64,
     implausible: &mut Vec<(u32, Implausible)>,
@@ -290,7 +288,7 @@ fn recomputed_points(
         return None;
     }
     let input = BadnessInput {
-        rss_pages: rss.anon.saturating_add(rss.file).saturating_add(rss.shmem),
+        rss_pages: rss.rss(),
         swap_pages: rss.swap,
         pgtable_pages: c.pgtables_bytes.max(0) as u64 / page_size.max(1),
         oom_score_adj: c.oom_score_adj,

@@ -12,15 +12,18 @@ use std::borrow::Cow;
 
 use candidates::Scoring;
 
-use crate::model::{exact, score::Implausible};
+use crate::model::score::Implausible;
 
 use crate::{
     base::{Envelope, time::rfc3339},
-    model::decision::{
-        env::Environment,
-        explain::{ExplainInput, explain, explain_container},
-        pending::{Pending, Sources},
-        record::Decision,
+    model::{
+        decision::{
+            env::Environment,
+            explain::{ExplainInput, explain, explain_container},
+            pending::{Pending, Sources},
+            record::Decision,
+        },
+        exact::{self, RssRule},
     },
 };
 
@@ -43,16 +46,19 @@ pub(super) fn assemble(
     let oom_memcg = memcg::oom_memcg(p, constraint, &chain, page_size, env)
         .map(|m| memcg::memcg_state(m, p, env));
     let totals = memcg::totalpages(p, constraint, oom_memcg.as_ref(), page_size, env);
-    let scoring = Scoring::new(candidates::badness_model(p, env), totals.pages, page_size);
-    // Which rss read this kernel's killer used, from its own numbers.
-    let rss_rule = pending_rss_rule(p, totals.pages, page_size);
-    let mut ranked = candidates::candidates(p, scoring, rss_rule, env);
+    let rss_rule = rss_rule(p, totals.pages, page_size);
+    let scoring = Scoring::new(
+        candidates::badness_model(p, env),
+        totals.pages,
+        page_size,
+        rss_rule,
+    );
+    let mut ranked = candidates::candidates(p, scoring, env);
     let mut implausible = std::mem::take(&mut ranked.implausible);
     let victim = victim::victim(
         p,
         &ranked.candidates,
         scoring,
-        rss_rule,
         victim_memcg.clone(),
         &mut implausible,
     );
@@ -100,21 +106,13 @@ pub(super) fn assemble(
     decision
 }
 
-/// The rss read of one OOM from its own evidence (`model::exact`): the
-/// killer's points, the kill line, the task table.
-pub(super) fn pending_rss_rule(
-    p: &Pending,
-    totalpages: Option<u64>,
-    page_size: u64,
-) -> Option<exact::RssRule> {
-    let invocation = p.invocation.as_ref();
+/// Which rss read this kernel's killer used, from its own numbers: its
+/// points, the kill line, the task table (`model::exact`).
+fn rss_rule(p: &Pending, totalpages: Option<u64>, page_size: u64) -> Option<RssRule> {
+    let invocation = p.invocation.as_ref().filter(|i| !i.candidates.is_empty());
     exact::rss_rule(
         invocation.map_or(&[], |i| i.candidates.as_slice()),
-        invocation
-            .and_then(|i| i.end)
-            .map(|e| e.totalpages)
-            .filter(|&t| t > 0)
-            .or(totalpages),
+        totalpages,
         p.task.as_deref(),
         p.kill_line(),
         p.report

@@ -1,7 +1,8 @@
-//! The victim, preferring the kernel's own numbers: its rss from the kill
-//! line, else read as the killer read it (`model::exact`); the rest from the
-//! tracepoint kB fields, then the victim-task hook's, then the kill line's
-//! and the task table's; the pids killed; the container it ran in.
+//! The victim, preferring the kernel's own numbers: its rss from the
+//! `Killed process` line, else read the way this kernel's killer read it
+//! (`model::exact`); the rest from the tracepoint's kB fields, then the
+//! victim-task hook's, then the kill line's and the task table's; the pids
+//! killed; the container it ran in.
 use std::borrow::Cow;
 
 use oomtrace_ebpf::{
@@ -17,7 +18,7 @@ use crate::{
             pending::Pending,
             record::{Candidate, Victim},
         },
-        exact::{self, RssRule},
+        exact::{self, RssSource},
         score::{BadnessInput, Implausible},
     },
     report::{KillLine, TaskRow},
@@ -27,7 +28,6 @@ pub(super) fn victim(
     p: &Pending,
     candidates: &[Candidate],
     scoring: Scoring,
-    rss_rule: Option<RssRule>,
     memcg: Option<String>,
     implausible: &mut Vec<(u32, Implausible)>,
 ) -> Option<Victim> {
@@ -44,9 +44,8 @@ pub(super) fn victim(
             .and_then(|r| r.tasks.as_ref())
             .and_then(|t| t.rows.iter().find(|r| r.pid == p.victim_pid)),
         page_size: scoring.page_size,
-        rss_rule,
     };
-    let memory = seen.memory();
+    let memory = seen.memory(scoring);
     let (points, points_source) = victim_points(p, candidates, scoring, &memory, implausible);
     Some(Victim {
         pid: p.victim_pid,
@@ -62,7 +61,7 @@ pub(super) fn victim(
         pgtables_bytes: memory.pgtables_bytes,
         total_vm_bytes: seen.total_vm_bytes(),
         oom_score_adj: memory.oom_score_adj,
-        rss_source: memory.rss_source.map(|s| s.label()),
+        rss_source: memory.rss_source.map(RssSource::label),
         points_source,
     })
 }
@@ -74,8 +73,6 @@ struct Seen<'a> {
     kill: Option<&'a KillLine>,
     row: Option<&'a TaskRow>,
     page_size: u64,
-    /// The rss read this kernel's killer used, if known.
-    rss_rule: Option<RssRule>,
 }
 
 /// The victim's memory as the badness counts it, in bytes.
@@ -86,7 +83,8 @@ struct VictimMemory {
     swap_bytes: Option<u64>,
     pgtables_bytes: Option<u64>,
     oom_score_adj: Option<i32>,
-    rss_source: Option<exact::RssSource>,
+    /// Where the three rss numbers come from.
+    rss_source: Option<RssSource>,
 }
 
 /// kB (from the kernel's lines or events) in bytes; saturating, so a
@@ -104,32 +102,28 @@ impl Seen<'_> {
         self.task.filter(|t| t.valid & bit != 0)
     }
 
-    fn memory(&self) -> VictimMemory {
-        // The kill line's rss first, else the kernel's read (model::exact).
+    /// The kill line's rss first, else the kernel's read (`model::exact`);
+    /// swap as the kernel's rule counts it, else the task table's.
+    fn memory(&self, scoring: Scoring) -> VictimMemory {
         let rss = exact::victim_rss(
             self.kill,
             self.mark,
             self.task,
-            self.rss_rule,
+            scoring.rss_rule,
             self.page_size,
         );
         VictimMemory {
             rss_anon_bytes: rss.anon_bytes,
             rss_file_bytes: rss.file_bytes,
             rss_shmem_bytes: rss.shmem_bytes,
-            swap_bytes: self.swap_bytes(rss.swap_bytes),
+            swap_bytes: rss.swap_bytes.or(self
+                .row
+                .and_then(|r| r.swapents)
+                .map(|n| n.saturating_mul(self.page_size))),
             pgtables_bytes: self.pgtables_bytes(),
             oom_score_adj: self.oom_score_adj(),
             rss_source: rss.source,
         }
-    }
-
-    /// The swap entries as the killer read them, else the task table's.
-    fn swap_bytes(&self, read: Option<u64>) -> Option<u64> {
-        read.or(self
-            .row
-            .and_then(|r| r.swapents)
-            .map(|n| n.saturating_mul(self.page_size)))
     }
 
     fn pgtables_bytes(&self) -> Option<u64> {
@@ -184,7 +178,8 @@ impl Seen<'_> {
 }
 
 /// The killer's own points for its choice, else the candidate's, else the
-/// kernel's rule applied to the victim's counters; with where they come from.
+/// kernel's rule applied to the victim's counters; and which of these
+/// (`points_source`: `kernel` or `recomputed`).
 fn victim_points(
     p: &Pending,
     candidates: &[Candidate],
@@ -192,7 +187,7 @@ fn victim_points(
     memory: &VictimMemory,
     implausible: &mut Vec<(u32, Implausible)>,
 ) -> (Option<i64>, Option<Cow<'static, str>>) {
-    let kernel = p
+    let kernel_points = p
         .invocation
         .as_ref()
         .and_then(|i| i.choice)
@@ -202,10 +197,10 @@ fn victim_points(
             .iter()
             .find(|c| c.victim)
             .and_then(|c| Some((c.points?, c.points_source.clone()?))));
-    if let Some((points, source)) = kernel {
+    if let Some((points, source)) = kernel_points {
         return (Some(points), Some(source));
     }
-    let points = (|| {
+    let recomputed = (|| {
         let rule = (scoring.model?, scoring.totalpages?);
         let page_size = scoring.page_size.max(1);
         let rss = memory
@@ -221,7 +216,7 @@ fn victim_points(
         };
         score(rule, input, p.victim_pid, implausible)
     })();
-    (points, points.map(|_| Cow::Borrowed("recomputed")))
+    (recomputed, recomputed.map(|_| Cow::Borrowed("recomputed")))
 }
 
 /// The victim's candidate row carries the victim's memcg.
