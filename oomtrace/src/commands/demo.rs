@@ -22,7 +22,7 @@ const HOG_NAME: &[u8] = b"demo-hog\0";
 
 pub fn run(limit_mib: u64, options: RunOptions) -> Result<u64> {
     let json = options.json;
-    loader::ensure_root()?;
+    loader::ensure_privileges()?;
     let hierarchy = MemoryHierarchy::detect()?;
     let name = format!("oomtrace-demo-{}", std::process::id());
     let cgroup = ThrowawayCgroup::create(&hierarchy, &name, limit_mib << 20)?;

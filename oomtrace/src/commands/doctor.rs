@@ -72,7 +72,7 @@ fn examine(options: &DoctorOptions) -> DoctorRecord {
             None
         }
     };
-    let started = loader::ensure_root()
+    let started = loader::ensure_privileges()
         .map_err(anyhow::Error::from)
         .and_then(|()| {
             Tracer::start(&TraceOptions {

@@ -64,7 +64,7 @@ impl Session {
     /// log, and writes the start record. Returns the session and the
     /// inputs the loop waits on.
     pub fn open(options: &RunOptions) -> Result<(Self, Inputs)> {
-        loader::ensure_root()?;
+        loader::ensure_privileges()?;
         let hierarchy = MemoryHierarchy::detect()?;
         let scope: Vec<ScopeCgroup> = options
             .cgroups

@@ -98,7 +98,7 @@ static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"),
 /// CAP_BPF and CAP_PERFMON (5.8+), or CAP_SYS_ADMIN. The rest (tracefs,
 /// the kernel log, self-protection) is checked where it is used, so a
 /// missing extra is one clear error or warning there.
-pub fn ensure_root() -> Result<(), LoaderError> {
+pub fn ensure_privileges() -> Result<(), LoaderError> {
     const CAP_SYS_ADMIN: u32 = 21;
     const CAP_PERFMON: u32 = 38;
     const CAP_BPF: u32 = 39;
@@ -228,7 +228,7 @@ struct Preflight {
 
 impl Preflight {
     fn run(options: &TraceOptions) -> Result<Self, LoaderError> {
-        ensure_root()?;
+        ensure_privileges()?;
         if !options.btf_path.exists() {
             return Err(LoaderError::NoBtf(options.btf_path.clone()));
         }
