@@ -751,3 +751,33 @@ fn dump_with_sizes_beyond_any_machine_is_refused_by_name() {
     let (code, _, err) = report(&[file.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");
 }
+
+/// `report -` reads a pipe as a stream and rebuilds exactly what the same
+/// log read as a file gives.
+#[test]
+fn standard_input_gives_what_the_file_gives() {
+    use std::io::Write as _;
+    for name in [
+        "seed-2.6.32-centos6-many-procs-excerpt.log",
+        "6.1.0-50-amd64-c-v1-many-procs.log",
+    ] {
+        let path = fixture(name);
+        let (code, from_file, err) = report(&["--json", path.to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!from_file.is_empty());
+        let mut child = Command::new(OOMTRACE)
+            .args(["report", "--json", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::fs::read(&path).unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let writer = std::thread::spawn(move || stdin.write_all(&log));
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{output:?}");
+        assert_eq!(String::from_utf8_lossy(&output.stdout), from_file);
+    }
+}

@@ -159,9 +159,6 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Render post-mortem dumps (files or --dump-dir directories), saved
-    /// `--json` output, or a saved kernel log (dmesg, journalctl -k,
-    /// /var/log/messages) whose OOM reports are rebuilt into decisions.
     /// Say what this node allows (BTF, tracepoints, fentry, kprobes, the
     /// kernel log, lockdown, capabilities), which backend `auto` picks and
     /// what fidelity it gives; each missing piece with its reason and fix.
@@ -170,8 +167,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Render post-mortem dumps (files or --dump-dir directories), saved
+    /// `--json` output, or a saved kernel log (dmesg, journalctl -k,
+    /// /var/log/messages) whose OOM reports are rebuilt into decisions;
+    /// `-` reads standard input (`journalctl -k | oomtrace report -`).
     Report {
-        #[arg(required = true, value_name = "FILE|DIR")]
+        #[arg(required = true, value_name = "FILE|DIR|-")]
         paths: Vec<PathBuf>,
         /// Re-emit the decisions as JSON Lines.
         #[arg(long)]

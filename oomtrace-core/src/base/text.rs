@@ -6,9 +6,11 @@
 //! sequence (retitling the window, rewriting the screen, worse on some
 //! terminals). [`escape`] and [`Escaped`] make such text inert: every C0
 //! control (U+0000–U+001F, including ESC, CR, LF and TAB), DEL (U+007F), every
-//! C1 control (U+0080–U+009F) and the Unicode line and paragraph separators
-//! (U+2028, U+2029) become visible escapes, `\x1b` for C0 and DEL and
-//! `\u{85}` / `\u{2028}` for the others. Everything else — letters of any
+//! C1 control (U+0080–U+009F), the Unicode line and paragraph separators
+//! (U+2028, U+2029) and the bidirectional controls (U+061C, U+200E/F,
+//! U+202A–U+202E, U+2066–U+2069: a name holding U+202E shows the rest of
+//! our line reversed) become visible escapes, `\x1b` for C0 and DEL and
+//! `\u{85}` / `\u{202e}` for the others. Everything else — letters of any
 //! script, emoji, backslashes — is left alone.
 //!
 //! This is for terminals only: JSON output keeps the exact text (serde escapes
@@ -18,7 +20,19 @@ use std::{borrow::Cow, fmt};
 
 /// True for the characters [`escape`] rewrites.
 pub fn is_unsafe(c: char) -> bool {
-    matches!(c, '\0'..='\x1f' | '\x7f' | '\u{80}'..='\u{9f}' | '\u{2028}' | '\u{2029}')
+    matches!(
+        c,
+        '\0'..='\x1f'
+            | '\x7f'
+            | '\u{80}'..='\u{9f}'
+            | '\u{2028}'
+            | '\u{2029}'
+            | '\u{61c}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{202a}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// `s` made safe for a terminal; borrowed when nothing needed escaping.
@@ -103,11 +117,15 @@ mod tests {
             }
         }
         for c in [
-            '\u{80}', '\u{9f}', '\u{2028}', '\u{2029}', '\u{1f}', '\u{7f}',
+            '\u{80}', '\u{9f}', '\u{2028}', '\u{2029}', '\u{1f}', '\u{7f}', '\u{202a}', '\u{202e}',
+            '\u{2066}', '\u{2069}', '\u{61c}', '\u{200e}', '\u{200f}',
         ] {
             assert!(is_unsafe(c));
         }
-        for c in ['\u{a0}', '\u{7e}', '\u{20}', '\u{2027}', '\u{202a}'] {
+        // The zero-width joiner holds emoji together; U+202F is a space.
+        for c in [
+            '\u{a0}', '\u{7e}', '\u{20}', '\u{2027}', '\u{202f}', '\u{2065}', '\u{200d}',
+        ] {
             assert!(!is_unsafe(c));
         }
     }

@@ -35,6 +35,9 @@ use crate::{
     },
 };
 
+/// An input being read: a regular file, or standard input.
+type Reader<'a> = BufReader<Box<dyn io::Read + 'a>>;
+
 /// Longest JSON line (one dump or decision) read; a dump of a global OOM on
 /// a large machine is a few MiB.
 pub const MAX_JSON_BYTES: usize = 256 << 20;
@@ -161,7 +164,17 @@ pub fn read_file(
     sink: &mut dyn FnMut(Decision) -> io::Result<()>,
 ) -> Result<ReadSummary, ReadError> {
     let file = open_regular(path)?;
-    let mut reader = BufReader::with_capacity(256 << 10, file);
+    read_stream(path, Box::new(file), sink)
+}
+
+/// Like [`read_file`], from an input already open (`oomtrace report -`
+/// reads standard input); `path` names it in messages.
+pub fn read_stream(
+    path: &Path,
+    input: Box<dyn io::Read + '_>,
+    sink: &mut dyn FnMut(Decision) -> io::Result<()>,
+) -> Result<ReadSummary, ReadError> {
+    let mut reader: Reader<'_> = BufReader::with_capacity(256 << 10, input);
     let read_error = |source| InputError::Read {
         path: path.to_owned(),
         source,
@@ -371,7 +384,7 @@ impl<'a> Output<'a> {
 /// (JSON Lines), or `journalctl -o json` (one entry per line).
 fn read_json(
     path: &Path,
-    mut reader: BufReader<File>,
+    mut reader: Reader<'_>,
     first_line: usize,
     out: &mut Output<'_>,
 ) -> Result<(), ReadError> {
@@ -545,7 +558,7 @@ fn check_plausible(value: &Value, at: &mut String) -> Result<(), String> {
 /// `journalctl -o export`.
 fn read_export(
     path: &Path,
-    reader: BufReader<File>,
+    reader: Reader<'_>,
     first_line: usize,
     out: &mut Output<'_>,
 ) -> Result<(), ReadError> {
@@ -575,7 +588,7 @@ fn read_export(
 /// A text kernel log, line by line.
 fn read_log(
     path: &Path,
-    mut reader: BufReader<File>,
+    mut reader: Reader<'_>,
     first_line: usize,
     out: &mut Output<'_>,
 ) -> Result<(), ReadError> {
@@ -607,10 +620,15 @@ pub enum Input {
     File(PathBuf),
     /// A directory, with its dump files, oldest first.
     Dir(PathBuf, Vec<PathBuf>),
+    /// `-`: standard input, read as a stream.
+    Stdin,
 }
 
 /// Resolves one command-line path (a directory lists its dumps).
 pub fn input(path: &Path) -> Result<Input, InputError> {
+    if path == Path::new("-") {
+        return Ok(Input::Stdin);
+    }
     let meta = std::fs::metadata(path).map_err(|source| InputError::Read {
         path: path.to_owned(),
         source,
@@ -629,22 +647,6 @@ pub fn input(path: &Path) -> Result<Input, InputError> {
         });
     }
     Ok(Input::Dir(path.to_owned(), listed))
-}
-
-/// Expands directories into their dump files (time order). Stops at the
-/// first path that cannot be listed; see [`input`] to go on past it.
-pub fn expand(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
-    let mut files = Vec::new();
-    for path in paths {
-        match input(path) {
-            Ok(Input::File(file)) => files.push(file),
-            Ok(Input::Dir(_, listed)) => files.extend(listed),
-            // A missing path is reported when it is read, as before.
-            Err(InputError::Read { .. }) => files.push(path.clone()),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(files)
 }
 
 #[cfg(test)]

@@ -9,15 +9,15 @@
 //! the command with one line and a non-zero status; a closed pipe
 //! (`oomtrace report … | head`) ends it quietly with success.
 use std::{
-    io::{self, Write},
-    path::PathBuf,
+    io::{self, IsTerminal as _, Write},
+    path::{Path, PathBuf},
 };
 
 use anyhow::anyhow;
 use oomtrace_core::{
     base::text::escape_path,
     cgroup::container,
-    dump::read::{Input, ReadError, input, read_file},
+    dump::read::{Input, InputError, ReadError, ReadSummary, input, read_file, read_stream},
     model::decision::Decision,
     output,
 };
@@ -31,6 +31,7 @@ pub fn run(paths: &[PathBuf], json: bool, top: usize) -> anyhow::Result<u64> {
         let files = match input(path) {
             Ok(Input::File(file)) => vec![file],
             Ok(Input::Dir(_, files)) => files,
+            Ok(Input::Stdin) => vec![path.clone()],
             Err(error) => {
                 bad.push(error.to_string());
                 continue;
@@ -38,7 +39,7 @@ pub fn run(paths: &[PathBuf], json: bool, top: usize) -> anyhow::Result<u64> {
         };
         for file in files {
             let mut sink = |decision: Decision| write_decision(&mut out, decision, json, top);
-            match read_file(&file, &mut sink) {
+            match read_one(&file, &mut sink) {
                 Ok(summary) => {
                     count += summary.decisions as u64;
                     if let Some(warning) = summary.warning() {
@@ -55,6 +56,27 @@ pub fn run(paths: &[PathBuf], json: bool, top: usize) -> anyhow::Result<u64> {
     }
     bad.finish()?;
     Ok(count)
+}
+
+/// One file, or standard input for `-` (refused when it is a terminal:
+/// reading it would wait for typing, not for a log).
+fn read_one(
+    file: &Path,
+    sink: &mut dyn FnMut(Decision) -> io::Result<()>,
+) -> Result<ReadSummary, ReadError> {
+    if file != Path::new("-") {
+        return read_file(file, sink);
+    }
+    let stdin = io::stdin();
+    if stdin.is_terminal() {
+        return Err(ReadError::Input(InputError::Read {
+            path: file.to_owned(),
+            source: io::Error::other(
+                "standard input is a terminal; pipe a kernel log or dumps into it",
+            ),
+        }));
+    }
+    read_stream(file, Box::new(stdin.lock()), sink)
 }
 
 fn write_decision(
