@@ -1,6 +1,6 @@
 //! Decisions on their way out: each is dumped (with `--dump-dir`), then
 //! written as a card or a JSON line, until `--count` of them have gone out.
-use std::{io::Write, time::SystemTime};
+use std::time::SystemTime;
 
 use anyhow::Result;
 use oomtrace_core::{
@@ -10,7 +10,7 @@ use oomtrace_core::{
     },
     dump::{DumpDocument, DumpWriter},
     model::decision::Decision,
-    output::Output,
+    output::RecordSink,
 };
 
 pub struct Decisions {
@@ -43,11 +43,7 @@ impl Decisions {
 
     /// Writes decisions (and their dumps) until `--count`; true once that
     /// many have gone out.
-    pub fn write<W: Write>(
-        &mut self,
-        out: &mut Output<W>,
-        decisions: Vec<Decision>,
-    ) -> Result<bool> {
+    pub fn write(&mut self, out: &mut dyn RecordSink, decisions: Vec<Decision>) -> Result<bool> {
         for mut decision in decisions {
             if self.done() {
                 return Ok(true);
@@ -62,7 +58,7 @@ impl Decisions {
     /// The decision with its evidence as a dump file; the evidence goes
     /// into the dump only. A full or read-only dump directory never stops
     /// tracing: a failed dump is a warning.
-    fn dump<W: Write>(&mut self, decision: &mut Decision, out: &mut Output<W>) -> Result<()> {
+    fn dump(&mut self, decision: &mut Decision, out: &mut dyn RecordSink) -> Result<()> {
         let Some(writer) = self.dumps.as_mut() else {
             return Ok(());
         };

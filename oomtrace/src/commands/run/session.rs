@@ -20,7 +20,7 @@ use oomtrace_core::{
         decision::{Builder, Environment, Sources},
         stall::StallMonitor,
     },
-    output::{Output, StartRecord},
+    output::{Output, RecordSink, StartRecord},
     report::{ReportParser, SourceLine},
 };
 
@@ -274,7 +274,7 @@ impl Session {
 }
 
 /// `/dev/kmsg`, or a warning that decisions will lack the kernel's report.
-fn open_kmsg<W: std::io::Write>(out: &mut Output<W>) -> Result<Option<Kmsg>> {
+fn open_kmsg(out: &mut dyn RecordSink) -> Result<Option<Kmsg>> {
     match Kmsg::open(std::path::Path::new("/dev/kmsg")) {
         Ok(kmsg) => Ok(Some(kmsg)),
         Err(e) => {
@@ -309,7 +309,7 @@ fn start_record<'a>(
 /// CAP_SYS_RESOURCE; without it the run goes on, with a warning. Returns
 /// the value in force.
 /// A value already lower (a unit's `OOMScoreAdjust=-1000`) is kept.
-fn protect_self<W: std::io::Write>(adj: Option<i32>, out: &mut Output<W>) -> Result<Option<i32>> {
+fn protect_self(adj: Option<i32>, out: &mut dyn RecordSink) -> Result<Option<i32>> {
     const PATH: &str = "/proc/self/oom_score_adj";
     let read = || -> Option<i32> { std::fs::read_to_string(PATH).ok()?.trim().parse().ok() };
     if let Some(adj) = adj
