@@ -54,13 +54,13 @@ pub struct Backlog<T> {
 }
 
 impl<T: Send + 'static> Backlog<T> {
-    /// Starts thread `name`, which hands `work` each batch of items (with
-    /// their sizes) in order. An error from `work` stops the thread; the
+    /// Starts thread `name`, which hands `work` each batch of items, in
+    /// order; their bytes count against the bound until `work` returns. An error from `work` stops the thread; the
     /// backlog then refuses everything and [`failure`](Self::failure) says why.
     pub fn spawn(
         name: &str,
         bound: usize,
-        work: impl FnMut(&[(T, usize)]) -> io::Result<()> + Send + 'static,
+        work: impl FnMut(Vec<T>) -> io::Result<()> + Send + 'static,
     ) -> io::Result<Self> {
         let shared = Arc::new(Shared {
             state: Mutex::new(State {
@@ -160,7 +160,7 @@ impl<T> Backlog<T> {
 }
 
 /// The worker: batches until closed and empty, or until `work` fails.
-fn drain<T>(shared: &Shared<T>, mut work: impl FnMut(&[(T, usize)]) -> io::Result<()>) {
+fn drain<T>(shared: &Shared<T>, mut work: impl FnMut(Vec<T>) -> io::Result<()>) {
     loop {
         let mut state = shared.lock();
         while state.items.is_empty() && !state.closing {
@@ -175,11 +175,10 @@ fn drain<T>(shared: &Shared<T>, mut work: impl FnMut(&[(T, usize)]) -> io::Resul
             shared.changed.notify_all();
             return;
         }
-        let batch: Vec<(T, usize)> = state.items.drain(..).collect();
+        let size: usize = state.items.iter().map(|(_, bytes)| bytes).sum();
+        let batch: Vec<T> = state.items.drain(..).map(|(item, _)| item).collect();
         drop(state);
-        let result = work(&batch);
-        let size: usize = batch.iter().map(|(_, bytes)| bytes).sum();
-        drop(batch);
+        let result = work(batch);
         let mut state = shared.lock();
         state.bytes -= size;
         if let Err(e) = result {
@@ -206,10 +205,10 @@ mod tests {
     fn gated(bound: usize) -> (Backlog<u32>, mpsc::Sender<()>, mpsc::Receiver<u32>) {
         let (open, gate) = mpsc::channel::<()>();
         let (done, handled) = mpsc::channel();
-        let backlog = Backlog::spawn("test", bound, move |batch: &[(u32, usize)]| {
+        let backlog = Backlog::spawn("test", bound, move |batch: Vec<u32>| {
             let _ = gate.recv();
-            for (item, _) in batch {
-                done.send(*item).unwrap();
+            for item in batch {
+                done.send(item).unwrap();
             }
             Ok(())
         })
@@ -251,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_failed_worker_refuses_everything_and_says_why() {
-        let backlog = Backlog::spawn("test", 100, |_: &[(u32, usize)]| {
+        let backlog = Backlog::spawn("test", 100, |_: Vec<u32>| {
             Err(io::Error::from(io::ErrorKind::BrokenPipe))
         })
         .unwrap();

@@ -7,11 +7,13 @@
 //!   failure);
 //! - `sink`: [`RecordSink`], what receives every record of a run (the seam
 //!   for outputs and exporters);
+//! - `file`: [`RotatingFile`], `--output FILE` with size-based rotation;
 //! - `queue`: [`QueuedOutput`], the live run's sink: lines written by a
 //!   thread of its own through a bounded backlog, drops counted;
 //! - `writer`: [`Render`] (any record as a JSON line or as its text) and
 //!   [`Output`], the synchronous sink; the one runtime-warning line.
 mod card;
+mod file;
 mod queue;
 mod records;
 mod sink;
@@ -19,6 +21,9 @@ mod writer;
 
 pub use crate::base::units::human_bytes;
 pub use card::{render_candidate_table, render_card};
+pub use file::{
+    DEFAULT_OUTPUT_KEEP, DEFAULT_OUTPUT_MAX_BYTES, OutputFileConfig, OutputFileError, RotatingFile,
+};
 pub use queue::{LineTarget, OUTPUT_BACKLOG, OUTPUT_BACKLOG_BYTES, OutputState, QueuedOutput};
 pub use records::{ChargeHookRecord, LostRecord, StartRecord};
 pub use sink::{Fanout, Record, RecordSink};

@@ -67,16 +67,12 @@ impl QueuedOutput {
     /// Starts the writer thread on `target`.
     pub fn spawn(target: impl LineTarget, render: Render, bound: usize) -> io::Result<Self> {
         let mut target = target;
-        let lines = Backlog::spawn(
-            "oomtrace-output",
-            bound,
-            move |batch: &[(String, usize)]| {
-                for (line, _) in batch {
-                    target.write_line(line.as_bytes())?;
-                }
-                target.flush()
-            },
-        )?;
+        let lines = Backlog::spawn("oomtrace-output", bound, move |batch: Vec<String>| {
+            for line in batch {
+                target.write_line(line.as_bytes())?;
+            }
+            target.flush()
+        })?;
         Ok(Self {
             render,
             lines,
