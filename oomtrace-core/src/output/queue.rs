@@ -123,11 +123,24 @@ impl QueuedOutput {
             Closed::TimedOut { pending } => Err(io::Error::new(
                 io::ErrorKind::TimedOut,
                 format!(
-                    "output blocked: {pending} batch(es) of records not written after {} s",
+                    "output blocked: {pending} record(s) still queued after {} s",
                     grace.as_secs()
                 ),
             )),
         }
+    }
+
+    /// The count of dropped records goes in now if there is room (called
+    /// on the loop's tick, so it does not wait for the next record).
+    pub fn report_drops(&mut self) -> io::Result<()> {
+        if self.unreported > 0 && self.lines.failure().is_none() {
+            let lost = self.lost_line()?;
+            let bytes = lost.len();
+            if self.lines.try_push(lost, bytes).is_ok() {
+                self.unreported = 0;
+            }
+        }
+        Ok(())
     }
 
     fn lost_line(&self) -> io::Result<String> {
@@ -158,13 +171,7 @@ impl RecordSink for QueuedOutput {
             // The writer stopped: the loop ends on its next look at `state`.
             return Ok(());
         }
-        if self.unreported > 0 {
-            let lost = self.lost_line()?;
-            let bytes = lost.len();
-            if self.lines.try_push(lost, bytes).is_ok() {
-                self.unreported = 0;
-            }
-        }
+        self.report_drops()?;
         let mut line = self.render.line(record)?;
         line.push('\n');
         if self.unreported > 0 {

@@ -156,6 +156,7 @@ impl Session {
         if self.output_ended()? {
             return Ok(ControlFlow::Break(()));
         }
+        self.out.report_drops()?;
         let decisions = self.builder.poll(Instant::now(), &mut self.env);
         self.rss_rule
             .share(&self.env.tracer, &decisions, &mut self.out)?;
