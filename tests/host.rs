@@ -641,6 +641,17 @@ fn assert_only_warnings(stderr: &[u8]) {
     }
 }
 
+/// oomtrace with `args`, stdout and stderr piped and not read yet.
+fn spawn_piped(args: &[&std::ffi::OsStr]) -> std::process::Child {
+    std::process::Command::new(OOMTRACE)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// A stdout nobody reads does not stall tracing: with the reader stuck
 /// from the start (a 4 KiB pipe, full of records), the OOMs are still
 /// traced and dumped; once the reader resumes, every decision comes out,
@@ -652,16 +663,15 @@ fn a_stdout_nobody_reads_never_stalls_tracing() {
     let cgroup = TestCgroup::new_v1("stuckout", 48 << 20);
     let dumps = tempfile::tempdir().unwrap();
     let log = KernelLog::open();
-    let mut child = std::process::Command::new(OOMTRACE)
-        .args(["--json", "--count", "3", "--cgroup"])
-        .arg(&cgroup.path)
-        .arg("--dump-dir")
-        .arg(dumps.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::inherit())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(&[
+        "--json".as_ref(),
+        "--count".as_ref(),
+        "3".as_ref(),
+        "--cgroup".as_ref(),
+        cgroup.path.as_os_str(),
+        "--dump-dir".as_ref(),
+        dumps.path().as_os_str(),
+    ]);
     let stdout = child.stdout.take().unwrap();
     // SAFETY: fcntl on a pipe we own.
     let size = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
@@ -723,7 +733,9 @@ fn a_stdout_nobody_reads_never_stalls_tracing() {
     assert_eq!(lost_output, 0, "{lines:?}");
     let expected: Vec<u64> = killed.iter().map(|&p| u64::from(p)).collect();
     assert_eq!(victims, expected, "{lines:?}");
-    assert!(exit_within_timeout(child).status.success());
+    let output = exit_within_timeout(child);
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_only_warnings(&output.stderr);
 }
 
 /// `oomtrace --json | head -n 1`: the reader closes after the first record
@@ -733,14 +745,11 @@ fn a_reader_that_closes_ends_the_run_cleanly() {
     use std::io::BufRead;
     require_root();
     let cgroup = TestCgroup::new_v1("headone", 48 << 20);
-    let mut child = std::process::Command::new(OOMTRACE)
-        .args(["--json", "--cgroup"])
-        .arg(&cgroup.path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_piped(&[
+        "--json".as_ref(),
+        "--cgroup".as_ref(),
+        cgroup.path.as_os_str(),
+    ]);
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -763,24 +772,18 @@ fn output_file_rotates_through_a_real_oom() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("oom.jsonl");
     let log = KernelLog::open();
-    let child = std::process::Command::new(OOMTRACE)
-        .args([
-            "--count",
-            "1",
-            "--output-max-bytes",
-            "1",
-            "--output-keep",
-            "3",
-        ])
-        .arg("--output")
-        .arg(&file)
-        .arg("--cgroup")
-        .arg(&cgroup.path)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let flags = [
+        "--count",
+        "1",
+        "--output-max-bytes",
+        "1",
+        "--output-keep",
+        "3",
+    ];
+    let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+    args.extend(["--output".as_ref(), file.as_os_str()]);
+    args.extend(["--cgroup".as_ref(), cgroup.path.as_os_str()]);
+    let child = spawn_piped(&args);
     await_fs("start record in the output file", || {
         let text = fs::read_to_string(&file).ok()?;
         text.contains("\"type\":\"start\"").then_some(())
