@@ -118,3 +118,63 @@ impl RecordSink for Fanout {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::base::Envelope;
+
+    /// Keeps the type of every record and every warning it is given.
+    struct Seen(Arc<Mutex<Vec<String>>>);
+
+    impl RecordSink for Seen {
+        fn record(&mut self, record: Record<'_>) -> io::Result<()> {
+            self.0.lock().unwrap().push(record.type_name().to_owned());
+            Ok(())
+        }
+
+        fn warning(&mut self, text: &str) -> io::Result<()> {
+            self.0.lock().unwrap().push(format!("warning: {text}"));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn every_sink_of_a_fanout_sees_every_record_in_order() {
+        let (a, b) = (Arc::default(), Arc::default());
+        let mut fanout = Fanout::default();
+        fanout.push(Box::new(Seen(Arc::clone(&a))));
+        fanout.push(Box::new(Seen(Arc::clone(&b))));
+        let lost = LostRecord {
+            envelope: Envelope::now("lost"),
+            source: "kmsg".to_owned(),
+            count: 1,
+            total: 1,
+        };
+        let hook = ChargeHookRecord {
+            envelope: Envelope::now("charge_hook"),
+            state: "disarmed",
+            memcg: None,
+        };
+        fanout.lost(&lost).unwrap();
+        fanout.warning("w").unwrap();
+        fanout.charge_hook(&hook).unwrap();
+        for seen in [a, b] {
+            assert_eq!(*seen.lock().unwrap(), ["lost", "warning: w", "charge_hook"]);
+        }
+    }
+
+    #[test]
+    fn a_records_type_name_is_its_json_type() {
+        let lost = LostRecord {
+            envelope: Envelope::now("lost"),
+            source: "kmsg".to_owned(),
+            count: 1,
+            total: 1,
+        };
+        let json = serde_json::to_value(&lost).unwrap();
+        assert_eq!(json["type"], Record::Lost(&lost).type_name());
+    }
+}
