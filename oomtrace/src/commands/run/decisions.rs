@@ -4,14 +4,14 @@
 //! here as warnings and `lost` records.
 use std::time::SystemTime;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use oomtrace_core::{
     base::{
         Envelope,
         host::{HostFacts, page_size},
         time::parse_rfc3339,
     },
-    dump::{DUMP_BACKLOG, DumpDocument, DumpSpool},
+    dump::{DUMP_BACKLOG, DUMP_BACKLOG_BYTES, DumpDocument, DumpSpool, DumpWriter},
     model::decision::Decision,
     output::{LostRecord, RecordSink},
 };
@@ -25,13 +25,18 @@ pub struct Decisions {
 }
 
 impl Decisions {
-    pub fn new(dumps: Option<DumpSpool>, count: Option<u64>) -> Self {
-        Self {
+    /// With `--dump-dir`, starts the dump thread on its writer.
+    pub fn new(dumps: Option<DumpWriter>, count: Option<u64>) -> Result<Self> {
+        let dumps = dumps
+            .map(|writer| DumpSpool::spawn(writer, DUMP_BACKLOG_BYTES))
+            .transpose()
+            .context("starting the dump writer")?;
+        Ok(Self {
             dumps,
             host: HostFacts::collect(page_size() as u64),
             count,
             emitted: 0,
-        }
+        })
     }
 
     /// How many decisions went out.

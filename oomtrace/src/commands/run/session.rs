@@ -12,24 +12,21 @@ use tokio::io::unix::{AsyncFd, AsyncFdReadyMutGuard};
 use oomtrace_core::{
     base::{Envelope, time::now_rfc3339},
     cgroup::{CgroupVersion, MemoryHierarchy, ScopeCgroup},
-    dump::{DUMP_BACKLOG_BYTES, DumpSpool, DumpWriter},
+    dump::DumpWriter,
     events::{Event, decode},
     model::{
         charge::ChargeTracker,
         decision::{Builder, Environment, Sources},
         stall::StallMonitor,
     },
-    output::{
-        OUTPUT_BACKLOG_BYTES, OutputFileConfig, OutputState, QueuedOutput, RecordSink, Render,
-        RotatingFile, StartRecord,
-    },
+    output::{RecordSink, StartRecord},
     report::{ReportParser, SourceLine},
 };
 
 use crate::{
     commands::run::{
         charge_hook, decisions::Decisions, env::LiveEnv, inputs::Inputs, lost::Losses,
-        options::RunOptions, rss_rule::SharedRssRule,
+        options::RunOptions, output::RunOutput, rss_rule::SharedRssRule,
     },
     kernel::{
         kmsg::{Kmsg, KmsgRead, KmsgRecord},
@@ -42,14 +39,9 @@ const STALL_POLL: Duration = Duration::from_secs(1);
 /// How often the ring buffer's drop counters and the on-demand charge
 /// hook's idleness are checked.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
-/// How long the records still queued at the end may take to be written: a
-/// reader that stopped reading must not hang the exit.
-const OUTPUT_GRACE: Duration = Duration::from_secs(10);
 
 pub struct Session {
-    out: QueuedOutput,
-    /// Records go to stdout (not `--output`): a reader gone ends the run.
-    stdout: bool,
+    out: RunOutput,
     env: LiveEnv,
     builder: Builder,
     parser: ReportParser,
@@ -79,11 +71,7 @@ impl Session {
             .map(|path| hierarchy.scope(path))
             .collect::<Result<_, _>>()?;
         let dumps = options.dump.clone().map(DumpWriter::open).transpose()?;
-        let mut out = open_output(options)?;
-        let dumps = dumps
-            .map(|writer| DumpSpool::spawn(writer, DUMP_BACKLOG_BYTES))
-            .transpose()
-            .context("starting the dump writer")?;
+        let mut out = RunOutput::open(options)?;
         let mut tracer = Tracer::start(&TraceOptions {
             backend: options.backend,
             cgroup_ids: scope.iter().map(|s| s.id).collect(),
@@ -105,14 +93,13 @@ impl Session {
             charges: ChargeTracker::new(),
             stalls: stall_monitor(&hierarchy, &scope, &tracer),
             stall_poll: Every::new(STALL_POLL),
-            decisions: Decisions::new(dumps, options.count),
+            decisions: Decisions::new(dumps, options.count)?,
             lost: Losses::new(),
             housekeeping: Every::new(HOUSEKEEPING),
             charge_hook: options.charge_hook,
             rss_rule: SharedRssRule::default(),
             env: LiveEnv::new(tracer, hierarchy, release),
             out,
-            stdout: options.output.is_none(),
         };
         Ok((session, inputs))
     }
@@ -153,10 +140,9 @@ impl Session {
     /// stalls, evicted decisions; once a second the ring buffer's drops and
     /// the on-demand charge hook.
     pub fn on_tick(&mut self) -> Result<ControlFlow<()>> {
-        if self.output_ended()? {
+        if self.out.on_tick()?.is_break() {
             return Ok(ControlFlow::Break(()));
         }
-        self.out.report_drops()?;
         let decisions = self.builder.poll(Instant::now(), &mut self.env);
         self.rss_rule
             .share(&self.env.tracer, &decisions, &mut self.out)?;
@@ -183,7 +169,7 @@ impl Session {
     /// delivered is read (a SIGTERM mid-OOM), and whatever is half-built
     /// still goes out: nothing is lost silently.
     pub fn drain(&mut self, inputs: &mut Inputs) -> Result<()> {
-        if self.decisions.done() || self.output_ended()? {
+        if self.decisions.done() || self.out.ended()? {
             return Ok(());
         }
         let now = Instant::now();
@@ -221,24 +207,8 @@ impl Session {
         }
         self.lost.warn_malformed(&mut self.out)?;
         self.decisions.close(&mut self.out)?;
-        self.out.close(OUTPUT_GRACE).context(if self.stdout {
-            "writing records to stdout"
-        } else {
-            "writing records to --output"
-        })?;
+        self.out.close()?;
         Ok(self.decisions.emitted())
-    }
-
-    /// The writer stopped: the reader of stdout went away (EPIPE, or a pipe
-    /// whose reader closed, seen before anything is written to it), which
-    /// ends the run as it ends any Unix tool; or a write failed, an error.
-    fn output_ended(&self) -> Result<bool> {
-        let state = self.out.state().context(if self.stdout {
-            "writing records to stdout"
-        } else {
-            "writing records to --output"
-        })?;
-        Ok(state == OutputState::ReaderGone || (self.stdout && stdout_reader_gone()))
     }
 
     fn read_ring(&mut self, now: Instant, ring: &mut RingBuf<MapData>) -> Result<()> {
@@ -306,42 +276,6 @@ impl Session {
         }
         Ok(())
     }
-}
-
-/// The records' way out: stdout (cards or `--json`), or `--output FILE`
-/// (always JSON Lines), written by a thread of its own.
-fn open_output(options: &RunOptions) -> Result<QueuedOutput> {
-    let spawned = match &options.output {
-        None => {
-            let render = Render {
-                json: options.json,
-                top: options.top,
-            };
-            QueuedOutput::spawn(std::io::stdout(), render, OUTPUT_BACKLOG_BYTES)
-        }
-        Some(config) => {
-            let file = RotatingFile::open(OutputFileConfig::clone(config))?;
-            let render = Render {
-                json: true,
-                top: options.top,
-            };
-            QueuedOutput::spawn(file, render, OUTPUT_BACKLOG_BYTES)
-        }
-    };
-    spawned.context("starting the output writer")
-}
-
-/// stdout is a pipe or socket whose reader has gone (POLLERR): true even
-/// before a write would fail with EPIPE, so an idle tracer notices too.
-fn stdout_reader_gone() -> bool {
-    let mut fd = libc::pollfd {
-        fd: libc::STDOUT_FILENO,
-        events: 0,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd, no wait.
-    let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-    ready == 1 && fd.revents & libc::POLLERR != 0
 }
 
 /// `/dev/kmsg`, or a warning that decisions will lack the kernel's report.
