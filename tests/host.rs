@@ -819,3 +819,57 @@ fn output_file_rotates_through_a_real_oom() {
         assert_eq!(records[0]["type"], "start", "{records:?}");
     }
 }
+
+/// A refused `--output` or a stdout that cannot be written: one clear line
+/// (besides warnings), a non-zero exit.
+#[test]
+fn a_bad_output_is_one_clear_line() {
+    use std::os::unix::fs::PermissionsExt;
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    fs::write(&target, "keep\n").unwrap();
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert_one_line_error(
+        &["--output", link.to_str().unwrap(), "--duration", "1"],
+        "is a symbolic link",
+    );
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
+    let open = dir.path().join("open.jsonl");
+    fs::write(&open, "").unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o666)).unwrap();
+    assert_one_line_error(
+        &["--output", open.to_str().unwrap(), "--duration", "1"],
+        "writable by group or others",
+    );
+    assert_one_line_error(
+        &["--output", "/dev/null", "--duration", "1"],
+        "not a regular file",
+    );
+
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = std::process::Command::new(OOMTRACE)
+        .args(["--json", "--duration", "30"])
+        .stdin(std::process::Stdio::null())
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The start record fails at once: no need to wait for --duration.
+    let output = exit_within_timeout(output);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("oomtrace: warning: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("writing records to stdout") && errors[0].contains("No space left"),
+        "{stderr}"
+    );
+}
