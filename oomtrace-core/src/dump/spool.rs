@@ -151,6 +151,30 @@ mod tests {
     }
 
     #[test]
+    fn a_dump_that_does_not_fit_is_counted_never_silently_lost() {
+        let tmp = tempfile::tempdir().unwrap();
+        let writer = DumpWriter::open(DumpConfig {
+            dir: tmp.path().to_owned(),
+            max_files: None,
+            max_bytes: None,
+        })
+        .unwrap();
+        // A one-byte backlog takes a dump only while the thread is idle.
+        let mut spool = DumpSpool::spawn(writer, 1).unwrap();
+        for seq in 0..50 {
+            spool.submit(at(seq), seq, &json!({ "seq": seq })).unwrap();
+        }
+        let dropped = spool.newly_dropped().map_or(0, |(count, total)| {
+            assert_eq!(count, total);
+            total
+        });
+        assert!(spool.close().is_empty());
+        let written = DumpWriter::list(tmp.path()).unwrap().len() as u64;
+        assert!(written >= 1);
+        assert_eq!(written + dropped, 50);
+    }
+
+    #[test]
     fn a_failed_dump_comes_back_as_a_warning() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("dumps");
