@@ -599,3 +599,277 @@ fn a_non_root_user_with_the_documented_capabilities_traces_an_oom() {
     assert_victim_matches_kernel(&decision, &killed);
     assert!(tracer.wait_exit().success());
 }
+
+/// Waits (at most [`TIMEOUT`]) until `ready` says the thing is there: for
+/// files the tracer writes, which give no other signal.
+fn await_fs<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        if let Some(found) = ready() {
+            return found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {what} within {TIMEOUT:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+/// The child's exit status, awaited at most [`TIMEOUT`] (a hang fails).
+fn exit_within_timeout(child: std::process::Child) -> std::process::Output {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let pid = child.id() as i32;
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(TIMEOUT) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // SAFETY: kill(2) on our own child, which hangs.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("oomtrace did not exit within {TIMEOUT:?}")
+        }
+    }
+}
+
+/// stderr says nothing but warnings: no error text.
+fn assert_only_warnings(stderr: &[u8]) {
+    let stderr = String::from_utf8_lossy(stderr);
+    for line in stderr.lines() {
+        assert!(line.starts_with("oomtrace: warning: "), "{stderr}");
+    }
+}
+
+/// oomtrace with `args`, stdout and stderr piped and not read yet.
+fn spawn_piped(args: &[&std::ffi::OsStr]) -> std::process::Child {
+    std::process::Command::new(OOMTRACE)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A stdout nobody reads does not stall tracing: with the reader stuck
+/// from the start (a 4 KiB pipe, full of records), the OOMs are still
+/// traced and dumped; once the reader resumes, every decision comes out,
+/// in order, after the start record.
+#[test]
+fn a_stdout_nobody_reads_never_stalls_tracing() {
+    use std::{io::BufRead, os::fd::AsRawFd};
+    require_root();
+    let cgroup = TestCgroup::new_v1("stuckout", 48 << 20);
+    let dumps = tempfile::tempdir().unwrap();
+    let log = KernelLog::open();
+    let mut child = spawn_piped(&[
+        "--json".as_ref(),
+        "--count".as_ref(),
+        "3".as_ref(),
+        "--cgroup".as_ref(),
+        cgroup.path.as_os_str(),
+        "--dump-dir".as_ref(),
+        dumps.path().as_os_str(),
+    ]);
+    let stdout = child.stdout.take().unwrap();
+    // SAFETY: fcntl on a pipe we own.
+    let size = unsafe { libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 4096) };
+    assert!(
+        size >= 4096,
+        "F_SETPIPE_SZ: {}",
+        std::io::Error::last_os_error()
+    );
+
+    // The start record is not read: the tracer is ready once it holds the
+    // kernel log, which it opens after every hook is attached.
+    let fds = format!("/proc/{}/fd", child.id());
+    await_fs("the tracer's /dev/kmsg", || {
+        fs::read_dir(&fds)
+            .ok()?
+            .filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
+            .any(|target| target == std::path::Path::new("/dev/kmsg"))
+            .then_some(())
+    });
+    let pipe_full = || {
+        let mut queued: libc::c_int = 0;
+        // SAFETY: FIONREAD into an int, on a pipe we own.
+        unsafe { libc::ioctl(stdout.as_raw_fd(), libc::FIONREAD, &mut queued) };
+        queued as usize >= size as usize
+    };
+    let mut killed = Vec::new();
+    for i in 0..3 {
+        let mut hog = Hog::start(&format!("stuck{i}"), &cgroup, &[]);
+        killed.push(log.killed_line(hog.pid()).pid);
+        assert!(hog.wait_killed());
+        // Dumped, and the pipe full: the output is stuck, the loop is not.
+        await_fs(&format!("dump {}", i + 1), || {
+            let files = oomtrace_core::dump::DumpWriter::list(dumps.path()).unwrap();
+            (files.len() > i).then_some(())
+        });
+        await_fs("a full stdout pipe", || pipe_full().then_some(()));
+    }
+    let lines: Vec<String> = std::io::BufReader::new(stdout)
+        .lines()
+        .map(Result::unwrap)
+        .collect();
+    let records: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .inspect(assert_schema_valid)
+        .collect();
+    assert_eq!(records[0]["type"], "start", "{lines:?}");
+    let victims: Vec<u64> = records
+        .iter()
+        .filter(|r| r["type"] == "decision")
+        .map(|r| u64_of(&r["victim"]["pid"]))
+        .collect();
+    let lost_output: u64 = records
+        .iter()
+        .filter(|r| r["type"] == "lost" && r["source"] == "output_backlog")
+        .map(|r| u64_of(&r["count"]))
+        .sum();
+    // Three decisions fit the backlog many times over: none is lost.
+    assert_eq!(lost_output, 0, "{lines:?}");
+    let expected: Vec<u64> = killed.iter().map(|&p| u64::from(p)).collect();
+    assert_eq!(victims, expected, "{lines:?}");
+    let output = exit_within_timeout(child);
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_only_warnings(&output.stderr);
+}
+
+/// `oomtrace --json | head -n 1`: the reader closes after the first record
+/// and the tracer ends at once, exit 0, no error text — as Unix tools do.
+#[test]
+fn a_reader_that_closes_ends_the_run_cleanly() {
+    use std::io::BufRead;
+    require_root();
+    let cgroup = TestCgroup::new_v1("headone", 48 << 20);
+    let mut child = spawn_piped(&[
+        "--json".as_ref(),
+        "--cgroup".as_ref(),
+        cgroup.path.as_os_str(),
+    ]);
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    let start: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(start["type"], "start");
+    drop(stdout);
+    // No --duration, no --count: only the closed pipe can end it.
+    let output = exit_within_timeout(child);
+    assert!(output.status.success(), "{:?}", output.status);
+    assert_only_warnings(&output.stderr);
+}
+
+/// `--output FILE` through a real OOM: JSON Lines in FILE (stdout stays
+/// empty), rotated by size (here: one record per file), every file 0600.
+#[test]
+fn output_file_rotates_through_a_real_oom() {
+    use std::os::unix::fs::PermissionsExt;
+    require_root();
+    let cgroup = TestCgroup::new_v1("outfile", 48 << 20);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("oom.jsonl");
+    let log = KernelLog::open();
+    let flags = [
+        "--count",
+        "1",
+        "--output-max-bytes",
+        "1",
+        "--output-keep",
+        "3",
+    ];
+    let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+    args.extend(["--output".as_ref(), file.as_os_str()]);
+    args.extend(["--cgroup".as_ref(), cgroup.path.as_os_str()]);
+    let child = spawn_piped(&args);
+    await_fs("start record in the output file", || {
+        let text = fs::read_to_string(&file).ok()?;
+        text.contains("\"type\":\"start\"").then_some(())
+    });
+    let mut hog = Hog::start("filehog", &cgroup, &[]);
+    let killed = log.killed_line(hog.pid());
+    assert!(hog.wait_killed());
+    let output = exit_within_timeout(child);
+    assert!(output.status.success(), "{:?}", output.status);
+    assert!(output.stdout.is_empty());
+    assert_only_warnings(&output.stderr);
+
+    // Oldest first: FILE.3, FILE.2, FILE.1, FILE.
+    let rotated = |n: usize| dir.path().join(format!("oom.jsonl.{n}"));
+    let mut files: Vec<_> = (1..=3).rev().map(rotated).filter(|p| p.exists()).collect();
+    files.push(file.clone());
+    assert!(!rotated(4).exists());
+    let mut records = Vec::new();
+    for path in &files {
+        let mode = fs::metadata(path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{path:?}");
+        let text = fs::read_to_string(path).unwrap();
+        assert_eq!(text.lines().count(), 1, "{path:?}: {text}");
+        let record: Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_schema_valid(&record);
+        records.push(record);
+    }
+    assert!(files.len() >= 2, "start and decision: {files:?}");
+    let decision = records.last().unwrap();
+    assert_eq!(decision["type"], "decision");
+    assert_victim_matches_kernel(decision, &killed);
+    if records.len() <= 4 {
+        assert_eq!(records[0]["type"], "start", "{records:?}");
+    }
+}
+
+/// A refused `--output` or a stdout that cannot be written: one clear line
+/// (besides warnings), a non-zero exit.
+#[test]
+fn a_bad_output_is_one_clear_line() {
+    use std::os::unix::fs::PermissionsExt;
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("target");
+    fs::write(&target, "keep\n").unwrap();
+    let link = dir.path().join("link.jsonl");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    assert_one_line_error(
+        &["--output", link.to_str().unwrap(), "--duration", "1"],
+        "is a symbolic link",
+    );
+    assert_eq!(fs::read_to_string(&target).unwrap(), "keep\n");
+    let open = dir.path().join("open.jsonl");
+    fs::write(&open, "").unwrap();
+    fs::set_permissions(&open, fs::Permissions::from_mode(0o666)).unwrap();
+    assert_one_line_error(
+        &["--output", open.to_str().unwrap(), "--duration", "1"],
+        "writable by group or others",
+    );
+    assert_one_line_error(
+        &["--output", "/dev/null", "--duration", "1"],
+        "not a regular file",
+    );
+
+    let full = fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = std::process::Command::new(OOMTRACE)
+        .args(["--json", "--duration", "30"])
+        .stdin(std::process::Stdio::null())
+        .stdout(full)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The start record fails at once: no need to wait for --duration.
+    let output = exit_within_timeout(output);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| !l.starts_with("oomtrace: warning: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("writing records to stdout") && errors[0].contains("No space left"),
+        "{stderr}"
+    );
+}

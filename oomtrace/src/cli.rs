@@ -3,7 +3,10 @@
 use std::{path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
-use oomtrace_core::dump::DumpConfig;
+use oomtrace_core::{
+    dump::DumpConfig,
+    output::{DEFAULT_OUTPUT_KEEP, DEFAULT_OUTPUT_MAX_BYTES, OutputFileConfig},
+};
 
 use crate::{
     commands::{Invocation, doctor::DoctorOptions, run::RunOptions},
@@ -30,6 +33,18 @@ pub struct TraceArgs {
     /// JSON Lines output: one record per line with a "type" field.
     #[arg(long)]
     pub json: bool,
+    /// Write the records as JSON Lines to FILE (mode 0600, appended, rotated
+    /// by size) instead of stdout. Refused if FILE is a symlink, not a
+    /// regular file, or writable by anyone else.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Rotate FILE once it would pass this size (default 100 MiB).
+    #[arg(long, value_name = "BYTES", requires = "output",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub output_max_bytes: Option<u64>,
+    /// Rotated files kept: FILE.1 (newest) .. FILE.N; 0 keeps none (default 5).
+    #[arg(long, value_name = "N", requires = "output")]
+    pub output_keep: Option<usize>,
     /// Exit after N decisions.
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
@@ -120,6 +135,11 @@ impl TraceArgs {
         RunOptions {
             cgroups: self.cgroup,
             json: self.json,
+            output: self.output.map(|path| OutputFileConfig {
+                path,
+                max_bytes: self.output_max_bytes.unwrap_or(DEFAULT_OUTPUT_MAX_BYTES),
+                keep: self.output_keep.unwrap_or(DEFAULT_OUTPUT_KEEP),
+            }),
             count: self.count,
             duration: self.duration.map(Duration::from_secs),
             backend: self.backend.resolve(),

@@ -1,9 +1,11 @@
 //! Post-mortem dumps: the document written per decision, its writer with
-//! retention, and the reader behind `oomtrace report`.
+//! retention, the spool that writes them off the event loop, and the reader behind `oomtrace report`.
 pub mod document;
+pub mod spool;
 pub mod writer;
 
 pub mod read;
 
 pub use document::DumpDocument;
+pub use spool::{DUMP_BACKLOG, DUMP_BACKLOG_BYTES, DumpSpool};
 pub use writer::{DumpConfig, DumpError, DumpWriter};

@@ -159,6 +159,25 @@ impl DumpWriter {
         seq: u64,
         document: &serde_json::Value,
     ) -> Result<PathBuf, DumpError> {
+        let serialized = serde_json::to_vec(document).map_err(|source| DumpError::Serialize {
+            path: self.dir.join(file_name(time, seq)),
+            source,
+        });
+        let result = serialized.and_then(|bytes| self.try_write(time, seq, bytes));
+        if result.is_err() {
+            self.failures += 1;
+        }
+        result
+    }
+
+    /// [`write`](Self::write) of a document already serialized (one compact
+    /// JSON document, no final newline): what the background writer gets.
+    pub fn write_serialized(
+        &mut self,
+        time: SystemTime,
+        seq: u64,
+        document: Vec<u8>,
+    ) -> Result<PathBuf, DumpError> {
         let result = self.try_write(time, seq, document);
         if result.is_err() {
             self.failures += 1;
@@ -203,14 +222,10 @@ impl DumpWriter {
         &mut self,
         time: SystemTime,
         seq: u64,
-        document: &serde_json::Value,
+        mut bytes: Vec<u8>,
     ) -> Result<PathBuf, DumpError> {
         let name = file_name(time, seq);
         let path = self.dir.join(&name);
-        let mut bytes = serde_json::to_vec(document).map_err(|source| DumpError::Serialize {
-            path: path.clone(),
-            source,
-        })?;
         bytes.push(b'\n');
 
         let created = match self.create_temp() {

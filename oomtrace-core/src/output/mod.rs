@@ -5,16 +5,29 @@
 //!   and the one-line text of those and of the charge-failure summary;
 //! - `card`: the multi-line cards (decision, candidate table, stall, charge
 //!   failure);
-//! - `writer`: [`Output`], which writes any record as a JSON line or as its
-//!   text, and is the one path for runtime warnings.
+//! - `sink`: [`RecordSink`], what receives every record of a run (the seam
+//!   for outputs and exporters);
+//! - `file`: [`RotatingFile`], `--output FILE` with size-based rotation;
+//! - `queue`: [`QueuedOutput`], the live run's sink: lines written by a
+//!   thread of its own through a bounded backlog, drops counted;
+//! - `writer`: [`Render`] (any record as a JSON line or as its text) and
+//!   [`Output`], the synchronous sink; the one runtime-warning line.
 mod card;
+mod file;
+mod queue;
 mod records;
+mod sink;
 mod writer;
 
 pub use crate::base::units::human_bytes;
 pub use card::{render_candidate_table, render_card};
+pub use file::{
+    DEFAULT_OUTPUT_KEEP, DEFAULT_OUTPUT_MAX_BYTES, OutputFileConfig, OutputFileError, RotatingFile,
+};
+pub use queue::{LineTarget, OUTPUT_BACKLOG, OUTPUT_BACKLOG_BYTES, OutputState, QueuedOutput};
 pub use records::{ChargeHookRecord, LostRecord, StartRecord};
-pub use writer::Output;
+pub use sink::{Fanout, Record, RecordSink};
+pub use writer::{Output, Render, print_warning};
 
 #[cfg(test)]
 mod tests {

@@ -1,89 +1,93 @@
-//! [`Output`]: every record goes out as one JSON line or as its text, and
-//! every runtime warning goes through [`Output::warning`].
+//! [`Render`]: every record as one JSON line or as its text; [`Output`],
+//! the synchronous [`RecordSink`] that writes them; the runtime warning line.
 use std::io::Write;
-
-use serde::Serialize;
 
 use crate::{
     base::text::Escaped,
-    model::{
-        charge::{ChargeFailureRecord, ChargeFailureSummary},
-        decision::Decision,
-        stall::StallRecord,
-    },
     output::{
         card::{charge_failure_card, render_card, stall_card},
-        records::{
-            ChargeHookRecord, LostRecord, StartRecord, charge_failure_summary_text,
-            charge_hook_text, lost_text, start_text,
-        },
+        records::{charge_failure_summary_text, charge_hook_text, lost_text, start_text},
+        sink::{Record, RecordSink},
     },
 };
 
-pub struct Output<W: Write> {
-    json: bool,
+/// How records become lines: JSON (one line each) or the text for a person.
+#[derive(Debug, Clone, Copy)]
+pub struct Render {
+    pub json: bool,
     /// Candidates shown on a decision card.
-    top: usize,
+    pub top: usize,
+}
+
+impl Render {
+    /// The record as one JSON line, or as its text (card or one-liner),
+    /// without the final newline.
+    pub fn line(&self, record: Record<'_>) -> std::io::Result<String> {
+        if self.json {
+            return json_line(record).map_err(std::io::Error::other);
+        }
+        Ok(match record {
+            Record::Start(r) => start_text(r),
+            Record::Decision(d) => render_card(d, self.top),
+            Record::ChargeFailure(r) => charge_failure_card(r),
+            Record::ChargeFailureSummary(r) => charge_failure_summary_text(r),
+            Record::ChargeHook(r) => charge_hook_text(r),
+            Record::Stall(r) => stall_card(r),
+            Record::Lost(r) => lost_text(r),
+        })
+    }
+}
+
+fn json_line(record: Record<'_>) -> serde_json::Result<String> {
+    match record {
+        Record::Start(r) => serde_json::to_string(r),
+        Record::Decision(d) => serde_json::to_string(d),
+        Record::ChargeFailure(r) => serde_json::to_string(r),
+        Record::ChargeFailureSummary(r) => serde_json::to_string(r),
+        Record::ChargeHook(r) => serde_json::to_string(r),
+        Record::Stall(r) => serde_json::to_string(r),
+        Record::Lost(r) => serde_json::to_string(r),
+    }
+}
+
+/// The synchronous sink: each record rendered, written and flushed at once
+/// (the live run uses [`QueuedOutput`](crate::output::QueuedOutput), which
+/// does the writing on a thread of its own).
+pub struct Output<W: Write> {
+    render: Render,
     out: W,
 }
 
 impl<W: Write> Output<W> {
     pub fn new(out: W, json: bool, top: usize) -> Self {
-        Self { json, top, out }
+        Self {
+            render: Render { json, top },
+            out,
+        }
     }
+}
 
-    /// The record as one JSON line, or as `text` renders it; flushed at once.
-    fn record<T: Serialize>(
-        &mut self,
-        record: &T,
-        text: impl FnOnce(&T) -> String,
-    ) -> std::io::Result<()> {
-        let line = if self.json {
-            serde_json::to_string(record).map_err(std::io::Error::other)?
-        } else {
-            text(record)
-        };
+impl<W: Write> RecordSink for Output<W> {
+    fn record(&mut self, record: Record<'_>) -> std::io::Result<()> {
+        let line = self.render.line(record)?;
         writeln!(self.out, "{line}")?;
         self.out.flush()
-    }
-
-    pub fn start(&mut self, record: &StartRecord<'_>) -> std::io::Result<()> {
-        self.record(record, start_text)
-    }
-
-    pub fn lost(&mut self, record: &LostRecord) -> std::io::Result<()> {
-        self.record(record, lost_text)
-    }
-
-    pub fn stall(&mut self, record: &StallRecord) -> std::io::Result<()> {
-        self.record(record, stall_card)
-    }
-
-    pub fn charge_failure(&mut self, record: &ChargeFailureRecord) -> std::io::Result<()> {
-        self.record(record, charge_failure_card)
-    }
-
-    pub fn charge_hook(&mut self, record: &ChargeHookRecord) -> std::io::Result<()> {
-        self.record(record, charge_hook_text)
-    }
-
-    pub fn charge_failure_summary(&mut self, record: &ChargeFailureSummary) -> std::io::Result<()> {
-        self.record(record, charge_failure_summary_text)
-    }
-
-    pub fn decision(&mut self, decision: &Decision) -> std::io::Result<()> {
-        let top = self.top;
-        self.record(decision, |d| render_card(d, top))
     }
 
     /// The one path for a runtime warning (something the run goes on
     /// without): `oomtrace: warning: <text>` on stderr, in both output
     /// modes, so stdout stays records only. Errors that end the program are
     /// not warnings: `main` prints those.
-    pub fn warning(&mut self, text: &str) -> std::io::Result<()> {
-        eprintln!("{}", warning_line(text));
+    fn warning(&mut self, text: &str) -> std::io::Result<()> {
+        print_warning(text);
         Ok(())
     }
+}
+
+/// `oomtrace: warning: <text>` on stderr. A stderr that cannot be written
+/// must not end tracing.
+pub fn print_warning(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", warning_line(text));
 }
 
 /// The warning as printed: untrusted text in it (a path, a comm, a log
@@ -97,6 +101,7 @@ mod tests {
     use crate::base::Envelope;
 
     use super::*;
+    use crate::output::records::LostRecord;
 
     fn lost() -> LostRecord {
         LostRecord {

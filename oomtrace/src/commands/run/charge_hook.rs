@@ -7,12 +7,12 @@
 //! - in `on-demand` mode, checked once a second, it is disarmed once no memcg
 //!   has reclaimed for [`CHARGE_HOOK_IDLE`];
 //! - a failure to attach or detach is a warning, and the hook is given up.
-use std::{io::Write, time::Duration};
+use std::time::Duration;
 
 use anyhow::Result;
 use oomtrace_core::{
     base::Envelope,
-    output::{ChargeHookRecord, Output},
+    output::{ChargeHookRecord, RecordSink},
 };
 
 use crate::{
@@ -24,7 +24,7 @@ use crate::{
 const CHARGE_HOOK_IDLE: Duration = Duration::from_secs(10);
 
 /// At start: applies `--charge-hook`.
-pub fn start<W: Write>(mode: ChargeHookMode, tracer: &Tracer, out: &mut Output<W>) -> Result<()> {
+pub fn start(mode: ChargeHookMode, tracer: &Tracer, out: &mut dyn RecordSink) -> Result<()> {
     match mode {
         ChargeHookMode::Off => tracer.drop_charge_hook(),
         ChargeHookMode::Always if tracer.charge_hook_state().is_none() => out.warning(
@@ -38,21 +38,17 @@ pub fn start<W: Write>(mode: ChargeHookMode, tracer: &Tracer, out: &mut Output<W
 
 /// A memcg reclaims at its limit: arm the hook (nothing if it is armed
 /// already or was given up).
-pub fn on_memcg_at_limit<W: Write>(
+pub fn on_memcg_at_limit(
     tracer: &Tracer,
     memcg: Option<String>,
-    out: &mut Output<W>,
+    out: &mut dyn RecordSink,
 ) -> Result<()> {
     set(tracer, true, memcg, out)
 }
 
 /// Once a second: in `on-demand` mode, detach the armed hook once no memcg
 /// has reclaimed for [`CHARGE_HOOK_IDLE`].
-pub fn on_second<W: Write>(
-    mode: ChargeHookMode,
-    tracer: &Tracer,
-    out: &mut Output<W>,
-) -> Result<()> {
+pub fn on_second(mode: ChargeHookMode, tracer: &Tracer, out: &mut dyn RecordSink) -> Result<()> {
     if mode != ChargeHookMode::OnDemand || tracer.charge_hook_state() != Some(true) {
         return Ok(());
     }
@@ -71,11 +67,11 @@ fn idle(now_ns: u64, latest_reclaim_ns: Option<u64>) -> bool {
 /// Arms or disarms the hook if it is in the other state, with a
 /// `charge_hook` record; a failure is a warning (the OOM-path hooks still
 /// report), and the hook is not tried again.
-fn set<W: Write>(
+fn set(
     tracer: &Tracer,
     armed: bool,
     memcg: Option<String>,
-    out: &mut Output<W>,
+    out: &mut dyn RecordSink,
 ) -> Result<()> {
     if tracer.charge_hook_state() != Some(!armed) {
         return Ok(());

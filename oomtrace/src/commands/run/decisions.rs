@@ -1,20 +1,23 @@
-//! Decisions on their way out: each is dumped (with `--dump-dir`), then
-//! written as a card or a JSON line, until `--count` of them have gone out.
-use std::{io::Write, time::SystemTime};
+//! Decisions on their way out: each is handed to the dump thread (with
+//! `--dump-dir`), then to the output, until `--count` of them have gone
+//! out. Dump failures and dumps dropped (the disk fell behind) come back
+//! here as warnings and `lost` records.
+use std::time::SystemTime;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use oomtrace_core::{
     base::{
+        Envelope,
         host::{HostFacts, page_size},
         time::parse_rfc3339,
     },
-    dump::{DumpDocument, DumpWriter},
+    dump::{DUMP_BACKLOG, DUMP_BACKLOG_BYTES, DumpDocument, DumpSpool, DumpWriter},
     model::decision::Decision,
-    output::Output,
+    output::{LostRecord, RecordSink},
 };
 
 pub struct Decisions {
-    dumps: Option<DumpWriter>,
+    dumps: Option<DumpSpool>,
     /// Facts about this host, in every dump.
     host: HostFacts,
     count: Option<u64>,
@@ -22,13 +25,18 @@ pub struct Decisions {
 }
 
 impl Decisions {
-    pub fn new(dumps: Option<DumpWriter>, count: Option<u64>) -> Self {
-        Self {
+    /// With `--dump-dir`, starts the dump thread on its writer.
+    pub fn new(dumps: Option<DumpWriter>, count: Option<u64>) -> Result<Self> {
+        let dumps = dumps
+            .map(|writer| DumpSpool::spawn(writer, DUMP_BACKLOG_BYTES))
+            .transpose()
+            .context("starting the dump writer")?;
+        Ok(Self {
             dumps,
             host: HostFacts::collect(page_size() as u64),
             count,
             emitted: 0,
-        }
+        })
     }
 
     /// How many decisions went out.
@@ -43,11 +51,7 @@ impl Decisions {
 
     /// Writes decisions (and their dumps) until `--count`; true once that
     /// many have gone out.
-    pub fn write<W: Write>(
-        &mut self,
-        out: &mut Output<W>,
-        decisions: Vec<Decision>,
-    ) -> Result<bool> {
+    pub fn write(&mut self, out: &mut dyn RecordSink, decisions: Vec<Decision>) -> Result<bool> {
         for mut decision in decisions {
             if self.done() {
                 return Ok(true);
@@ -59,23 +63,50 @@ impl Decisions {
         Ok(self.done())
     }
 
-    /// The decision with its evidence as a dump file; the evidence goes
-    /// into the dump only. A full or read-only dump directory never stops
-    /// tracing: a failed dump is a warning.
-    fn dump<W: Write>(&mut self, decision: &mut Decision, out: &mut Output<W>) -> Result<()> {
-        let Some(writer) = self.dumps.as_mut() else {
+    /// The decision with its evidence, queued for its dump file; the
+    /// evidence goes into the dump only.
+    fn dump(&mut self, decision: &mut Decision, out: &mut dyn RecordSink) -> Result<()> {
+        let Some(spool) = self.dumps.as_mut() else {
             return Ok(());
         };
         let time = decision_time(decision);
         let seq = decision.seq;
         let events = std::mem::take(&mut decision.evidence);
         let document = DumpDocument::new(decision.clone(), events, self.host.clone());
-        let value = serde_json::to_value(&document)?;
-        if let Err(e) = writer.write(time, seq, &value) {
-            out.warning(&format!(
-                "dump of decision {seq} not written ({e}); {} dump(s) failed so far",
-                writer.failures()
-            ))?;
+        if let Err(e) = spool.submit(time, seq, &document) {
+            out.warning(&format!("dump of decision {seq} not written ({e})"))?;
+        }
+        Ok(())
+    }
+
+    /// Dumps that failed (a full or read-only directory never stops
+    /// tracing: a warning each) and dumps dropped since the last call.
+    pub fn report_dumps(&mut self, out: &mut dyn RecordSink) -> Result<()> {
+        let Some(spool) = self.dumps.as_mut() else {
+            return Ok(());
+        };
+        for warning in spool.warnings() {
+            out.warning(&warning)?;
+        }
+        if let Some((count, total)) = spool.newly_dropped() {
+            out.lost(&LostRecord {
+                envelope: Envelope::now("lost"),
+                source: DUMP_BACKLOG.to_owned(),
+                count,
+                total,
+            })?;
+        }
+        Ok(())
+    }
+
+    /// The end of the run: what is dropped is said, every queued dump is
+    /// written, and the last failures are warned about.
+    pub fn close(&mut self, out: &mut dyn RecordSink) -> Result<()> {
+        self.report_dumps(out)?;
+        if let Some(spool) = self.dumps.take() {
+            for warning in spool.close() {
+                out.warning(&warning)?;
+            }
         }
         Ok(())
     }

@@ -1,12 +1,11 @@
 //! Lost-event accounting. Each loss is a `lost` record with what was lost
 //! since the previous record of its source and the total; malformed
 //! ring-buffer records are counted and warned about once, at the end.
-use std::io::Write;
 
 use oomtrace_core::{
     base::Envelope,
     events::kind_name,
-    output::{LostRecord, Output},
+    output::{LostRecord, RecordSink},
 };
 
 pub struct Losses {
@@ -31,13 +30,13 @@ impl Losses {
     }
 
     /// `count` kernel-log records were overwritten before they were read.
-    pub fn kmsg<W: Write>(&mut self, count: u64, out: &mut Output<W>) -> std::io::Result<()> {
+    pub fn kmsg(&mut self, count: u64, out: &mut dyn RecordSink) -> std::io::Result<()> {
         self.kmsg_total += count;
         out.lost(&record("kmsg".to_owned(), count, self.kmsg_total))
     }
 
     /// The decision builder has evicted `total` half-built decisions so far.
-    pub fn pending<W: Write>(&mut self, total: u64, out: &mut Output<W>) -> std::io::Result<()> {
+    pub fn pending(&mut self, total: u64, out: &mut dyn RecordSink) -> std::io::Result<()> {
         if total > self.pending_seen {
             out.lost(&record(
                 "pending".to_owned(),
@@ -50,10 +49,10 @@ impl Losses {
     }
 
     /// The ring buffer's drop counters (event kind, total) as the kernel has them.
-    pub fn ringbuf<W: Write>(
+    pub fn ringbuf(
         &mut self,
         drops: Vec<(u32, u64)>,
-        out: &mut Output<W>,
+        out: &mut dyn RecordSink,
     ) -> std::io::Result<()> {
         for (kind, total) in drops {
             let seen = &mut self.ringbuf_seen[kind as usize];
@@ -72,7 +71,7 @@ impl Losses {
     }
 
     /// At the end of the run: a warning if any record did not decode.
-    pub fn warn_malformed<W: Write>(&self, out: &mut Output<W>) -> std::io::Result<()> {
+    pub fn warn_malformed(&self, out: &mut dyn RecordSink) -> std::io::Result<()> {
         if self.malformed > 0 {
             out.warning(&format!(
                 "{} malformed ring-buffer records were skipped",

@@ -2,13 +2,15 @@
 //! by `cli.rs`.
 use std::{path::PathBuf, time::Duration};
 
-use oomtrace_core::dump::DumpConfig;
+use oomtrace_core::{dump::DumpConfig, output::OutputFileConfig};
 
 use crate::kernel::loader::{BackendRequest, ChargeHookMode};
 
 pub struct RunOptions {
     pub cgroups: Vec<PathBuf>,
     pub json: bool,
+    /// `--output FILE`: JSON Lines to a rotated file instead of stdout.
+    pub output: Option<OutputFileConfig>,
     pub count: Option<u64>,
     pub duration: Option<Duration>,
     pub backend: BackendRequest,

@@ -2,12 +2,11 @@
 //! decision has learned from the kernel's own numbers which read this
 //! kernel's OOM killer uses (`model::exact`), the candidate hooks are told;
 //! with `get_mm_counter` they stop summing the candidates' per-CPU counters.
-use std::io::Write;
 
 use anyhow::Result;
 use oomtrace_core::{
     model::{decision::Decision, exact::RssRule},
-    output::Output,
+    output::RecordSink,
 };
 
 use crate::kernel::loader::Tracer;
@@ -19,11 +18,11 @@ pub struct SharedRssRule(Option<RssRule>);
 impl SharedRssRule {
     /// Tells the programs the rule the latest of `decisions` learned, when
     /// it differs from what they were told; a failure is a warning.
-    pub fn share<W: Write>(
+    pub fn share(
         &mut self,
         tracer: &Tracer,
         decisions: &[Decision],
-        out: &mut Output<W>,
+        out: &mut dyn RecordSink,
     ) -> Result<()> {
         let learned = decisions
             .iter()

@@ -1,7 +1,6 @@
 //! One run of the collector: opened once, fed by the loop one input at a
 //! time, drained and finished when the loop ends.
 use std::{
-    io::StdoutLock,
     ops::ControlFlow,
     time::{Duration, Instant},
 };
@@ -20,14 +19,14 @@ use oomtrace_core::{
         decision::{Builder, Environment, Sources},
         stall::StallMonitor,
     },
-    output::{Output, StartRecord},
+    output::{RecordSink, StartRecord},
     report::{ReportParser, SourceLine},
 };
 
 use crate::{
     commands::run::{
         charge_hook, decisions::Decisions, env::LiveEnv, inputs::Inputs, lost::Losses,
-        options::RunOptions, rss_rule::SharedRssRule,
+        options::RunOptions, output::RunOutput, rss_rule::SharedRssRule,
     },
     kernel::{
         kmsg::{Kmsg, KmsgRead, KmsgRecord},
@@ -42,7 +41,7 @@ const STALL_POLL: Duration = Duration::from_secs(1);
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
 
 pub struct Session {
-    out: Output<StdoutLock<'static>>,
+    out: RunOutput,
     env: LiveEnv,
     builder: Builder,
     parser: ReportParser,
@@ -72,12 +71,12 @@ impl Session {
             .map(|path| hierarchy.scope(path))
             .collect::<Result<_, _>>()?;
         let dumps = options.dump.clone().map(DumpWriter::open).transpose()?;
+        let mut out = RunOutput::open(options)?;
         let mut tracer = Tracer::start(&TraceOptions {
             backend: options.backend,
             cgroup_ids: scope.iter().map(|s| s.id).collect(),
             btf_path: options.btf_path.clone(),
         })?;
-        let mut out = Output::new(std::io::stdout().lock(), options.json, options.top);
         let oom_score_adj = protect_self(options.oom_score_adj, &mut out)?;
         let kmsg = open_kmsg(&mut out)?;
         let release = loader::kernel_release();
@@ -94,7 +93,7 @@ impl Session {
             charges: ChargeTracker::new(),
             stalls: stall_monitor(&hierarchy, &scope, &tracer),
             stall_poll: Every::new(STALL_POLL),
-            decisions: Decisions::new(dumps, options.count),
+            decisions: Decisions::new(dumps, options.count)?,
             lost: Losses::new(),
             housekeeping: Every::new(HOUSEKEEPING),
             charge_hook: options.charge_hook,
@@ -141,6 +140,9 @@ impl Session {
     /// stalls, evicted decisions; once a second the ring buffer's drops and
     /// the on-demand charge hook.
     pub fn on_tick(&mut self) -> Result<ControlFlow<()>> {
+        if self.out.on_tick()?.is_break() {
+            return Ok(ControlFlow::Break(()));
+        }
         let decisions = self.builder.poll(Instant::now(), &mut self.env);
         self.rss_rule
             .share(&self.env.tracer, &decisions, &mut self.out)?;
@@ -155,6 +157,7 @@ impl Session {
             self.poll_stalls()?;
         }
         self.lost.pending(self.builder.evicted, &mut self.out)?;
+        self.decisions.report_dumps(&mut self.out)?;
         if self.housekeeping.due() {
             charge_hook::on_second(self.charge_hook, &self.env.tracer, &mut self.out)?;
             self.lost.ringbuf(self.env.tracer.drops(), &mut self.out)?;
@@ -166,7 +169,7 @@ impl Session {
     /// delivered is read (a SIGTERM mid-OOM), and whatever is half-built
     /// still goes out: nothing is lost silently.
     pub fn drain(&mut self, inputs: &mut Inputs) -> Result<()> {
-        if self.decisions.done() {
+        if self.decisions.done() || self.out.ended()? {
             return Ok(());
         }
         let now = Instant::now();
@@ -203,6 +206,8 @@ impl Session {
             self.out.charge_failure_summary(&summary)?;
         }
         self.lost.warn_malformed(&mut self.out)?;
+        self.decisions.close(&mut self.out)?;
+        self.out.close()?;
         Ok(self.decisions.emitted())
     }
 
@@ -274,7 +279,7 @@ impl Session {
 }
 
 /// `/dev/kmsg`, or a warning that decisions will lack the kernel's report.
-fn open_kmsg<W: std::io::Write>(out: &mut Output<W>) -> Result<Option<Kmsg>> {
+fn open_kmsg(out: &mut dyn RecordSink) -> Result<Option<Kmsg>> {
     match Kmsg::open(std::path::Path::new("/dev/kmsg")) {
         Ok(kmsg) => Ok(Some(kmsg)),
         Err(e) => {
@@ -309,7 +314,7 @@ fn start_record<'a>(
 /// CAP_SYS_RESOURCE; without it the run goes on, with a warning. Returns
 /// the value in force.
 /// A value already lower (a unit's `OOMScoreAdjust=-1000`) is kept.
-fn protect_self<W: std::io::Write>(adj: Option<i32>, out: &mut Output<W>) -> Result<Option<i32>> {
+fn protect_self(adj: Option<i32>, out: &mut dyn RecordSink) -> Result<Option<i32>> {
     const PATH: &str = "/proc/self/oom_score_adj";
     let read = || -> Option<i32> { std::fs::read_to_string(PATH).ok()?.trim().parse().ok() };
     if let Some(adj) = adj

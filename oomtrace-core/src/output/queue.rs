@@ -1,0 +1,316 @@
+//! [`QueuedOutput`]: the live run's sink. Records are rendered on the event
+//! loop and written by a thread of its own through a [`Backlog`] bounded in
+//! bytes of rendered lines ([`OUTPUT_BACKLOG_BYTES`]), so a slow or blocked
+//! reader never stalls the reading of the ring buffer and the kernel log.
+//! When the backlog is full the record is dropped and counted; the count
+//! goes out as a `lost` record (source `output_backlog`) in place, as soon
+//! as there is room, and at the end of the run.
+use std::{
+    io::{self, Write},
+    time::Duration,
+};
+
+use crate::{
+    base::{
+        Envelope,
+        backlog::{Backlog, Closed},
+        units::human_bytes,
+    },
+    output::{
+        records::LostRecord,
+        sink::{Record, RecordSink},
+        writer::{Render, print_warning},
+    },
+};
+
+/// Rendered lines waiting for the writer, at most (4 MiB: thousands of
+/// decisions, seconds of a storm on a stuck terminal).
+pub const OUTPUT_BACKLOG_BYTES: usize = 4 << 20;
+
+/// The `lost` source of records dropped because the output fell behind.
+pub const OUTPUT_BACKLOG: &str = "output_backlog";
+
+/// Where the writer thread puts lines: one whole line (newline included)
+/// at a time, then a flush per batch.
+pub trait LineTarget: Send + 'static {
+    fn write_line(&mut self, line: &[u8]) -> io::Result<()>;
+    fn flush(&mut self) -> io::Result<()>;
+}
+
+impl<W: Write + Send + 'static> LineTarget for W {
+    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+        self.write_all(line)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Write::flush(self)
+    }
+}
+
+/// How the output ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum OutputState {
+    Writing,
+    /// The reader went away (EPIPE): the run should end, quietly.
+    ReaderGone,
+}
+
+pub struct QueuedOutput {
+    render: Render,
+    lines: Backlog<String>,
+    /// Dropped since the last `output_backlog` record went in.
+    unreported: u64,
+    dropped: u64,
+}
+
+impl QueuedOutput {
+    /// Starts the writer thread on `target`.
+    pub fn spawn(target: impl LineTarget, render: Render, bound: usize) -> io::Result<Self> {
+        let mut target = target;
+        let lines = Backlog::spawn("oomtrace-output", bound, move |batch: Vec<String>| {
+            for line in batch {
+                target.write_line(line.as_bytes())?;
+            }
+            target.flush()
+        })?;
+        Ok(Self {
+            render,
+            lines,
+            unreported: 0,
+            dropped: 0,
+        })
+    }
+
+    /// Records dropped because the backlog was full, since the start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Whether the writer still writes: an EPIPE is the reader gone; any
+    /// other write error is returned.
+    pub fn state(&self) -> io::Result<OutputState> {
+        match self.lines.failure() {
+            None => Ok(OutputState::Writing),
+            Some(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(OutputState::ReaderGone),
+            Some(e) => Err(e),
+        }
+    }
+
+    /// The end of the run: the last count of dropped records goes in (even
+    /// past the bound), then the writer gets at most `grace` to write what
+    /// is queued (a reader that never reads must not hang the exit). A
+    /// reader gone is fine; a write error, or lines left unwritten, is an
+    /// error. Records dropped in the run are also a warning.
+    pub fn close(self, grace: Duration) -> io::Result<()> {
+        if self.unreported > 0
+            && let Ok(line) = self.lost_line()
+        {
+            let bytes = line.len();
+            // An empty backlog takes anything; otherwise try, and say so below.
+            let _ = self.lines.try_push(line, bytes);
+        }
+        if self.dropped > 0 {
+            print_warning(&format!(
+                "{} record(s) dropped: the output did not keep up (backlog of {})",
+                self.dropped,
+                human_bytes(self.lines.bound() as u64)
+            ));
+        }
+        match self.lines.close(Some(grace)) {
+            Closed::Done(Ok(())) => Ok(()),
+            Closed::Done(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+            Closed::Done(Err(e)) => Err(e),
+            Closed::TimedOut { pending } => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!(
+                    "output blocked: {pending} record(s) still queued after {} s",
+                    grace.as_secs()
+                ),
+            )),
+        }
+    }
+
+    /// The count of dropped records goes in now if there is room (called
+    /// on the loop's tick, so it does not wait for the next record).
+    pub fn report_drops(&mut self) -> io::Result<()> {
+        if self.unreported > 0 && self.lines.failure().is_none() {
+            let lost = self.lost_line()?;
+            let bytes = lost.len();
+            if self.lines.try_push(lost, bytes).is_ok() {
+                self.unreported = 0;
+            }
+        }
+        Ok(())
+    }
+
+    fn lost_line(&self) -> io::Result<String> {
+        let record = LostRecord {
+            envelope: Envelope::now("lost"),
+            source: OUTPUT_BACKLOG.to_owned(),
+            count: self.unreported,
+            total: self.dropped,
+        };
+        let mut line = self.render.line(Record::Lost(&record))?;
+        line.push('\n');
+        Ok(line)
+    }
+
+    /// Queues `line`, or counts it dropped.
+    fn push(&mut self, line: String) {
+        let bytes = line.len();
+        if self.lines.try_push(line, bytes).is_err() {
+            self.unreported += 1;
+            self.dropped += 1;
+        }
+    }
+}
+
+impl RecordSink for QueuedOutput {
+    fn record(&mut self, record: Record<'_>) -> io::Result<()> {
+        if self.lines.failure().is_some() {
+            // The writer stopped: the loop ends on its next look at `state`.
+            return Ok(());
+        }
+        self.report_drops()?;
+        let mut line = self.render.line(record)?;
+        line.push('\n');
+        if self.unreported > 0 {
+            // No room even for the count: this record cannot go either,
+            // or it would pass the count.
+            self.unreported += 1;
+            self.dropped += 1;
+            return Ok(());
+        }
+        self.push(line);
+        Ok(())
+    }
+
+    fn warning(&mut self, text: &str) -> io::Result<()> {
+        print_warning(text);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex, mpsc};
+
+    use super::*;
+
+    /// A reader that reads nothing until told to.
+    struct Stuck {
+        gate: mpsc::Receiver<()>,
+        got: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl LineTarget for Stuck {
+        fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
+            let _ = self.gate.recv();
+            self.got.lock().unwrap().extend_from_slice(line);
+            Ok(())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lost(n: u64) -> LostRecord {
+        LostRecord {
+            envelope: Envelope::new("lost", "2025-01-01T00:00:00Z".to_owned()),
+            source: "kmsg".to_owned(),
+            count: n,
+            total: n,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_counts_and_reports_in_place_keeping_order() {
+        let (open, gate) = mpsc::channel();
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let target = Stuck {
+            gate,
+            got: Arc::clone(&got),
+        };
+        let render = Render {
+            json: true,
+            top: 10,
+        };
+        let one = render.line(Record::Lost(&lost(1))).unwrap().len() + 1;
+        // Room for three records.
+        let mut out = QueuedOutput::spawn(target, render, 3 * one + one / 2).unwrap();
+        for n in 1..=6 {
+            out.lost(&lost(n)).unwrap();
+        }
+        assert_eq!(out.dropped(), 3);
+        // The reader resumes: what was queued goes out, then the count of
+        // what was dropped, then the records after it.
+        for _ in 0..100 {
+            let _ = open.send(());
+        }
+        while out.lines.queued_bytes() > 0 {
+            std::thread::yield_now();
+        }
+        out.lost(&lost(7)).unwrap();
+        out.close(Duration::from_secs(60)).unwrap();
+        let text = String::from_utf8(got.lock().unwrap().clone()).unwrap();
+        let records: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let seen: Vec<(String, u64)> = records
+            .iter()
+            .map(|r| {
+                (
+                    r["source"].as_str().unwrap().to_owned(),
+                    r["count"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        let kmsg = |n| ("kmsg".to_owned(), n);
+        assert_eq!(seen[..3], [kmsg(1), kmsg(2), kmsg(3)]);
+        let backlog = &records[3];
+        assert_eq!(backlog["source"], OUTPUT_BACKLOG);
+        assert_eq!(backlog["count"], 3);
+        assert_eq!(backlog["total"], 3);
+        assert_eq!(seen[4..], [kmsg(7)]);
+    }
+
+    #[test]
+    fn the_reader_gone_is_a_state_not_an_error() {
+        struct Closed;
+        impl LineTarget for Closed {
+            fn write_line(&mut self, _: &[u8]) -> io::Result<()> {
+                Err(io::Error::from(io::ErrorKind::BrokenPipe))
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut out = QueuedOutput::spawn(Closed, Render { json: true, top: 1 }, 1 << 20).unwrap();
+        out.lost(&lost(1)).unwrap();
+        while out.state().unwrap() == OutputState::Writing {
+            std::thread::yield_now();
+        }
+        // Later records are ignored without error, and closing is clean.
+        out.lost(&lost(2)).unwrap();
+        out.close(Duration::from_secs(60)).unwrap();
+    }
+
+    #[test]
+    fn a_full_device_is_an_error() {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+        let Ok(full) = full else { return };
+        let mut out = QueuedOutput::spawn(full, Render { json: true, top: 1 }, 1 << 20).unwrap();
+        out.lost(&lost(1)).unwrap();
+        let error = loop {
+            match out.state() {
+                Ok(OutputState::Writing) => std::thread::yield_now(),
+                Ok(state) => panic!("{state:?}"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(error.kind(), io::ErrorKind::StorageFull, "{error}");
+        assert!(out.close(Duration::from_secs(60)).is_err());
+    }
+}
