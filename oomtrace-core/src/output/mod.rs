@@ -6,8 +6,10 @@
 //! - `card`: the multi-line cards (decision, candidate table, stall, charge
 //!   failure);
 //! - `writer`: [`Output`], which writes any record as a JSON line or as its
-//!   text, and is the one path for runtime warnings.
+//!   text, and is the one path for runtime warnings;
+//! - `metrics`: [`metrics::Metrics`], the records as Prometheus series (`--metrics`).
 mod card;
+pub mod metrics;
 mod records;
 mod writer;
 
