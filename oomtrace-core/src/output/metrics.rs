@@ -217,8 +217,12 @@ impl Metrics {
     pub fn on_decision(&mut self, decision: &Decision, now: Instant) {
         let (identity, memcg) = kill_identity(decision);
         let constraint = decision.constraint.as_deref().unwrap_or("unknown");
-        self.kills.get_or_create(&kill_labels(constraint, &identity)).inc();
-        self.track(identity, memcg, now).constraints.insert(constraint.to_owned());
+        self.kills
+            .get_or_create(&kill_labels(constraint, &identity))
+            .inc();
+        self.track(identity, memcg, now)
+            .constraints
+            .insert(constraint.to_owned());
     }
 
     /// A failure, with those the kernel's rate limit held back since the
@@ -230,7 +234,12 @@ impl Metrics {
 
     /// At exit: the failures no record reported.
     pub fn on_charge_failure_summary(&mut self, record: &ChargeFailureSummary, now: Instant) {
-        self.charge_failures_of(record.memcg.as_deref(), record.reason, record.suppressed, now);
+        self.charge_failures_of(
+            record.memcg.as_deref(),
+            record.reason,
+            record.suppressed,
+            now,
+        );
     }
 
     pub fn on_stall(&mut self, record: &StallRecord, now: Instant) {
@@ -239,13 +248,17 @@ impl Metrics {
         if stalled {
             self.stalls.get_or_create(&identity).inc();
         }
-        self.stalled.get_or_create(&identity).set(i64::from(stalled));
+        self.stalled
+            .get_or_create(&identity)
+            .set(i64::from(stalled));
         self.track(identity, record.memcg.clone(), now).stalls = true;
     }
 
     pub fn on_lost(&mut self, record: &LostRecord) {
         let cause = record.source.clone();
-        self.lost.get_or_create(&CauseLabels { cause }).inc_by(record.count);
+        self.lost
+            .get_or_create(&CauseLabels { cause })
+            .inc_by(record.count);
     }
 
     /// Removes the series of every memcg gone (`exists` says no) whose
@@ -276,7 +289,9 @@ impl Metrics {
         self.charge_failures.get_or_create(&labels).inc_by(n);
         if let Some(memcg) = memcg {
             let memcg = memcg.to_owned();
-            self.track(identity, memcg, now).reasons.insert(reason.to_owned());
+            self.track(identity, memcg, now)
+                .reasons
+                .insert(reason.to_owned());
         }
     }
 
@@ -298,7 +313,8 @@ impl Metrics {
             self.kills.remove(&kill_labels(constraint, identity));
         }
         for reason in &tracked.reasons {
-            self.charge_failures.remove(&charge_labels(reason, identity));
+            self.charge_failures
+                .remove(&charge_labels(reason, identity));
         }
         if tracked.stalls {
             self.stalls.remove(identity);
@@ -342,7 +358,10 @@ fn charge_labels(reason: &str, id: &Identity) -> ChargeLabels {
 
 /// The `lost` sources the run can report (see `LostRecord::source`).
 fn known_lost_causes() -> Vec<String> {
-    let ringbuf = (0..oomtrace_ebpf::kind::COUNT).map(|k| format!("ringbuf:{}", kind_name(k)));
+    let ringbuf = (0..oomtrace_ebpf::kind::COUNT)
+        .map(kind_name)
+        .filter(|&name| name != "unknown")
+        .map(|name| format!("ringbuf:{name}"));
     ["kmsg", "pending"]
         .into_iter()
         .map(str::to_owned)
@@ -363,7 +382,9 @@ fn register_start(registry: &mut Registry, start: &StartRecord<'_>) {
     let hooks = Family::<HookLabels, Gauge>::default();
     for status in start.hooks {
         let hook = status.hook.clone();
-        hooks.get_or_create(&HookLabels { hook }).set(i64::from(status.attached));
+        hooks
+            .get_or_create(&HookLabels { hook })
+            .set(i64::from(status.attached));
     }
     registry.register(
         "oomtrace_hook_attached",
@@ -394,15 +415,18 @@ mod tests {
     };
 
     fn hooks() -> Vec<HookStatus> {
-        [("tracepoint/oom/mark_victim", true), ("fentry/out_of_memory", false)]
-            .into_iter()
-            .map(|(hook, attached)| HookStatus {
-                hook: hook.to_owned(),
-                attached,
-                required: false,
-                error: (!attached).then(|| "EPERM".to_owned()),
-            })
-            .collect()
+        [
+            ("tracepoint/oom/mark_victim", true),
+            ("fentry/out_of_memory", false),
+        ]
+        .into_iter()
+        .map(|(hook, attached)| HookStatus {
+            hook: hook.to_owned(),
+            attached,
+            required: false,
+            error: (!attached).then(|| "EPERM".to_owned()),
+        })
+        .collect()
     }
 
     fn metrics(hooks: &[HookStatus]) -> Metrics {
@@ -442,7 +466,11 @@ mod tests {
         ChargeFailureRecord {
             envelope: Envelope::now("charge_failure"),
             memcg: Some(memcg.to_owned()),
-            task: FailedTask { pid: 4242, tgid: 4242, comm: "secretcomm".to_owned() },
+            task: FailedTask {
+                pid: 4242,
+                tgid: 4242,
+                comm: "secretcomm".to_owned(),
+            },
             gfp_mask: None,
             gfp_flags: None,
             order: None,
@@ -509,7 +537,10 @@ mod tests {
             "oomtrace_hook_attached{hook=\"tracepoint/oom/mark_victim\"} 1",
             "oomtrace_hook_attached{hook=\"fentry/out_of_memory\"} 0",
         ] {
-            assert!(text.lines().any(|l| l == line), "{line} missing from\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line} missing from\n{text}"
+            );
         }
         let build = format!(
             "oomtrace_build_info{{version=\"{}\",schema_version=\"{SCHEMA_VERSION}\"}} 1",
@@ -517,11 +548,15 @@ mod tests {
         );
         assert!(text.lines().any(|l| l == build), "{text}");
         assert!(!text.contains("# EOF"));
+        assert!(!text.contains("ringbuf:unknown"), "{text}");
 
         let open = m.exposition().render(Format::OpenMetrics);
         assert!(open.ends_with("# EOF\n"), "{open}");
         assert!(open.contains("# TYPE oomtrace_tracer info\n"), "{open}");
-        assert!(open.contains("# TYPE oomtrace_oom_kills counter\n"), "{open}");
+        assert!(
+            open.contains("# TYPE oomtrace_oom_kills counter\n"),
+            "{open}"
+        );
     }
 
     #[test]
@@ -530,8 +565,16 @@ mod tests {
         assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
         assert_eq!(Format::negotiate(Some("*/*")), Format::PrometheusText);
         assert_eq!(Format::negotiate(None), Format::PrometheusText);
-        assert!(Format::OpenMetrics.content_type().starts_with("application/openmetrics-text"));
-        assert!(Format::PrometheusText.content_type().contains("version=0.0.4"));
+        assert!(
+            Format::OpenMetrics
+                .content_type()
+                .starts_with("application/openmetrics-text")
+        );
+        assert!(
+            Format::PrometheusText
+                .content_type()
+                .contains("version=0.0.4")
+        );
     }
 
     #[test]
@@ -596,7 +639,9 @@ mod tests {
         };
         m.on_charge_failure_summary(&summary, now);
         let series = |reason: &str| {
-            format!("oomtrace_charge_failures_total{{reason=\"{reason}\",namespace=\"\",pod=\"\",container=\"\",memcg=\"/a\"}}")
+            format!(
+                "oomtrace_charge_failures_total{{reason=\"{reason}\",namespace=\"\",pod=\"\",container=\"\",memcg=\"/a\"}}"
+            )
         };
         assert_eq!(value(&m, &series("noretry")), Some(5.0));
         assert_eq!(value(&m, &series("no_victim")), Some(1.0));
@@ -607,8 +652,10 @@ mod tests {
     fn a_stall_is_counted_and_shown_while_it_lasts() {
         let mut m = metrics(&[]);
         let now = Instant::now();
-        let stalled = "oomtrace_oom_stalled{namespace=\"\",pod=\"\",container=\"\",memcg=\"/frozen\"}";
-        let stalls = "oomtrace_oom_stalls_total{namespace=\"\",pod=\"\",container=\"\",memcg=\"/frozen\"}";
+        let stalled =
+            "oomtrace_oom_stalled{namespace=\"\",pod=\"\",container=\"\",memcg=\"/frozen\"}";
+        let stalls =
+            "oomtrace_oom_stalls_total{namespace=\"\",pod=\"\",container=\"\",memcg=\"/frozen\"}";
         m.on_stall(&stall("/frozen", "stalled"), now);
         assert_eq!(value(&m, stalled), Some(1.0));
         m.on_stall(&stall("/frozen", "released"), now);
@@ -622,7 +669,12 @@ mod tests {
     #[test]
     fn lost_events_add_up_by_cause() {
         let mut m = metrics(&[]);
-        for (source, count) in [("kmsg", 2), ("kmsg", 3), ("ringbuf:victim_task", 1), ("new", 4)] {
+        for (source, count) in [
+            ("kmsg", 2),
+            ("kmsg", 3),
+            ("ringbuf:victim_task", 1),
+            ("new", 4),
+        ] {
             m.on_lost(&LostRecord {
                 envelope: Envelope::now("lost"),
                 source: source.to_owned(),
@@ -645,12 +697,18 @@ mod tests {
         m.on_charge_failure(&charge_failure("/gone", "no_victim", 0), t0);
         m.on_stall(&stall("/gone", "stalled"), t0);
         m.on_decision(&decision(Some("memcg"), Some("/alive")), t0);
-        m.on_decision(&decision(Some("memcg"), Some("/recent")), t0 + FORGET_AFTER / 2);
+        m.on_decision(
+            &decision(Some("memcg"), Some("/recent")),
+            t0 + FORGET_AFTER / 2,
+        );
         m.on_decision(&decision(Some("global"), None), t0);
         let exists = |path: &str| path == "/alive" || path == "/";
 
         // Gone, but not unchanged for long enough yet.
-        assert_eq!(m.forget_gone(t0 + FORGET_AFTER - Duration::from_secs(1), exists), 0);
+        assert_eq!(
+            m.forget_gone(t0 + FORGET_AFTER - Duration::from_secs(1), exists),
+            0
+        );
         assert_eq!(value(&m, &kills("/gone", "memcg")), Some(1.0));
 
         assert_eq!(m.forget_gone(t0 + FORGET_AFTER, exists), 1);
@@ -679,7 +737,10 @@ mod tests {
                     line.starts_with("# ") || line.starts_with("oomtrace_"),
                     "{line:?}"
                 );
-                assert!(!line.starts_with("oomtrace_oom_kills_total{memcg"), "{text}");
+                assert!(
+                    !line.starts_with("oomtrace_oom_kills_total{memcg"),
+                    "{text}"
+                );
             }
         }
     }
