@@ -1,6 +1,9 @@
 //! Decisions on their way out: each is dumped (with `--dump-dir`), then
 //! written as a card or a JSON line, until `--count` of them have gone out.
-use std::{io::Write, time::SystemTime};
+use std::{
+    io::Write,
+    time::{Instant, SystemTime},
+};
 
 use anyhow::Result;
 use oomtrace_core::{
@@ -10,7 +13,7 @@ use oomtrace_core::{
     },
     dump::{DumpDocument, DumpWriter},
     model::decision::Decision,
-    output::Output,
+    output::{Output, metrics::Metrics},
 };
 
 pub struct Decisions {
@@ -41,11 +44,12 @@ impl Decisions {
         self.count.is_some_and(|n| self.emitted >= n)
     }
 
-    /// Writes decisions (and their dumps) until `--count`; true once that
-    /// many have gone out.
+    /// Writes decisions (and their dumps) until `--count`, counting them in
+    /// `metrics`; true once that many have gone out.
     pub fn write<W: Write>(
         &mut self,
         out: &mut Output<W>,
+        mut metrics: Option<&mut Metrics>,
         decisions: Vec<Decision>,
     ) -> Result<bool> {
         for mut decision in decisions {
@@ -54,6 +58,9 @@ impl Decisions {
             }
             self.dump(&mut decision, out)?;
             out.decision(&decision)?;
+            if let Some(metrics) = metrics.as_deref_mut() {
+                metrics.on_decision(&decision, Instant::now());
+            }
             self.emitted += 1;
         }
         Ok(self.done())

@@ -1,6 +1,7 @@
 //! Lost-event accounting. Each loss is a `lost` record with what was lost
-//! since the previous record of its source and the total; malformed
-//! ring-buffer records are counted and warned about once, at the end.
+//! since the previous record of its source and the total, for the session to
+//! emit; malformed ring-buffer records are counted and warned about once, at
+//! the end.
 use std::io::Write;
 
 use oomtrace_core::{
@@ -31,39 +32,30 @@ impl Losses {
     }
 
     /// `count` kernel-log records were overwritten before they were read.
-    pub fn kmsg<W: Write>(&mut self, count: u64, out: &mut Output<W>) -> std::io::Result<()> {
+    pub fn kmsg(&mut self, count: u64) -> LostRecord {
         self.kmsg_total += count;
-        out.lost(&record("kmsg".to_owned(), count, self.kmsg_total))
+        record("kmsg".to_owned(), count, self.kmsg_total)
     }
 
     /// The decision builder has evicted `total` half-built decisions so far.
-    pub fn pending<W: Write>(&mut self, total: u64, out: &mut Output<W>) -> std::io::Result<()> {
-        if total > self.pending_seen {
-            out.lost(&record(
-                "pending".to_owned(),
-                total - self.pending_seen,
-                total,
-            ))?;
-            self.pending_seen = total;
-        }
-        Ok(())
+    pub fn pending(&mut self, total: u64) -> Option<LostRecord> {
+        let new = total.checked_sub(self.pending_seen).filter(|&n| n > 0)?;
+        self.pending_seen = total;
+        Some(record("pending".to_owned(), new, total))
     }
 
     /// The ring buffer's drop counters (event kind, total) as the kernel has them.
-    pub fn ringbuf<W: Write>(
-        &mut self,
-        drops: Vec<(u32, u64)>,
-        out: &mut Output<W>,
-    ) -> std::io::Result<()> {
+    pub fn ringbuf(&mut self, drops: Vec<(u32, u64)>) -> Vec<LostRecord> {
+        let mut records = Vec::new();
         for (kind, total) in drops {
             let seen = &mut self.ringbuf_seen[kind as usize];
             if total > *seen {
                 let source = format!("ringbuf:{}", kind_name(kind));
-                out.lost(&record(source, total - *seen, total))?;
+                records.push(record(source, total - *seen, total));
                 *seen = total;
             }
         }
-        Ok(())
+        records
     }
 
     /// A ring-buffer record did not decode.

@@ -7,12 +7,14 @@
 //! - `decisions`: decisions on their way out (card or JSON, dump, `--count`);
 //! - `charge_hook`: when the on-demand charge hook is attached and detached;
 //! - `lost`: lost-event accounting;
+//! - `metrics`: the `--metrics` HTTP server;
 //! - `rss_rule`: the rss read the model learned, handed to the kernel programs.
 mod charge_hook;
 mod decisions;
 mod env;
 mod inputs;
 mod lost;
+mod metrics;
 mod options;
 mod rss_rule;
 mod session;

@@ -18,15 +18,15 @@ use oomtrace_core::{
     model::{
         charge::ChargeTracker,
         decision::{Builder, Environment, Sources},
-        stall::StallMonitor,
+        stall::{StallMonitor, StallRecord},
     },
-    output::{Output, StartRecord},
+    output::{LostRecord, Output, StartRecord, metrics::Metrics},
     report::{ReportParser, SourceLine},
 };
 
 use crate::{
     commands::run::{
-        charge_hook, decisions::Decisions, env::LiveEnv, inputs::Inputs, lost::Losses,
+        charge_hook, decisions::Decisions, env::LiveEnv, inputs::Inputs, lost::Losses, metrics,
         options::RunOptions, rss_rule::SharedRssRule,
     },
     kernel::{
@@ -40,6 +40,8 @@ const STALL_POLL: Duration = Duration::from_secs(1);
 /// How often the ring buffer's drop counters and the on-demand charge
 /// hook's idleness are checked.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// How often `--metrics` looks for series of memcgs that are gone.
+const FORGET_GONE: Duration = Duration::from_secs(60);
 
 pub struct Session {
     out: Output<StdoutLock<'static>>,
@@ -56,6 +58,9 @@ pub struct Session {
     charge_hook: ChargeHookMode,
     /// The rss read the kernel programs were told (`model::exact`).
     rss_rule: SharedRssRule,
+    /// `--metrics`: every record is also counted here.
+    metrics: Option<Metrics>,
+    forget_gone: Every,
 }
 
 impl Session {
@@ -72,6 +77,7 @@ impl Session {
             .map(|path| hierarchy.scope(path))
             .collect::<Result<_, _>>()?;
         let dumps = options.dump.clone().map(DumpWriter::open).transpose()?;
+        let listener = options.metrics.map(metrics::bind).transpose()?;
         let mut tracer = Tracer::start(&TraceOptions {
             backend: options.backend,
             cgroup_ids: scope.iter().map(|s| s.id).collect(),
@@ -83,6 +89,11 @@ impl Session {
         let release = loader::kernel_release();
         let mut start = start_record(&tracer, &release, &scope, kmsg.is_some());
         start.oom_score_adj = oom_score_adj;
+        let metrics = listener.map(|listener| {
+            let metrics = Metrics::new(&start);
+            metrics::serve(listener, metrics.exposition(), metrics::Limits::default());
+            metrics
+        });
         out.start(&start)?;
         let inputs = Inputs {
             ring: watch_ring(&mut tracer)?,
@@ -99,6 +110,8 @@ impl Session {
             housekeeping: Every::new(HOUSEKEEPING),
             charge_hook: options.charge_hook,
             rss_rule: SharedRssRule::default(),
+            metrics,
+            forget_gone: Every::new(FORGET_GONE),
             env: LiveEnv::new(tracer, hierarchy, release),
             out,
         };
@@ -122,7 +135,8 @@ impl Session {
         match read {
             KmsgRead::Record(record) => self.on_log_line(Instant::now(), record),
             KmsgRead::Lost(count) => {
-                self.lost.kmsg(count, &mut self.out)?;
+                let record = self.lost.kmsg(count);
+                self.emit_lost(&record)?;
                 self.on_log_gap(Instant::now());
             }
         }
@@ -144,20 +158,32 @@ impl Session {
         let decisions = self.builder.poll(Instant::now(), &mut self.env);
         self.rss_rule
             .share(&self.env.tracer, &decisions, &mut self.out)?;
-        if self.decisions.write(&mut self.out, decisions)? {
+        if self
+            .decisions
+            .write(&mut self.out, self.metrics.as_mut(), decisions)?
+        {
             return Ok(ControlFlow::Break(()));
         }
         let now = Instant::now();
         for record in self.charges.poll(now, false, &now_rfc3339(), &mut self.env) {
-            self.out.stall(&record)?;
+            self.emit_stall(&record)?;
         }
         if self.stalls.is_some() && self.stall_poll.due() {
             self.poll_stalls()?;
         }
-        self.lost.pending(self.builder.evicted, &mut self.out)?;
+        if let Some(record) = self.lost.pending(self.builder.evicted) {
+            self.emit_lost(&record)?;
+        }
         if self.housekeeping.due() {
             charge_hook::on_second(self.charge_hook, &self.env.tracer, &mut self.out)?;
-            self.lost.ringbuf(self.env.tracer.drops(), &mut self.out)?;
+            for record in self.lost.ringbuf(self.env.tracer.drops()) {
+                self.emit_lost(&record)?;
+            }
+        }
+        if let Some(metrics) = self.metrics.as_mut()
+            && self.forget_gone.due()
+        {
+            metrics.forget_gone(Instant::now(), |memcg| self.env.memcg_exists(memcg));
         }
         Ok(ControlFlow::Continue(()))
     }
@@ -182,7 +208,8 @@ impl Session {
             self.builder.on_report(now, item);
         }
         let decisions = self.builder.flush(&mut self.env);
-        self.decisions.write(&mut self.out, decisions)?;
+        self.decisions
+            .write(&mut self.out, self.metrics.as_mut(), decisions)?;
         Ok(())
     }
 
@@ -196,11 +223,14 @@ impl Session {
             .charges
             .poll(Instant::now(), true, &time, &mut self.env)
         {
-            self.out.stall(&record)?;
+            self.emit_stall(&record)?;
         }
         let counts = self.env.tracer.charge_failure_counts();
         for summary in self.charges.summaries(&counts, &time, &mut self.env) {
             self.out.charge_failure_summary(&summary)?;
+            if let Some(metrics) = self.metrics.as_mut() {
+                metrics.on_charge_failure_summary(&summary, Instant::now());
+            }
         }
         self.lost.warn_malformed(&mut self.out)?;
         Ok(self.decisions.emitted())
@@ -225,11 +255,14 @@ impl Session {
                 let time = self.env.time_of_boot_ns(e.header.boot_ns);
                 let record = self.charges.on_failure(&e, time, &mut self.env);
                 self.out.charge_failure(&record)?;
+                if let Some(metrics) = self.metrics.as_mut() {
+                    metrics.on_charge_failure(&record, now);
+                }
             }
             Event::OomWait(e) => {
                 let time = self.env.time_of_boot_ns(e.header.boot_ns);
                 for record in self.charges.on_wait(&e, now, &time, &mut self.env) {
-                    self.out.stall(&record)?;
+                    self.emit_stall(&record)?;
                 }
             }
             Event::MemcgAtLimit(e) => {
@@ -264,10 +297,27 @@ impl Session {
     }
 
     fn poll_stalls(&mut self) -> Result<()> {
-        if let Some(monitor) = self.stalls.as_mut() {
-            for record in monitor.poll() {
-                self.out.stall(&record)?;
-            }
+        let records = self.stalls.as_mut().map(|m| m.poll()).unwrap_or_default();
+        for record in records {
+            self.emit_stall(&record)?;
+        }
+        Ok(())
+    }
+
+    /// A stall record, written and counted.
+    fn emit_stall(&mut self, record: &StallRecord) -> Result<()> {
+        self.out.stall(record)?;
+        if let Some(metrics) = self.metrics.as_mut() {
+            metrics.on_stall(record, Instant::now());
+        }
+        Ok(())
+    }
+
+    /// A `lost` record, written and counted.
+    fn emit_lost(&mut self, record: &LostRecord) -> Result<()> {
+        self.out.lost(record)?;
+        if let Some(metrics) = self.metrics.as_mut() {
+            metrics.on_lost(record);
         }
         Ok(())
     }
