@@ -215,7 +215,8 @@ impl Metrics {
     }
 
     pub fn on_decision(&mut self, decision: &Decision, now: Instant) {
-        let (identity, memcg) = kill_identity(decision);
+        // Kubernetes names come with the container object (issue #7 part 2).
+        let (identity, memcg) = kill_identity(decision, None);
         let constraint = decision.constraint.as_deref().unwrap_or("unknown");
         self.kills
             .get_or_create(&kill_labels(constraint, &identity))
@@ -323,17 +324,42 @@ impl Metrics {
     }
 }
 
+/// Kubernetes names of the victim's container.
+#[derive(Debug, Clone, Copy)]
+struct KubernetesNames<'a> {
+    namespace: &'a str,
+    pod: &'a str,
+    container: &'a str,
+}
+
 /// The identity a kill is counted on, and the memcg whose existence keeps
 /// its series: the memcg whose limit fired, the root for a global OOM.
-/// Kubernetes names, once the container object carries them, replace the
-/// path here.
-fn kill_identity(decision: &Decision) -> (Identity, String) {
+/// Kubernetes names replace the path where known; the container's name
+/// only when its own limit fired (a pod-level limit is the pod's).
+fn kill_identity(decision: &Decision, names: Option<KubernetesNames<'_>>) -> (Identity, String) {
     let oom_memcg = decision.oom_memcg.as_ref().and_then(|m| m.path.clone());
     let memcg = match decision.constraint.as_deref() {
         Some("memcg") => oom_memcg.unwrap_or_default(),
         _ => oom_memcg.unwrap_or_else(|| "/".to_owned()),
     };
-    (Identity::memcg(&memcg), memcg)
+    let identity = match names {
+        Some(names) if decision.constraint.as_deref() == Some("memcg") => {
+            let victim_memcg = decision.victim.as_ref().and_then(|v| v.memcg.as_deref());
+            let own_limit = victim_memcg == Some(memcg.as_str());
+            Identity {
+                namespace: names.namespace.to_owned(),
+                pod: names.pod.to_owned(),
+                container: if own_limit {
+                    names.container.to_owned()
+                } else {
+                    String::new()
+                },
+                memcg: String::new(),
+            }
+        }
+        _ => Identity::memcg(&memcg),
+    };
+    (identity, memcg)
 }
 
 fn kill_labels(constraint: &str, id: &Identity) -> KillLabels {
@@ -592,6 +618,39 @@ mod tests {
         m.on_decision(&decision(Some("memcg"), Some("/other")), now);
         assert_eq!(value(&m, &kills("/pod/parent", "memcg")), Some(2.0));
         assert_eq!(value(&m, &kills("/other", "memcg")), Some(1.0));
+    }
+
+    #[test]
+    fn kubernetes_names_replace_the_path() {
+        let names = KubernetesNames {
+            namespace: "shop",
+            pod: "cart-7d9f",
+            container: "redis",
+        };
+        let mut d = decision(Some("memcg"), Some("/kubepods/burstable/podX/abc"));
+        d.victim.as_mut().unwrap().memcg = Some("/kubepods/burstable/podX/abc".to_owned());
+        let (identity, memcg) = kill_identity(&d, Some(names));
+        assert_eq!(
+            memcg, "/kubepods/burstable/podX/abc",
+            "the memcg that keeps the series"
+        );
+        let expected = Identity {
+            namespace: "shop".into(),
+            pod: "cart-7d9f".into(),
+            container: "redis".into(),
+            memcg: String::new(),
+        };
+        assert_eq!(identity, expected);
+
+        // The pod's limit fired, above the container: the kill is the pod's.
+        let d = decision(Some("memcg"), Some("/kubepods/burstable/podX"));
+        let (identity, _) = kill_identity(&d, Some(names));
+        assert_eq!(identity.container, "");
+        assert_eq!(identity.pod, "cart-7d9f");
+
+        // A global OOM is the node's, whoever the victim was.
+        let (identity, _) = kill_identity(&decision(Some("global"), None), Some(names));
+        assert_eq!(identity, Identity::memcg("/"));
     }
 
     #[test]
