@@ -211,6 +211,15 @@ fn prometheus_scrapes_a_real_oom_kill_and_the_alert_fires() {
     assert_eq!(u64_of(&decision["victim"]["pid"]), u64::from(killed.pid));
 
     let series = prometheus.wait_for_one(&kills);
+    let last = prometheus.wait_for_one(&kills.replace(
+        "oomtrace_oom_kills_total",
+        "oomtrace_oom_last_kill_timestamp_seconds",
+    ));
+    let kill_time = oomtrace_core::base::time::parse_rfc3339(decision["time"].as_str().unwrap())
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    assert_eq!(sample_value(&last), kill_time.as_secs_f64(), "{last}");
     assert_eq!(
         sample_value(&series),
         cgroup.oom_kill_count() as f64,
@@ -242,6 +251,19 @@ fn prometheus_scrapes_a_real_oom_kill_and_the_alert_fires() {
 fn the_alert_rules_pass_promtool_and_are_the_readme_s() {
     let (ok, out) = promtool(&["check", "rules", ALERTS], None);
     assert!(ok, "promtool check rules: {out}");
+    // Which series fire which alert when, with which text.
+    let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/prometheus");
+    let output = Command::new(which("promtool"))
+        .args(["test", "rules", "oomtrace-alerts-test.yml"])
+        .current_dir(tests)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "promtool test rules: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     let rules = fs::read_to_string(ALERTS).unwrap();
     let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
     assert!(

@@ -6,7 +6,8 @@
 //! Series (labels never carry a pid or a comm: unbounded, and untrusted):
 //! - `oomtrace_oom_kills_total{constraint, namespace, pod, container, memcg}`:
 //!   one per decision, on the memcg whose limit fired (the root, `/`, for a
-//!   global OOM);
+//!   global OOM), and `oomtrace_oom_last_kill_timestamp_seconds{…}`, when
+//!   the last one happened (an alert on it needs no history);
 //! - `oomtrace_charge_failures_total{reason, …}`: failed memcg charges,
 //!   those the kernel's rate limit held back included;
 //! - `oomtrace_oom_stalls_total{…}` and `oomtrace_oom_stalled{…}`: stalls of
@@ -21,18 +22,18 @@
 //! once it is gone and none of them changed for [`FORGET_AFTER`].
 use std::{
     collections::{BTreeSet, HashMap},
-    sync::Arc,
-    time::{Duration, Instant},
+    sync::{Arc, atomic::AtomicU64},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, prometheus_text, text},
     metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
-    registry::Registry,
+    registry::{Metric, Registry},
 };
 
 use crate::{
-    base::SCHEMA_VERSION,
+    base::{SCHEMA_VERSION, time::parse_rfc3339},
     events::kind_name,
     model::{
         charge::{ChargeFailureRecord, ChargeFailureSummary},
@@ -151,6 +152,7 @@ struct Tracked {
 /// The observer: one method per record type, each record counted once.
 pub struct Metrics {
     kills: Family<KillLabels, Counter>,
+    last_kill: Family<KillLabels, Gauge<f64, AtomicU64>>,
     charge_failures: Family<ChargeLabels, Counter>,
     stalls: Family<Identity, Counter>,
     stalled: Family<Identity, Gauge>,
@@ -165,42 +167,44 @@ impl Metrics {
     /// before the first loss.
     pub fn new(start: &StartRecord<'_>) -> Self {
         let mut registry = Registry::default();
-        let kills = Family::<KillLabels, Counter>::default();
-        registry.register(
+        let r = &mut registry;
+        let kills = register(
+            r,
             "oomtrace_oom_kills",
             "OOM kills, on the memory cgroup whose limit fired (/ for a global OOM)",
-            kills.clone(),
         );
-        let charge_failures = Family::<ChargeLabels, Counter>::default();
-        registry.register(
+        let last_kill = register(
+            r,
+            "oomtrace_oom_last_kill_timestamp_seconds",
+            "When the last of those kills happened (Unix time)",
+        );
+        let charge_failures = register(
+            r,
             "oomtrace_charge_failures",
             "Memory cgroup charges that failed without a kill, by reason (fentry/kprobe backends)",
-            charge_failures.clone(),
         );
-        let stalls = Family::<Identity, Counter>::default();
-        registry.register(
+        let stalls = register(
+            r,
             "oomtrace_oom_stalls",
             "Stalls begun in memory cgroups whose OOM killer is disabled",
-            stalls.clone(),
         );
-        let stalled = Family::<Identity, Gauge>::default();
-        registry.register(
+        let stalled = register(
+            r,
             "oomtrace_oom_stalled",
             "1 while a memory cgroup's tasks wait with its OOM killer disabled",
-            stalled.clone(),
         );
-        let lost = Family::<CauseLabels, Counter>::default();
-        registry.register(
+        let lost: Family<CauseLabels, Counter> = register(
+            r,
             "oomtrace_lost_events",
             "Events lost, by cause (ringbuf:<kind>, kmsg, pending, ...)",
-            lost.clone(),
         );
         for cause in known_lost_causes() {
             let _ = lost.get_or_create(&CauseLabels { cause });
         }
-        register_start(&mut registry, start);
+        register_start(r, start);
         Self {
             kills,
+            last_kill,
             charge_failures,
             stalls,
             stalled,
@@ -218,9 +222,11 @@ impl Metrics {
         // Kubernetes names come with the container object (issue #7 part 2).
         let (identity, memcg) = kill_identity(decision, None);
         let constraint = decision.constraint.as_deref().unwrap_or("unknown");
-        self.kills
-            .get_or_create(&kill_labels(constraint, &identity))
-            .inc();
+        let labels = kill_labels(constraint, &identity);
+        self.kills.get_or_create(&labels).inc();
+        self.last_kill
+            .get_or_create(&labels)
+            .set(unix_seconds(decision));
         self.track(identity, memcg, now)
             .constraints
             .insert(constraint.to_owned());
@@ -311,7 +317,9 @@ impl Metrics {
 
     fn remove_series(&self, identity: &Identity, tracked: &Tracked) {
         for constraint in &tracked.constraints {
-            self.kills.remove(&kill_labels(constraint, identity));
+            let labels = kill_labels(constraint, identity);
+            self.kills.remove(&labels);
+            self.last_kill.remove(&labels);
         }
         for reason in &tracked.reasons {
             self.charge_failures
@@ -322,6 +330,22 @@ impl Metrics {
             self.stalled.remove(identity);
         }
     }
+}
+
+/// A new family, registered.
+fn register<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
+}
+
+/// The kill's time (now, for a decision without one).
+fn unix_seconds(decision: &Decision) -> f64 {
+    let time = decision.envelope.time.as_deref().and_then(parse_rfc3339);
+    let time = time.unwrap_or_else(SystemTime::now);
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
 }
 
 /// Kubernetes names of the victim's container.
@@ -471,6 +495,7 @@ mod tests {
     fn decision(constraint: Option<&'static str>, oom_memcg: Option<&str>) -> Decision {
         let mut d = extreme_decision();
         d.constraint = constraint.map(Cow::Borrowed);
+        d.envelope.time = Some("2026-12-01T17:00:00.25Z".to_owned());
         d.oom_memcg = oom_memcg.map(|path| OomMemcg {
             path: Some(path.to_owned()),
             limit_bytes: Some(64 << 20),
@@ -553,6 +578,7 @@ mod tests {
         let text = m.exposition().render(Format::PrometheusText);
         for line in [
             "# TYPE oomtrace_oom_kills_total counter",
+            "# TYPE oomtrace_oom_last_kill_timestamp_seconds gauge",
             "# TYPE oomtrace_charge_failures_total counter",
             "# TYPE oomtrace_oom_stalls_total counter",
             "# TYPE oomtrace_oom_stalled gauge",
@@ -617,6 +643,13 @@ mod tests {
         m.on_decision(&d, now);
         m.on_decision(&decision(Some("memcg"), Some("/other")), now);
         assert_eq!(value(&m, &kills("/pod/parent", "memcg")), Some(2.0));
+        let time = parse_rfc3339(d.envelope.time.as_deref().unwrap()).unwrap();
+        let last = kills("/pod/parent", "memcg").replace(
+            "oomtrace_oom_kills_total",
+            "oomtrace_oom_last_kill_timestamp_seconds",
+        );
+        let seconds = time.duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+        assert_eq!(value(&m, &last), Some(seconds));
         assert_eq!(value(&m, &kills("/other", "memcg")), Some(1.0));
     }
 
