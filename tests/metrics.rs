@@ -247,6 +247,61 @@ fn prometheus_scrapes_a_real_oom_kill_and_the_alert_fires() {
     drop(tracer);
 }
 
+/// The value of `series` (name and labels as exposed) in a scrape of `addr`.
+fn scraped(addr: SocketAddr, series: &str) -> Option<f64> {
+    let (status, body) = http_get(addr, "/metrics").unwrap();
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn an_oom_disabled_stall_shows_while_it_lasts() {
+    require_root();
+    let cgroup = TestCgroup::new_v1("metricstall", 32 << 20);
+    fs::write(cgroup.path.join("memory.oom_control"), "1").unwrap();
+    let log = KernelLog::open();
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (mut tracer, _) = Tracer::start_json(&[
+        "--cgroup",
+        cgroup.path.to_str().unwrap(),
+        "--metrics",
+        &metrics.to_string(),
+    ]);
+    let identity = format!(
+        "{{namespace=\"\",pod=\"\",container=\"\",memcg=\"{}\"}}",
+        cgroup.relative
+    );
+    let stalled = format!("oomtrace_oom_stalled{identity}");
+    let stalls = format!("oomtrace_oom_stalls_total{identity}");
+    assert_eq!(scraped(metrics, &stalled), None);
+
+    let mut hog = Hog::start("metricstuck", &cgroup, &[]);
+    assert_eq!(tracer.next_record("oom_stall")["state"], "stalled");
+    assert_eq!(scraped(metrics, &stalled), Some(1.0));
+    assert_eq!(scraped(metrics, &stalls), Some(1.0));
+
+    // The killer back on: the kernel kills the hog and the stall ends.
+    fs::write(cgroup.path.join("memory.oom_control"), "0").unwrap();
+    log.killed_line(hog.pid());
+    assert!(hog.wait_killed());
+    assert_eq!(tracer.next_record("oom_stall")["state"], "released");
+    assert_eq!(scraped(metrics, &stalled), Some(0.0));
+    assert_eq!(scraped(metrics, &stalls), Some(1.0));
+    // The decision comes before or after the stall's end.
+    if tracer.seen_records("decision").is_empty() {
+        tracer.next_record("decision");
+    }
+    let kills = format!(
+        "oomtrace_oom_kills_total{{constraint=\"memcg\",namespace=\"\",pod=\"\",container=\"\",memcg=\"{}\"}}",
+        cgroup.relative
+    );
+    assert_eq!(
+        scraped(metrics, &kills),
+        Some(cgroup.oom_kill_count() as f64)
+    );
+}
+
 #[test]
 fn the_alert_rules_pass_promtool_and_are_the_readme_s() {
     let (ok, out) = promtool(&["check", "rules", ALERTS], None);

@@ -57,10 +57,11 @@ impl Decisions {
                 return Ok(true);
             }
             self.dump(&mut decision, out)?;
-            out.decision(&decision)?;
+            // Counted first: whoever reads the decision and scrapes finds it.
             if let Some(metrics) = metrics.as_deref_mut() {
                 metrics.on_decision(&decision, Instant::now());
             }
+            out.decision(&decision)?;
             self.emitted += 1;
         }
         Ok(self.done())

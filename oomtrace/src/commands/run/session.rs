@@ -227,10 +227,10 @@ impl Session {
         }
         let counts = self.env.tracer.charge_failure_counts();
         for summary in self.charges.summaries(&counts, &time, &mut self.env) {
-            self.out.charge_failure_summary(&summary)?;
             if let Some(metrics) = self.metrics.as_mut() {
                 metrics.on_charge_failure_summary(&summary, Instant::now());
             }
+            self.out.charge_failure_summary(&summary)?;
         }
         self.lost.warn_malformed(&mut self.out)?;
         Ok(self.decisions.emitted())
@@ -254,10 +254,10 @@ impl Session {
             Event::ChargeFailure(e) => {
                 let time = self.env.time_of_boot_ns(e.header.boot_ns);
                 let record = self.charges.on_failure(&e, time, &mut self.env);
-                self.out.charge_failure(&record)?;
                 if let Some(metrics) = self.metrics.as_mut() {
                     metrics.on_charge_failure(&record, now);
                 }
+                self.out.charge_failure(&record)?;
             }
             Event::OomWait(e) => {
                 let time = self.env.time_of_boot_ns(e.header.boot_ns);
@@ -304,21 +304,22 @@ impl Session {
         Ok(())
     }
 
-    /// A stall record, written and counted.
+    /// A stall record, counted then written (a reader of the record who
+    /// scrapes then finds it counted).
     fn emit_stall(&mut self, record: &StallRecord) -> Result<()> {
-        self.out.stall(record)?;
         if let Some(metrics) = self.metrics.as_mut() {
             metrics.on_stall(record, Instant::now());
         }
+        self.out.stall(record)?;
         Ok(())
     }
 
-    /// A `lost` record, written and counted.
+    /// A `lost` record, counted then written.
     fn emit_lost(&mut self, record: &LostRecord) -> Result<()> {
-        self.out.lost(record)?;
         if let Some(metrics) = self.metrics.as_mut() {
             metrics.on_lost(record);
         }
+        self.out.lost(record)?;
         Ok(())
     }
 }
