@@ -302,6 +302,43 @@ fn an_oom_disabled_stall_shows_while_it_lasts() {
     );
 }
 
+/// A parent's lower limit fires: the kill is counted on the parent, the
+/// `oom_memcg` of the kernel's own report, not on the victim's memcg.
+#[test]
+fn a_kill_counts_on_the_parent_whose_limit_fired() {
+    require_root();
+    let parent = TestCgroup::new_v1("metricparent", 48 << 20);
+    let child = parent.child("child", 200 << 20);
+    let log = KernelLog::open();
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (mut tracer, _) = Tracer::start_json(&[
+        "--cgroup",
+        parent.path.to_str().unwrap(),
+        "--metrics",
+        &metrics.to_string(),
+    ]);
+    let mut hog = Hog::start("metrichier", &child, &[]);
+    let (report, _) = log.killed_report(hog.pid());
+    assert!(hog.wait_killed());
+    let decision = tracer.next_record("decision");
+    assert_eq!(decision["victim"]["memcg"], child.relative.as_str());
+    let oom_memcg = report
+        .iter()
+        .find_map(|l| l.split("oom_memcg=").nth(1)?.split(',').next())
+        .unwrap_or_else(|| panic!("no oom_memcg= in {report:?}"));
+    assert_eq!(oom_memcg, parent.relative);
+
+    let kills = |memcg: &str| {
+        format!(
+            "oomtrace_oom_kills_total{{constraint=\"memcg\",namespace=\"\",pod=\"\",container=\"\",memcg=\"{memcg}\"}}"
+        )
+    };
+    // cgroup v1 counts the kill in the victim's memcg's own file.
+    assert_eq!(child.oom_kill_count(), 1);
+    assert_eq!(scraped(metrics, &kills(oom_memcg)), Some(1.0));
+    assert_eq!(scraped(metrics, &kills(&child.relative)), None);
+}
+
 #[test]
 fn the_alert_rules_pass_promtool_and_are_the_readme_s() {
     let (ok, out) = promtool(&["check", "rules", ALERTS], None);
