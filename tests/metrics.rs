@@ -178,6 +178,26 @@ fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
     (output.status.success(), text)
 }
 
+/// `oomtrace --json --cgroup <cgroup> --metrics <a free loopback port>`,
+/// once its start record is out: the tracer, that record and the address.
+fn start_tracer(cgroup: &TestCgroup) -> (Tracer, Value, SocketAddr) {
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (tracer, start) = Tracer::start_json(&[
+        "--cgroup",
+        cgroup.path.to_str().unwrap(),
+        "--metrics",
+        &metrics.to_string(),
+    ]);
+    (tracer, start, metrics)
+}
+
+/// The kill counter of `memcg` as exposed (no Kubernetes names here).
+fn kills_series(memcg: &str) -> String {
+    format!(
+        "oomtrace_oom_kills_total{{constraint=\"memcg\",namespace=\"\",pod=\"\",container=\"\",memcg=\"{memcg}\"}}"
+    )
+}
+
 fn sample_value(series: &Value) -> f64 {
     series["value"][1].as_str().unwrap().parse().unwrap()
 }
@@ -187,13 +207,7 @@ fn prometheus_scrapes_a_real_oom_kill_and_the_alert_fires() {
     require_root();
     let cgroup = TestCgroup::new_v1("metrics", 64 << 20);
     let log = KernelLog::open();
-    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let (mut tracer, start) = Tracer::start_json(&[
-        "--cgroup",
-        cgroup.path.to_str().unwrap(),
-        "--metrics",
-        &metrics.to_string(),
-    ]);
+    let (mut tracer, start, metrics) = start_tracer(&cgroup);
     let prometheus = Prometheus::start(metrics, Path::new(ALERTS));
     let up = prometheus.wait_for_one("up{job=\"oomtrace\"} == 1");
     assert_eq!(up["metric"]["instance"], metrics.to_string());
@@ -261,13 +275,7 @@ fn an_oom_disabled_stall_shows_while_it_lasts() {
     let cgroup = TestCgroup::new_v1("metricstall", 32 << 20);
     fs::write(cgroup.path.join("memory.oom_control"), "1").unwrap();
     let log = KernelLog::open();
-    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let (mut tracer, _) = Tracer::start_json(&[
-        "--cgroup",
-        cgroup.path.to_str().unwrap(),
-        "--metrics",
-        &metrics.to_string(),
-    ]);
+    let (mut tracer, _, metrics) = start_tracer(&cgroup);
     let identity = format!(
         "{{namespace=\"\",pod=\"\",container=\"\",memcg=\"{}\"}}",
         cgroup.relative
@@ -292,10 +300,7 @@ fn an_oom_disabled_stall_shows_while_it_lasts() {
     if tracer.seen_records("decision").is_empty() {
         tracer.next_record("decision");
     }
-    let kills = format!(
-        "oomtrace_oom_kills_total{{constraint=\"memcg\",namespace=\"\",pod=\"\",container=\"\",memcg=\"{}\"}}",
-        cgroup.relative
-    );
+    let kills = kills_series(&cgroup.relative);
     assert_eq!(
         scraped(metrics, &kills),
         Some(cgroup.oom_kill_count() as f64)
@@ -310,13 +315,7 @@ fn a_kill_counts_on_the_parent_whose_limit_fired() {
     let parent = TestCgroup::new_v1("metricparent", 48 << 20);
     let child = parent.child("child", 200 << 20);
     let log = KernelLog::open();
-    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let (mut tracer, _) = Tracer::start_json(&[
-        "--cgroup",
-        parent.path.to_str().unwrap(),
-        "--metrics",
-        &metrics.to_string(),
-    ]);
+    let (mut tracer, _, metrics) = start_tracer(&parent);
     let mut hog = Hog::start("metrichier", &child, &[]);
     let (report, _) = log.killed_report(hog.pid());
     assert!(hog.wait_killed());
@@ -328,15 +327,10 @@ fn a_kill_counts_on_the_parent_whose_limit_fired() {
         .unwrap_or_else(|| panic!("no oom_memcg= in {report:?}"));
     assert_eq!(oom_memcg, parent.relative);
 
-    let kills = |memcg: &str| {
-        format!(
-            "oomtrace_oom_kills_total{{constraint=\"memcg\",namespace=\"\",pod=\"\",container=\"\",memcg=\"{memcg}\"}}"
-        )
-    };
     // cgroup v1 counts the kill in the victim's memcg's own file.
     assert_eq!(child.oom_kill_count(), 1);
-    assert_eq!(scraped(metrics, &kills(oom_memcg)), Some(1.0));
-    assert_eq!(scraped(metrics, &kills(&child.relative)), None);
+    assert_eq!(scraped(metrics, &kills_series(oom_memcg)), Some(1.0));
+    assert_eq!(scraped(metrics, &kills_series(&child.relative)), None);
 }
 
 #[test]
