@@ -1,6 +1,6 @@
 //! The command line as typed (clap derive), resolved once into the options
 //! the commands take (ripgrep's lowargs -> hiargs): clap types stop here.
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
 use oomtrace_core::{
@@ -77,6 +77,10 @@ pub struct TraceArgs {
     #[arg(long, value_name = "N", default_value_t = -900, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-1000..=1000))]
     pub oom_score_adj: i32,
+    /// Serve Prometheus/OpenMetrics metrics at http://ADDR/metrics
+    /// (e.g. 127.0.0.1:9757). Nothing listens without it.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
     /// Kernel BTF to read struct layouts from.
     #[arg(long, value_name = "PATH", default_value = crate::kernel::loader::BTF_PATH)]
     pub btf: PathBuf,
@@ -147,6 +151,7 @@ impl TraceArgs {
             btf_path: self.btf,
             charge_hook: self.charge_hook.resolve(),
             oom_score_adj: Some(self.oom_score_adj),
+            metrics: self.metrics,
             dump: self.dump_dir.map(|dir| DumpConfig {
                 dir,
                 max_files: self.dump_max_files,

@@ -214,12 +214,15 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 fn setup() -> Result<()> {
     let llvm_dev = format!("llvm-{LLVM_MAJOR}-dev");
     // systemd: `systemd-analyze verify` of the unit in deploy/.
+    // prometheus: the metrics host test scrapes a real OOM with the real
+    // server and checks the exposition and the README's alert with promtool.
     let mut packages = vec![
         llvm_dev.as_str(),
         "libzstd-dev",
         "zlib1g-dev",
         "util-linux",
         "systemd",
+        "prometheus",
     ];
     packages.extend_from_slice(vm::PACKAGES);
     apt_install(&packages)?;

@@ -11,9 +11,12 @@
 //! - `queue`: [`QueuedOutput`], the live run's sink: lines written by a
 //!   thread of its own through a bounded backlog, drops counted;
 //! - `writer`: [`Render`] (any record as a JSON line or as its text) and
-//!   [`Output`], the synchronous sink; the one runtime-warning line.
+//!   [`Output`], the synchronous sink; the one runtime-warning line;
+//! - `metrics`: [`metrics::Metrics`], the records as Prometheus series
+//!   (`--metrics`), a sink too.
 mod card;
 mod file;
+pub mod metrics;
 mod queue;
 mod records;
 mod sink;

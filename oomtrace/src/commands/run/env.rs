@@ -76,6 +76,12 @@ impl LiveEnv {
         }
     }
 
+    /// The memcg (path relative to the root) still exists.
+    pub fn memcg_exists(&self, relative: &str) -> bool {
+        let relative = relative.trim_start_matches('/');
+        self.resolver.hierarchy().mount.join(relative).is_dir()
+    }
+
     /// An event's boot time as RFC 3339 (now, if the clocks cannot tell).
     pub fn time_of_boot_ns(&self, boot_ns: u64) -> String {
         self.wall_time_of_boot_ns(boot_ns)

@@ -7,6 +7,7 @@
 //! - `decisions`: decisions on their way out (card or JSON, dump, `--count`);
 //! - `charge_hook`: when the on-demand charge hook is attached and detached;
 //! - `lost`: lost-event accounting;
+//! - `metrics`: the `--metrics` HTTP server;
 //! - `output`: where the records go (stdout or `--output`), on a thread of its own;
 //! - `rss_rule`: the rss read the model learned, handed to the kernel programs.
 mod charge_hook;
@@ -14,6 +15,7 @@ mod decisions;
 mod env;
 mod inputs;
 mod lost;
+mod metrics;
 mod options;
 mod output;
 mod rss_rule;

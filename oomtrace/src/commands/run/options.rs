@@ -1,6 +1,6 @@
 //! What `run` (and `demo`) are asked to do, resolved from the command line
 //! by `cli.rs`.
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use oomtrace_core::{dump::DumpConfig, output::OutputFileConfig};
 
@@ -20,4 +20,6 @@ pub struct RunOptions {
     pub charge_hook: ChargeHookMode,
     /// The tracer's own oom_score_adj (self-protection); None leaves it.
     pub oom_score_adj: Option<i32>,
+    /// `--metrics`: where `GET /metrics` is served; None serves nothing.
+    pub metrics: Option<SocketAddr>,
 }

@@ -3,14 +3,23 @@
 //! ([`QueuedOutput`]) so the loop never waits for a reader. A reader that
 //! goes away ends the run cleanly; any other write error ends it with an
 //! error.
-use std::{io, ops::ControlFlow, time::Duration};
-
-use anyhow::{Context, Result};
-use oomtrace_core::output::{
-    OUTPUT_BACKLOG_BYTES, OutputState, QueuedOutput, Record, RecordSink, Render, RotatingFile,
+use std::{
+    io,
+    ops::ControlFlow,
+    time::{Duration, Instant},
 };
 
-use crate::commands::run::options::RunOptions;
+use anyhow::{Context, Result};
+use oomtrace_core::{
+    base::Envelope,
+    output::{
+        LostRecord, OUTPUT_BACKLOG_BYTES, OutputState, QueuedOutput, Record, RecordSink, Render,
+        RotatingFile, StartRecord, metrics::Metrics,
+    },
+};
+use tokio::net::TcpListener;
+
+use crate::commands::run::{metrics, options::RunOptions};
 
 /// How long the records still queued at the end may take to be written: a
 /// reader that stopped reading must not hang the exit.
@@ -20,6 +29,10 @@ pub struct RunOutput {
     queue: QueuedOutput,
     /// Records go to stdout (not `--output`).
     stdout: bool,
+    /// `--metrics`: every record is counted here too.
+    metrics: Option<Metrics>,
+    /// Records the queue dropped that `metrics` has counted.
+    backlog_counted: u64,
 }
 
 impl RunOutput {
@@ -47,7 +60,42 @@ impl RunOutput {
         Ok(Self {
             queue,
             stdout: options.output.is_none(),
+            metrics: None,
+            backlog_counted: 0,
         })
+    }
+
+    /// `--metrics`: serves the series from here on (the info metrics are
+    /// the start record's).
+    pub fn serve_metrics(&mut self, listener: TcpListener, start: &StartRecord<'_>) {
+        let series = Metrics::new(start);
+        metrics::serve(listener, series.exposition(), metrics::Limits::default());
+        self.metrics = Some(series);
+    }
+
+    /// Removes the series of memcgs that are gone (see
+    /// [`Metrics::forget_gone`]).
+    pub fn forget_gone_series(&mut self, exists: impl Fn(&str) -> bool) {
+        if let Some(series) = self.metrics.as_mut() {
+            series.forget_gone(Instant::now(), exists);
+        }
+    }
+
+    /// Records the output queue dropped are `lost` in the metrics too (the
+    /// queue's own `lost` line is made inside it, past every sink).
+    fn count_backlog_drops(&mut self) {
+        let dropped = self.queue.dropped();
+        if let Some(series) = self.metrics.as_mut()
+            && dropped > self.backlog_counted
+        {
+            series.on_lost(&LostRecord {
+                envelope: Envelope::now("lost"),
+                source: "output_backlog".to_owned(),
+                count: dropped - self.backlog_counted,
+                total: dropped,
+            });
+            self.backlog_counted = dropped;
+        }
     }
 
     /// On the loop's tick: stop once the reader is gone (or fail on a write
@@ -85,7 +133,12 @@ impl RunOutput {
 
 impl RecordSink for RunOutput {
     fn record(&mut self, record: Record<'_>) -> io::Result<()> {
-        self.queue.record(record)
+        if let Some(series) = self.metrics.as_mut() {
+            series.record(record)?;
+        }
+        let written = self.queue.record(record);
+        self.count_backlog_drops();
+        written
     }
 
     fn warning(&mut self, text: &str) -> io::Result<()> {

@@ -25,7 +25,7 @@ use oomtrace_core::{
 
 use crate::{
     commands::run::{
-        charge_hook, decisions::Decisions, env::LiveEnv, inputs::Inputs, lost::Losses,
+        charge_hook, decisions::Decisions, env::LiveEnv, inputs::Inputs, lost::Losses, metrics,
         options::RunOptions, output::RunOutput, rss_rule::SharedRssRule,
     },
     kernel::{
@@ -39,6 +39,8 @@ const STALL_POLL: Duration = Duration::from_secs(1);
 /// How often the ring buffer's drop counters and the on-demand charge
 /// hook's idleness are checked.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+/// How often `--metrics` looks for series of memcgs that are gone.
+const FORGET_GONE: Duration = Duration::from_secs(60);
 
 pub struct Session {
     out: RunOutput,
@@ -52,6 +54,7 @@ pub struct Session {
     decisions: Decisions,
     lost: Losses,
     housekeeping: Every,
+    forget_gone: Every,
     charge_hook: ChargeHookMode,
     /// The rss read the kernel programs were told (`model::exact`).
     rss_rule: SharedRssRule,
@@ -72,6 +75,8 @@ impl Session {
             .collect::<Result<_, _>>()?;
         let dumps = options.dump.clone().map(DumpWriter::open).transpose()?;
         let mut out = RunOutput::open(options)?;
+        // Before the tracer: a busy address fails before anything loads.
+        let listener = options.metrics.map(metrics::bind).transpose()?;
         let mut tracer = Tracer::start(&TraceOptions {
             backend: options.backend,
             cgroup_ids: scope.iter().map(|s| s.id).collect(),
@@ -82,6 +87,9 @@ impl Session {
         let release = loader::kernel_release();
         let mut start = start_record(&tracer, &release, &scope, kmsg.is_some());
         start.oom_score_adj = oom_score_adj;
+        if let Some(listener) = listener {
+            out.serve_metrics(listener, &start);
+        }
         out.start(&start)?;
         let inputs = Inputs {
             ring: watch_ring(&mut tracer)?,
@@ -96,6 +104,7 @@ impl Session {
             decisions: Decisions::new(dumps, options.count)?,
             lost: Losses::new(),
             housekeeping: Every::new(HOUSEKEEPING),
+            forget_gone: Every::new(FORGET_GONE),
             charge_hook: options.charge_hook,
             rss_rule: SharedRssRule::default(),
             env: LiveEnv::new(tracer, hierarchy, release),
@@ -161,6 +170,10 @@ impl Session {
         if self.housekeeping.due() {
             charge_hook::on_second(self.charge_hook, &self.env.tracer, &mut self.out)?;
             self.lost.ringbuf(self.env.tracer.drops(), &mut self.out)?;
+        }
+        if self.forget_gone.due() {
+            let env = &self.env;
+            self.out.forget_gone_series(|memcg| env.memcg_exists(memcg));
         }
         Ok(ControlFlow::Continue(()))
     }
