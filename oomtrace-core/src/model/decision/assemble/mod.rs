@@ -78,7 +78,7 @@ pub(super) fn assemble(
         rss_rule: rss_rule.map(|r| Cow::Borrowed(r.name())),
         candidates_dropped: ranked.dropped,
         killed: victim::killed(p),
-        container: victim::container(victim.as_ref()),
+        container: victim::container(victim.as_ref(), env),
         oom_group: p.oom_group.clone(),
         freed: freed::freed(p, sources, victim.as_ref()),
         victim,
