@@ -62,6 +62,13 @@ pub struct TraceArgs {
     #[arg(long, value_name = "N", default_value_t = -900, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-1000..=1000))]
     pub oom_score_adj: i32,
+    /// The host's root directory, when oomtrace runs in a container with the
+    /// host mounted there (e.g. /host): the memory cgroup hierarchy
+    /// (sys/fs/cgroup), proc/meminfo, the container runtimes' state (run/)
+    /// and the kubelet's logs (var/log/) are read under it. Not the BTF
+    /// (--btf) nor /dev/kmsg.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
     /// Kernel BTF to read struct layouts from.
     #[arg(long, value_name = "PATH", default_value = crate::kernel::loader::BTF_PATH)]
     pub btf: PathBuf,
@@ -127,6 +134,7 @@ impl TraceArgs {
             btf_path: self.btf,
             charge_hook: self.charge_hook.resolve(),
             oom_score_adj: Some(self.oom_score_adj),
+            host_root: self.host_root,
             dump: self.dump_dir.map(|dir| DumpConfig {
                 dir,
                 max_files: self.dump_max_files,

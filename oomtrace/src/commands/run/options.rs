@@ -18,4 +18,8 @@ pub struct RunOptions {
     pub charge_hook: ChargeHookMode,
     /// The tracer's own oom_score_adj (self-protection); None leaves it.
     pub oom_score_adj: Option<i32>,
+    /// Where the host's /proc, /sys/fs/cgroup, runtime state (/run) and
+    /// kubelet logs (/var/log) are: `/`, or the host's root mounted into
+    /// oomtrace's container.
+    pub host_root: PathBuf,
 }
