@@ -201,6 +201,16 @@ fn host_root() -> tempfile::TempDir {
 }
 
 fn oom_in_a_pod(runtime: Runtime, driver: Driver, layout: Layout, salt: u32) -> Value {
+    oom_in_a_pod_with(runtime, driver, layout, salt, &[])
+}
+
+fn oom_in_a_pod_with(
+    runtime: Runtime,
+    driver: Driver,
+    layout: Layout,
+    salt: u32,
+    extra: &[&str],
+) -> Value {
     require_root();
     let pod = Pod::new(salt);
     let root = host_root();
@@ -217,14 +227,16 @@ fn oom_in_a_pod(runtime: Runtime, driver: Driver, layout: Layout, salt: u32) -> 
         .join("sys/fs/cgroup/memory")
         .join(cgroups.leaf.relative.trim_start_matches('/'));
     let root_arg = root.path().to_str().unwrap();
-    let (mut tracer, _) = Tracer::start_json(&[
+    let mut args = vec![
         "--host-root",
         root_arg,
         "--cgroup",
         scope.to_str().unwrap(),
         "--count",
         "1",
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    let (mut tracer, _) = Tracer::start_json(&args);
     if layout == Layout::BundleGone {
         let id_dir = match runtime {
             Runtime::Containerd => bundle_file(root.path(), runtime, &pod.id)
@@ -286,8 +298,22 @@ fn crio_cgroupfs_driver_names_the_pod() {
 }
 
 #[test]
-fn crio_systemd_driver_names_the_pod() {
-    oom_in_a_pod(Runtime::Crio, Driver::Systemd, Layout::Bundle, 4);
+fn crio_systemd_driver_names_the_pod_and_its_dump_keeps_them() {
+    let dumps = tempfile::tempdir().unwrap();
+    let dir = dumps.path().to_str().unwrap();
+    let live = oom_in_a_pod_with(
+        Runtime::Crio,
+        Driver::Systemd,
+        Layout::Bundle,
+        4,
+        &["--dump-dir", dir],
+    );
+    // Read back where the node's files are gone: the dump carries the names.
+    let (code, stdout, stderr) = run_oomtrace(&["report", "--json", dir]);
+    assert_eq!(code, 0, "{stderr}");
+    let rebuilt: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_schema_valid(&rebuilt);
+    assert_eq!(rebuilt["container"], live["container"]);
 }
 
 #[test]

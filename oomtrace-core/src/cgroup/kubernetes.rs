@@ -94,6 +94,56 @@ impl KubeNames {
     }
 }
 
+/// The Kubernetes names of a saved decision's container object (a dump or
+/// saved `--json` output): `oomtrace report` derives the rest from the path
+/// again, but the node's files that gave the names may be gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SavedNames {
+    #[serde(rename = "k8s.namespace.name", default)]
+    namespace: Option<String>,
+    #[serde(rename = "k8s.pod.name", default)]
+    pod: Option<String>,
+    #[serde(rename = "k8s.container.name", default)]
+    container: Option<String>,
+    #[serde(default)]
+    names_source: Option<String>,
+}
+
+impl SavedNames {
+    /// Leniently from a saved container object: anything odd is no names.
+    pub fn deserialize_lenient<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SavedNames>, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(serde_json::from_value(value).ok())
+    }
+
+    /// The names, validated as if read on the node, on `c`.
+    pub fn apply(&self, c: &mut Container) {
+        let source = match self.names_source.as_deref() {
+            Some(source::CONTAINERD) => source::CONTAINERD,
+            Some(source::CRIO) => source::CRIO,
+            Some(source::LOGS) => source::LOGS,
+            _ => return,
+        };
+        let (Some(namespace), Some(pod)) = (&self.namespace, &self.pod) else {
+            return;
+        };
+        if c.orchestrator != Some(KUBERNETES) || !is_dns_label(namespace) || !is_dns_subdomain(pod)
+        {
+            return;
+        }
+        KubeNames {
+            namespace: namespace.clone(),
+            pod: pod.clone(),
+            container: self.container.clone().filter(|n| is_dns_label(n)),
+            pod_uid: None,
+            source,
+        }
+        .apply(c);
+    }
+}
+
 /// Recently seen names, oldest evicted first, bounded in entries and bytes.
 #[derive(Debug)]
 pub struct RecentCache {

@@ -493,3 +493,46 @@ fn resolved_names_serialize_with_opentelemetry_keys() {
     assert_eq!(v["pod_uid"], UID);
     assert_eq!(v["runtime"], "cri-o");
 }
+
+fn saved(value: serde_json::Value) -> Option<SavedNames> {
+    SavedNames::deserialize_lenient(value).unwrap()
+}
+
+#[test]
+fn saved_names_are_read_back_onto_the_path_attribution() {
+    let root = tempfile::tempdir().unwrap();
+    bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"));
+    let path = memcg_path(Driver::Systemd, Rt::Containerd, "burstable", UID, ID);
+    let mut live = attribute(&path).unwrap();
+    KubeResolver::new(root.path())
+        .resolve(&live)
+        .unwrap()
+        .apply(&mut live);
+    let names = saved(serde_json::to_value(&live).unwrap()).expect("names");
+    let mut rebuilt = attribute(&path).unwrap();
+    names.apply(&mut rebuilt);
+    assert_eq!(rebuilt, live);
+}
+
+#[test]
+fn odd_or_hostile_saved_names_are_dropped() {
+    let path = memcg_path(Driver::Cgroupfs, Rt::Crio, "burstable", UID, ID);
+    for value in [
+        json!(null),
+        json!(7),
+        json!({"k8s.namespace.name": 7}),
+        json!({"k8s.namespace.name": "shop", "k8s.pod.name": "cart", "names_source": "made_up"}),
+        json!({"k8s.namespace.name": "sh\u{1b}op", "k8s.pod.name": "cart", "names_source": "crio_bundle"}),
+    ] {
+        let mut c = attribute(&path).unwrap();
+        if let Some(names) = saved(value.clone()) {
+            names.apply(&mut c);
+        }
+        assert_eq!(c, attribute(&path).unwrap(), "{value}");
+    }
+    // Names on a path that is no pod are not believed either.
+    let names = saved(json!({"k8s.namespace.name": "shop", "k8s.pod.name": "cart", "names_source": "crio_bundle"})).unwrap();
+    let mut docker = attribute(&format!("/docker/{ID}")).unwrap();
+    names.apply(&mut docker);
+    assert_eq!(docker.namespace, None);
+}

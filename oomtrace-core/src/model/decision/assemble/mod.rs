@@ -79,6 +79,7 @@ pub(super) fn assemble(
         candidates_dropped: ranked.dropped,
         killed: victim::killed(p),
         container: victim::container(victim.as_ref(), env),
+        saved_names: None,
         oom_group: p.oom_group.clone(),
         freed: freed::freed(p, sources, victim.as_ref()),
         victim,
