@@ -30,7 +30,7 @@
 //! regular file of at most [`MAX_CONFIG_BYTES`], and every name must be a
 //! valid Kubernetes name (DNS label or subdomain), else it is ignored.
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     fs,
     io::Read,
     os::unix::fs::OpenOptionsExt,
@@ -210,6 +210,9 @@ impl RecentCache {
 pub struct KubeResolver {
     root: PathBuf,
     cache: RecentCache,
+    /// Bundles that named nothing, so that [`refresh`](Self::refresh) does
+    /// not re-read them every second (cleared past [`CACHE_ENTRIES`]).
+    unnamed: HashSet<String>,
 }
 
 /// Cache key of a pod's names (container entries are keyed by the bare id).
@@ -222,6 +225,7 @@ impl KubeResolver {
         KubeResolver {
             root: root.into(),
             cache: RecentCache::new(CACHE_ENTRIES, CACHE_BYTES),
+            unnamed: HashSet::new(),
         }
     }
 
@@ -284,10 +288,19 @@ impl KubeResolver {
                 let Some(id) = name.to_str().filter(|id| is_full_id(id)) else {
                     continue;
                 };
-                if self.cache.get(id).is_none()
-                    && let Some(names) = self.read_bundle(id, rt)
-                {
-                    self.remember(id, names);
+                if self.cache.get(id).is_some() || self.unnamed.contains(id) {
+                    continue;
+                }
+                match self.read_bundle(id, rt) {
+                    Some(names) => {
+                        self.remember(id, names);
+                    }
+                    None => {
+                        if self.unnamed.len() >= CACHE_ENTRIES {
+                            self.unnamed.clear();
+                        }
+                        self.unnamed.insert(id.to_owned());
+                    }
                 }
             }
         }

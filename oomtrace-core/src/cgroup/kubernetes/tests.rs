@@ -536,3 +536,28 @@ fn odd_or_hostile_saved_names_are_dropped() {
     names.apply(&mut docker);
     assert_eq!(docker.namespace, None);
 }
+
+#[test]
+fn refresh_reads_a_bundle_that_names_nothing_once_but_resolve_retries_it() {
+    let root = tempfile::tempdir().unwrap();
+    let path = bundle_path(root.path(), Rt::Containerd, ID);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(&path, "{}").unwrap();
+    let mut resolver = KubeResolver::new(root.path());
+    resolver.refresh();
+    assert!(resolver.cache().is_empty());
+    // Written since (the runtime was mid-write): refresh leaves it alone…
+    bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"));
+    resolver.refresh();
+    assert!(resolver.cache().is_empty());
+    // …but an OOM's own lookup reads it again.
+    let c = attribute(&memcg_path(
+        Driver::Cgroupfs,
+        Rt::Containerd,
+        "burstable",
+        UID,
+        ID,
+    ))
+    .unwrap();
+    expect(resolver.resolve(&c), Some("cart"), source::CONTAINERD);
+}
