@@ -343,7 +343,7 @@ fn pod_at(parts: &[&str], i: usize) -> Option<Pod> {
 }
 
 /// A pod UID written with `sep` between the UUID groups, returned with dashes.
-fn pod_uid(raw: &str, sep: char) -> Option<String> {
+pub(super) fn pod_uid(raw: &str, sep: char) -> Option<String> {
     // Static (file or URL) pods: the kubelet sets the UID to an MD5 hex digest.
     if raw.len() == 32 && is_lower_hex(raw) {
         return Some(raw.to_string());
@@ -370,7 +370,7 @@ fn innermost_unit(parts: &[&str]) -> Option<String> {
         .map(|p| p.to_string())
 }
 
-fn is_full_id(s: &str) -> bool {
+pub(super) fn is_full_id(s: &str) -> bool {
     s.len() == 64 && is_lower_hex(s)
 }
 

@@ -39,7 +39,7 @@ use std::{
 
 use serde::Deserialize;
 
-use super::container::{Container, KUBERNETES, runtime};
+use super::container::{Container, KUBERNETES, is_full_id, pod_uid, runtime};
 
 /// containerd's CRI bundles, one directory per container id.
 pub const CONTAINERD_BUNDLES: &str = "run/containerd/io.containerd.runtime.v2.task/k8s.io";
@@ -465,22 +465,9 @@ fn read_annotations(path: &Path) -> Option<HashMap<String, serde_json::Value>> {
         .map(|s| s.annotations)
 }
 
-fn is_full_id(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-/// UUID with dashes, or a static pod's 32-hex UID.
+/// A pod UID as the API server writes it: a UUID, or a static pod's 32 hex.
 fn is_pod_uid(s: &str) -> bool {
-    let hex = |g: &str| !g.is_empty() && g.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    if s.len() == 32 {
-        return hex(s);
-    }
-    let groups: Vec<&str> = s.split('-').collect();
-    groups.len() == 5
-        && groups
-            .iter()
-            .zip([8, 4, 4, 4, 12])
-            .all(|(g, len)| g.len() == len && hex(g))
+    pod_uid(s, '-').is_some()
 }
 
 /// RFC 1123 label: namespaces and container names.
