@@ -117,6 +117,7 @@ impl Cli {
             Some(Command::Doctor { json }) => Invocation::Doctor(DoctorOptions {
                 json,
                 btf_path: run.btf_path,
+                host_root: run.host_root,
             }),
         }
     }
