@@ -81,6 +81,13 @@ pub struct TraceArgs {
     /// (e.g. 127.0.0.1:9757). Nothing listens without it.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<SocketAddr>,
+    /// The host's root directory, when oomtrace runs in a container with the
+    /// host mounted there (e.g. /host): the memory cgroup hierarchy
+    /// (sys/fs/cgroup), proc/meminfo, the container runtimes' state (run/)
+    /// and the kubelet's logs (var/log/) are read under it. Not the BTF
+    /// (--btf) nor /dev/kmsg.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub host_root: PathBuf,
     /// Kernel BTF to read struct layouts from.
     #[arg(long, value_name = "PATH", default_value = crate::kernel::loader::BTF_PATH)]
     pub btf: PathBuf,
@@ -129,6 +136,7 @@ impl Cli {
             Some(Command::Doctor { json }) => Invocation::Doctor(DoctorOptions {
                 json,
                 btf_path: run.btf_path,
+                host_root: run.host_root,
             }),
         }
     }
@@ -152,6 +160,7 @@ impl TraceArgs {
             charge_hook: self.charge_hook.resolve(),
             oom_score_adj: Some(self.oom_score_adj),
             metrics: self.metrics,
+            host_root: self.host_root,
             dump: self.dump_dir.map(|dir| DumpConfig {
                 dir,
                 max_files: self.dump_max_files,

@@ -74,8 +74,9 @@ pub mod qos {
 /// Value of [`Container::orchestrator`] for paths under the kubelet's pods.
 pub const KUBERNETES: &str = "kubernetes";
 
-/// Who owns a memory cgroup, as far as its path tells.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Who owns a memory cgroup, as far as its path tells, plus the Kubernetes
+/// names the node keeps for it (`cgroup::kubernetes`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Container {
     /// One of the [`runtime`] constants.
     pub runtime: &'static str,
@@ -99,6 +100,64 @@ pub struct Container {
     /// The cgroup holds the runtime's per-container monitor (CRI-O's or
     /// Podman's conmon, LXC's monitor), not the container's payload.
     pub monitor: bool,
+    /// Kubernetes namespace, pod name and container name (None for a pod's
+    /// sandbox or a pod-level cgroup), when the node names them; plain
+    /// fields so that metrics can use them as labels.
+    pub namespace: Option<String>,
+    pub pod_name: Option<String>,
+    pub container_name: Option<String>,
+    /// Where those names came from (`kubernetes::source`).
+    pub names_source: Option<&'static str>,
+}
+
+/// The JSON form: the fields above, plus OpenTelemetry's semantic names
+/// (`k8s.*`, `container.id`) so collectors map them without configuration.
+#[derive(Serialize)]
+struct ContainerJson<'a> {
+    runtime: &'static str,
+    id: Option<&'a str>,
+    pod_uid: Option<&'a str>,
+    qos_class: Option<&'static str>,
+    orchestrator: Option<&'static str>,
+    unit: Option<&'a str>,
+    pod_level: bool,
+    name: Option<&'a str>,
+    monitor: bool,
+    #[serde(rename = "container.id")]
+    container_id: Option<&'a str>,
+    #[serde(rename = "k8s.pod.uid")]
+    k8s_pod_uid: Option<&'a str>,
+    #[serde(rename = "k8s.namespace.name")]
+    k8s_namespace_name: Option<&'a str>,
+    #[serde(rename = "k8s.pod.name")]
+    k8s_pod_name: Option<&'a str>,
+    #[serde(rename = "k8s.container.name")]
+    k8s_container_name: Option<&'a str>,
+    names_source: Option<&'static str>,
+}
+
+impl Serialize for Container {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let kube = self.orchestrator == Some(KUBERNETES);
+        ContainerJson {
+            runtime: self.runtime,
+            id: self.id.as_deref(),
+            pod_uid: self.pod_uid.as_deref(),
+            qos_class: self.qos_class,
+            orchestrator: self.orchestrator,
+            unit: self.unit.as_deref(),
+            pod_level: self.pod_level,
+            name: self.name.as_deref(),
+            monitor: self.monitor,
+            container_id: self.id.as_deref(),
+            k8s_pod_uid: self.pod_uid.as_deref().filter(|_| kube),
+            k8s_namespace_name: self.namespace.as_deref(),
+            k8s_pod_name: self.pod_name.as_deref(),
+            k8s_container_name: self.container_name.as_deref(),
+            names_source: self.names_source,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl Container {
@@ -113,6 +172,10 @@ impl Container {
             pod_level: false,
             name: None,
             monitor: false,
+            namespace: None,
+            pod_name: None,
+            container_name: None,
+            names_source: None,
         }
     }
 }
@@ -280,7 +343,7 @@ fn pod_at(parts: &[&str], i: usize) -> Option<Pod> {
 }
 
 /// A pod UID written with `sep` between the UUID groups, returned with dashes.
-fn pod_uid(raw: &str, sep: char) -> Option<String> {
+pub(super) fn pod_uid(raw: &str, sep: char) -> Option<String> {
     // Static (file or URL) pods: the kubelet sets the UID to an MD5 hex digest.
     if raw.len() == 32 && is_lower_hex(raw) {
         return Some(raw.to_string());
@@ -307,7 +370,7 @@ fn innermost_unit(parts: &[&str]) -> Option<String> {
         .map(|p| p.to_string())
 }
 
-fn is_full_id(s: &str) -> bool {
+pub(super) fn is_full_id(s: &str) -> bool {
     s.len() == 64 && is_lower_hex(s)
 }
 

@@ -2,6 +2,7 @@
 //! `--cgroup` paths into cgroup ids for the in-kernel filter, cgroup ids back
 //! into paths, and reading a memcg's own files.
 pub mod container;
+pub mod kubernetes;
 pub mod throwaway;
 
 use std::{
@@ -11,6 +12,19 @@ use std::{
     path::{Path, PathBuf},
     time::{Duration, Instant},
 };
+
+const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
+const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+
+/// The filesystem type of `path` (statfs `f_type`), following symlinks.
+fn fs_magic(path: &Path) -> Option<i64> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: statfs is plain data; zeroed is a valid value.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: a NUL-terminated path and a valid out pointer.
+    let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut st) };
+    (rc == 0).then_some(st.f_type as i64)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -32,6 +46,10 @@ pub enum CgroupError {
         "no memory cgroup hierarchy is mounted (looked for cgroup v1 'memory' and cgroup2 with the memory controller in /proc/self/mountinfo)"
     )]
     NoMemoryHierarchy,
+    #[error(
+        "no memory cgroup hierarchy under {root} (looked for sys/fs/cgroup/memory, cgroup v1, and sys/fs/cgroup with the memory controller, cgroup v2)"
+    )]
+    NoMemoryHierarchyUnder { root: PathBuf },
     #[error("cannot read /proc/self/mountinfo: {0}")]
     Mountinfo(std::io::Error),
     #[error("cgroup {path}: does not exist")]
@@ -65,6 +83,39 @@ impl MemoryHierarchy {
                 .map(|c| c.split_whitespace().any(|c| c == "memory"))
                 .unwrap_or(false)
         })
+    }
+
+    /// The hierarchy as seen under `host_root` (`--host-root`): `/` is
+    /// [`detect`](Self::detect); else `<root>/sys/fs/cgroup/memory` (v1) or
+    /// `<root>/sys/fs/cgroup` with the memory controller (v2), checked to be
+    /// cgroup filesystems. Canonicalized, so that a bind mount or a symlink
+    /// to the host's hierarchy both work.
+    pub fn detect_under(host_root: &Path) -> Result<Self, CgroupError> {
+        if host_root == Path::new("/") {
+            return Self::detect();
+        }
+        let base = host_root.join("sys/fs/cgroup");
+        let v1 = base.join("memory");
+        if fs_magic(&v1) == Some(CGROUP_SUPER_MAGIC) && v1.join("memory.stat").is_file() {
+            return Self::canonical(v1, CgroupVersion::V1);
+        }
+        let controllers = fs::read_to_string(base.join("cgroup.controllers")).unwrap_or_default();
+        if fs_magic(&base) == Some(CGROUP2_SUPER_MAGIC)
+            && controllers.split_whitespace().any(|c| c == "memory")
+        {
+            return Self::canonical(base, CgroupVersion::V2);
+        }
+        Err(CgroupError::NoMemoryHierarchyUnder {
+            root: host_root.to_owned(),
+        })
+    }
+
+    fn canonical(mount: PathBuf, version: CgroupVersion) -> Result<Self, CgroupError> {
+        let mount = fs::canonicalize(&mount).map_err(|source| CgroupError::Io {
+            path: mount,
+            source,
+        })?;
+        Ok(Self { mount, version })
     }
 
     fn from_mountinfo(

@@ -127,7 +127,16 @@ fn container(s: &mut String, d: &Decision) {
     let Some(c) = &d.container else {
         return;
     };
-    let mut parts = vec![c.runtime.to_owned()];
+    let mut parts = Vec::new();
+    // Kubernetes names first, as kubectl shows them: namespace/pod/container.
+    if let (Some(ns), Some(pod)) = (&c.namespace, &c.pod_name) {
+        let mut names = format!("{ns}/{pod}");
+        if let Some(container) = &c.container_name {
+            names = format!("{names}/{container}");
+        }
+        parts.push(names);
+    }
+    parts.push(c.runtime.to_owned());
     // The short id: its first 12 characters (never a byte slice, which a
     // multi-byte character would make panic).
     parts.extend(c.id.as_deref().map(|id| id.chars().take(12).collect()));
@@ -402,6 +411,11 @@ mod tests {
             time_ms: 0.0,
         });
         d.container = crate::cgroup::container::attribute(&format!("/system.slice/{EVIL}.service"));
+        if let Some(c) = d.container.as_mut() {
+            c.namespace = Some(EVIL.to_owned());
+            c.pod_name = Some(EVIL.to_owned());
+            c.container_name = Some(EVIL.to_owned());
+        }
         assert!(d.container.is_some());
         d.explanation.push(EVIL.to_owned());
         let card = render_card(&d, 100);
@@ -479,6 +493,27 @@ mod tests {
         c.id = Some("aéééééééééééé".to_owned());
         d.container = Some(c);
         assert!(render_card(&d, 5).contains("aééééééééééé "));
+    }
+
+    #[test]
+    fn kubernetes_names_show_as_namespace_pod_container() {
+        let mut d = fixture_decision("6.1.0-50-amd64-a-v2-single-hog.log");
+        let id = "8d083e51abd2e1096bc106e308144c7efe71ae92f3c12e6be5bc7bc78f5cc751";
+        let path = format!("/kubepods/burstable/pod42968967-a234-4826-a0d4-f90eaf4ef52e/{id}");
+        let mut c = crate::cgroup::container::attribute(&path).expect("a pod");
+        c.namespace = Some("shop".to_owned());
+        c.pod_name = Some("cart-1".to_owned());
+        c.container_name = Some("app".to_owned());
+        d.container = Some(c.clone());
+        let card = render_card(&d, 5);
+        assert!(
+            card.contains("  container  shop/cart-1/app cri 8d083e51abd2 pod 42968967-"),
+            "{card}"
+        );
+        // A sandbox has no container name: namespace/pod.
+        c.container_name = None;
+        d.container = Some(c);
+        assert!(render_card(&d, 5).contains("  container  shop/cart-1 cri "));
     }
 
     /// u64::MAX rss and adj 1000 from the events: the card shows saturated

@@ -222,8 +222,14 @@ impl Metrics {
     }
 
     pub fn on_decision(&mut self, decision: &Decision, now: Instant) {
-        // Kubernetes names come with the container object (issue #7 part 2).
-        let (identity, memcg) = kill_identity(decision, None);
+        let names = decision.container.as_ref().and_then(|c| {
+            Some(KubernetesNames {
+                namespace: c.namespace.as_deref()?,
+                pod: c.pod_name.as_deref()?,
+                container: c.container_name.as_deref().unwrap_or_default(),
+            })
+        });
+        let (identity, memcg) = kill_identity(decision, names);
         let constraint = decision.constraint.as_deref().unwrap_or("unknown");
         let labels = kill_labels(constraint, &identity);
         self.kills.get_or_create(&labels).inc();
@@ -369,10 +375,18 @@ fn kill_identity(decision: &Decision, names: Option<KubernetesNames<'_>>) -> (Id
         Some("memcg") => oom_memcg.unwrap_or_default(),
         _ => oom_memcg.unwrap_or_else(|| "/".to_owned()),
     };
+    let victim_memcg = decision.victim.as_ref().and_then(|v| v.memcg.as_deref());
+    let own_limit = victim_memcg == Some(memcg.as_str());
+    // The pod's memcg is the container's parent under both cgroup drivers;
+    // a limit higher up (kubepods, a QoS class) is no pod's.
+    let pod_limit = victim_memcg
+        .and_then(|m| m.rsplit_once('/'))
+        .map(|(parent, _)| parent)
+        == Some(memcg.as_str());
     let identity = match names {
-        Some(names) if decision.constraint.as_deref() == Some("memcg") => {
-            let victim_memcg = decision.victim.as_ref().and_then(|v| v.memcg.as_deref());
-            let own_limit = victim_memcg == Some(memcg.as_str());
+        Some(names)
+            if decision.constraint.as_deref() == Some("memcg") && (own_limit || pod_limit) =>
+        {
             Identity {
                 namespace: names.namespace.to_owned(),
                 pod: names.pod.to_owned(),
@@ -701,10 +715,17 @@ mod tests {
         assert_eq!(identity, expected);
 
         // The pod's limit fired, above the container: the kill is the pod's.
-        let d = decision(Some("memcg"), Some("/kubepods/burstable/podX"));
+        let mut d = decision(Some("memcg"), Some("/kubepods/burstable/podX"));
+        d.victim.as_mut().unwrap().memcg = Some("/kubepods/burstable/podX/abc".to_owned());
         let (identity, _) = kill_identity(&d, Some(names));
         assert_eq!(identity.container, "");
         assert_eq!(identity.pod, "cart-7d9f");
+
+        // A limit above the pod (a QoS class, kubepods) is no pod's.
+        let mut d = decision(Some("memcg"), Some("/kubepods/burstable"));
+        d.victim.as_mut().unwrap().memcg = Some("/kubepods/burstable/podX/abc".to_owned());
+        let (identity, _) = kill_identity(&d, Some(names));
+        assert_eq!(identity, Identity::memcg("/kubepods/burstable"));
 
         // A global OOM is the node's, whoever the victim was.
         let (identity, _) = kill_identity(&decision(Some("global"), None), Some(names));

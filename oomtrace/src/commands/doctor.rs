@@ -20,6 +20,8 @@ use crate::kernel::{
 pub struct DoctorOptions {
     pub json: bool,
     pub btf_path: PathBuf,
+    /// `--host-root`: where the memory cgroup hierarchy is looked for.
+    pub host_root: PathBuf,
 }
 
 /// The `doctor` record (JSON) and the report on screen.
@@ -56,7 +58,7 @@ pub fn run(options: &DoctorOptions) -> Result<u64> {
 fn examine(options: &DoctorOptions) -> DoctorRecord {
     let tracefs = tracefs::tracefs_root().ok();
     let mut checks = facts::collect(&options.btf_path, tracefs.as_deref());
-    let cgroup = match MemoryHierarchy::detect() {
+    let cgroup = match MemoryHierarchy::detect_under(&options.host_root) {
         Ok(h) => Some(format!("{:?} at {}", h.version, h.mount.display()).to_lowercase()),
         Err(e) => {
             checks.push(Check {

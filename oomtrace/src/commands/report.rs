@@ -90,6 +90,9 @@ fn write_decision(
         .as_ref()
         .and_then(|v| v.memcg.as_deref())
         .and_then(container::attribute);
+    if let (Some(c), Some(names)) = (decision.container.as_mut(), &decision.saved_names) {
+        names.apply(c);
+    }
     if json {
         // `From` keeps the kind of an I/O error (EPIPE stays BrokenPipe).
         serde_json::to_writer(&mut *out, &decision).map_err(io::Error::from)?;

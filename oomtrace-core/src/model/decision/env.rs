@@ -24,6 +24,14 @@ pub trait Environment {
     fn memcg_snapshot(&self, _relative: &str) -> Option<(MemcgSnapshot, u64)> {
         None
     }
+    /// The Kubernetes names of a container found under a kubelet pod cgroup
+    /// (live mode only: they come from the node's runtime and kubelet files).
+    fn kubernetes_names(
+        &mut self,
+        _container: &crate::cgroup::container::Container,
+    ) -> Option<crate::cgroup::kubernetes::KubeNames> {
+        None
+    }
 }
 
 /// What is known when rebuilding from a saved kernel log: only the log.

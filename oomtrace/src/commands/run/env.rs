@@ -3,6 +3,7 @@
 //! and the snapshots of OOM memcgs read while their OOM is handled.
 use std::{
     collections::HashMap,
+    path::{Path, PathBuf},
     time::{Duration, SystemTime},
 };
 
@@ -11,7 +12,11 @@ use oomtrace_core::{
         host::page_size,
         time::{now_rfc3339, rfc3339},
     },
-    cgroup::{IdResolver, MemcgFiles, MemcgSnapshot, MemoryHierarchy},
+    cgroup::{
+        IdResolver, MemcgFiles, MemcgSnapshot, MemoryHierarchy,
+        container::{Container, attribute},
+        kubernetes::{KubeNames, KubeResolver},
+    },
     events::Event,
     model::decision::Environment,
 };
@@ -29,20 +34,37 @@ pub struct LiveEnv {
     /// OOM memcgs' files read as their OOM events arrived, by path, with the
     /// boot time of the read.
     snapshots: HashMap<String, (MemcgSnapshot, u64)>,
+    /// Kubernetes names of the node's containers, remembered past their death.
+    kube: KubeResolver,
+    /// Where the host's /proc is (`--host-root`).
+    proc: PathBuf,
 }
 
 /// Bound on kept snapshots (one per memcg that OOMed recently).
 const MAX_SNAPSHOTS: usize = 256;
 
 impl LiveEnv {
-    pub fn new(tracer: Tracer, hierarchy: MemoryHierarchy, release: String) -> Self {
+    pub fn new(
+        tracer: Tracer,
+        hierarchy: MemoryHierarchy,
+        release: String,
+        host_root: &Path,
+        kube: KubeResolver,
+    ) -> Self {
         Self {
             tracer,
             resolver: IdResolver::new(hierarchy),
             page_size: page_size() as u64,
             release,
             snapshots: HashMap::new(),
+            kube,
+            proc: host_root.join("proc"),
         }
+    }
+
+    /// Once a second: remember the names of containers started since.
+    pub fn refresh_kubernetes_names(&mut self) {
+        self.kube.refresh();
     }
 
     /// The first events of an OOM: read the memcg's state before the kill
@@ -56,6 +78,16 @@ impl LiveEnv {
                     if level.cgroup_id != 0 {
                         self.snapshot(level.cgroup_id);
                     }
+                }
+                // The victim's names, while its container still exists.
+                if let Some(level) = t.memcg[..depth].first()
+                    && let Some(c) = self
+                        .resolver
+                        .path_of(level.cgroup_id)
+                        .as_deref()
+                        .and_then(attribute)
+                {
+                    self.kube.resolve(&c);
                 }
             }
             _ => {}
@@ -110,8 +142,8 @@ fn wall_time_of(clock_id: libc::clockid_t, at: Duration) -> Option<SystemTime> {
     SystemTime::now().checked_sub(now.checked_sub(at).unwrap_or_default())
 }
 
-fn meminfo_kb(key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+fn meminfo_kb(proc: &Path, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(proc.join("meminfo")).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
         .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
@@ -126,10 +158,10 @@ impl Environment for LiveEnv {
         files.usage_bytes.is_some().then_some(files)
     }
     fn swap_total_pages(&self) -> Option<u64> {
-        meminfo_kb("SwapTotal").map(|kb| kb * 1024 / self.page_size)
+        meminfo_kb(&self.proc, "SwapTotal").map(|kb| kb * 1024 / self.page_size)
     }
     fn mem_total_pages(&self) -> Option<u64> {
-        meminfo_kb("MemTotal").map(|kb| kb * 1024 / self.page_size)
+        meminfo_kb(&self.proc, "MemTotal").map(|kb| kb * 1024 / self.page_size)
     }
     fn page_size(&self) -> u64 {
         self.page_size
@@ -145,6 +177,9 @@ impl Environment for LiveEnv {
     }
     fn memcg_snapshot(&self, relative: &str) -> Option<(MemcgSnapshot, u64)> {
         self.snapshots.get(relative).cloned()
+    }
+    fn kubernetes_names(&mut self, container: &Container) -> Option<KubeNames> {
+        self.kube.resolve(container)
     }
     fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime> {
         wall_time_of(

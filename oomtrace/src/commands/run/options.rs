@@ -22,4 +22,8 @@ pub struct RunOptions {
     pub oom_score_adj: Option<i32>,
     /// `--metrics`: where `GET /metrics` is served; None serves nothing.
     pub metrics: Option<SocketAddr>,
+    /// Where the host's /proc, /sys/fs/cgroup, runtime state (/run) and
+    /// kubelet logs (/var/log) are: `/`, or the host's root mounted into
+    /// oomtrace's container.
+    pub host_root: PathBuf,
 }

@@ -11,7 +11,7 @@ use tokio::io::unix::{AsyncFd, AsyncFdReadyMutGuard};
 
 use oomtrace_core::{
     base::{Envelope, time::now_rfc3339},
-    cgroup::{CgroupVersion, MemoryHierarchy, ScopeCgroup},
+    cgroup::{CgroupVersion, MemoryHierarchy, ScopeCgroup, kubernetes::KubeResolver},
     dump::DumpWriter,
     events::{Event, decode},
     model::{
@@ -67,7 +67,7 @@ impl Session {
     /// inputs the loop waits on.
     pub fn open(options: &RunOptions) -> Result<(Self, Inputs)> {
         loader::ensure_privileges()?;
-        let hierarchy = MemoryHierarchy::detect()?;
+        let hierarchy = MemoryHierarchy::detect_under(&options.host_root)?;
         let scope: Vec<ScopeCgroup> = options
             .cgroups
             .iter()
@@ -85,6 +85,9 @@ impl Session {
         let oom_score_adj = protect_self(options.oom_score_adj, &mut out)?;
         let kmsg = open_kmsg(&mut out)?;
         let release = loader::kernel_release();
+        // Names of the containers running now, before anything can die.
+        let mut kube = KubeResolver::new(&options.host_root);
+        kube.refresh();
         let mut start = start_record(&tracer, &release, &scope, kmsg.is_some());
         start.oom_score_adj = oom_score_adj;
         if let Some(listener) = listener {
@@ -107,7 +110,7 @@ impl Session {
             forget_gone: Every::new(FORGET_GONE),
             charge_hook: options.charge_hook,
             rss_rule: SharedRssRule::default(),
-            env: LiveEnv::new(tracer, hierarchy, release),
+            env: LiveEnv::new(tracer, hierarchy, release, &options.host_root, kube),
             out,
         };
         Ok((session, inputs))
@@ -169,6 +172,7 @@ impl Session {
         self.decisions.report_dumps(&mut self.out)?;
         if self.housekeeping.due() {
             charge_hook::on_second(self.charge_hook, &self.env.tracer, &mut self.out)?;
+            self.env.refresh_kubernetes_names();
             self.lost.ringbuf(self.env.tracer.drops(), &mut self.out)?;
         }
         if self.forget_gone.due() {

@@ -15,6 +15,7 @@ use crate::{
     model::{
         decision::{
             assemble::candidates::{Scoring, score},
+            env::Environment,
             pending::Pending,
             record::{Candidate, Victim},
         },
@@ -246,7 +247,14 @@ pub(super) fn killed(p: &Pending) -> Vec<u32> {
     killed
 }
 
-/// The container (or systemd unit) the victim's memcg belongs to.
-pub(super) fn container(victim: Option<&Victim>) -> Option<Container> {
-    victim.and_then(|v| v.memcg.as_deref()).and_then(attribute)
+/// The container (or systemd unit) the victim's memcg belongs to, with its
+/// Kubernetes names where the node keeps them.
+pub(super) fn container(victim: Option<&Victim>, env: &mut dyn Environment) -> Option<Container> {
+    let mut c = victim
+        .and_then(|v| v.memcg.as_deref())
+        .and_then(attribute)?;
+    if let Some(names) = env.kubernetes_names(&c) {
+        names.apply(&mut c);
+    }
+    Some(c)
 }

@@ -35,6 +35,18 @@ fn container_name(c: &Container) -> String {
     // The short id by characters: a byte slice panics inside a multi-byte one.
     let short: Option<String> = c.id.as_deref().map(|id| id.chars().take(12).collect());
     let id = short.as_deref();
+    if let (Some(ns), Some(pod)) = (&c.namespace, &c.pod_name) {
+        return format!(
+            "Kubernetes pod {ns}/{pod}{}{}",
+            c.qos_class.map_or(String::new(), |q| format!(" (QoS {q})")),
+            match (&c.container_name, id) {
+                (Some(name), Some(id)) => format!(", container {name} ({} {id})", c.runtime),
+                (Some(name), None) => format!(", container {name}"),
+                (None, Some(id)) => format!(", {} container {id}", c.runtime),
+                (None, None) => String::new(),
+            }
+        );
+    }
     match (c.runtime, id, &c.pod_uid, &c.unit) {
         (_, _, Some(pod), _) => format!(
             "Kubernetes pod {pod}{}{}",

@@ -1,0 +1,489 @@
+//! Kubernetes names (namespace, pod, container) for a container that
+//! [`super::container::attribute`] found under a kubelet pod cgroup, without
+//! the API server: from what the node itself keeps on disk.
+//!
+//! 1. The runtime's OCI bundle, `config.json`, whose annotations carry the
+//!    names the kubelet gave the runtime:
+//!    - containerd (CRI plugin): `run/containerd/io.containerd.runtime.v2.task/k8s.io/<id>/config.json`,
+//!      annotations `io.kubernetes.cri.sandbox-namespace`, `-sandbox-name`,
+//!      `-sandbox-uid`, `-container-name` (`io.kubernetes.cri.container-type`
+//!      is `sandbox` for the pause container, which has no container name);
+//!    - CRI-O: `run/containers/storage/overlay-containers/<id>/userdata/config.json`,
+//!      annotations `io.kubernetes.pod.namespace`, `.pod.name`, `.pod.uid`,
+//!      `io.kubernetes.container.name` (`POD` for the infra container).
+//! 2. The kubelet's log directories, which outlive the bundle (the runtime
+//!    removes the bundle as soon as a dead container is deleted):
+//!    `var/log/pods/<namespace>_<pod>_<uid>/<container>/` and
+//!    `var/log/containers/<pod>_<namespace>_<container>-<id>.log`.
+//!
+//! All paths are relative to a root (`/`, or `--host-root` when oomtrace runs
+//! in a container with the host mounted elsewhere).
+//!
+//! A container killed by the OOM is usually gone by the time its decision is
+//! assembled, so every name found is kept in a [`RecentCache`] bounded to
+//! [`CACHE_ENTRIES`] entries and [`CACHE_BYTES`] bytes of names; the live
+//! session fills it from the bundle directories once a second
+//! ([`KubeResolver::refresh`]) and as soon as an OOM names a memcg.
+//!
+//! Untrusted input: pod annotations are user-controlled and end up in
+//! `config.json`. The file is opened without following symlinks, must be a
+//! regular file of at most [`MAX_CONFIG_BYTES`], and every name must be a
+//! valid Kubernetes name (DNS label or subdomain), else it is ignored.
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    fs,
+    io::Read,
+    os::unix::fs::OpenOptionsExt,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+use super::container::{Container, KUBERNETES, is_full_id, pod_uid, runtime};
+
+/// containerd's CRI bundles, one directory per container id.
+pub const CONTAINERD_BUNDLES: &str = "run/containerd/io.containerd.runtime.v2.task/k8s.io";
+/// CRI-O's per-container run directories (`<id>/userdata/config.json`).
+pub const CRIO_BUNDLES: &str = "run/containers/storage/overlay-containers";
+/// The kubelet's per-pod log directories.
+pub const POD_LOGS: &str = "var/log/pods";
+/// The kubelet's per-container log symlinks.
+pub const CONTAINER_LOGS: &str = "var/log/containers";
+
+/// A bundle's `config.json` larger than this is refused (real ones are tens
+/// of KiB; pod annotations are capped at 256 KiB by the API server).
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+/// Containers (or pods) whose names are remembered.
+pub const CACHE_ENTRIES: usize = 1024;
+/// Bytes of names remembered (a few hundred bytes per container at most).
+pub const CACHE_BYTES: usize = 512 << 10;
+
+/// Values of [`KubeNames::source`].
+pub mod source {
+    pub const CONTAINERD: &str = "containerd_bundle";
+    pub const CRIO: &str = "crio_bundle";
+    pub const LOGS: &str = "kubelet_logs";
+}
+
+/// A container's (or a pod's) Kubernetes names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KubeNames {
+    pub namespace: String,
+    pub pod: String,
+    /// None for a pod's sandbox (pause) container or a pod-level cgroup.
+    pub container: Option<String>,
+    pub pod_uid: Option<String>,
+    /// One of the [`source`] constants.
+    pub source: &'static str,
+}
+
+impl KubeNames {
+    fn bytes(&self) -> usize {
+        self.namespace.len()
+            + self.pod.len()
+            + self.container.as_ref().map_or(0, String::len)
+            + self.pod_uid.as_ref().map_or(0, String::len)
+    }
+
+    /// Writes the names into the container identity.
+    pub fn apply(&self, c: &mut Container) {
+        c.namespace = Some(self.namespace.clone());
+        c.pod_name = Some(self.pod.clone());
+        c.container_name = self.container.clone();
+        c.names_source = Some(self.source);
+    }
+}
+
+/// The Kubernetes names of a saved decision's container object (a dump or
+/// saved `--json` output): `oomtrace report` derives the rest from the path
+/// again, but the node's files that gave the names may be gone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SavedNames {
+    #[serde(rename = "k8s.namespace.name", default)]
+    namespace: Option<String>,
+    #[serde(rename = "k8s.pod.name", default)]
+    pod: Option<String>,
+    #[serde(rename = "k8s.container.name", default)]
+    container: Option<String>,
+    #[serde(default)]
+    names_source: Option<String>,
+}
+
+impl SavedNames {
+    /// Leniently from a saved container object: anything odd is no names.
+    pub fn deserialize_lenient<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<SavedNames>, D::Error> {
+        let value = serde_json::Value::deserialize(deserializer)?;
+        Ok(serde_json::from_value(value).ok())
+    }
+
+    /// The names, validated as if read on the node, on `c`.
+    pub fn apply(&self, c: &mut Container) {
+        let source = match self.names_source.as_deref() {
+            Some(source::CONTAINERD) => source::CONTAINERD,
+            Some(source::CRIO) => source::CRIO,
+            Some(source::LOGS) => source::LOGS,
+            _ => return,
+        };
+        let (Some(namespace), Some(pod)) = (&self.namespace, &self.pod) else {
+            return;
+        };
+        if c.orchestrator != Some(KUBERNETES) || !is_dns_label(namespace) || !is_dns_subdomain(pod)
+        {
+            return;
+        }
+        KubeNames {
+            namespace: namespace.clone(),
+            pod: pod.clone(),
+            container: self.container.clone().filter(|n| is_dns_label(n)),
+            pod_uid: None,
+            source,
+        }
+        .apply(c);
+    }
+}
+
+/// Recently seen names, oldest evicted first, bounded in entries and bytes.
+#[derive(Debug)]
+pub struct RecentCache {
+    map: HashMap<String, KubeNames>,
+    order: VecDeque<String>,
+    bytes: usize,
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl RecentCache {
+    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
+        RecentCache {
+            map: HashMap::new(),
+            order: VecDeque::new(),
+            bytes: 0,
+            max_entries,
+            max_bytes,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> Option<&KubeNames> {
+        self.map.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn insert(&mut self, key: String, names: KubeNames) {
+        let size = key.len() + names.bytes();
+        if let Some(old) = self.map.remove(&key) {
+            self.bytes -= key.len() + old.bytes();
+            self.order.retain(|k| k != &key);
+        }
+        while !self.order.is_empty()
+            && (self.map.len() >= self.max_entries || self.bytes + size > self.max_bytes)
+        {
+            if let Some(oldest) = self.order.pop_front()
+                && let Some(old) = self.map.remove(&oldest)
+            {
+                self.bytes -= oldest.len() + old.bytes();
+            }
+        }
+        if self.max_entries == 0 || size > self.max_bytes {
+            return;
+        }
+        self.bytes += size;
+        self.order.push_back(key.clone());
+        self.map.insert(key, names);
+    }
+}
+
+/// Resolves and remembers Kubernetes names under one root.
+#[derive(Debug)]
+pub struct KubeResolver {
+    root: PathBuf,
+    cache: RecentCache,
+    /// Bundles that named nothing, so that [`refresh`](Self::refresh) does
+    /// not re-read them every second (cleared past [`CACHE_ENTRIES`]).
+    unnamed: HashSet<String>,
+}
+
+/// Cache key of a pod's names (container entries are keyed by the bare id).
+fn pod_key(uid: &str) -> String {
+    format!("pod:{uid}")
+}
+
+impl KubeResolver {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        KubeResolver {
+            root: root.into(),
+            cache: RecentCache::new(CACHE_ENTRIES, CACHE_BYTES),
+            unnamed: HashSet::new(),
+        }
+    }
+
+    pub fn cache(&self) -> &RecentCache {
+        &self.cache
+    }
+
+    /// The names of a container under a kubelet pod, from the cache, the
+    /// runtime's bundle or the kubelet's logs; None outside Kubernetes or
+    /// when nothing on the node names it.
+    pub fn resolve(&mut self, c: &Container) -> Option<KubeNames> {
+        if c.orchestrator != Some(KUBERNETES) {
+            return None;
+        }
+        let uid = c.pod_uid.as_deref();
+        if let Some(id) = c.id.as_deref() {
+            if let Some(names) = self.cache.get(id) {
+                return Some(names.clone());
+            }
+            if let Some(names) = self.read_bundle(id, c.runtime).filter(|n| same_pod(n, uid)) {
+                return Some(self.remember(id, names));
+            }
+        }
+        let pod = match uid {
+            Some(uid) => match self.cache.get(&pod_key(uid)) {
+                Some(names) => Some(names.clone()),
+                None => self.pod_from_logs(uid),
+            },
+            None => None,
+        }?;
+        let mut names = KubeNames {
+            container: None,
+            ..pod
+        };
+        if let Some(name) =
+            c.id.as_deref()
+                .and_then(|id| self.container_from_logs(id, &names))
+        {
+            names.container = Some(name);
+            names.source = source::LOGS;
+        }
+        Some(match c.id.as_deref() {
+            Some(id) if names.container.is_some() => self.remember(id, names),
+            _ => names,
+        })
+    }
+
+    /// Reads the bundles of containers not seen yet, so that names survive
+    /// the container (the runtime deletes its bundle right after it dies).
+    pub fn refresh(&mut self) {
+        for (dir, rt) in [
+            (CONTAINERD_BUNDLES, runtime::CONTAINERD),
+            (CRIO_BUNDLES, runtime::CRIO),
+        ] {
+            let Ok(entries) = fs::read_dir(self.root.join(dir)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(id) = name.to_str().filter(|id| is_full_id(id)) else {
+                    continue;
+                };
+                if self.cache.get(id).is_some() || self.unnamed.contains(id) {
+                    continue;
+                }
+                match self.read_bundle(id, rt) {
+                    Some(names) => {
+                        self.remember(id, names);
+                    }
+                    None => {
+                        if self.unnamed.len() >= CACHE_ENTRIES {
+                            self.unnamed.clear();
+                        }
+                        self.unnamed.insert(id.to_owned());
+                    }
+                }
+            }
+        }
+    }
+
+    fn remember(&mut self, id: &str, names: KubeNames) -> KubeNames {
+        if let Some(uid) = &names.pod_uid {
+            let pod = KubeNames {
+                container: None,
+                ..names.clone()
+            };
+            self.cache.insert(pod_key(uid), pod);
+        }
+        self.cache.insert(id.to_owned(), names.clone());
+        names
+    }
+
+    /// The runtime's bundle of `id`, trying the runtime the path named first.
+    fn read_bundle(&self, id: &str, rt: &str) -> Option<KubeNames> {
+        let containerd = || {
+            let path = self
+                .root
+                .join(CONTAINERD_BUNDLES)
+                .join(id)
+                .join("config.json");
+            names_of(
+                &read_annotations(&path)?,
+                &CONTAINERD_KEYS,
+                source::CONTAINERD,
+            )
+        };
+        let crio = || {
+            let path = self
+                .root
+                .join(CRIO_BUNDLES)
+                .join(id)
+                .join("userdata/config.json");
+            names_of(&read_annotations(&path)?, &CRIO_KEYS, source::CRIO)
+        };
+        match rt {
+            runtime::CRIO => crio().or_else(containerd),
+            _ => containerd().or_else(crio),
+        }
+    }
+
+    /// `var/log/pods/<namespace>_<pod>_<uid>`.
+    fn pod_from_logs(&self, uid: &str) -> Option<KubeNames> {
+        let suffix = format!("_{uid}");
+        fs::read_dir(self.root.join(POD_LOGS))
+            .ok()?
+            .flatten()
+            .find_map(|entry| {
+                let name = entry.file_name();
+                let (ns, pod) = name.to_str()?.strip_suffix(&suffix)?.split_once('_')?;
+                (is_dns_label(ns) && is_dns_subdomain(pod)).then(|| KubeNames {
+                    namespace: ns.to_owned(),
+                    pod: pod.to_owned(),
+                    container: None,
+                    pod_uid: Some(uid.to_owned()),
+                    source: source::LOGS,
+                })
+            })
+    }
+
+    /// `var/log/containers/<pod>_<namespace>_<container>-<id>.log`.
+    fn container_from_logs(&self, id: &str, pod: &KubeNames) -> Option<String> {
+        let prefix = format!("{}_{}_", pod.pod, pod.namespace);
+        let suffix = format!("-{id}.log");
+        fs::read_dir(self.root.join(CONTAINER_LOGS))
+            .ok()?
+            .flatten()
+            .find_map(|entry| {
+                let name = entry.file_name();
+                let container = name
+                    .to_str()?
+                    .strip_prefix(&prefix)?
+                    .strip_suffix(&suffix)?;
+                is_dns_label(container).then(|| container.to_owned())
+            })
+    }
+}
+
+/// A bundle names the pod the cgroup path names (or the path names none).
+fn same_pod(names: &KubeNames, uid: Option<&str>) -> bool {
+    match (names.pod_uid.as_deref(), uid) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+/// Annotation keys of one runtime.
+struct Keys {
+    namespace: &'static str,
+    pod: &'static str,
+    uid: &'static str,
+    container: &'static str,
+}
+
+const CONTAINERD_KEYS: Keys = Keys {
+    namespace: "io.kubernetes.cri.sandbox-namespace",
+    pod: "io.kubernetes.cri.sandbox-name",
+    uid: "io.kubernetes.cri.sandbox-uid",
+    container: "io.kubernetes.cri.container-name",
+};
+
+const CRIO_KEYS: Keys = Keys {
+    namespace: "io.kubernetes.pod.namespace",
+    pod: "io.kubernetes.pod.name",
+    uid: "io.kubernetes.pod.uid",
+    container: "io.kubernetes.container.name",
+};
+
+/// CRI-O's name for the infra (pause) container.
+const CRIO_INFRA: &str = "POD";
+
+fn names_of(
+    annotations: &HashMap<String, serde_json::Value>,
+    keys: &Keys,
+    source: &'static str,
+) -> Option<KubeNames> {
+    let get = |key: &str| annotations.get(key).and_then(|v| v.as_str());
+    let namespace = get(keys.namespace).filter(|n| is_dns_label(n))?;
+    let pod = get(keys.pod).filter(|n| is_dns_subdomain(n))?;
+    let container = get(keys.container).filter(|n| *n != CRIO_INFRA && is_dns_label(n));
+    let pod_uid = get(keys.uid).filter(|u| is_pod_uid(u));
+    Some(KubeNames {
+        namespace: namespace.to_owned(),
+        pod: pod.to_owned(),
+        container: container.map(str::to_owned),
+        pod_uid: pod_uid.map(str::to_owned),
+        source,
+    })
+}
+
+#[derive(Deserialize)]
+struct Spec {
+    #[serde(default)]
+    annotations: HashMap<String, serde_json::Value>,
+}
+
+/// The annotations of an OCI `config.json`: a regular file, not a symlink,
+/// at most [`MAX_CONFIG_BYTES`]; None for anything else or bad JSON.
+fn read_annotations(path: &Path) -> Option<HashMap<String, serde_json::Value>> {
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES {
+        return None;
+    }
+    let mut text = Vec::new();
+    file.take(MAX_CONFIG_BYTES + 1)
+        .read_to_end(&mut text)
+        .ok()?;
+    if text.len() as u64 > MAX_CONFIG_BYTES {
+        return None;
+    }
+    serde_json::from_slice::<Spec>(&text)
+        .ok()
+        .map(|s| s.annotations)
+}
+
+/// A pod UID as the API server writes it: a UUID, or a static pod's 32 hex.
+fn is_pod_uid(s: &str) -> bool {
+    pod_uid(s, '-').is_some()
+}
+
+/// RFC 1123 label: namespaces and container names.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// RFC 1123 subdomain: pod names.
+fn is_dns_subdomain(s: &str) -> bool {
+    s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+#[cfg(test)]
+mod tests;
