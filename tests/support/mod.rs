@@ -407,6 +407,12 @@ impl KernelLog {
         }
     }
 
+    /// How many records the kernel logged since the last call (or since
+    /// the log was opened), without waiting.
+    pub fn records_since(&self) -> usize {
+        self.lines.try_iter().count()
+    }
+
     /// Waits for a line containing `needle`.
     pub fn wait_for(&self, needle: &str) -> String {
         let deadline = Instant::now() + TIMEOUT;
