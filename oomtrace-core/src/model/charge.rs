@@ -387,7 +387,7 @@ impl ChargeTracker {
                 }
                 let stall = self.stalls.get_mut(&e.memcg_id).expect("just ensured");
                 stall.idle_since = None;
-                if !stall.tasks.contains_key(&tid) {
+                if let std::collections::btree_map::Entry::Vacant(slot) = stall.tasks.entry(tid) {
                     let comm = comm_str(&e.header.comm);
                     let need = task_bytes(&comm);
                     if self.stall_bytes + need > self.budgets.stalls {
@@ -395,16 +395,13 @@ impl ChargeTracker {
                         self.evicted_stall_tasks += 1;
                     } else {
                         self.stall_bytes += need;
-                        stall.tasks.insert(
-                            tid,
-                            WaitingTask {
-                                tgid: e.header.tgid,
-                                comm,
-                                active: false,
-                                waited_ns: 0,
-                                waits: 0,
-                            },
-                        );
+                        slot.insert(WaitingTask {
+                            tgid: e.header.tgid,
+                            comm,
+                            active: false,
+                            waited_ns: 0,
+                            waits: 0,
+                        });
                     }
                 }
                 if let Some(task) = stall.tasks.get_mut(&tid) {
