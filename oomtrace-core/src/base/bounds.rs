@@ -37,11 +37,43 @@ pub const CHARGE_REPORTED: usize = 1 << 20;
 /// the poll): their memcgs and waiting tasks.
 pub const STALLS: usize = 1 << 20;
 
+/// Cgroup id → path cache (`cgroup::IdResolver`): about 70,000 cgroups.
+/// Past it a rescan starts over (the gone leave); what still does not fit
+/// resolves to no path.
+pub const MEMCG_PATHS: usize = 8 << 20;
+
 /// Sum of the budgets above.
-pub const TOTAL: usize =
-    OPEN_REPORT + PENDING + HISTORY + 2 * RECENT_PIDS + ABORTED + CHARGE_REPORTED + 2 * STALLS;
+pub const TOTAL: usize = OPEN_REPORT
+    + PENDING
+    + HISTORY
+    + 2 * RECENT_PIDS
+    + ABORTED
+    + CHARGE_REPORTED
+    + 2 * STALLS
+    + MEMCG_PATHS;
 
 /// Heap bytes of a string's text plus its slot.
 pub fn text(s: &str) -> usize {
     s.len() + ENTRY_OVERHEAD
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The total a unit's `MemoryMax` is chosen from is the one documented.
+    #[test]
+    fn the_documented_total_is_the_sum_of_the_budgets() {
+        let mib = TOTAL.div_ceil(1 << 20);
+        let architecture = include_str!("../../../docs/architecture.md");
+        let readme = include_str!("../../../README.md");
+        assert!(
+            architecture.contains(&format!("**≈ {mib} MiB**")),
+            "docs/architecture.md's Memory bound total is not {mib} MiB"
+        );
+        assert!(
+            readme.contains(&format!("about {mib} MiB together")),
+            "README's Memory bound line is not {mib} MiB"
+        );
+    }
 }

@@ -222,6 +222,7 @@ impl Session {
                 }),
         );
         all.push(("evicted:report", self.parser.cut_by_bound));
+        all.push(("evicted:memcg_paths", self.env.uncached_memcgs()));
         all
     }
 
