@@ -120,8 +120,7 @@ impl Session {
         let now = Instant::now();
         self.read_ring(now, ready.get_inner_mut())?;
         ready.clear_ready();
-        self.timers.ring_active = true;
-        self.timers.drops.get_or_insert(now + DROPS_CHECK);
+        self.timers.ring_read(now);
         Ok(())
     }
 
@@ -165,9 +164,7 @@ impl Session {
         }
         if due(self.timers.drops, now) {
             self.lost.ringbuf(self.env.tracer.drops(), &mut self.out)?;
-            // Once more after the last activity: a drop counted while we read.
-            self.timers.drops = self.timers.ring_active.then(|| now + DROPS_CHECK);
-            self.timers.ring_active = false;
+            self.timers.drops_checked(now);
         }
         if due(self.timers.charge_hook, now) {
             self.timers.charge_hook = self.check_charge_hook(now)?;
@@ -202,11 +199,8 @@ impl Session {
     /// reclaim hook says so); never on an idle node.
     fn stall_poll_at(&self) -> Option<Instant> {
         let monitor = self.stalls.as_ref()?;
-        let now = Instant::now();
-        let reason = monitor.has_stalls()
-            || !self.timers.reclaim_hook
-            || self.timers.at_limit_until.is_some_and(|until| until > now);
-        reason.then_some(self.timers.stall_polled + STALL_POLL)
+        self.timers
+            .stall_poll_at(monitor.has_stalls(), Instant::now())
     }
 
     /// What bounded memory evicted so far, by cause (`lost` records).
@@ -466,7 +460,90 @@ impl Timers {
     }
 }
 
+impl Timers {
+    /// The ring was read: its drop counters are due a little later.
+    fn ring_read(&mut self, now: Instant) {
+        self.ring_active = true;
+        self.drops.get_or_insert(now + DROPS_CHECK);
+    }
+
+    /// The drop counters were read: once more if the ring was read since
+    /// (a drop counted while we read it), else no timer.
+    fn drops_checked(&mut self, now: Instant) {
+        self.drops = self.ring_active.then(|| now + DROPS_CHECK);
+        self.ring_active = false;
+    }
+
+    /// The next `memory.oom_control` poll, when there is a reason for one.
+    fn stall_poll_at(&self, stalled: bool, now: Instant) -> Option<Instant> {
+        let reason =
+            stalled || !self.reclaim_hook || self.at_limit_until.is_some_and(|until| until > now);
+        reason.then_some(self.stall_polled + STALL_POLL)
+    }
+}
+
 /// A timer that is armed and has come.
 fn due(at: Option<Instant>, now: Instant) -> bool {
     at.is_some_and(|at| at <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle_timers(now: Instant) -> Timers {
+        Timers {
+            drops: None,
+            ring_active: false,
+            charge_hook: None,
+            at_limit_until: None,
+            reclaim_hook: true,
+            stall_polled: now,
+        }
+    }
+
+    #[test]
+    fn drop_counters_are_read_after_ring_activity_then_once_more_then_never() {
+        let t0 = Instant::now();
+        let mut timers = idle_timers(t0);
+        assert_eq!(timers.drops, None, "an idle ring arms nothing");
+        timers.ring_read(t0);
+        let ms = |n| Duration::from_millis(n);
+        timers.ring_read(t0 + ms(300));
+        assert_eq!(
+            timers.drops,
+            Some(t0 + DROPS_CHECK),
+            "the first read arms it"
+        );
+        assert!(!due(timers.drops, t0 + ms(999)) && due(timers.drops, t0 + DROPS_CHECK));
+        timers.drops_checked(t0 + DROPS_CHECK);
+        assert_eq!(timers.drops, Some(t0 + DROPS_CHECK * 2), "once more");
+        timers.drops_checked(t0 + DROPS_CHECK * 2);
+        assert_eq!(timers.drops, None, "no activity since: no timer");
+    }
+
+    #[test]
+    fn the_stall_poll_runs_only_with_a_reason() {
+        let t0 = Instant::now();
+        let mut timers = idle_timers(t0);
+        assert_eq!(timers.stall_poll_at(false, t0), None, "idle: never");
+        assert_eq!(
+            timers.stall_poll_at(true, t0),
+            Some(t0 + STALL_POLL),
+            "a known stall"
+        );
+        timers.at_limit_until = Some(t0 + STALL_WATCH);
+        assert_eq!(timers.stall_poll_at(false, t0), Some(t0 + STALL_POLL));
+        assert_eq!(
+            timers.stall_poll_at(false, t0 + STALL_WATCH),
+            None,
+            "watch over"
+        );
+        timers.reclaim_hook = false;
+        assert_eq!(
+            timers.stall_poll_at(false, t0 + STALL_WATCH),
+            Some(t0 + STALL_POLL),
+            "without the reclaim hook nothing tells: once a second"
+        );
+    }
 }
