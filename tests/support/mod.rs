@@ -407,10 +407,10 @@ impl KernelLog {
         }
     }
 
-    /// How many records the kernel logged since the last call (or since
-    /// the log was opened), without waiting.
-    pub fn records_since(&self) -> usize {
-        self.lines.try_iter().count()
+    /// The records the kernel logged since the last call (or since the log
+    /// was opened), without waiting.
+    pub fn records_since(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
     }
 
     /// Waits for a line containing `needle`.
