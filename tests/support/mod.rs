@@ -407,6 +407,12 @@ impl KernelLog {
         }
     }
 
+    /// The records the kernel logged since the last call (or since the log
+    /// was opened), without waiting.
+    pub fn records_since(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
     /// Waits for a line containing `needle`.
     pub fn wait_for(&self, needle: &str) -> String {
         let deadline = Instant::now() + TIMEOUT;

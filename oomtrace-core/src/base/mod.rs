@@ -1,6 +1,7 @@
 //! The lowest layer: units, time, the record envelope and host facts. It
 //! imports nothing from the crate, so every other layer may use it.
 pub mod backlog;
+pub mod bounds;
 pub mod hooks;
 pub mod host;
 pub mod record;

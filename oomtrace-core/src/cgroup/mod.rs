@@ -343,12 +343,22 @@ impl ScopeCgroup {
 pub struct IdResolver {
     hierarchy: MemoryHierarchy,
     cache: HashMap<u64, String>,
+    /// Estimated heap bytes of `cache` ([`entry_bytes`]), within `budget`.
+    bytes: usize,
+    budget: usize,
     last_scan: Option<Instant>,
+    /// Cgroups a scan found but left out of the cache for lack of room
+    /// (their ids resolve to no path).
+    pub uncached: u64,
+}
+
+fn entry_bytes(path: &str) -> usize {
+    std::mem::size_of::<(u64, String)>() + crate::base::bounds::text(path)
 }
 
 const RESCAN_INTERVAL: Duration = Duration::from_millis(200);
 /// Bound on the cache: a node running for months creates millions of cgroups.
-const CACHE_MAX: usize = 65_536;
+const CACHE_MAX: usize = crate::base::bounds::MEMCG_PATHS;
 const MAX_WALK_DEPTH: usize = 32;
 
 impl IdResolver {
@@ -356,7 +366,10 @@ impl IdResolver {
         Self {
             hierarchy,
             cache: HashMap::new(),
+            bytes: 0,
+            budget: CACHE_MAX,
             last_scan: None,
+            uncached: 0,
         }
     }
 
@@ -383,16 +396,26 @@ impl IdResolver {
 
     fn rescan(&mut self) {
         self.last_scan = Some(Instant::now());
-        if self.cache.len() > CACHE_MAX {
+        // Past the budget, start over: the gone cgroups go, the scan re-adds the rest.
+        if self.bytes > self.budget * 3 / 4 {
             self.cache.clear();
+            self.bytes = 0;
         }
         let mut stack = vec![(self.hierarchy.mount.clone(), 0usize)];
         while let Some((dir, depth)) = stack.pop() {
             let Ok(meta) = fs::metadata(&dir) else {
                 continue;
             };
-            if let Some(relative) = self.hierarchy.relative(&dir) {
-                self.cache.insert(meta.ino(), relative);
+            if let Some(relative) = self.hierarchy.relative(&dir)
+                && !self.cache.contains_key(&meta.ino())
+            {
+                let need = entry_bytes(&relative);
+                if self.bytes + need > self.budget {
+                    self.uncached += 1;
+                } else {
+                    self.bytes += need;
+                    self.cache.insert(meta.ino(), relative);
+                }
             }
             if depth >= MAX_WALK_DEPTH {
                 continue;
@@ -469,6 +492,28 @@ mod tests {
         assert!(scope.contains("/fix-b/child"));
         assert!(!scope.contains("/fix-bb"));
         assert!(!scope.contains("/"));
+    }
+
+    #[test]
+    fn the_id_cache_is_bounded_in_bytes_and_counts_what_it_left_out() {
+        let root = std::env::temp_dir().join(format!("oomtrace-ids-{}", std::process::id()));
+        for child in ["a", "b", "c", "d"] {
+            fs::create_dir_all(root.join(child)).unwrap();
+        }
+        let ino = |p: &str| fs::metadata(root.join(p)).unwrap().ino();
+        let mut resolver = IdResolver::new(MemoryHierarchy {
+            mount: root.clone(),
+            version: CgroupVersion::V2,
+        });
+        // Room for the root and two children.
+        resolver.budget = entry_bytes("/") + 2 * entry_bytes("/a");
+        resolver.path_of(ino("a"));
+        assert!(resolver.bytes <= resolver.budget);
+        assert_eq!(resolver.cache.len(), 3);
+        assert_eq!(resolver.uncached, 2, "the scan's leftovers are counted");
+        let sum: usize = resolver.cache.values().map(|p| entry_bytes(p)).sum();
+        assert_eq!(sum, resolver.bytes);
+        fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

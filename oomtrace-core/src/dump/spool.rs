@@ -89,6 +89,11 @@ impl DumpSpool {
         Ok(())
     }
 
+    /// Dumps are still being written: their warnings are still to come.
+    pub fn busy(&self) -> bool {
+        self.jobs.queued_bytes() > 0
+    }
+
     /// Warnings of the dumps that failed since the last call.
     pub fn warnings(&mut self) -> Vec<String> {
         self.warnings.try_iter().collect()

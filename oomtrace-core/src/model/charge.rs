@@ -14,7 +14,7 @@ use oomtrace_ebpf::{
 use serde::Serialize;
 
 use crate::{
-    base::{Envelope, units::human_bytes},
+    base::{Envelope, bounds, units::human_bytes},
     cgroup::MemcgFiles,
     events::comm_str,
     model::stall::{StallRecord, StalledTask},
@@ -204,16 +204,103 @@ struct WaitingTask {
 /// waited for this long.
 const RELEASE_GRACE: Duration = Duration::from_millis(250);
 
-#[derive(Default)]
+/// Heap bytes of one `reported_total` entry.
+const REPORTED_ENTRY: usize =
+    std::mem::size_of::<((u64, u32), (u64, u64))>() + bounds::ENTRY_OVERHEAD;
+
 pub struct ChargeTracker {
-    /// Highest `failures_total` reported per (memcg id, kernel reason).
-    reported_total: HashMap<(u64, u32), u64>,
+    /// Highest `failures_total` reported per (memcg id, kernel reason), and
+    /// when it was last updated (a sequence number: least recent goes first).
+    reported_total: HashMap<(u64, u32), (u64, u64)>,
+    updates: u64,
     stalls: HashMap<u64, BpfStall>,
+    /// Estimated heap bytes of `stalls` ([`stall_bytes`], [`task_bytes`]).
+    stall_bytes: usize,
+    budgets: Budgets,
+    /// Memcgs whose reported total was forgotten for room: a later record or
+    /// summary of theirs counts as suppressed what had been reported.
+    pub evicted_reported: u64,
+    /// Stalls or waiting tasks not tracked for lack of room.
+    pub evicted_stall_tasks: u64,
+}
+
+/// The byte budgets of a tracker ([`bounds`]; smaller in tests).
+struct Budgets {
+    reported: usize,
+    stalls: usize,
+}
+
+fn stall_bytes(memcg: Option<&str>) -> usize {
+    std::mem::size_of::<(u64, BpfStall)>() + bounds::ENTRY_OVERHEAD + memcg.map_or(0, str::len)
+}
+
+fn task_bytes(comm: &str) -> usize {
+    std::mem::size_of::<(u32, WaitingTask)>() + bounds::ENTRY_OVERHEAD + comm.len()
+}
+
+impl Default for ChargeTracker {
+    fn default() -> Self {
+        Self::with_budgets(bounds::CHARGE_REPORTED, bounds::STALLS)
+    }
 }
 
 impl ChargeTracker {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    fn with_budgets(reported: usize, stalls: usize) -> Self {
+        Self {
+            reported_total: HashMap::new(),
+            updates: 0,
+            stalls: HashMap::new(),
+            stall_bytes: 0,
+            budgets: Budgets { reported, stalls },
+            evicted_reported: 0,
+            evicted_stall_tasks: 0,
+        }
+    }
+
+    /// Estimated heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.reported_total.len() * REPORTED_ENTRY + self.stall_bytes
+    }
+
+    /// What bounded eviction lost so far, by cause (`lost` records).
+    pub fn evictions(&self) -> [(&'static str, u64); 2] {
+        [
+            ("evicted:charge_reported", self.evicted_reported),
+            ("evicted:stall_tasks", self.evicted_stall_tasks),
+        ]
+    }
+
+    /// When a stall whose waiters all left is due to be reported released.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.stalls
+            .values()
+            .filter_map(|s| s.idle_since)
+            .map(|at| at + RELEASE_GRACE)
+            .min()
+    }
+
+    /// Records `total` as reported for `key`; returns the previous total.
+    /// Past the budget the least recently updated memcg is forgotten.
+    fn note_reported(&mut self, key: (u64, u32), total: u64) -> u64 {
+        self.updates += 1;
+        if !self.reported_total.contains_key(&key)
+            && (self.reported_total.len() + 1) * REPORTED_ENTRY > self.budgets.reported
+            && let Some(&oldest) = self
+                .reported_total
+                .iter()
+                .min_by_key(|(_, (_, updated))| *updated)
+                .map(|(k, _)| k)
+        {
+            self.reported_total.remove(&oldest);
+            self.evicted_reported += 1;
+        }
+        self.reported_total
+            .insert(key, (total, self.updates))
+            .map_or(0, |(previous, _)| previous)
     }
 
     pub fn on_failure(
@@ -222,10 +309,7 @@ impl ChargeTracker {
         time: String,
         env: &mut dyn MemcgLookup,
     ) -> ChargeFailureRecord {
-        let previous = self
-            .reported_total
-            .insert((e.memcg_id, e.reason), e.failures_total)
-            .unwrap_or(0);
+        let previous = self.note_reported((e.memcg_id, e.reason), e.failures_total);
         let suppressed = e.failures_total.saturating_sub(previous + 1);
         let memcg = env.memcg_path(e.memcg_id);
         let page_size = env.page_size();
@@ -282,23 +366,48 @@ impl ChargeTracker {
         match e.phase {
             oom_wait_phase::BEGIN => {
                 let is_new = !self.stalls.contains_key(&e.memcg_id);
-                let stall = self.stalls.entry(e.memcg_id).or_insert_with(|| BpfStall {
-                    memcg: env.memcg_path(e.memcg_id),
-                    first_begin_ns: e.header.boot_ns,
-                    last_end_ns: e.header.boot_ns,
-                    tasks: BTreeMap::new(),
-                    idle_since: None,
-                });
+                if is_new {
+                    let memcg = env.memcg_path(e.memcg_id);
+                    let need = stall_bytes(memcg.as_deref());
+                    if self.stall_bytes + need > self.budgets.stalls {
+                        self.evicted_stall_tasks += 1;
+                        return Vec::new();
+                    }
+                    self.stall_bytes += need;
+                    self.stalls.insert(
+                        e.memcg_id,
+                        BpfStall {
+                            memcg,
+                            first_begin_ns: e.header.boot_ns,
+                            last_end_ns: e.header.boot_ns,
+                            tasks: BTreeMap::new(),
+                            idle_since: None,
+                        },
+                    );
+                }
+                let stall = self.stalls.get_mut(&e.memcg_id).expect("just ensured");
                 stall.idle_since = None;
-                let task = stall.tasks.entry(tid).or_insert_with(|| WaitingTask {
-                    tgid: e.header.tgid,
-                    comm: comm_str(&e.header.comm),
-                    active: false,
-                    waited_ns: 0,
-                    waits: 0,
-                });
-                task.active = true;
-                task.waits += 1;
+                if let std::collections::btree_map::Entry::Vacant(slot) = stall.tasks.entry(tid) {
+                    let comm = comm_str(&e.header.comm);
+                    let need = task_bytes(&comm);
+                    if self.stall_bytes + need > self.budgets.stalls {
+                        // The stall is still reported; this waiter is not listed.
+                        self.evicted_stall_tasks += 1;
+                    } else {
+                        self.stall_bytes += need;
+                        slot.insert(WaitingTask {
+                            tgid: e.header.tgid,
+                            comm,
+                            active: false,
+                            waited_ns: 0,
+                            waits: 0,
+                        });
+                    }
+                }
+                if let Some(task) = stall.tasks.get_mut(&tid) {
+                    task.active = true;
+                    task.waits += 1;
+                }
                 if is_new {
                     let stall = &self.stalls[&e.memcg_id];
                     return vec![stall_record(stall, "stalled", e.header.boot_ns, time, env)];
@@ -348,6 +457,12 @@ impl ChargeTracker {
             .into_iter()
             .map(|id| {
                 let stall = self.stalls.remove(&id).expect("listed");
+                self.stall_bytes -= stall_bytes(stall.memcg.as_deref())
+                    + stall
+                        .tasks
+                        .values()
+                        .map(|t| task_bytes(&t.comm))
+                        .sum::<usize>();
                 stall_record(&stall, "released", stall.last_end_ns, time, env)
             })
             .collect()
@@ -367,8 +482,7 @@ impl ChargeTracker {
                 let reported = self
                     .reported_total
                     .get(&(id, key.reason))
-                    .copied()
-                    .unwrap_or(0);
+                    .map_or(0, |&(total, _)| total);
                 let suppressed = state.failures_total.saturating_sub(reported);
                 (suppressed > 0).then(|| ChargeFailureSummary {
                     envelope: Envelope::new("charge_failure_summary", time.to_owned()),
@@ -554,6 +668,72 @@ mod tests {
             comm,
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn reported_totals_are_bounded_in_bytes_least_recent_first() {
+        let mut tracker = ChargeTracker::with_budgets(3 * REPORTED_ENTRY, bounds::STALLS);
+        let event = |memcg_id, failures_total| ChargeFailureEvent {
+            header: header(kind::CHARGE_FAILURE, 42, 1),
+            memcg_id,
+            failures_total,
+            reason: charge_failure_reason::NO_VICTIM,
+            ..Default::default()
+        };
+        for id in 1..=3 {
+            tracker.on_failure(&event(id, 1), "t".into(), &mut Env);
+        }
+        // Memcg 1 fails again: now memcg 2 is the least recent.
+        tracker.on_failure(&event(1, 2), "t".into(), &mut Env);
+        assert_eq!(tracker.evicted_reported, 0);
+        tracker.on_failure(&event(4, 1), "t".into(), &mut Env);
+        assert_eq!(tracker.evicted_reported, 1, "the eviction is counted");
+        assert!(tracker.heap_bytes() <= 3 * REPORTED_ENTRY);
+        assert!(
+            !tracker
+                .reported_total
+                .contains_key(&(2, charge_failure_reason::NO_VICTIM))
+        );
+        // Memcg 1 kept its total: its next record counts what was held back.
+        let again = tracker.on_failure(&event(1, 5), "t".into(), &mut Env);
+        assert_eq!(again.suppressed, 2);
+    }
+
+    #[test]
+    fn stall_waiters_are_bounded_in_bytes_and_the_rest_counted() {
+        let comm_len = "java".len();
+        let room = stall_bytes(Some("/app")) + 2 * task_bytes(&"x".repeat(comm_len));
+        let mut tracker = ChargeTracker::with_budgets(bounds::CHARGE_REPORTED, room);
+        let t0 = Instant::now();
+        let begin = |pid| OomWaitEvent {
+            header: header(kind::OOM_WAIT, pid, 1),
+            memcg_id: 7,
+            phase: oom_wait_phase::BEGIN,
+            ..Default::default()
+        };
+        assert_eq!(tracker.on_wait(&begin(1), t0, "t", &mut Env).len(), 1);
+        for pid in 2..=4 {
+            tracker.on_wait(&begin(pid), t0, "t", &mut Env);
+        }
+        assert_eq!(
+            tracker.evicted_stall_tasks, 2,
+            "waiters past the budget are counted"
+        );
+        assert!(tracker.heap_bytes() <= room);
+        // No deadline while someone waits; the release grace once all left.
+        assert_eq!(tracker.next_deadline(), None);
+        for pid in 1..=2 {
+            let end = OomWaitEvent {
+                phase: oom_wait_phase::END,
+                ..begin(pid)
+            };
+            tracker.on_wait(&end, t0, "t", &mut Env);
+        }
+        assert_eq!(tracker.next_deadline(), Some(t0 + RELEASE_GRACE));
+        assert!(tracker.poll(t0, false, "t", &mut Env).is_empty());
+        let released = tracker.poll(t0 + RELEASE_GRACE, false, "t", &mut Env);
+        assert_eq!(released[0].state, "released");
+        assert_eq!((tracker.heap_bytes(), tracker.next_deadline()), (0, None));
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::{collections::HashMap, fs, path::PathBuf, time::Instant};
 use serde::Serialize;
 
 use crate::{
-    base::{Envelope, units::human_bytes},
+    base::{Envelope, bounds, units::human_bytes},
     cgroup::MemoryHierarchy,
 };
 
@@ -59,6 +59,38 @@ pub struct StallMonitor {
     hierarchy: MemoryHierarchy,
     roots: Vec<PathBuf>,
     stalls: HashMap<String, Stall>,
+    /// Estimated heap bytes of `stalls` ([`Stall::bytes`]), within [`bounds::STALLS`].
+    bytes: usize,
+    /// Stalls or their tasks left out for lack of room (`lost` records).
+    pub evicted_tasks: u64,
+}
+
+impl Stall {
+    fn bytes(relative: &str, tasks: &[StalledTask]) -> usize {
+        bounds::text(relative)
+            + std::mem::size_of::<Stall>()
+            + tasks.iter().map(task_bytes).sum::<usize>()
+    }
+}
+
+fn task_bytes(t: &StalledTask) -> usize {
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    std::mem::size_of::<StalledTask>() + t.comm.len() + text(&t.wchan) + text(&t.state)
+}
+
+/// Keeps the tasks that fit in `room` bytes; returns how many were left out.
+fn fit_tasks(tasks: &mut Vec<StalledTask>, room: usize) -> u64 {
+    let mut used = 0;
+    let keep = tasks
+        .iter()
+        .take_while(|t| {
+            used += task_bytes(t);
+            used <= room
+        })
+        .count();
+    let dropped = tasks.len() - keep;
+    tasks.truncate(keep);
+    dropped as u64
 }
 
 fn oom_control(dir: &std::path::Path) -> Option<(bool, bool)> {
@@ -107,7 +139,14 @@ impl StallMonitor {
             hierarchy,
             roots,
             stalls: HashMap::new(),
+            bytes: 0,
+            evicted_tasks: 0,
         }
+    }
+
+    /// A stall is known: it must be polled until it ends.
+    pub fn has_stalls(&self) -> bool {
+        !self.stalls.is_empty()
     }
 
     fn memcgs(&self) -> Vec<PathBuf> {
@@ -147,7 +186,14 @@ impl StallMonitor {
             }
             seen.push(relative.clone());
             if !self.stalls.contains_key(&relative) {
-                let tasks = tasks_of(&dir);
+                let mut tasks = tasks_of(&dir);
+                let base = Stall::bytes(&relative, &[]);
+                let Some(room) = bounds::STALLS.checked_sub(self.bytes + base) else {
+                    self.evicted_tasks += 1 + tasks.len() as u64;
+                    continue;
+                };
+                self.evicted_tasks += fit_tasks(&mut tasks, room);
+                self.bytes += Stall::bytes(&relative, &tasks);
                 let stall = Stall {
                     since: Instant::now(),
                     tasks: tasks.clone(),
@@ -164,6 +210,7 @@ impl StallMonitor {
             .collect();
         for relative in ended {
             let stall = self.stalls.remove(&relative).expect("listed");
+            self.bytes -= Stall::bytes(&relative, &stall.tasks);
             let state = if self.hierarchy.absolute(&relative).exists() {
                 "released"
             } else {
@@ -218,5 +265,28 @@ impl StallMonitor {
             explanation,
             source: "poll",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_past_the_room_are_left_out_and_counted() {
+        let task = |pid| StalledTask {
+            pid,
+            comm: "java".to_owned(),
+            wchan: Some("mem_cgroup_oom_synchronize".to_owned()),
+            state: Some("D".to_owned()),
+            tgid: None,
+            waited_ms: None,
+            waits: None,
+        };
+        let mut tasks: Vec<StalledTask> = (1..=10).map(task).collect();
+        let room = 3 * task_bytes(&tasks[0]);
+        assert_eq!(fit_tasks(&mut tasks, room), 7);
+        assert_eq!(tasks.len(), 3);
+        assert!(tasks.iter().map(task_bytes).sum::<usize>() <= room);
     }
 }

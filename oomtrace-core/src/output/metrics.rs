@@ -277,6 +277,12 @@ impl Metrics {
             .inc_by(record.count);
     }
 
+    /// Series of memcgs are kept, which [`forget_gone`](Self::forget_gone)
+    /// may remove one day.
+    pub fn has_series(&self) -> bool {
+        !self.tracked.is_empty()
+    }
+
     /// Removes the series of every memcg gone (`exists` says no) whose
     /// series did not change for [`FORGET_AFTER`]; returns how many memcgs.
     pub fn forget_gone(&mut self, now: Instant, exists: impl Fn(&str) -> bool) -> usize {

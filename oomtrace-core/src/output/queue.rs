@@ -81,6 +81,12 @@ impl QueuedOutput {
         })
     }
 
+    /// Lines are still being written, or a count of dropped ones waits for
+    /// room: the loop should look again soon (a write error, a reader gone).
+    pub fn busy(&self) -> bool {
+        self.unreported > 0 || self.lines.queued_bytes() > 0
+    }
+
     /// Records dropped because the backlog was full, since the start.
     pub fn dropped(&self) -> u64 {
         self.dropped

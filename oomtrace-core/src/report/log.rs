@@ -430,13 +430,17 @@ mod tests {
         let mut out = Vec::new();
         let filler = "y".repeat(MAX_LINE_BYTES - 100);
         let mut line_no = 0;
-        for host in ["a", "b", "c", "d", "e"] {
+        // More hosts than fit at their own report's cap.
+        let hosts: Vec<String> = (0..MAX_OPEN_BYTES / super::super::MAX_REPORT_BYTES + 2)
+            .map(|h| format!("h{h}"))
+            .collect();
+        for host in &hosts {
             line_no += 1;
             let line = format!("Nov 23 18:32:48 {host} kernel: {header}");
             p.push_raw(line_no, line.as_bytes(), false, &mut out);
         }
-        for _ in 0..(MAX_OPEN_BYTES / filler.len() / 5 + 10) {
-            for host in ["a", "b", "c", "d", "e"] {
+        for _ in 0..(super::super::MAX_REPORT_BYTES / filler.len() + 10) {
+            for host in &hosts {
                 line_no += 1;
                 let line = format!("Nov 23 18:32:48 {host} kernel: {filler}");
                 p.push_raw(line_no, line.as_bytes(), false, &mut out);

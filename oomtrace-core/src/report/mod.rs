@@ -36,8 +36,9 @@ pub use log::{LineStats, LogParser, parse_log};
 /// memcg (or on the machine, for a global OOM), so this is generous.
 pub const MAX_REPORT_LINES: usize = 200_000;
 
-/// Likewise in bytes of message text: 200,000 rows of a very wide table.
-pub const MAX_REPORT_BYTES: usize = 64 << 20;
+/// Likewise in estimated heap bytes ([`ReportParser::open_bytes`]): the
+/// collector's budget for the open report (`base::bounds`).
+pub const MAX_REPORT_BYTES: usize = crate::base::bounds::OPEN_REPORT;
 
 /// The largest page count a kernel prints for a task or a machine: 2^44
 /// pages is 64 PiB in 4 KiB pages, the whole of a 5-level-paging address
@@ -441,6 +442,14 @@ impl KernelReport {
             .map(|&(_, v)| v)
     }
 
+    /// Upper bound of its heap use: what its lines cost while it was read
+    /// (every parsed part comes from a line), plus a kill line's copy.
+    pub fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.lines.iter().map(line_bytes).sum::<usize>()
+            + self.kill.as_ref().map_or(0, |k| 2 * k.source.text.len())
+    }
+
     /// The task-table row of the killed process, if both are present.
     pub fn victim_row(&self) -> Option<&TaskRow> {
         let pid = self.kill.as_ref()?.pid;
@@ -572,8 +581,21 @@ pub struct ReportParser {
     in_stats: bool,
     /// Pids of the open report's task table (to see interleaving).
     pids: std::collections::HashSet<u32>,
-    /// Bytes of message text in the open report.
+    /// Estimated heap bytes of the open report ([`line_bytes`] per line).
     bytes: usize,
+    /// Reports closed early because they reached [`MAX_REPORT_LINES`] or
+    /// [`MAX_REPORT_BYTES`]: the rest of each was not read (a `lost` record).
+    pub cut_by_bound: u64,
+}
+
+/// Upper bound of the heap one line costs the open report: its text, once
+/// in `lines` and at most once more in what it parses to (a task row's
+/// name, a stat's key), plus the line, the row and the pid-set slot.
+fn line_bytes(line: &SourceLine) -> usize {
+    2 * line.text.len()
+        + std::mem::size_of::<SourceLine>()
+        + std::mem::size_of::<TaskRow>()
+        + crate::base::bounds::ENTRY_OVERHEAD
 }
 
 /// What one line is, independent of state.
@@ -626,7 +648,7 @@ impl ReportParser {
         self.open.is_some()
     }
 
-    /// Bytes of message text held by the open report (0 when none is open).
+    /// Estimated heap bytes held by the open report (0 when none is open).
     pub fn open_bytes(&self) -> usize {
         if self.open.is_some() { self.bytes } else { 0 }
     }
@@ -635,15 +657,17 @@ impl ReportParser {
     /// line completed.
     pub fn push(&mut self, line: SourceLine) -> Vec<ReportItem> {
         let mut out = Vec::new();
+        let cost = line_bytes(&line);
         if self.open.as_ref().is_some_and(|r| {
-            r.lines.len() >= MAX_REPORT_LINES || self.bytes + line.text.len() > MAX_REPORT_BYTES
+            r.lines.len() >= MAX_REPORT_LINES || self.bytes + cost > MAX_REPORT_BYTES
         }) {
+            self.cut_by_bound += 1;
             out.extend(self.close(false));
         }
         if self.open.is_some() {
-            self.bytes += line.text.len();
+            self.bytes += cost;
         } else {
-            self.bytes = line.text.len();
+            self.bytes = cost;
         }
 
         // Task-table rows and stats lines only mean something inside a report.
@@ -2772,14 +2796,28 @@ mod tests {
             p.push(line(1, "x invoked oom-killer: gfp_mask=0x0, order=0"))
                 .is_empty()
         );
-        for n in 2..=MAX_REPORT_LINES {
-            assert!(p.push(line(n, "noise")).is_empty());
-        }
-        let out = p.push(line(MAX_REPORT_LINES + 1, "noise"));
+        let mut n = 2;
+        let out = loop {
+            let out = p.push(line(n, "noise"));
+            if !out.is_empty() {
+                break out;
+            }
+            assert!(
+                p.open_bytes() <= MAX_REPORT_BYTES,
+                "estimate within the bound"
+            );
+            n += 1;
+        };
         let r = only_report(&out);
         assert!(!r.complete);
-        assert_eq!(r.lines.len(), MAX_REPORT_LINES);
+        assert_eq!(r.lines.len(), n - 1, "every line before the cut is kept");
+        assert!(r.lines.len() <= MAX_REPORT_LINES);
+        assert_eq!(p.cut_by_bound, 1, "the cut is counted");
+        // The line that did not fit opened a report of its own (headerless
+        // noise does not), so nothing is open and the count stays.
         assert!(!p.has_open_report());
+        assert!(p.finish().is_empty());
+        assert_eq!(p.cut_by_bound, 1);
     }
 
     /// `lines` as syslog lines of `host`.

@@ -1,14 +1,12 @@
 //! Matching the pieces of each OOM (BPF events, kernel log items, the
 //! killer's invocation) into pending decisions, and emitting each once it is
 //! complete or its deadline passes.
-use std::{
-    collections::HashMap,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use oomtrace_ebpf::EventHeader;
 
 use crate::{
+    base::bounds,
     cgroup::ScopeCgroup,
     events::Event,
     model::decision::{
@@ -26,7 +24,7 @@ use crate::{
 /// How long a decision waits for the victim's exit once everything else is in.
 const WAIT_FOR_EXIT: Duration = Duration::from_secs(1);
 /// Grace after the last awaited piece, for memory.oom.group sweep lines and reaper steps.
-const SETTLE: Duration = Duration::from_millis(100);
+pub(super) const SETTLE: Duration = Duration::from_millis(100);
 /// A decision is emitted with what it has at the latest this long after its first piece.
 pub(super) const DEADLINE: Duration = Duration::from_secs(3);
 /// Bound on decisions in flight (an OOM storm on a big node).
@@ -52,12 +50,19 @@ pub struct Builder {
     last_now: Option<Instant>,
     /// OOM invocations in progress (candidates arriving), by oom_seq.
     invocations: Vec<Invocation>,
-    /// Invocations aborted because an earlier victim was still exiting, per memcg id.
-    aborted: HashMap<u64, u64>,
+    /// Invocations aborted because an earlier victim was still exiting, per
+    /// memcg id, oldest first (bounded by [`bounds::ABORTED`]).
+    aborted: Vec<(u64, u64)>,
     /// Recent OOMs per memcg, for crash-loop / leak detection.
     history: History,
     /// Decisions given up on because `MAX_PENDING` was reached.
     pub evicted: u64,
+    /// Decisions or invocations given up on because their bytes passed the budget.
+    pub evicted_over_budget: u64,
+    /// Aborted-invocation counts forgotten (their memcg never got a decision).
+    pub evicted_aborted: u64,
+    /// Heap budget of decisions and invocations in flight ([`bounds::PENDING`]).
+    pub(super) budget: usize,
     /// Pieces that arrived after their victim's decision went out.
     pub late_pieces: u64,
     /// The rss read this kernel's OOM killer uses, once a decision learned it.
@@ -73,13 +78,16 @@ impl Builder {
             next_id: 1,
             seq: 0,
             group_sweep: None,
-            recent_group_kills: RecentPids::new(MAX_PENDING, LATE_WINDOW),
-            decided: RecentPids::new(MAX_PENDING, LATE_WINDOW),
+            recent_group_kills: RecentPids::new(bounds::RECENT_PIDS, LATE_WINDOW),
+            decided: RecentPids::new(bounds::RECENT_PIDS, LATE_WINDOW),
             last_now: None,
             history: Default::default(),
             invocations: Vec::new(),
-            aborted: Default::default(),
+            aborted: Vec::new(),
             evicted: 0,
+            evicted_over_budget: 0,
+            evicted_aborted: 0,
+            budget: bounds::PENDING,
             late_pieces: 0,
             rss_rule: None,
         }
@@ -215,7 +223,7 @@ impl Builder {
         }
         match end.chosen {
             // Aborted: an earlier victim is still exiting; counted, not a decision.
-            2 => *self.aborted.entry(end.memcg_id).or_default() += 1,
+            2 => self.note_aborted(end.memcg_id),
             // Nothing chosen and no progress: no killable task.
             0 if end.ret == 0 => {
                 let trigger = invocation.trigger_pid;
@@ -335,9 +343,11 @@ impl Builder {
 
     /// Emits the decisions that are ready at `now`, in the order of the
     /// kills: a ready decision waits for the earlier ones (at most until
-    /// their deadline), so `seq` follows the kernel's order.
+    /// their deadline), so `seq` follows the kernel's order. Call it after
+    /// every input: it also marks decisions complete and keeps the budget.
     pub fn poll(&mut self, now: Instant, env: &mut dyn Environment) -> Vec<Decision> {
         self.last_now = Some(now);
+        self.keep_budget();
         let mut ready = Vec::new();
         let mut blocked = false;
         for index in 0..self.pending.len() {
@@ -346,19 +356,90 @@ impl Builder {
             if complete && p.complete_since.is_none() {
                 p.complete_since = Some(now);
             }
-            let waited = now.duration_since(p.created.unwrap_or(now));
-            let exit_done = p.exit.is_some() || !self.sources.exit_hook || p.victim_pid == 0;
-            let due = match p.complete_since {
-                Some(since) if exit_done => now.duration_since(since) >= SETTLE,
-                Some(since) => now.duration_since(since) >= WAIT_FOR_EXIT,
-                None => false,
-            } || waited >= DEADLINE;
-            blocked |= !due;
+            blocked |= self.due_at(&self.pending[index], now) > now;
             if !blocked {
-                ready.push(p.id);
+                ready.push(self.pending[index].id);
             }
         }
         self.emit(&ready, env)
+    }
+
+    /// When a pending decision is due: settled after its last awaited piece
+    /// (longer while its exit can still come), at the latest [`DEADLINE`]
+    /// after its first piece.
+    fn due_at(&self, p: &Pending, now: Instant) -> Instant {
+        let exit_done = p.exit.is_some() || !self.sources.exit_hook || p.victim_pid == 0;
+        let settle = if exit_done { SETTLE } else { WAIT_FOR_EXIT };
+        let deadline = p.created.map_or(now, |c| c + DEADLINE);
+        p.complete_since
+            .map_or(deadline, |since| deadline.min(since + settle))
+    }
+
+    /// The next time a pending decision comes due, after the last `poll`;
+    /// `None` when nothing is pending (the loop then sleeps until an input).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let now = self.last_now?;
+        self.pending
+            .iter()
+            .map(|p| self.due_at(p, now))
+            .filter(|&at| at > now)
+            .min()
+    }
+
+    /// Estimated heap bytes of the decisions and invocations in flight.
+    pub fn heap_bytes(&self) -> usize {
+        self.pending.iter().map(Pending::heap_bytes).sum::<usize>()
+            + self
+                .invocations
+                .iter()
+                .map(Invocation::heap_bytes)
+                .sum::<usize>()
+    }
+
+    /// Past the budget, the oldest pending decisions go first, then the
+    /// oldest invocations still collecting candidates; each is counted.
+    fn keep_budget(&mut self) {
+        let mut total = self.heap_bytes();
+        while total > self.budget {
+            let freed = if !self.pending.is_empty() {
+                self.pending.remove(0).heap_bytes()
+            } else if !self.invocations.is_empty() {
+                self.invocations.remove(0).heap_bytes()
+            } else {
+                break;
+            };
+            total -= freed;
+            self.evicted_over_budget += 1;
+        }
+    }
+
+    /// Counts an invocation aborted while an earlier victim was exiting;
+    /// past [`bounds::ABORTED`] the oldest memcg's count is forgotten.
+    fn note_aborted(&mut self, memcg_id: u64) {
+        if let Some(entry) = self.aborted.iter_mut().find(|(id, _)| *id == memcg_id) {
+            entry.1 += 1;
+            return;
+        }
+        let entry = std::mem::size_of::<(u64, u64)>();
+        if (self.aborted.len() + 1) * entry > bounds::ABORTED {
+            self.aborted.remove(0);
+            self.evicted_aborted += 1;
+        }
+        self.aborted.push((memcg_id, 1));
+    }
+
+    /// What bounded eviction lost so far, by cause (`lost` records).
+    pub fn evictions(&self) -> [(&'static str, u64); 5] {
+        [
+            ("pending", self.evicted),
+            ("evicted:pending", self.evicted_over_budget),
+            ("evicted:aborted", self.evicted_aborted),
+            (
+                "evicted:recent_pids",
+                self.decided.evicted + self.recent_group_kills.evicted,
+            ),
+            ("evicted:history", self.history.evicted),
+        ]
     }
 
     /// Emits everything still pending (shutdown).
@@ -432,7 +513,8 @@ impl Builder {
                 end.dropped
             ));
         }
-        if let Some(aborted) = self.aborted.remove(&end.memcg_id) {
+        if let Some(index) = self.aborted.iter().position(|(id, _)| *id == end.memcg_id) {
+            let (_, aborted) = self.aborted.remove(index);
             decision.explanation.push(format!(
                 "Before this kill, {aborted} OOM invocation(s) of the same memcg were aborted while an earlier victim was still exiting."
             ));

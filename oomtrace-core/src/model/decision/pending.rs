@@ -6,7 +6,10 @@ use oomtrace_ebpf::{
     VictimTaskEvent,
 };
 
-use crate::report::{KernelReport, KillLine, ReapedLine};
+use crate::{
+    base::bounds::ENTRY_OVERHEAD,
+    report::{KernelReport, KillLine, ReapedLine},
+};
 
 #[derive(Debug, Default)]
 pub(super) struct Pending {
@@ -42,6 +45,14 @@ pub struct Invocation {
     pub end: Option<OomEndEvent>,
 }
 
+impl Invocation {
+    /// Upper bound of its heap use: the candidates dominate.
+    pub(super) fn heap_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + self.candidates.len() * std::mem::size_of::<OomCandidateEvent>()
+    }
+}
+
 impl Pending {
     pub(super) fn kill_line(&self) -> Option<&KillLine> {
         self.report
@@ -60,6 +71,27 @@ impl Pending {
         self.mark
             .map(|m| m.header.boot_ns)
             .or(self.task.as_ref().map(|t| t.header.boot_ns))
+    }
+
+    /// Upper bound of its heap use (`base::bounds::PENDING`).
+    pub(super) fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let line = |l: &KillLine| 2 * l.source.text.len() + size_of::<KillLine>();
+        size_of::<Self>()
+            + self
+                .task
+                .as_ref()
+                .map_or(0, |_| size_of::<VictimTaskEvent>())
+            + self.report.as_ref().map_or(0, KernelReport::heap_bytes)
+            + self.kill.as_ref().map_or(0, line)
+            + self.oom_group.as_ref().map_or(0, |g| g.len())
+            + self.group_kills.len() * (size_of::<u32>() + ENTRY_OVERHEAD)
+            + self.reaper_events.len() * size_of::<ReaperEvent>()
+            + self
+                .reaped
+                .as_ref()
+                .map_or(0, |r| 2 * r.source.text.len() + size_of::<ReapedLine>())
+            + self.invocation.as_ref().map_or(0, Invocation::heap_bytes)
     }
 
     /// Kernel log timestamp of the report (else of the kill line), in seconds.

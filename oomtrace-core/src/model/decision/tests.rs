@@ -10,7 +10,7 @@ use oomtrace_ebpf::MemcgReclaimStats;
 use super::{
     Builder, Decision, Environment, OfflineEnv, OomMemcg, Sources, Trigger,
     assemble::row_input,
-    builder::DEADLINE,
+    builder::{DEADLINE, SETTLE},
     explain::{ExplainInput, explain_memory},
 };
 use crate::{
@@ -595,6 +595,61 @@ fn decisions_come_out_in_kill_order() {
         .map(|d| (d.seq, d.victim.as_ref().map(|v| v.pid)))
         .collect();
     assert_eq!(order, [(1, Some(kill_pid(a))), (2, Some(kill_pid(b)))]);
+}
+
+/// The loop sleeps until the builder's next deadline: the first piece's
+/// deadline, then the settle time once complete, never a time already
+/// past (a due decision blocked behind an earlier one), none when empty.
+#[test]
+fn the_next_deadline_is_the_earliest_decision_due() {
+    let kills = storm_kills();
+    let (a, b) = (&kills[0], &kills[1]);
+    let mut builder = Builder::new(TRACEPOINTS, Vec::new());
+    let mut env = OfflineEnv { page_size: 4096 };
+    let t0 = Instant::now();
+    assert_eq!(builder.next_deadline(), None, "nothing pending, no timer");
+    builder.on_event(t0, mark(kill_pid(a)));
+    assert!(builder.poll(t0, &mut env).is_empty());
+    assert_eq!(builder.next_deadline(), Some(t0 + DEADLINE));
+    let t1 = t0 + std::time::Duration::from_millis(500);
+    builder.on_event(t1, mark(kill_pid(b)));
+    builder.on_report(t1, b.clone());
+    assert!(builder.poll(t1, &mut env).is_empty());
+    // b is complete and settles before a's deadline.
+    assert_eq!(builder.next_deadline(), Some(t1 + SETTLE));
+    // b is due but waits for a: its past due time is no deadline.
+    assert!(builder.poll(t1 + SETTLE, &mut env).is_empty());
+    assert_eq!(builder.next_deadline(), Some(t0 + DEADLINE));
+    let out = builder.poll(t0 + DEADLINE, &mut env);
+    assert_eq!(out.len(), 2);
+    assert_eq!(builder.next_deadline(), None);
+}
+
+/// Decisions in flight are bounded in bytes: past the budget the oldest go,
+/// each counted, and the estimate stays within the budget.
+#[test]
+fn pending_decisions_are_bounded_in_bytes() {
+    let mut builder = Builder::new(TRACEPOINTS, Vec::new());
+    let mut env = OfflineEnv { page_size: 4096 };
+    let t0 = Instant::now();
+    builder.on_event(t0, mark(1));
+    let one = builder.heap_bytes();
+    assert!(one > 0);
+    builder.budget = 3 * one;
+    for pid in 2..=5 {
+        builder.on_event(t0, mark(pid));
+    }
+    assert!(builder.poll(t0, &mut env).is_empty());
+    assert_eq!(builder.evicted_over_budget, 2);
+    assert!(builder.heap_bytes() <= builder.budget);
+    assert!(builder.evictions().contains(&("evicted:pending", 2)));
+    // The newest survive and still come out.
+    let pids: Vec<u32> = builder
+        .flush(&mut env)
+        .iter()
+        .filter_map(|d| d.victim.as_ref().map(|v| v.pid))
+        .collect();
+    assert_eq!(pids, [3, 4, 5]);
 }
 
 /// A fixture's log with its lines transformed, rebuilt as `oomtrace report` does.

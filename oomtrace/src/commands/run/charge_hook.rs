@@ -4,8 +4,8 @@
 //! - at start, `--charge-hook off` gives it up, `always` arms it for the
 //!   whole run (or warns that this backend has none), `on-demand` waits;
 //! - a memcg reclaiming at its limit arms it;
-//! - in `on-demand` mode, checked once a second, it is disarmed once no memcg
-//!   has reclaimed for [`CHARGE_HOOK_IDLE`];
+//! - in `on-demand` mode, checked when it could be idle ([`next_check`]), it
+//!   is disarmed once no memcg has reclaimed for [`CHARGE_HOOK_IDLE`];
 //! - a failure to attach or detach is a warning, and the hook is given up.
 use std::time::Duration;
 
@@ -46,7 +46,7 @@ pub fn on_memcg_at_limit(
     set(tracer, true, memcg, out)
 }
 
-/// Once a second: in `on-demand` mode, detach the armed hook once no memcg
+/// When [`next_check`] says: in `on-demand` mode, detach the armed hook once no memcg
 /// has reclaimed for [`CHARGE_HOOK_IDLE`].
 pub fn on_second(mode: ChargeHookMode, tracer: &Tracer, out: &mut dyn RecordSink) -> Result<()> {
     if mode != ChargeHookMode::OnDemand || tracer.charge_hook_state() != Some(true) {
@@ -56,6 +56,21 @@ pub fn on_second(mode: ChargeHookMode, tracer: &Tracer, out: &mut dyn RecordSink
         set(tracer, false, None, out)?;
     }
     Ok(())
+}
+
+/// How long until the armed hook may be idle (the loop sleeps until then);
+/// `None` when there is nothing to watch (not armed, or not on demand).
+pub fn next_check(mode: ChargeHookMode, tracer: &Tracer) -> Option<Duration> {
+    if mode != ChargeHookMode::OnDemand || tracer.charge_hook_state() != Some(true) {
+        return None;
+    }
+    Some(until_idle(boot_ns_now(), tracer.latest_reclaim_boot_ns()))
+}
+
+fn until_idle(now_ns: u64, latest_reclaim_ns: Option<u64>) -> Duration {
+    latest_reclaim_ns.map_or(Duration::ZERO, |last| {
+        CHARGE_HOOK_IDLE.saturating_sub(Duration::from_nanos(now_ns.saturating_sub(last)))
+    })
 }
 
 /// No memcg reclaim seen yet, or none for [`CHARGE_HOOK_IDLE`].
@@ -105,5 +120,17 @@ mod tests {
         assert!(!idle(100 * s, Some(90 * s + 1)));
         // A reclaim stamped after `now` (clock read races) is not idle.
         assert!(!idle(100 * s, Some(101 * s)));
+    }
+
+    #[test]
+    fn the_next_check_is_when_the_hook_would_be_idle() {
+        let s = 1_000_000_000;
+        assert_eq!(until_idle(100 * s, None), Duration::ZERO);
+        assert_eq!(until_idle(100 * s, Some(97 * s)), Duration::from_secs(7));
+        assert_eq!(until_idle(100 * s, Some(80 * s)), Duration::ZERO);
+        assert_eq!(until_idle(100 * s, Some(101 * s)), CHARGE_HOOK_IDLE);
+        // At that time it is idle, not a moment later.
+        let at = 100 * s + until_idle(100 * s, Some(97 * s)).as_nanos() as u64;
+        assert!(idle(at, Some(97 * s)) && !idle(at - 1, Some(97 * s)));
     }
 }

@@ -2,7 +2,7 @@
 //! `--dump-dir`), then to the output, until `--count` of them have gone
 //! out. Dump failures and dumps dropped (the disk fell behind) come back
 //! here as warnings and `lost` records.
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use oomtrace_core::{
@@ -15,6 +15,10 @@ use oomtrace_core::{
     model::decision::Decision,
     output::{LostRecord, RecordSink},
 };
+
+/// How soon the loop looks again while dumps or lines are being written
+/// (their failures come back from the writer threads).
+pub const IN_FLIGHT_CHECK: Duration = Duration::from_millis(50);
 
 pub struct Decisions {
     dumps: Option<DumpSpool>,
@@ -97,6 +101,12 @@ impl Decisions {
             })?;
         }
         Ok(())
+    }
+
+    /// While dumps are being written, when to look for their warnings.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let busy = self.dumps.as_ref().is_some_and(|spool| spool.busy());
+        busy.then(|| Instant::now() + IN_FLIGHT_CHECK)
     }
 
     /// The end of the run: what is dropped is said, every queued dump is

@@ -114,6 +114,11 @@ impl LiveEnv {
         self.resolver.hierarchy().mount.join(relative).is_dir()
     }
 
+    /// Cgroups left out of the id → path cache for lack of room.
+    pub fn uncached_memcgs(&self) -> u64 {
+        self.resolver.uncached
+    }
+
     /// An event's boot time as RFC 3339 (now, if the clocks cannot tell).
     pub fn time_of_boot_ns(&self, boot_ns: u64) -> String {
         self.wall_time_of_boot_ns(boot_ns)

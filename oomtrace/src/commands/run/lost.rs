@@ -1,6 +1,7 @@
 //! Lost-event accounting. Each loss is a `lost` record with what was lost
 //! since the previous record of its source and the total; malformed
 //! ring-buffer records are counted and warned about once, at the end.
+use std::collections::HashMap;
 
 use oomtrace_core::{
     base::Envelope,
@@ -13,8 +14,8 @@ pub struct Losses {
     ringbuf_seen: Vec<u64>,
     /// Kernel-log records overwritten before they were read.
     kmsg_total: u64,
-    /// Half-built decisions evicted, already reported.
-    pending_seen: u64,
+    /// Totals already reported of what bounded memory evicted, by source.
+    evictions_seen: HashMap<&'static str, u64>,
     /// Ring-buffer records that did not decode.
     malformed: u64,
 }
@@ -24,7 +25,7 @@ impl Losses {
         Self {
             ringbuf_seen: vec![0; oomtrace_ebpf::kind::COUNT as usize],
             kmsg_total: 0,
-            pending_seen: 0,
+            evictions_seen: HashMap::new(),
             malformed: 0,
         }
     }
@@ -35,15 +36,20 @@ impl Losses {
         out.lost(&record("kmsg".to_owned(), count, self.kmsg_total))
     }
 
-    /// The decision builder has evicted `total` half-built decisions so far.
-    pub fn pending(&mut self, total: u64, out: &mut dyn RecordSink) -> std::io::Result<()> {
-        if total > self.pending_seen {
-            out.lost(&record(
-                "pending".to_owned(),
-                total - self.pending_seen,
-                total,
-            ))?;
-            self.pending_seen = total;
+    /// What bounded memory evicted so far, as (source, total): `pending`
+    /// (too many decisions in flight) and `evicted:*` (a byte budget,
+    /// `base::bounds`). What is new since the last call is a `lost` record.
+    pub fn evictions(
+        &mut self,
+        totals: impl IntoIterator<Item = (&'static str, u64)>,
+        out: &mut dyn RecordSink,
+    ) -> std::io::Result<()> {
+        for (source, total) in totals {
+            let seen = self.evictions_seen.entry(source).or_default();
+            if total > *seen {
+                out.lost(&record(source.to_owned(), total - *seen, total))?;
+                *seen = total;
+            }
         }
         Ok(())
     }

@@ -21,7 +21,7 @@ mod output;
 mod rss_rule;
 mod session;
 
-use std::time::Duration;
+use std::time::Instant;
 
 use anyhow::Result;
 
@@ -31,19 +31,21 @@ use crate::commands::run::{
     session::Session,
 };
 
-/// How often pending decisions, stalls and losses are looked at.
-const TICK: Duration = Duration::from_millis(50);
-
 /// Traces until `count` decisions, `duration`, or SIGINT/SIGTERM. Calls
 /// `on_started` once every hook is attached and the start record is out.
 /// Returns how many decisions went out.
+///
+/// Event-driven: the loop sleeps until an input or the session's earliest
+/// deadline, with no timer at all while nothing is pending, so an idle node
+/// costs no wake-ups.
 pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -> Result<u64> {
     let (mut session, mut inputs) = Session::open(&options)?;
     on_started()?;
     session.start_charge_hook()?;
     let mut stop = Stop::install(options.duration)?;
-    let mut tick = tokio::time::interval(TICK);
+    let mut reader_gone = session.take_reader_gone();
     loop {
+        let wake_at = session.next_deadline();
         tokio::select! {
             ready = inputs.ring.readable_mut() => session.on_ring(ready?)?,
             read = next_kmsg(&mut inputs.kmsg) => match read {
@@ -53,14 +55,33 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
                     inputs.kmsg = None;
                 }
             },
-            _ = tick.tick() => {
-                if session.on_tick()?.is_break() {
-                    break;
-                }
-            }
+            _ = sleep_until(wake_at) => {}
+            _ = once(&mut reader_gone) => {}
             _ = stop.requested() => break,
+        }
+        if session.on_wake()?.is_break() {
+            break;
         }
     }
     session.drain(&mut inputs)?;
     session.finish()
+}
+
+/// Completes when `signal` does, then never again.
+async fn once(signal: &mut Option<tokio::sync::oneshot::Receiver<()>>) {
+    match signal.as_mut() {
+        Some(receiver) => {
+            let _ = receiver.await;
+            *signal = None;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes at `at`; never without one.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
 }

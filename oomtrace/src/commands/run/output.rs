@@ -17,9 +17,9 @@ use oomtrace_core::{
         RotatingFile, StartRecord, metrics::Metrics,
     },
 };
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::oneshot};
 
-use crate::commands::run::{metrics, options::RunOptions};
+use crate::commands::run::{decisions, metrics, options::RunOptions};
 
 /// How long the records still queued at the end may take to be written: a
 /// reader that stopped reading must not hang the exit.
@@ -98,14 +98,46 @@ impl RunOutput {
         }
     }
 
-    /// On the loop's tick: stop once the reader is gone (or fail on a write
-    /// error); else the count of dropped records goes out if it can.
-    pub fn on_tick(&mut self) -> Result<ControlFlow<()>> {
+    /// On every wake-up of the loop: stop once the reader is gone (or fail on
+    /// a write error); else the count of dropped records goes out if it can.
+    pub fn on_wake(&mut self) -> Result<ControlFlow<()>> {
         if self.ended()? {
             return Ok(ControlFlow::Break(()));
         }
         self.queue.report_drops()?;
         Ok(ControlFlow::Continue(()))
+    }
+
+    /// While lines are being written, when to look again (see
+    /// [`on_wake`](Self::on_wake)); none when the writer is idle.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.queue
+            .busy()
+            .then(|| Instant::now() + decisions::IN_FLIGHT_CHECK)
+    }
+
+    /// `--metrics` has series of memcgs (that may go away).
+    pub fn has_series(&self) -> bool {
+        self.metrics.as_ref().is_some_and(Metrics::has_series)
+    }
+
+    /// Completes when the reader of stdout goes away, even while nothing is
+    /// written (a thread waits in `poll` for the pipe's error); never for
+    /// `--output`, a file or a terminal. Taken once.
+    pub fn take_reader_gone(&mut self) -> Option<oneshot::Receiver<()>> {
+        if !self.stdout {
+            return None;
+        }
+        let (tell, gone) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("oomtrace-stdout-watch".to_owned())
+            .spawn(move || {
+                if wait_stdout_error() {
+                    let _ = tell.send(());
+                }
+            })
+            .ok()?;
+        Some(gone)
     }
 
     /// The reader of stdout went away (EPIPE, or a pipe whose reader closed,
@@ -143,6 +175,24 @@ impl RecordSink for RunOutput {
 
     fn warning(&mut self, text: &str) -> io::Result<()> {
         self.queue.warning(text)
+    }
+}
+
+/// Blocks until stdout reports an error (a pipe whose reader closed); false
+/// if `poll` fails.
+fn wait_stdout_error() -> bool {
+    loop {
+        let mut fd = libc::pollfd {
+            fd: libc::STDOUT_FILENO,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; waits without a timeout.
+        let ready = unsafe { libc::poll(&mut fd, 1, -1) };
+        if ready < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        return ready == 1 && fd.revents & libc::POLLERR != 0;
     }
 }
 

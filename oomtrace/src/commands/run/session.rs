@@ -34,13 +34,23 @@ use crate::{
     },
 };
 
-/// How often OOM-disabled memcgs are checked for stalls (cgroup v1).
+/// How often OOM-disabled memcgs are checked for stalls (cgroup v1), while
+/// there is a reason to ([`Session::stall_poll_at`]).
 const STALL_POLL: Duration = Duration::from_secs(1);
-/// How often the ring buffer's drop counters and the on-demand charge
-/// hook's idleness are checked.
-const HOUSEKEEPING: Duration = Duration::from_secs(1);
-/// How often `--metrics` looks for series of memcgs that are gone.
-const FORGET_GONE: Duration = Duration::from_secs(60);
+/// How long after a memcg was last seen reclaiming at its limit a stall may
+/// still begin (reclaim precedes every OOM-disabled wait): polled till then.
+const STALL_WATCH: Duration = Duration::from_secs(10);
+/// The ring buffer's drop counters are read this long after ring activity
+/// (a full buffer is activity: drops never happen on an idle ring).
+const DROPS_CHECK: Duration = Duration::from_secs(1);
+/// The first look at the on-demand charge hook after a memcg armed it.
+const CHARGE_HOOK_CHECK: Duration = Duration::from_secs(1);
+/// How often `--metrics` looks for series of memcgs that are gone, while it
+/// has any.
+const FORGET_SERIES: Duration = Duration::from_secs(60);
+/// Kubernetes names are refreshed at most this often, and only on wake-ups
+/// that happen anyway.
+const NAMES_REFRESH: Duration = Duration::from_secs(1);
 
 pub struct Session {
     out: RunOutput,
@@ -50,11 +60,9 @@ pub struct Session {
     charges: ChargeTracker,
     /// The poll of `memory.oom_control` (cgroup v1, without wait hooks).
     stalls: Option<StallMonitor>,
-    stall_poll: Every,
+    timers: Timers,
     decisions: Decisions,
     lost: Losses,
-    housekeeping: Every,
-    forget_gone: Every,
     charge_hook: ChargeHookMode,
     /// The rss read the kernel programs were told (`model::exact`).
     rss_rule: SharedRssRule,
@@ -84,10 +92,10 @@ impl Session {
         })?;
         let oom_score_adj = protect_self(options.oom_score_adj, &mut out)?;
         let kmsg = open_kmsg(&mut out)?;
-        let release = loader::kernel_release();
         // Names of the containers running now, before anything can die.
         let mut kube = KubeResolver::new(&options.host_root);
         kube.refresh();
+        let release = loader::kernel_release();
         let mut start = start_record(&tracer, &release, &scope, kmsg.is_some());
         start.oom_score_adj = oom_score_adj;
         if let Some(listener) = listener {
@@ -103,11 +111,9 @@ impl Session {
             parser: ReportParser::new(),
             charges: ChargeTracker::new(),
             stalls: stall_monitor(&hierarchy, &scope, &tracer),
-            stall_poll: Every::new(STALL_POLL),
+            timers: Timers::new(&tracer),
             decisions: Decisions::new(dumps, options.count)?,
             lost: Losses::new(),
-            housekeeping: Every::new(HOUSEKEEPING),
-            forget_gone: Every::new(FORGET_GONE),
             charge_hook: options.charge_hook,
             rss_rule: SharedRssRule::default(),
             env: LiveEnv::new(tracer, hierarchy, release, &options.host_root, kube),
@@ -116,15 +122,23 @@ impl Session {
         Ok((session, inputs))
     }
 
+    /// Completes when stdout's reader goes away (see [`RunOutput`]).
+    pub fn take_reader_gone(&mut self) -> Option<tokio::sync::oneshot::Receiver<()>> {
+        self.out.take_reader_gone()
+    }
+
     /// Applies `--charge-hook`.
     pub fn start_charge_hook(&mut self) -> Result<()> {
         charge_hook::start(self.charge_hook, &self.env.tracer, &mut self.out)
     }
 
     /// The ring buffer is readable: every record in it, then wait again.
+    /// Its drop counters are read a little later.
     pub fn on_ring(&mut self, mut ready: AsyncFdReadyMutGuard<'_, RingBuf<MapData>>) -> Result<()> {
-        self.read_ring(Instant::now(), ready.get_inner_mut())?;
+        let now = Instant::now();
+        self.read_ring(now, ready.get_inner_mut())?;
         ready.clear_ready();
+        self.timers.ring_read(now);
         Ok(())
     }
 
@@ -148,38 +162,103 @@ impl Session {
         Ok(())
     }
 
-    /// Every 50 ms: decisions whose time has come (stopping at `--count`),
-    /// stalls, evicted decisions; once a second the ring buffer's drops and
-    /// the on-demand charge hook.
-    pub fn on_tick(&mut self) -> Result<ControlFlow<()>> {
-        if self.out.on_tick()?.is_break() {
+    /// After every wake-up (an input or [`next_deadline`](Self::next_deadline)):
+    /// whatever is due now — decisions (stopping at `--count`), released
+    /// stalls, the stall poll, the ring's drop counters, the charge hook —
+    /// and what bounded memory evicted.
+    pub fn on_wake(&mut self) -> Result<ControlFlow<()>> {
+        if self.out.on_wake()?.is_break() {
             return Ok(ControlFlow::Break(()));
         }
-        let decisions = self.builder.poll(Instant::now(), &mut self.env);
+        let now = Instant::now();
+        let decisions = self.builder.poll(now, &mut self.env);
         self.rss_rule
             .share(&self.env.tracer, &decisions, &mut self.out)?;
         if self.decisions.write(&mut self.out, decisions)? {
             return Ok(ControlFlow::Break(()));
         }
-        let now = Instant::now();
         for record in self.charges.poll(now, false, &now_rfc3339(), &mut self.env) {
             self.out.stall(&record)?;
         }
-        if self.stalls.is_some() && self.stall_poll.due() {
+        if due(self.stall_poll_at(), now) {
             self.poll_stalls()?;
         }
-        self.lost.pending(self.builder.evicted, &mut self.out)?;
-        self.decisions.report_dumps(&mut self.out)?;
-        if self.housekeeping.due() {
-            charge_hook::on_second(self.charge_hook, &self.env.tracer, &mut self.out)?;
-            self.env.refresh_kubernetes_names();
+        if due(self.timers.drops, now) {
             self.lost.ringbuf(self.env.tracer.drops(), &mut self.out)?;
+            self.timers.drops_checked(now);
         }
-        if self.forget_gone.due() {
+        if due(self.timers.charge_hook, now) {
+            self.timers.charge_hook = self.check_charge_hook(now)?;
+        }
+        self.lost.evictions(self.evictions(), &mut self.out)?;
+        self.decisions.report_dumps(&mut self.out)?;
+        if due(self.timers.forget_series, now) {
             let env = &self.env;
             self.out.forget_gone_series(|memcg| env.memcg_exists(memcg));
         }
+        self.timers.forget_series = self.out.has_series().then(|| {
+            self.timers
+                .forget_series
+                .filter(|&at| at > now)
+                .unwrap_or(now + FORGET_SERIES)
+        });
+        // Names of containers started since: on wake-ups that happen anyway
+        // (an OOM's events among them), at most once a second.
+        if self.timers.names_refreshed + NAMES_REFRESH <= now {
+            self.env.refresh_kubernetes_names();
+            self.timers.names_refreshed = now;
+        }
         Ok(ControlFlow::Continue(()))
+    }
+
+    /// The earliest time something is due (see [`on_wake`](Self::on_wake));
+    /// `None` when nothing is pending: the loop then sleeps until an input.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.builder.next_deadline(),
+            self.charges.next_deadline(),
+            self.stall_poll_at(),
+            self.timers.drops,
+            self.timers.charge_hook,
+            self.timers.forget_series,
+            self.out.next_deadline(),
+            self.decisions.next_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// The on-demand charge hook's idleness; when to look again.
+    fn check_charge_hook(&mut self, now: Instant) -> Result<Option<Instant>> {
+        charge_hook::on_second(self.charge_hook, &self.env.tracer, &mut self.out)?;
+        Ok(charge_hook::next_check(self.charge_hook, &self.env.tracer).map(|d| now + d))
+    }
+
+    /// The next poll of `memory.oom_control`: once a second while a stall is
+    /// known or one may begin (a memcg reclaimed at its limit lately, or no
+    /// reclaim hook says so); never on an idle node.
+    fn stall_poll_at(&self) -> Option<Instant> {
+        let monitor = self.stalls.as_ref()?;
+        self.timers
+            .stall_poll_at(monitor.has_stalls(), Instant::now())
+    }
+
+    /// What bounded memory evicted so far, by cause (`lost` records).
+    fn evictions(&self) -> Vec<(&'static str, u64)> {
+        let stall_tasks = self.stalls.as_ref().map_or(0, |m| m.evicted_tasks);
+        let mut all: Vec<(&'static str, u64)> = self.builder.evictions().to_vec();
+        all.extend(
+            self.charges
+                .evictions()
+                .map(|(source, total)| match source {
+                    "evicted:stall_tasks" => (source, total + stall_tasks),
+                    _ => (source, total),
+                }),
+        );
+        all.push(("evicted:report", self.parser.cut_by_bound));
+        all.push(("evicted:memcg_paths", self.env.uncached_memcgs()));
+        all
     }
 
     /// After the loop, unless `--count` was reached: what the kernel already
@@ -222,6 +301,8 @@ impl Session {
         for summary in self.charges.summaries(&counts, &time, &mut self.env) {
             self.out.charge_failure_summary(&summary)?;
         }
+        self.lost.ringbuf(self.env.tracer.drops(), &mut self.out)?;
+        self.lost.evictions(self.evictions(), &mut self.out)?;
         self.lost.warn_malformed(&mut self.out)?;
         self.decisions.close(&mut self.out)?;
         self.out.close()?;
@@ -255,6 +336,10 @@ impl Session {
                 }
             }
             Event::MemcgAtLimit(e) => {
+                self.timers.at_limit_until = Some(now + STALL_WATCH);
+                self.timers
+                    .charge_hook
+                    .get_or_insert(now + CHARGE_HOOK_CHECK);
                 let memcg = self.env.memcg_path(e.memcg_id);
                 charge_hook::on_memcg_at_limit(&self.env.tracer, memcg, &mut self.out)?
             }
@@ -286,6 +371,7 @@ impl Session {
     }
 
     fn poll_stalls(&mut self) -> Result<()> {
+        self.timers.stall_polled = Instant::now();
         if let Some(monitor) = self.stalls.as_mut() {
             for record in monitor.poll() {
                 self.out.stall(&record)?;
@@ -389,26 +475,127 @@ fn stall_monitor(
     Some(StallMonitor::new(hierarchy.clone(), roots))
 }
 
-/// A cadence inside the 50 ms tick: due once `period` has passed since it
-/// was last due (or created).
-struct Every {
-    period: Duration,
-    last: Instant,
+/// The session's own timers; each is armed only while it has a reason.
+struct Timers {
+    /// When the ring buffer's drop counters are next read (after activity).
+    drops: Option<Instant>,
+    /// The ring was read since the drop counters were.
+    ring_active: bool,
+    /// When the on-demand charge hook's idleness is next looked at.
+    charge_hook: Option<Instant>,
+    /// A memcg reclaimed at its limit lately: stalls may begin until then.
+    at_limit_until: Option<Instant>,
+    /// The memcg reclaim hook is attached (it tells when memcgs are at their limit).
+    reclaim_hook: bool,
+    stall_polled: Instant,
+    /// When `--metrics` next looks for series of memcgs that are gone (only
+    /// while it has series).
+    forget_series: Option<Instant>,
+    /// When the Kubernetes names were last refreshed.
+    names_refreshed: Instant,
 }
 
-impl Every {
-    fn new(period: Duration) -> Self {
+impl Timers {
+    fn new(tracer: &Tracer) -> Self {
         Self {
-            period,
-            last: Instant::now(),
+            drops: None,
+            ring_active: false,
+            charge_hook: None,
+            at_limit_until: None,
+            reclaim_hook: tracer.attached_hooks_on("mm_vmscan_memcg_reclaim_begin") > 0,
+            stall_polled: Instant::now(),
+            forget_series: None,
+            names_refreshed: Instant::now(),
+        }
+    }
+}
+
+impl Timers {
+    /// The ring was read: its drop counters are due a little later.
+    fn ring_read(&mut self, now: Instant) {
+        self.ring_active = true;
+        self.drops.get_or_insert(now + DROPS_CHECK);
+    }
+
+    /// The drop counters were read: once more if the ring was read since
+    /// (a drop counted while we read it), else no timer.
+    fn drops_checked(&mut self, now: Instant) {
+        self.drops = self.ring_active.then(|| now + DROPS_CHECK);
+        self.ring_active = false;
+    }
+
+    /// The next `memory.oom_control` poll, when there is a reason for one.
+    fn stall_poll_at(&self, stalled: bool, now: Instant) -> Option<Instant> {
+        let reason =
+            stalled || !self.reclaim_hook || self.at_limit_until.is_some_and(|until| until > now);
+        reason.then_some(self.stall_polled + STALL_POLL)
+    }
+}
+
+/// A timer that is armed and has come.
+fn due(at: Option<Instant>, now: Instant) -> bool {
+    at.is_some_and(|at| at <= now)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idle_timers(now: Instant) -> Timers {
+        Timers {
+            drops: None,
+            ring_active: false,
+            charge_hook: None,
+            at_limit_until: None,
+            reclaim_hook: true,
+            stall_polled: now,
+            forget_series: None,
+            names_refreshed: now,
         }
     }
 
-    fn due(&mut self) -> bool {
-        if self.last.elapsed() < self.period {
-            return false;
-        }
-        self.last = Instant::now();
-        true
+    #[test]
+    fn drop_counters_are_read_after_ring_activity_then_once_more_then_never() {
+        let t0 = Instant::now();
+        let mut timers = idle_timers(t0);
+        assert_eq!(timers.drops, None, "an idle ring arms nothing");
+        timers.ring_read(t0);
+        let ms = |n| Duration::from_millis(n);
+        timers.ring_read(t0 + ms(300));
+        assert_eq!(
+            timers.drops,
+            Some(t0 + DROPS_CHECK),
+            "the first read arms it"
+        );
+        assert!(!due(timers.drops, t0 + ms(999)) && due(timers.drops, t0 + DROPS_CHECK));
+        timers.drops_checked(t0 + DROPS_CHECK);
+        assert_eq!(timers.drops, Some(t0 + DROPS_CHECK * 2), "once more");
+        timers.drops_checked(t0 + DROPS_CHECK * 2);
+        assert_eq!(timers.drops, None, "no activity since: no timer");
+    }
+
+    #[test]
+    fn the_stall_poll_runs_only_with_a_reason() {
+        let t0 = Instant::now();
+        let mut timers = idle_timers(t0);
+        assert_eq!(timers.stall_poll_at(false, t0), None, "idle: never");
+        assert_eq!(
+            timers.stall_poll_at(true, t0),
+            Some(t0 + STALL_POLL),
+            "a known stall"
+        );
+        timers.at_limit_until = Some(t0 + STALL_WATCH);
+        assert_eq!(timers.stall_poll_at(false, t0), Some(t0 + STALL_POLL));
+        assert_eq!(
+            timers.stall_poll_at(false, t0 + STALL_WATCH),
+            None,
+            "watch over"
+        );
+        timers.reclaim_hook = false;
+        assert_eq!(
+            timers.stall_poll_at(false, t0 + STALL_WATCH),
+            Some(t0 + STALL_POLL),
+            "without the reclaim hook nothing tells: once a second"
+        );
     }
 }
