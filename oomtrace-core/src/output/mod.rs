@@ -5,10 +5,12 @@
 //!   and the one-line text of those and of the charge-failure summary;
 //! - `card`: the multi-line cards (decision, candidate table, stall, charge
 //!   failure);
+//! - `summary`: the fleet view of many nodes' dumps (`report --summary`);
 //! - `writer`: [`Output`], which writes any record as a JSON line or as its
 //!   text, and is the one path for runtime warnings.
 mod card;
 mod records;
+pub mod summary;
 mod writer;
 
 pub use crate::base::units::human_bytes;
