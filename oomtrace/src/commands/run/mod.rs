@@ -34,10 +34,11 @@ const TICK: Duration = Duration::from_millis(50);
 /// `on_started` once every hook is attached and the start record is out.
 /// Returns how many decisions went out.
 pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -> Result<u64> {
+    let mut stop = Stop::install()?;
     let (mut session, mut inputs) = Session::open(&options)?;
     on_started()?;
     session.start_charge_hook()?;
-    let mut stop = Stop::install(options.duration)?;
+    stop.run_for(options.duration);
     let mut tick = tokio::time::interval(TICK);
     loop {
         tokio::select! {
