@@ -399,6 +399,27 @@ fn oom_disabled_stall_is_reported_then_released() {
     assert_eq!(stalls.len(), 2, "{stalls:?}");
     assert_eq!(released["state"], "released");
     assert!(released["stalled_ms"].as_f64().unwrap() >= stalled["stalled_ms"].as_f64().unwrap());
+
+    // One OOM, one episode: the stall, the kill that ended it and the
+    // stall's end share an oom_id, which names this boot.
+    let id = stalled["oom_id"].as_str().expect("oom_id");
+    assert!(id.starts_with(&this_boot_prefix()), "{id}");
+    assert_eq!(
+        decisions[0]["oom_id"].as_str(),
+        Some(id),
+        "{}",
+        decisions[0]
+    );
+    assert_eq!(released["oom_id"].as_str(), Some(id), "{released}");
+}
+
+/// The first 8 hex digits of this boot's id: the start of every live `oom_id`.
+fn this_boot_prefix() -> String {
+    let boot = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    boot.chars()
+        .filter(char::is_ascii_hexdigit)
+        .take(8)
+        .collect()
 }
 
 #[test]
@@ -436,6 +457,15 @@ fn dump_survives_sigterm_mid_oom() {
             .contains(&format!("Killed process {}", killed.pid))
     }));
     assert!(!dump["events"].as_array().unwrap().is_empty());
+    let id = dump["decision"]["oom_id"]
+        .as_str()
+        .expect("oom_id in the dump");
+    assert!(id.starts_with(&this_boot_prefix()), "{id}");
+    // The report keeps the dump's id rather than making one up.
+    let (code, out, err) = run_oomtrace(&["report", "--json", files[0].to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let reported: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(reported["oom_id"].as_str(), Some(id));
     assert_eq!(
         dump["host"]["boot_id"].as_str().unwrap(),
         std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
@@ -504,6 +534,13 @@ fn repeated_ooms_in_one_memcg_are_called_out() {
         "{last}"
     );
     assert!(!decisions[0]["explanation"].to_string().contains("times in"));
+    // Each kill is an OOM of its own: three episodes, three ids.
+    let mut ids: Vec<&str> = decisions
+        .iter()
+        .map(|d| d["oom_id"].as_str().expect("oom_id"))
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3, "{ids:?}");
 }
 
 /// `doctor` reads the node's files; the tracer then tries for real. What

@@ -781,3 +781,114 @@ fn standard_input_gives_what_the_file_gives() {
         assert_eq!(String::from_utf8_lossy(&output.stdout), from_file);
     }
 }
+
+/// Dumps of `decisions` as `--dump-dir` writes them on a node named `host`.
+fn dumps_from_node(dir: &std::path::Path, host: &str, decisions: &[&Value]) {
+    use oomtrace_core::{
+        base::host::HostFacts,
+        dump::{DumpConfig, DumpDocument, DumpWriter},
+        model::decision::Decision,
+    };
+    let mut writer = DumpWriter::open(DumpConfig {
+        dir: dir.to_owned(),
+        max_files: None,
+        max_bytes: None,
+    })
+    .unwrap();
+    for (seq, decision) in decisions.iter().enumerate() {
+        let decision: Decision = serde_json::from_value((*decision).clone()).unwrap();
+        let mut facts = HostFacts::collect(4096);
+        facts.hostname = Some(host.to_owned());
+        let document = DumpDocument::new(decision, Vec::new(), facts);
+        let value = serde_json::to_value(&document).unwrap();
+        writer
+            .write(std::time::SystemTime::now(), seq as u64 + 1, &value)
+            .unwrap();
+    }
+}
+
+/// The fleet view over two nodes' dump directories: the memcg that OOMed
+/// three times on two nodes comes first, with its usual cause; the bad dump
+/// is counted and named, and the rest still sum up.
+#[test]
+fn summary_groups_many_nodes_dumps_and_names_bad_ones() {
+    let rebuilt = |name: &str| -> Value {
+        let (code, out, err) = report(&["--json", fixture(name).to_str().unwrap()]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(out.lines().next().unwrap()).unwrap()
+    };
+    let often = rebuilt("6.1.0-50-amd64-a-v2-single-hog.log");
+    let once = rebuilt("6.12.100+deb12-amd64-b-v2-hierarchy.log");
+    assert_ne!(often["victim"]["memcg"], once["victim"]["memcg"]);
+    let (node_a, node_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    dumps_from_node(node_a.path(), "node-a", &[&often, &often]);
+    dumps_from_node(node_b.path(), "node-b", &[&often, &once]);
+    let bad = node_b
+        .path()
+        .join("oom-20261123T184512.000000000Z-000009.json");
+    std::fs::write(&bad, "{\"type\":\"dump\",\"sch").unwrap();
+    let dirs = [
+        node_a.path().to_str().unwrap(),
+        node_b.path().to_str().unwrap(),
+    ];
+
+    let (code, out, err) = report(&["--summary", "--json", dirs[0], dirs[1]]);
+    assert_ne!(code, 0, "a bad dump makes the status non-zero");
+    assert!(
+        err.contains("000009.json") && err.lines().count() == 1,
+        "{err}"
+    );
+    let records: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    for record in &records {
+        support::assert_schema_valid(record);
+    }
+    assert_eq!(records.len(), 3, "{out}");
+    let (first, second, inputs) = (&records[0], &records[1], &records[2]);
+    assert_eq!(first["type"], "oom_summary");
+    assert_eq!(first["group"], often["victim"]["memcg"]);
+    assert_eq!(
+        (first["ooms"].as_u64(), first["nodes"].as_u64()),
+        (Some(3), Some(2))
+    );
+    assert_eq!(first["hosts"], serde_json::json!(["node-a", "node-b"]));
+    let limit = human_bytes(often["oom_memcg"]["limit_bytes"].as_u64().unwrap());
+    let cause = first["usual_cause"].as_str().unwrap();
+    assert!(cause.contains(&limit), "{cause} lacks {limit}");
+    assert_eq!(first["usual_cause_count"], 3);
+    assert_eq!(second["group"], once["victim"]["memcg"]);
+    assert_eq!(second["ooms"], 1);
+    // The hierarchy fixture's limit is its parent's: said so.
+    assert!(
+        second["usual_cause"]
+            .as_str()
+            .unwrap()
+            .contains(once["oom_memcg"]["path"].as_str().unwrap()),
+        "{second}"
+    );
+    assert_eq!(inputs["type"], "oom_summary_inputs");
+    assert_eq!(
+        (inputs["decisions"].as_u64(), inputs["bad_files"].as_u64()),
+        (Some(4), Some(1))
+    );
+    assert!(
+        inputs["bad"][0].as_str().unwrap().contains("000009.json"),
+        "{inputs}"
+    );
+
+    // The table says the same for a person.
+    let (code, table, _) = report(&["--summary", dirs[0], dirs[1]]);
+    assert_ne!(code, 0);
+    let lines: Vec<&str> = table.lines().collect();
+    assert_eq!(lines.len(), 4, "{table}");
+    let row = lines[1].split_whitespace().collect::<Vec<_>>();
+    assert_eq!(&row[..2], ["3", "2"], "{table}");
+    assert!(
+        lines[1].ends_with(often["victim"]["memcg"].as_str().unwrap()),
+        "{table}"
+    );
+    assert!(lines[3].contains("4 OOM kill(s) in 2 group(s)"), "{table}");
+    assert!(lines[3].contains("1 file(s) could not be read"), "{table}");
+}

@@ -72,6 +72,13 @@ fn every_kill_of_a_storm_is_a_decision_or_a_counted_loss() {
         victimless.len(),
     );
     assert!(twice.is_empty(), "victims decided twice: {twice:?}");
+    // Each kill is an OOM episode of its own, even when ten of one memcg
+    // go out in the same tick.
+    let ids: std::collections::BTreeSet<&str> = decisions
+        .iter()
+        .map(|d| d["oom_id"].as_str().expect("oom_id"))
+        .collect();
+    assert_eq!(ids.len(), decisions.len(), "decisions sharing an oom_id");
     // Only a pending decision evicted under memory pressure may stand for a
     // missing one, and then it was counted.
     let evicted = lost.get("pending").copied().unwrap_or(0);

@@ -132,7 +132,17 @@ impl Cli {
                 limit_mib,
                 run: RunOptions { json, ..run },
             },
-            Some(Command::Report { paths, json, top }) => Invocation::Report { paths, json, top },
+            Some(Command::Report {
+                paths,
+                json,
+                top,
+                summary,
+            }) => Invocation::Report {
+                paths,
+                json,
+                top,
+                summary,
+            },
             Some(Command::Doctor { json }) => Invocation::Doctor(DoctorOptions {
                 json,
                 btf_path: run.btf_path,
@@ -214,5 +224,10 @@ pub enum Command {
         /// Candidates shown on the card (the full table follows it).
         #[arg(long, value_name = "N", default_value_t = 10)]
         top: usize,
+        /// The fleet view: which pods, containers, units or memcgs OOM
+        /// most across all inputs (dumps from many nodes), with counts,
+        /// nodes, last time and the usual cause.
+        #[arg(long)]
+        summary: bool,
     },
 }

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | test | vm-test | bench | demo | lint`.
+//! Project tasks: `cargo xtask setup | test | vm-test | bench | demo | lint | container`.
 //!
 //! `setup` is idempotent and installs only what is missing, so `test` and
 //! `demo` can run it every time on a fresh machine or a warm one.
@@ -11,6 +11,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod container;
 mod vm;
 
 #[derive(Parser)]
@@ -72,6 +73,11 @@ enum Task {
     Demo,
     /// Format check and clippy only.
     Lint,
+    /// Build the container image (deploy/container/Containerfile) with
+    /// buildah and run `oomtrace --version` and `oomtrace doctor --json` in
+    /// it with podman, as the DaemonSet runs it (installs buildah, podman
+    /// and runc if missing; needs root; not part of `test`).
+    Container,
     /// Property-based fuzzing of the kernel-report parser, the journal and
     /// dump readers and the badness arithmetic, with overflow checks on; a
     /// crash found is kept as a regression test in oomtrace-core/tests/fuzz.rs.
@@ -144,6 +150,7 @@ fn main() -> Result<()> {
             demo()
         }
         Task::Lint => lint(),
+        Task::Container => container::run(),
         Task::Fuzz { cases } => run(cargo()
             .args(["test", "--release", "-p", "oomtrace-core", "--test", "fuzz"])
             .env("PROPTEST_CASES", cases.to_string())
@@ -168,6 +175,22 @@ fn run(command: &mut Command) -> Result<()> {
         bail!("{command:?} failed with {status}");
     }
     Ok(())
+}
+
+/// Runs `command` and returns its stdout; a failure names the command and
+/// carries its stderr.
+fn run_output(command: &mut Command) -> Result<String> {
+    let output = command
+        .output()
+        .with_context(|| format!("starting {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed with {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
 fn is_root() -> bool {

@@ -5,7 +5,7 @@
 //! Per kernel and backend: one boot runs the cgroup-v2 memcg scenarios, one
 //! the cgroup-v1 ones (where the kernel has v1), and a smaller one the global
 //! OOM. The guest side is tests/vm/init; the checks are in vm/check.rs.
-mod check;
+pub(crate) mod check;
 mod guest;
 pub(crate) mod initramfs;
 pub(crate) mod kernels;
@@ -61,6 +61,7 @@ const MEMCG_SCENARIOS: &[ScenarioSpec] = &[
     ("minus1000", true, true, check_minus1000),
     ("unkillable", true, true, check_unkillable),
     ("stall", true, false, check_stall),
+    ("doctor", false, true, check_doctor),
 ];
 
 struct Scenario {
@@ -401,6 +402,9 @@ struct Ctx<'a> {
     scenario: &'a ScenarioOutput,
     tracer: &'a TracerRun,
     log: &'a KernelLog,
+    schema: &'a check::Schema,
+    /// The kernel's config has the cgroup-v1 memory controller.
+    memcg_v1: bool,
     /// Printed under the scenario's row.
     notes: RefCell<Vec<String>>,
 }
@@ -506,6 +510,8 @@ fn judge(
                         scenario: output,
                         tracer: &tracer,
                         log: &log,
+                        schema,
+                        memcg_v1: kernel.has_memcg_v1().unwrap_or(true),
                         notes: RefCell::default(),
                     };
                     let result = (scenario.check)(&ctx);
@@ -891,6 +897,18 @@ fn check_stall_records(ctx: &Ctx) -> Result<()> {
             "stuckhog is not among the stalled tasks: {stall}"
         );
     }
+    // One OOM, one episode: the failed charges, the stall and the kill
+    // that ended it share an oom_id.
+    let ids: Vec<Option<&str>> = stalls
+        .iter()
+        .chain(failures.iter())
+        .map(|r| r["oom_id"].as_str())
+        .chain(ctx.tracer.decisions.iter().map(|d| d.oom_id.as_deref()))
+        .collect();
+    ensure!(
+        ids.first().is_some_and(Option::is_some) && ids.iter().all(|id| *id == ids[0]),
+        "the stall's records do not share one oom_id: {ids:?}"
+    );
     let released = stalls.last().expect("checked");
     let waited = released["tasks"]
         .as_array()
@@ -1057,6 +1075,40 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
         fallback[1] - fallback[0]
     );
     Ok(())
+}
+
+/// `oomtrace doctor` in the guest against the guest itself and the
+/// tracer's own start records there.
+fn check_doctor(ctx: &Ctx) -> Result<()> {
+    let s = ctx.scenario;
+    ensure!(
+        s.info("doctor_exit") == Some("0") && s.info("kprobe_exit") == Some("0"),
+        "doctor exited {:?}, the kprobe run {:?}: {} {}",
+        s.info("doctor_exit"),
+        s.info("kprobe_exit"),
+        s.file("doctor.err").unwrap_or_default(),
+        s.file("kprobe.err").unwrap_or_default()
+    );
+    let requested = s
+        .info("tracer_args")
+        .and_then(|args| {
+            args.split_whitespace()
+                .skip_while(|a| *a != "--backend")
+                .nth(1)
+        })
+        .context("no tracer_args")?;
+    check::doctor_matches_guest(
+        &check::DoctorRun {
+            doctor: s.file("doctor.json").context("no doctor.json")?,
+            requested,
+            start: &ctx.tracer.start,
+            kprobe_run: s.file("kprobe.out").context("no kprobe.out")?,
+            memcg_v1: ctx.memcg_v1,
+            v1_probe: s.info("v1_memory").unwrap_or_default(),
+            kernel_log: &ctx.log.text,
+        },
+        ctx.schema,
+    )
 }
 
 fn check_global(ctx: &Ctx) -> Result<()> {

@@ -163,6 +163,15 @@ pub fn read_file(
     path: &Path,
     sink: &mut dyn FnMut(Decision) -> io::Result<()>,
 ) -> Result<ReadSummary, ReadError> {
+    read_file_by_host(path, &mut |decision, _| sink(decision))
+}
+
+/// [`read_file`], with the host each decision comes from where the input
+/// names it: a dump's host name, a syslog line's or journal entry's host.
+pub fn read_file_by_host(
+    path: &Path,
+    sink: &mut dyn FnMut(Decision, Option<&str>) -> io::Result<()>,
+) -> Result<ReadSummary, ReadError> {
     let file = open_regular(path)?;
     read_stream(path, Box::new(file), sink)
 }
@@ -172,7 +181,7 @@ pub fn read_file(
 pub fn read_stream(
     path: &Path,
     input: Box<dyn io::Read + '_>,
-    sink: &mut dyn FnMut(Decision) -> io::Result<()>,
+    sink: &mut dyn FnMut(Decision, Option<&str>) -> io::Result<()>,
 ) -> Result<ReadSummary, ReadError> {
     let mut reader: Reader<'_> = BufReader::with_capacity(256 << 10, input);
     let read_error = |source| InputError::Read {
@@ -267,7 +276,7 @@ fn kind_of(t: std::fs::FileType) -> &'static str {
 /// to the sink, kernel-log items through one rebuild per host.
 struct Output<'a> {
     path: &'a Path,
-    sink: &'a mut dyn FnMut(Decision) -> io::Result<()>,
+    sink: &'a mut dyn FnMut(Decision, Option<&str>) -> io::Result<()>,
     parser: LogParser,
     items: Vec<HostItem>,
     hosts: Vec<Rebuild>,
@@ -282,10 +291,14 @@ struct Output<'a> {
 struct Rebuild {
     builder: Builder,
     fed: usize,
+    host: Option<String>,
 }
 
 impl<'a> Output<'a> {
-    fn new(path: &'a Path, sink: &'a mut dyn FnMut(Decision) -> io::Result<()>) -> Self {
+    fn new(
+        path: &'a Path,
+        sink: &'a mut dyn FnMut(Decision, Option<&str>) -> io::Result<()>,
+    ) -> Self {
         Output {
             path,
             sink,
@@ -301,9 +314,9 @@ impl<'a> Output<'a> {
         }
     }
 
-    fn decision(&mut self, decision: Decision) -> Result<(), ReadError> {
+    fn decision(&mut self, decision: Decision, host: Option<&str>) -> Result<(), ReadError> {
         self.decisions += 1;
-        (self.sink)(decision).map_err(ReadError::Sink)
+        (self.sink)(decision, host).map_err(ReadError::Sink)
     }
 
     /// Hands the parser's items to their hosts' rebuilds. Each rebuild is
@@ -328,6 +341,7 @@ impl<'a> Output<'a> {
                     self.hosts.push(Rebuild {
                         builder: Builder::new(Sources::KERNEL_REPORT, Vec::new()),
                         fed: 0,
+                        host: host.clone(),
                     });
                     self.by_host.insert(host, self.hosts.len() - 1);
                     self.hosts.len() - 1
@@ -346,10 +360,11 @@ impl<'a> Output<'a> {
     fn flush(&mut self, index: usize) -> Result<(), ReadError> {
         let rebuild = &mut self.hosts[index];
         rebuild.fed = 0;
+        let host = rebuild.host.clone();
         for mut decision in rebuild.builder.flush(&mut self.env) {
             self.seq += 1;
             decision.seq = self.seq;
-            self.decision(decision)?;
+            self.decision(decision, host.as_deref())?;
         }
         Ok(())
     }
@@ -497,11 +512,11 @@ fn record(path: &Path, line: usize, value: Value, out: &mut Output<'_>) -> Resul
         "dump" => {
             let dump: DumpDocument =
                 serde_json::from_value(value).map_err(|e| json_error(e.to_string()))?;
-            out.decision(dump.decision)
+            out.decision(dump.decision, dump.host.hostname.as_deref())
         }
         "decision" => {
             let decision = serde_json::from_value(value).map_err(|e| json_error(e.to_string()))?;
-            out.decision(decision)
+            out.decision(decision, None)
         }
         // start / lost / oom_stall records of saved output carry no decision.
         _ => Ok(()),

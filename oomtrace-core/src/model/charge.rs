@@ -144,6 +144,8 @@ pub struct ChargeFailureRecord {
     /// Failures of this memcg since tracing began, this one included.
     pub failures_total: u64,
     pub explanation: Vec<String>,
+    /// The memcg's OOM episode (`model::episode`); null until the session assigns it.
+    pub oom_id: Option<String>,
 }
 
 /// `charge_failure_summary`: at exit, memcgs whose last failures were rate-limited away.
@@ -349,6 +351,7 @@ impl ChargeTracker {
             suppressed,
             failures_total: e.failures_total,
             explanation: Vec::new(),
+            oom_id: None,
         };
         record.explanation = explain_failure(&record);
         record
@@ -573,6 +576,7 @@ fn stall_record(
         tasks,
         explanation,
         source: "bpf",
+        oom_id: None,
     }
 }
 

@@ -3,6 +3,7 @@
 //! the host only through `decision::Environment`.
 pub mod charge;
 pub mod decision;
+pub mod episode;
 pub mod exact;
 pub mod score;
 pub mod stall;

@@ -48,6 +48,8 @@ pub struct StallRecord {
     /// `bpf`: every wait seen by the kernel programs (exact times); `poll`:
     /// `memory.oom_control` polled once a second (times are at least).
     pub source: &'static str,
+    /// The memcg's OOM episode (`model::episode`); null until the session assigns it.
+    pub oom_id: Option<String>,
 }
 
 struct Stall {
@@ -264,6 +266,7 @@ impl StallMonitor {
             tasks: stall.tasks.clone(),
             explanation,
             source: "poll",
+            oom_id: None,
         }
     }
 }

@@ -344,7 +344,7 @@ pub fn charge_failure_card(record: &ChargeFailureRecord) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::{path::PathBuf, time::Instant};
 
     use super::*;
@@ -461,6 +461,7 @@ mod tests {
             }],
             explanation: vec![EVIL.to_owned()],
             source: "poll",
+            oom_id: None,
         };
         assert_inert(&stall_card(&stall));
         let charge = ChargeFailureRecord {
@@ -482,6 +483,7 @@ mod tests {
             suppressed: 0,
             failures_total: 1,
             explanation: vec![EVIL.to_owned()],
+            oom_id: None,
         };
         assert_inert(&charge_failure_card(&charge));
     }

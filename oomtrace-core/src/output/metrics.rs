@@ -561,6 +561,7 @@ mod tests {
     fn charge_failure(memcg: &str, reason: &'static str, suppressed: u64) -> ChargeFailureRecord {
         ChargeFailureRecord {
             envelope: Envelope::now("charge_failure"),
+            oom_id: None,
             memcg: Some(memcg.to_owned()),
             task: FailedTask {
                 pid: 4242,
@@ -584,6 +585,7 @@ mod tests {
     fn stall(memcg: &str, state: &'static str) -> StallRecord {
         StallRecord {
             envelope: Envelope::now("oom_stall"),
+            oom_id: None,
             memcg: memcg.to_owned(),
             state,
             stalled_ms: 1.0,

@@ -13,13 +13,15 @@
 //! - `writer`: [`Render`] (any record as a JSON line or as its text) and
 //!   [`Output`], the synchronous sink; the one runtime-warning line;
 //! - `metrics`: [`metrics::Metrics`], the records as Prometheus series
-//!   (`--metrics`), a sink too.
+//!   (`--metrics`), a sink too;
+//! - `summary`: the fleet view of many nodes' dumps (`report --summary`).
 mod card;
 mod file;
 pub mod metrics;
 mod queue;
 mod records;
 mod sink;
+pub mod summary;
 mod writer;
 
 pub use crate::base::units::human_bytes;

@@ -19,6 +19,8 @@ pub enum Invocation {
         paths: Vec<PathBuf>,
         json: bool,
         top: usize,
+        /// `--summary`: one line per group instead of one card per decision.
+        summary: bool,
     },
     Doctor(doctor::DoctorOptions),
 }
@@ -32,7 +34,12 @@ impl Invocation {
                 .build()?
                 .block_on(run::run(options, || Ok(()))),
             Invocation::Demo { limit_mib, run } => demo::run(limit_mib, run),
-            Invocation::Report { paths, json, top } => report::run(&paths, json, top),
+            Invocation::Report {
+                paths,
+                json,
+                top,
+                summary,
+            } => report::run(&paths, json, top, summary),
             Invocation::Doctor(options) => doctor::run(&options),
         }
     }

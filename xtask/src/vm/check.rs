@@ -528,6 +528,125 @@ pub fn limit(scenario: &ScenarioOutput, path: &str) -> Result<u64> {
         .with_context(|| format!("the guest recorded no limit for {path}"))
 }
 
+/// What `oomtrace doctor --json` said in a guest, and what the tracer did
+/// there.
+pub struct DoctorRun<'a> {
+    /// doctor's one line of JSON.
+    pub doctor: &'a str,
+    /// The `--backend` the guest's run asked for, and its start record.
+    pub requested: &'a str,
+    pub start: &'a Value,
+    /// The forced `--backend kprobe` run's output.
+    pub kprobe_run: &'a str,
+    /// Whether the kernel's config has the cgroup-v1 memory controller.
+    pub memcg_v1: bool,
+    /// `mount -t cgroup -o memory` in the guest: `mounted` or `failed <why>`.
+    pub v1_probe: &'a str,
+    /// The scenario's kernel log.
+    pub kernel_log: &'a str,
+}
+
+/// doctor explains the guest correctly: BTF, fentry and kprobes available,
+/// `auto` → fentry, the memory hierarchy the guest mounted (v2 only where
+/// the kernel has no v1 memory controller, which the kernel itself says
+/// when asked for one), and agreement with the tracer's own start records.
+pub fn doctor_matches_guest(run: &DoctorRun<'_>, schema: &Schema) -> Result<()> {
+    schema.check_lines(run.doctor)?;
+    let doctor: Value = serde_json::from_str(run.doctor.trim()).context("doctor's JSON")?;
+    let check = |name: &str| -> Result<bool> {
+        doctor["checks"]
+            .as_array()
+            .and_then(|checks| checks.iter().find(|c| c["name"] == name))
+            .and_then(|c| c["ok"].as_bool())
+            .with_context(|| format!("doctor has no {name} check: {doctor}"))
+    };
+    for name in ["btf", "tracefs", "fentry", "kprobes", "kmsg"] {
+        ensure!(
+            check(name)?,
+            "doctor says {name} is not available: {doctor}"
+        );
+    }
+    ensure!(
+        doctor["start_error"].is_null(),
+        "doctor could not start the tracer: {doctor}"
+    );
+    ensure!(
+        doctor["backend"] == "fentry",
+        "doctor: auto → {} (expected fentry)",
+        doctor["backend"]
+    );
+    ensure!(
+        doctor["fidelity"]
+            .as_str()
+            .is_some_and(|f| f.contains("own evaluation")),
+        "doctor's fidelity: {}",
+        doctor["fidelity"]
+    );
+    let cgroup = doctor["cgroup"].as_str().unwrap_or_default();
+    ensure!(
+        cgroup == "v2 at /sys/fs/cgroup",
+        "doctor's memory hierarchy: {cgroup:?}"
+    );
+    if !run.memcg_v1 {
+        ensure!(
+            run.v1_probe.starts_with("failed")
+                && run.kernel_log.contains("Unknown subsys name 'memory'"),
+            "a v1 memory hierarchy on a kernel without CONFIG_MEMCG_V1: probe {:?}",
+            run.v1_probe
+        );
+    }
+    // The tracer, started for real in the same guest, agrees.
+    let attached = |hooks: &Value, family: &str| -> BTreeSet<String> {
+        hooks
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|h| h["attached"] == true)
+            .filter_map(|h| h["hook"].as_str())
+            .filter(|h| h.starts_with(family))
+            .map(str::to_owned)
+            .collect()
+    };
+    if run.requested == "auto" {
+        ensure!(
+            run.start["backend"] == doctor["backend"],
+            "doctor says auto → {}, the tracer's start record says {}",
+            doctor["backend"],
+            run.start["backend"]
+        );
+        let (said, got) = (
+            attached(&doctor["hooks"], ""),
+            attached(&run.start["hooks"], ""),
+        );
+        ensure!(
+            said == got,
+            "hooks doctor attached and the tracer attached differ: only doctor: {}; only the tracer: {}",
+            few(said.difference(&got)),
+            few(got.difference(&said))
+        );
+    }
+    let kprobe_start: Value = run
+        .kprobe_run
+        .lines()
+        .next()
+        .and_then(|l| serde_json::from_str(l).ok())
+        .with_context(|| {
+            format!(
+                "the --backend kprobe run printed no start record: {}",
+                run.kprobe_run
+            )
+        })?;
+    ensure!(
+        kprobe_start["type"] == "start" && kprobe_start["backend"] == "kprobe",
+        "{kprobe_start}"
+    );
+    ensure!(
+        !attached(&kprobe_start["hooks"], "kprobe/").is_empty(),
+        "doctor says kprobes work, the kprobe run attached none: {kprobe_start}"
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};

@@ -178,6 +178,10 @@ pub struct Decision {
     #[serde(flatten)]
     pub envelope: Envelope<Option<String>>,
     pub seq: u64,
+    /// The OOM episode this decision ends (`model::episode`), shared with
+    /// the memcg's charge failures and stall; null until assigned.
+    #[serde(default)]
+    pub oom_id: Option<String>,
     pub constraint: Option<Cow<'static, str>>,
     pub backend: Cow<'static, str>,
     pub trigger: Trigger,

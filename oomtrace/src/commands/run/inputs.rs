@@ -34,13 +34,19 @@ pub struct Stop {
 }
 
 impl Stop {
-    /// Catches SIGINT and SIGTERM from now on; `duration` counts from now.
-    pub fn install(duration: Option<Duration>) -> io::Result<Self> {
+    /// Catches SIGINT and SIGTERM from now on (before the start record, so
+    /// that a stop sent as soon as it is read ends the run cleanly).
+    pub fn install() -> io::Result<Self> {
         Ok(Self {
             sigint: signal(SignalKind::interrupt())?,
             sigterm: signal(SignalKind::terminate())?,
-            deadline: duration.map(|d| Instant::now() + d),
+            deadline: None,
         })
+    }
+
+    /// `--duration` counts from now (once every hook is attached).
+    pub fn run_for(&mut self, duration: Option<Duration>) {
+        self.deadline = duration.map(|d| Instant::now() + d);
     }
 
     /// Completes on SIGINT, SIGTERM or at the deadline, whichever is first.

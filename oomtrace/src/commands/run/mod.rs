@@ -39,10 +39,11 @@ use crate::commands::run::{
 /// deadline, with no timer at all while nothing is pending, so an idle node
 /// costs no wake-ups.
 pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -> Result<u64> {
+    let mut stop = Stop::install()?;
     let (mut session, mut inputs) = Session::open(&options)?;
     on_started()?;
     session.start_charge_hook()?;
-    let mut stop = Stop::install(options.duration)?;
+    stop.run_for(options.duration);
     let mut reader_gone = session.take_reader_gone();
     loop {
         let wake_at = session.next_deadline();

@@ -16,8 +16,9 @@ use oomtrace_core::{
     events::{Event, decode},
     model::{
         charge::ChargeTracker,
-        decision::{Builder, Environment, Sources},
-        stall::StallMonitor,
+        decision::{Builder, Decision, Environment, Sources},
+        episode::Episodes,
+        stall::{StallMonitor, StallRecord},
     },
     output::{RecordSink, StartRecord},
     report::{ReportParser, SourceLine},
@@ -66,6 +67,8 @@ pub struct Session {
     charge_hook: ChargeHookMode,
     /// The rss read the kernel programs were told (`model::exact`).
     rss_rule: SharedRssRule,
+    /// Each memcg's OOM episode, for the records' `oom_id`.
+    episodes: Episodes,
 }
 
 impl Session {
@@ -116,6 +119,7 @@ impl Session {
             lost: Losses::new(),
             charge_hook: options.charge_hook,
             rss_rule: SharedRssRule::default(),
+            episodes: Episodes::new(boot_id().as_deref()),
             env: LiveEnv::new(tracer, hierarchy, release, &options.host_root, kube),
             out,
         };
@@ -171,14 +175,15 @@ impl Session {
             return Ok(ControlFlow::Break(()));
         }
         let now = Instant::now();
-        let decisions = self.builder.poll(now, &mut self.env);
+        let mut decisions = self.builder.poll(now, &mut self.env);
+        self.episodes_of(&mut decisions);
         self.rss_rule
             .share(&self.env.tracer, &decisions, &mut self.out)?;
         if self.decisions.write(&mut self.out, decisions)? {
             return Ok(ControlFlow::Break(()));
         }
         for record in self.charges.poll(now, false, &now_rfc3339(), &mut self.env) {
-            self.out.stall(&record)?;
+            self.stall(record)?;
         }
         if due(self.stall_poll_at(), now) {
             self.poll_stalls()?;
@@ -280,7 +285,8 @@ impl Session {
         for item in self.parser.finish() {
             self.builder.on_report(now, item);
         }
-        let decisions = self.builder.flush(&mut self.env);
+        let mut decisions = self.builder.flush(&mut self.env);
+        self.episodes_of(&mut decisions);
         self.decisions.write(&mut self.out, decisions)?;
         Ok(())
     }
@@ -295,7 +301,7 @@ impl Session {
             .charges
             .poll(Instant::now(), true, &time, &mut self.env)
         {
-            self.out.stall(&record)?;
+            self.stall(record)?;
         }
         let counts = self.env.tracer.charge_failure_counts();
         for summary in self.charges.summaries(&counts, &time, &mut self.env) {
@@ -326,13 +332,14 @@ impl Session {
         match event {
             Event::ChargeFailure(e) => {
                 let time = self.env.time_of_boot_ns(e.header.boot_ns);
-                let record = self.charges.on_failure(&e, time, &mut self.env);
+                let mut record = self.charges.on_failure(&e, time, &mut self.env);
+                record.oom_id = Some(self.episodes.id(record.memcg.as_deref(), boot_ms()));
                 self.out.charge_failure(&record)?;
             }
             Event::OomWait(e) => {
                 let time = self.env.time_of_boot_ns(e.header.boot_ns);
                 for record in self.charges.on_wait(&e, now, &time, &mut self.env) {
-                    self.out.stall(&record)?;
+                    self.stall(record)?;
                 }
             }
             Event::MemcgAtLimit(e) => {
@@ -372,13 +379,47 @@ impl Session {
 
     fn poll_stalls(&mut self) -> Result<()> {
         self.timers.stall_polled = Instant::now();
-        if let Some(monitor) = self.stalls.as_mut() {
-            for record in monitor.poll() {
-                self.out.stall(&record)?;
-            }
+        let records = self.stalls.as_mut().map(StallMonitor::poll);
+        for record in records.into_iter().flatten() {
+            self.stall(record)?;
         }
         Ok(())
     }
+
+    /// A stall record in its memcg's episode, which its end closes.
+    fn stall(&mut self, mut record: StallRecord) -> Result<()> {
+        let memcg = Some(record.memcg.as_str()).filter(|m| !m.is_empty());
+        let id = match record.state {
+            "stalled" => self.episodes.hold(memcg, boot_ms()),
+            _ => self.episodes.end_stall(memcg, boot_ms()),
+        };
+        record.oom_id = Some(id);
+        self.out.stall(&record)?;
+        Ok(())
+    }
+
+    /// Each decision ends its memcg's episode.
+    fn episodes_of(&mut self, decisions: &mut [Decision]) {
+        for decision in decisions {
+            self.episodes.decision(decision, boot_ms());
+        }
+    }
+}
+
+/// This boot's id, the first part of every `oom_id`.
+fn boot_id() -> Option<String> {
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()
+}
+
+/// Milliseconds since boot (CLOCK_BOOTTIME), the clock of OOM episodes.
+fn boot_ms() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
 /// `/dev/kmsg`, or a warning that decisions will lack the kernel's report.

@@ -66,6 +66,7 @@ pub(super) fn assemble(
     let mut decision = Decision {
         envelope: Envelope::new("decision", time.map(rfc3339)),
         seq,
+        oom_id: None,
         constraint: constraint.map(Cow::Borrowed),
         backend: sources.backend.into(),
         trigger,

@@ -1,0 +1,198 @@
+//! `cargo xtask container`: the image of deploy/container/Containerfile,
+//! built with buildah and run with podman the way the DaemonSet runs it.
+//!
+//! Nothing is pulled (the image is `FROM scratch`): the release binary and
+//! the libraries `ldd` lists are laid out under `rootfs/` of a build context
+//! in the target directory. buildah and podman use a storage of their own
+//! there (vfs driver), so a user's containers are never touched. Then, in
+//! the image: `oomtrace --version`, and `oomtrace doctor --json` with the
+//! DaemonSet's capabilities, host pid namespace and read-only mounts, whose
+//! record must match the schema and agree with `doctor` run on the host.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, ensure};
+use serde_json::Value;
+
+use crate::vm::{check::Schema, initramfs::shared_libraries, target_dir};
+
+/// runc rather than crun: crun refuses hosts with cgroup v1 and v2 mounted
+/// side by side (hybrid), which this project tests on.
+const PACKAGES: &[&str] = &["buildah", "podman", "runc"];
+const IMAGE: &str = "localhost/oomtrace:latest";
+/// deploy/kubernetes/daemonset.yaml's capabilities.
+const CAPABILITIES: &str = "BPF,PERFMON,DAC_READ_SEARCH,SYSLOG,SYS_RESOURCE";
+
+pub fn run() -> Result<()> {
+    crate::apt_install(PACKAGES)?;
+    crate::run(crate::cargo().args(["build", "--release", "-p", "oomtrace", "--bin", "oomtrace"]))?;
+    let work = target_dir().join("container");
+    let _ = fs::remove_dir_all(work.join("context"));
+    let context = work.join("context");
+    lay_out_rootfs(
+        &target_dir().join("release/oomtrace"),
+        &context.join("rootfs"),
+    )?;
+    let containerfile = crate::workspace_root().join("deploy/container/Containerfile");
+    let tool = Tool { work: &work };
+    tool.output(
+        "buildah",
+        &[
+            "bud",
+            "--quiet",
+            "--isolation",
+            "chroot",
+            "-f",
+            &containerfile.to_string_lossy(),
+            "-t",
+            IMAGE,
+            &context.to_string_lossy(),
+        ],
+    )?;
+
+    let version = tool.podman_run(&["--version"])?;
+    let expected = format!("oomtrace {}", env!("CARGO_PKG_VERSION"));
+    ensure!(
+        version.trim() == expected,
+        "--version in the image: {version:?}, expected {expected:?}"
+    );
+    eprintln!("xtask: in the image: {}", version.trim());
+
+    let inside = tool.podman_run(&["doctor", "--json"])?;
+    Schema::new()?.check_lines(&inside)?;
+    let outside = crate::run_output(
+        Command::new(target_dir().join("release/oomtrace")).args(["doctor", "--json"]),
+    )?;
+    agree(&parse(&inside)?, &parse(&outside)?)?;
+    eprintln!("xtask: doctor in the image: {}", inside.trim());
+    Ok(())
+}
+
+/// `binary` at /usr/bin/oomtrace and each library at its own path.
+fn lay_out_rootfs(binary: &Path, rootfs: &Path) -> Result<()> {
+    let mut files: Vec<(PathBuf, PathBuf)> =
+        vec![(binary.to_owned(), rootfs.join("usr/bin/oomtrace"))];
+    for library in shared_libraries(binary)? {
+        let inside = rootfs.join(library.strip_prefix("/").unwrap_or(&library));
+        files.push((fs::canonicalize(&library)?, inside));
+    }
+    for (from, to) in files {
+        fs::create_dir_all(to.parent().context("a path in the rootfs")?)?;
+        fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
+    }
+    // Dump volume mount point; the root filesystem runs read-only.
+    fs::create_dir_all(rootfs.join("var/lib/oomtrace"))?;
+    Ok(())
+}
+
+struct Tool<'a> {
+    work: &'a Path,
+}
+
+impl Tool<'_> {
+    /// buildah or podman on the private storage under the target directory.
+    fn output(&self, program: &str, args: &[&str]) -> Result<String> {
+        let mut command = Command::new(program);
+        command
+            .arg("--root")
+            .arg(self.work.join("storage"))
+            .arg("--runroot")
+            .arg(self.work.join("run"))
+            .args(["--storage-driver", "vfs"])
+            .args(args);
+        crate::run_output(&mut command)
+    }
+
+    /// The image as the DaemonSet runs it: host pids, only its
+    /// capabilities, a read-only root, the host's BTF, tracefs and cgroups
+    /// read-only, /dev/kmsg. seccomp is unconfined like a pod without a
+    /// seccompProfile. The rlimits are set because podman's defaults ask
+    /// for more open files and processes than a host without
+    /// CAP_SYS_RESOURCE may grant; oomtrace needs a few dozen of each.
+    fn podman_run(&self, args: &[&str]) -> Result<String> {
+        let mut full = vec![
+            "--runtime",
+            "runc",
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "--pid",
+            "host",
+            "--read-only",
+            "--cap-drop",
+            "ALL",
+            "--cap-add",
+            CAPABILITIES,
+            "--security-opt",
+            "seccomp=unconfined",
+            "--ulimit",
+            "nofile=4096:4096",
+            "--ulimit",
+            "nproc=8192:8192",
+            "-v",
+            "/sys/kernel/btf:/sys/kernel/btf:ro",
+            "-v",
+            "/sys/kernel/tracing:/sys/kernel/tracing:ro",
+            "-v",
+            "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+            "--device",
+            "/dev/kmsg:/dev/kmsg:r",
+            IMAGE,
+        ];
+        full.extend_from_slice(args);
+        self.output("podman", &full)
+    }
+}
+
+fn parse(doctor: &str) -> Result<Value> {
+    serde_json::from_str(doctor.trim()).with_context(|| format!("doctor's JSON: {doctor}"))
+}
+
+/// The image sees the node as the host does: same backend and hooks, and
+/// the same verdict on BTF, tracefs, fentry, kprobes and the kernel log.
+fn agree(inside: &Value, outside: &Value) -> Result<()> {
+    ensure!(
+        inside["start_error"].is_null(),
+        "the tracer did not start in the image: {inside}"
+    );
+    ensure!(
+        inside["backend"] == outside["backend"],
+        "backend in the image {}, on the host {}",
+        inside["backend"],
+        outside["backend"]
+    );
+    let ok = |doctor: &Value, name: &str| {
+        doctor["checks"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["name"] == name))
+            .map(|c| c["ok"].clone())
+    };
+    for name in ["btf", "tracefs", "fentry", "kprobes", "kmsg"] {
+        ensure!(
+            ok(inside, name) == ok(outside, name),
+            "{name}: {:?} in the image, {:?} on the host",
+            ok(inside, name),
+            ok(outside, name)
+        );
+    }
+    let attached = |doctor: &Value| -> Vec<String> {
+        doctor["hooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|h| h["attached"] == true)
+            .filter_map(|h| h["hook"].as_str().map(str::to_owned))
+            .collect()
+    };
+    ensure!(
+        attached(inside) == attached(outside),
+        "hooks attached in the image {:?}, on the host {:?}",
+        attached(inside),
+        attached(outside)
+    );
+    Ok(())
+}
