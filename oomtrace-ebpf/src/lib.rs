@@ -342,15 +342,29 @@ pub struct OomState {
 }
 const _: () = assert!(core::mem::size_of::<OomState>() == 48);
 
-/// A page fault whose charge failed ended in `pagefault_out_of_memory`.
+/// A user page fault returned `VM_FAULT_OOM` and the #PF handler called
+/// `pagefault_out_of_memory` (read at its entry, before it acts).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PagefaultOomEvent {
     pub header: EventHeader,
     /// cgroup id of the faulting task's memcg.
     pub memcg_id: u64,
+    /// cgroup id of `current->memcg_in_oom`: the cgroup-v1 memcg OOM
+    /// (OOM killer disabled) this fault's charge left pending, which
+    /// `mem_cgroup_oom_synchronize` handles now; 0 when none.
+    pub in_oom_memcg_id: u64,
+    /// [`pagefault_flag`] bits.
+    pub flags: u32,
+    pub _pad0: u32,
 }
-const _: () = assert!(core::mem::size_of::<PagefaultOomEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<PagefaultOomEvent>() == 64);
+
+/// Bits of [`PagefaultOomEvent::flags`].
+pub mod pagefault_flag {
+    /// This kernel has `task_struct.memcg_in_oom`: `in_oom_memcg_id` is meaningful.
+    pub const IN_OOM_KNOWN: u32 = 1;
+}
 
 /// A memcg charge that failed, caught on the OOM slow path (nothing runs per
 /// successful charge). Rate-limited per memcg in the kernel: `failures_total`

@@ -4,5 +4,6 @@
 pub mod charge;
 pub mod decision;
 pub mod exact;
+pub mod pagefault;
 pub mod score;
 pub mod stall;

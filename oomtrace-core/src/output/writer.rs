@@ -9,10 +9,11 @@ use crate::{
     model::{
         charge::{ChargeFailureRecord, ChargeFailureSummary},
         decision::Decision,
+        pagefault::PagefaultOomRecord,
         stall::StallRecord,
     },
     output::{
-        card::{charge_failure_card, render_card, stall_card},
+        card::{charge_failure_card, pagefault_card, render_card, stall_card},
         records::{
             ChargeHookRecord, LostRecord, StartRecord, charge_failure_summary_text,
             charge_hook_text, lost_text, start_text,
@@ -61,6 +62,10 @@ impl<W: Write> Output<W> {
 
     pub fn charge_failure(&mut self, record: &ChargeFailureRecord) -> std::io::Result<()> {
         self.record(record, charge_failure_card)
+    }
+
+    pub fn pagefault(&mut self, record: &PagefaultOomRecord) -> std::io::Result<()> {
+        self.record(record, pagefault_card)
     }
 
     pub fn charge_hook(&mut self, record: &ChargeHookRecord) -> std::io::Result<()> {

@@ -18,6 +18,7 @@ use oomtrace_core::{
     model::{
         charge::ChargeTracker,
         decision::{Builder, Environment, Sources},
+        pagefault::{PagefaultJoin, pagefault_record, retries_fault},
         stall::StallMonitor,
     },
     output::{Output, StartRecord},
@@ -56,6 +57,8 @@ pub struct Session {
     charge_hook: ChargeHookMode,
     /// The rss read the kernel programs were told (`model::exact`).
     rss_rule: SharedRssRule,
+    /// This kernel's `pagefault_out_of_memory` retries the fault (5.16+ or a backport).
+    pagefault_retries: bool,
 }
 
 impl Session {
@@ -99,6 +102,10 @@ impl Session {
             housekeeping: Every::new(HOUSEKEEPING),
             charge_hook: options.charge_hook,
             rss_rule: SharedRssRule::default(),
+            pagefault_retries: retries_fault(
+                &release,
+                &std::fs::read_to_string("/proc/version").unwrap_or_default(),
+            ),
             env: LiveEnv::new(tracer, hierarchy, release),
             out,
         };
@@ -216,8 +223,9 @@ impl Session {
         Ok(())
     }
 
-    /// Charge failures and OOM-disabled waits are records of their own,
-    /// written as they come; a memcg at its limit arms the charge hook;
+    /// Charge failures, OOM-disabled waits and page-fault OOMs are records
+    /// of their own, written as they come (a page fault also joins its
+    /// decision); a memcg at its limit arms the charge hook;
     /// everything else feeds the decision being rebuilt.
     fn on_event(&mut self, now: Instant, event: Event) -> Result<()> {
         match event {
@@ -231,6 +239,15 @@ impl Session {
                 for record in self.charges.on_wait(&e, now, &time, &mut self.env) {
                     self.out.stall(&record)?;
                 }
+            }
+            Event::PagefaultOom(e) => {
+                let time = self.env.time_of_boot_ns(e.header.boot_ns);
+                let env = &mut self.env;
+                let record = pagefault_record(&e, time, self.pagefault_retries, &mut |id| {
+                    env.memcg_path(id)
+                });
+                self.out.pagefault(&record)?;
+                self.builder.on_pagefault(PagefaultJoin::from(&record));
             }
             Event::MemcgAtLimit(e) => {
                 let memcg = self.env.memcg_path(e.memcg_id);

@@ -80,6 +80,7 @@ pub(super) fn assemble(
         killed: victim::killed(p),
         container: victim::container(victim.as_ref()),
         oom_group: p.oom_group.clone(),
+        pagefault_oom: None,
         freed: freed::freed(p, sources, victim.as_ref()),
         victim,
         reclaim,
