@@ -364,6 +364,11 @@ const _: () = assert!(core::mem::size_of::<PagefaultOomEvent>() == 64);
 pub mod pagefault_flag {
     /// This kernel has `task_struct.memcg_in_oom`: `in_oom_memcg_id` is meaningful.
     pub const IN_OOM_KNOWN: u32 = 1;
+    /// SIGKILL was pending (`fatal_signal_pending`): the kernel returns
+    /// without retrying or reporting (e.g. the OOM victim's own last fault).
+    pub const FATAL_SIGNAL: u32 = 2;
+    /// This kernel's `task_struct.pending.signal` was found: `FATAL_SIGNAL` is meaningful.
+    pub const SIGNAL_KNOWN: u32 = 4;
 }
 
 /// A memcg charge that failed, caught on the OOM slow path (nothing runs per
@@ -584,8 +589,11 @@ pub struct KernelOffsets {
     pub task_memcg_in_oom: u32,
     pub task_memcg_oom_gfp_mask: u32,
     pub task_memcg_oom_order: u32,
+    /// `task_struct.pending.signal` (a 64-bit `sigset_t`): SIGKILL pending
+    /// is `fatal_signal_pending()`.
+    pub task_pending_signal: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 164);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 168);
 
 impl KernelOffsets {
     /// Every field unavailable: what the programs see until the collector fills it.
@@ -631,6 +639,7 @@ impl KernelOffsets {
         task_memcg_in_oom: UNAVAILABLE,
         task_memcg_oom_gfp_mask: UNAVAILABLE,
         task_memcg_oom_order: UNAVAILABLE,
+        task_pending_signal: UNAVAILABLE,
     };
 }
 

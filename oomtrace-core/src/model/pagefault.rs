@@ -17,6 +17,7 @@ use crate::{base::Envelope, events::comm_str};
 pub const WAITS_FOR_MEMCG_OOM: &str = "waits_for_memcg_oom";
 pub const RETRIES_FAULT: &str = "retries_fault";
 pub const GLOBAL_OOM: &str = "global_oom";
+pub const TASK_DYING: &str = "task_dying";
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PagefaultTask {
@@ -38,7 +39,11 @@ pub struct PagefaultOomRecord {
     pub memcg_oom_in_progress: Option<bool>,
     /// The memcg of that OOM.
     pub in_oom_memcg: Option<String>,
-    /// `waits_for_memcg_oom`, `retries_fault` or `global_oom`.
+    /// SIGKILL was pending (e.g. the OOM victim's own last fault); null where
+    /// the kernel's `task_struct.pending` could not be read.
+    pub fatal_signal_pending: Option<bool>,
+    /// `waits_for_memcg_oom`, `task_dying` (returns at once; the task
+    /// exits), `retries_fault` or `global_oom`.
     pub kernel_action: &'static str,
     pub explanation: Vec<String>,
     #[serde(skip)]
@@ -115,8 +120,13 @@ pub fn pagefault_record(
     let in_oom_memcg = (e.in_oom_memcg_id != 0)
         .then(|| memcg_path(e.in_oom_memcg_id))
         .flatten();
+    let fatal = (e.flags & pagefault_flag::SIGNAL_KNOWN != 0)
+        .then_some(e.flags & pagefault_flag::FATAL_SIGNAL != 0);
+    // The order of pagefault_out_of_memory's own checks (5.16+ and backports).
     let kernel_action = if in_progress == Some(true) {
         WAITS_FOR_MEMCG_OOM
+    } else if retries && fatal == Some(true) {
+        TASK_DYING
     } else if retries {
         RETRIES_FAULT
     } else {
@@ -132,6 +142,7 @@ pub fn pagefault_record(
         memcg: memcg_path(e.memcg_id),
         memcg_oom_in_progress: in_progress,
         in_oom_memcg,
+        fatal_signal_pending: fatal,
         kernel_action,
         explanation: Vec::new(),
         boot_ns: e.header.boot_ns,
@@ -146,6 +157,7 @@ fn explain(r: &PagefaultOomRecord) -> Vec<String> {
         WAITS_FOR_MEMCG_OOM => format!(
             "The fault's charge hit the limit of {memcg}, whose OOM killer is disabled (cgroup v1): the task waits in mem_cgroup_oom_synchronize until memory is freed or the OOM killer is enabled, then retries the fault."
         ),
+        TASK_DYING => "The faulting task has SIGKILL pending (an OOM victim's last fault, or killed): the kernel returns at once and the task exits without retrying the fault.".to_owned(),
         RETRIES_FAULT => "The fault failed without a memcg OOM pending (e.g. the memcg OOM killer found nothing killable): this kernel only logs \"VM_FAULT_OOM leaked out to the #PF handler\" (rate-limited) and retries the fault, so the task can loop until memory is freed or it is killed.".to_owned(),
         _ => "On this kernel a fault that leaked VM_FAULT_OOM invokes the global OOM killer.".to_owned(),
     };
@@ -217,6 +229,12 @@ mod tests {
         assert_eq!(
             (r.kernel_action, r.memcg_oom_in_progress),
             (RETRIES_FAULT, Some(false))
+        );
+        let dying = known | pagefault_flag::SIGNAL_KNOWN | pagefault_flag::FATAL_SIGNAL;
+        let r = pagefault_record(&fault(0, dying), "t".into(), true, &mut path);
+        assert_eq!(
+            (r.kernel_action, r.fatal_signal_pending),
+            (TASK_DYING, Some(true))
         );
         let r = pagefault_record(&fault(0, 0), "t".into(), false, &mut path);
         assert_eq!(

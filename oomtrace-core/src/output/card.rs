@@ -510,6 +510,7 @@ mod tests {
             memcg: Some(EVIL.to_owned()),
             memcg_oom_in_progress: Some(true),
             in_oom_memcg: Some(EVIL.to_owned()),
+            fatal_signal_pending: Some(false),
             kernel_action: WAITS_FOR_MEMCG_OOM,
             explanation: vec![EVIL.to_owned()],
             boot_ns: 0,

@@ -21,6 +21,8 @@ use super::{
 
 /// `PF_KTHREAD` (include/linux/sched.h): stable since 2.6.
 const PF_KTHREAD: u32 = 0x0020_0000;
+/// SIGKILL (9) in a `sigset_t`: bit `sig - 1`.
+const SIGKILL_BIT: u64 = 1 << 8;
 
 /// One entry per task inside `out_of_memory` (the OOM lock allows one per memcg).
 #[map]
@@ -247,6 +249,16 @@ pub fn pagefault_oom() {
             0
         };
         (pagefault_flag::IN_OOM_KNOWN, id)
+    };
+    let signal_offset = global!(OFFSETS.task_pending_signal);
+    let flags = if signal_offset == UNAVAILABLE {
+        flags
+    } else {
+        let pending: u64 = read_or_zero(current, signal_offset);
+        match pending & SIGKILL_BIT {
+            0 => flags | pagefault_flag::SIGNAL_KNOWN,
+            _ => flags | pagefault_flag::SIGNAL_KNOWN | pagefault_flag::FATAL_SIGNAL,
+        }
     };
     let Some(mut entry) = reserve::<PagefaultOomEvent>(kind::PAGEFAULT_OOM) else {
         return;

@@ -110,6 +110,7 @@ pub fn check_pfleak(ctx: &Ctx) -> Result<()> {
     for fault in &faults {
         ensure!(
             fault["memcg"] == "/pfleak"
+                && fault["fatal_signal_pending"] != true
                 && fault["memcg_oom_in_progress"] != true
                 && fault["in_oom_memcg"].is_null()
                 && fault["kernel_action"] == "retries_fault",
@@ -154,7 +155,11 @@ pub fn check_stall_faults(ctx: &Ctx) -> Result<()> {
         return Ok(());
     }
     let task = u64::from(pid(ctx.scenario, "stuckhog")?);
-    let faults = faults_of(ctx, task);
+    // Waits while the killer is disabled; after the release and the kill,
+    // the victim's own last fault can fail again and return at once.
+    let (dying, faults): (Vec<&Value>, Vec<&Value>) = faults_of(ctx, task)
+        .into_iter()
+        .partition(|f| f["kernel_action"] == "task_dying");
     ensure!(!faults.is_empty(), "no pagefault_oom record for stuckhog");
     for fault in &faults {
         ensure!(
@@ -162,6 +167,12 @@ pub fn check_stall_faults(ctx: &Ctx) -> Result<()> {
                 && fault["memcg_oom_in_progress"] == true
                 && fault["in_oom_memcg"] == "/stall"
                 && fault["kernel_action"] == "waits_for_memcg_oom",
+            "pagefault_oom {fault}"
+        );
+    }
+    for fault in &dying {
+        ensure!(
+            fault["fatal_signal_pending"] == true && fault["memcg_oom_in_progress"] != true,
             "pagefault_oom {fault}"
         );
     }

@@ -124,6 +124,8 @@ impl Builder {
                     pagefault::RETRIES_FAULT => {
                         no_victim && oom_end_ns.is_none_or(|end| j.boot_ns >= end)
                     }
+                    // After its kill: no OOM of its own.
+                    pagefault::TASK_DYING => false,
                     _ => global,
                 }
         };
