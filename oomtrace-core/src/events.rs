@@ -190,7 +190,11 @@ pub fn to_json(event: &Event) -> serde_json::Value {
             "candidates": e.candidates,
             "dropped": e.dropped,
         }),
-        Event::PagefaultOom(e) => json!({ "memcg_id": e.memcg_id }),
+        Event::PagefaultOom(e) => json!({
+            "memcg_id": e.memcg_id,
+            "in_oom_memcg_id": e.in_oom_memcg_id,
+            "flags": e.flags,
+        }),
         Event::ChargeFailure(e) => json!({
             "memcg_id": e.memcg_id,
             "usage_pages": e.usage_pages,
@@ -333,6 +337,9 @@ mod tests {
         let fault = PagefaultOomEvent {
             header: header(kind::PAGEFAULT_OOM),
             memcg_id: 9,
+            in_oom_memcg_id: 9,
+            flags: oomtrace_ebpf::pagefault_flag::IN_OOM_KNOWN,
+            _pad0: 0,
         };
         assert_eq!(decode(&bytes_of(&fault)), Ok(Event::PagefaultOom(fault)));
         let failure = ChargeFailureEvent {

@@ -342,15 +342,34 @@ pub struct OomState {
 }
 const _: () = assert!(core::mem::size_of::<OomState>() == 48);
 
-/// A page fault whose charge failed ended in `pagefault_out_of_memory`.
+/// A user page fault returned `VM_FAULT_OOM` and the #PF handler called
+/// `pagefault_out_of_memory` (read at its entry, before it acts).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PagefaultOomEvent {
     pub header: EventHeader,
     /// cgroup id of the faulting task's memcg.
     pub memcg_id: u64,
+    /// cgroup id of `current->memcg_in_oom`: the cgroup-v1 memcg OOM
+    /// (OOM killer disabled) this fault's charge left pending, which
+    /// `mem_cgroup_oom_synchronize` handles now; 0 when none.
+    pub in_oom_memcg_id: u64,
+    /// [`pagefault_flag`] bits.
+    pub flags: u32,
+    pub _pad0: u32,
 }
-const _: () = assert!(core::mem::size_of::<PagefaultOomEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<PagefaultOomEvent>() == 64);
+
+/// Bits of [`PagefaultOomEvent::flags`].
+pub mod pagefault_flag {
+    /// This kernel has `task_struct.memcg_in_oom`: `in_oom_memcg_id` is meaningful.
+    pub const IN_OOM_KNOWN: u32 = 1;
+    /// SIGKILL was pending (`fatal_signal_pending`): the kernel returns
+    /// without retrying or reporting (e.g. the OOM victim's own last fault).
+    pub const FATAL_SIGNAL: u32 = 2;
+    /// This kernel's `task_struct.pending.signal` was found: `FATAL_SIGNAL` is meaningful.
+    pub const SIGNAL_KNOWN: u32 = 4;
+}
 
 /// A memcg charge that failed, caught on the OOM slow path (nothing runs per
 /// successful charge). Rate-limited per memcg in the kernel: `failures_total`
@@ -570,8 +589,11 @@ pub struct KernelOffsets {
     pub task_memcg_in_oom: u32,
     pub task_memcg_oom_gfp_mask: u32,
     pub task_memcg_oom_order: u32,
+    /// `task_struct.pending.signal` (a 64-bit `sigset_t`): SIGKILL pending
+    /// is `fatal_signal_pending()`.
+    pub task_pending_signal: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 164);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 168);
 
 impl KernelOffsets {
     /// Every field unavailable: what the programs see until the collector fills it.
@@ -617,6 +639,7 @@ impl KernelOffsets {
         task_memcg_in_oom: UNAVAILABLE,
         task_memcg_oom_gfp_mask: UNAVAILABLE,
         task_memcg_oom_order: UNAVAILABLE,
+        task_pending_signal: UNAVAILABLE,
     };
 }
 

@@ -9,6 +9,8 @@ pub(crate) mod check;
 mod guest;
 pub(crate) mod initramfs;
 pub(crate) mod kernels;
+mod pagefault;
+mod scale;
 
 use std::{
     cell::RefCell,
@@ -54,6 +56,7 @@ type ScenarioSpec = (&'static str, bool, bool, fn(&Ctx) -> Result<()>);
 const MEMCG_SCENARIOS: &[ScenarioSpec] = &[
     // First: should its storms run long, their reports wrap only its own log.
     ("thp", false, true, check_thp),
+    ("pfleak", false, true, pagefault::check_pfleak),
     ("single", true, true, check_single),
     ("hierarchy", true, true, check_hierarchy),
     ("many", true, true, check_many),
@@ -62,6 +65,7 @@ const MEMCG_SCENARIOS: &[ScenarioSpec] = &[
     ("unkillable", true, true, check_unkillable),
     ("stall", true, false, check_stall),
     ("doctor", false, true, check_doctor),
+    ("tasks2000", false, true, scale::check_tasks2000),
 ];
 
 struct Scenario {
@@ -925,6 +929,7 @@ fn check_stall_records(ctx: &Ctx) -> Result<()> {
 
 fn check_stall(ctx: &Ctx) -> Result<()> {
     check_stall_records(ctx)?;
+    pagefault::check_stall_faults(ctx)?;
     // "state=D wchan=... stack=...": parked where the v1 OOM killer waits.
     let stalled = ctx.scenario.info("stalled").unwrap_or_default();
     let field = |key: &str| {

@@ -5,5 +5,6 @@ pub mod charge;
 pub mod decision;
 pub mod episode;
 pub mod exact;
+pub mod pagefault;
 pub mod score;
 pub mod stall;

@@ -9,6 +9,7 @@ use crate::{
     model::{
         charge::ChargeFailureRecord,
         decision::{Candidate, Decision},
+        pagefault::PagefaultOomRecord,
         stall::StallRecord,
     },
 };
@@ -318,6 +319,27 @@ pub fn stall_card(record: &StallRecord) -> String {
     text
 }
 
+/// A page fault whose `VM_FAULT_OOM` reached the #PF handler.
+pub fn pagefault_card(record: &PagefaultOomRecord) -> String {
+    let pending = match (record.memcg_oom_in_progress, &record.in_oom_memcg) {
+        (Some(true), memcg) => format!("memcg OOM of {} in progress", opt_text(memcg.as_deref())),
+        (Some(false), _) => "no memcg OOM in progress".to_owned(),
+        (None, _) => "memcg OOM state unknown".to_owned(),
+    };
+    let mut text = format!(
+        "━━ Page fault OOM in {} — {} ({})\n  task       {} (pid {})",
+        opt_text(record.memcg.as_deref()),
+        Escaped(&record.kernel_action.replace('_', " ")),
+        pending,
+        Escaped(&record.task.comm),
+        record.task.pid,
+    );
+    for line in &record.explanation {
+        text.push_str(&format!("\n    • {}", Escaped(line)));
+    }
+    text
+}
+
 /// A memory charge that failed outside (or before) an OOM kill.
 pub fn charge_failure_card(record: &ChargeFailureRecord) -> String {
     let mut text = format!(
@@ -486,6 +508,30 @@ pub(crate) mod tests {
             oom_id: None,
         };
         assert_inert(&charge_failure_card(&charge));
+    }
+
+    #[test]
+    fn hostile_text_is_inert_on_the_pagefault_card() {
+        use crate::{
+            base::Envelope,
+            model::pagefault::{PagefaultOomRecord, PagefaultTask, WAITS_FOR_MEMCG_OOM},
+        };
+        let record = PagefaultOomRecord {
+            envelope: Envelope::now("pagefault_oom"),
+            task: PagefaultTask {
+                pid: 7,
+                tgid: 7,
+                comm: EVIL.to_owned(),
+            },
+            memcg: Some(EVIL.to_owned()),
+            memcg_oom_in_progress: Some(true),
+            in_oom_memcg: Some(EVIL.to_owned()),
+            fatal_signal_pending: Some(false),
+            kernel_action: WAITS_FOR_MEMCG_OOM,
+            explanation: vec![EVIL.to_owned()],
+            boot_ns: 0,
+        };
+        assert_inert(&pagefault_card(&record));
     }
 
     #[test]

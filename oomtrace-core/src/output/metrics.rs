@@ -486,7 +486,7 @@ impl RecordSink for Metrics {
             Record::Stall(stall) => self.on_stall(stall, now),
             Record::Lost(lost) => self.on_lost(lost),
             // Fixed for the run: the info metrics were made from the start.
-            Record::Start(_) | Record::ChargeHook(_) => {}
+            Record::Start(_) | Record::ChargeHook(_) | Record::Pagefault(_) => {}
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ use crate::{
     model::{
         charge::{ChargeFailureRecord, ChargeFailureSummary},
         decision::Decision,
+        pagefault::PagefaultOomRecord,
         stall::StallRecord,
     },
     output::records::{ChargeHookRecord, LostRecord, StartRecord},
@@ -24,6 +25,7 @@ pub enum Record<'a> {
     ChargeHook(&'a ChargeHookRecord),
     /// `oom_stall`.
     Stall(&'a StallRecord),
+    Pagefault(&'a PagefaultOomRecord),
     Lost(&'a LostRecord),
 }
 
@@ -37,6 +39,7 @@ impl Record<'_> {
             Record::ChargeFailureSummary(_) => "charge_failure_summary",
             Record::ChargeHook(_) => "charge_hook",
             Record::Stall(_) => "oom_stall",
+            Record::Pagefault(_) => "pagefault_oom",
             Record::Lost(_) => "lost",
         }
     }
@@ -75,6 +78,10 @@ pub trait RecordSink {
 
     fn stall(&mut self, record: &StallRecord) -> io::Result<()> {
         self.record(Record::Stall(record))
+    }
+
+    fn pagefault(&mut self, record: &PagefaultOomRecord) -> io::Result<()> {
+        self.record(Record::Pagefault(record))
     }
 
     fn lost(&mut self, record: &LostRecord) -> io::Result<()> {

@@ -5,7 +5,7 @@ use std::io::Write;
 use crate::{
     base::text::Escaped,
     output::{
-        card::{charge_failure_card, render_card, stall_card},
+        card::{charge_failure_card, pagefault_card, render_card, stall_card},
         records::{charge_failure_summary_text, charge_hook_text, lost_text, start_text},
         sink::{Record, RecordSink},
     },
@@ -33,6 +33,7 @@ impl Render {
             Record::ChargeFailureSummary(r) => charge_failure_summary_text(r),
             Record::ChargeHook(r) => charge_hook_text(r),
             Record::Stall(r) => stall_card(r),
+            Record::Pagefault(r) => pagefault_card(r),
             Record::Lost(r) => lost_text(r),
         })
     }
@@ -46,6 +47,7 @@ fn json_line(record: Record<'_>) -> serde_json::Result<String> {
         Record::ChargeFailureSummary(r) => serde_json::to_string(r),
         Record::ChargeHook(r) => serde_json::to_string(r),
         Record::Stall(r) => serde_json::to_string(r),
+        Record::Pagefault(r) => serde_json::to_string(r),
         Record::Lost(r) => serde_json::to_string(r),
     }
 }

@@ -9,18 +9,20 @@ use aya_ebpf::{
 };
 use oomtrace_ebpf::{
     OomCandidateEvent, OomChoiceEvent, OomEndEvent, OomState, PagefaultOomEvent, UNAVAILABLE,
-    candidate_flag as flag, kind,
+    candidate_flag as flag, kind, pagefault_flag,
 };
 
 use super::{
     common::{OFFSETS, global, read_or_zero, reserve, write_header},
     mark_victim_raw::{rss_counter, rss_counters_available},
-    memcg::{css_cgroup_id, task_memcg_css},
+    memcg::{css_cgroup_id, in_scope, task_memcg_css},
     percpu::{counters_atomic, rss_sums, sum_candidates},
 };
 
 /// `PF_KTHREAD` (include/linux/sched.h): stable since 2.6.
 const PF_KTHREAD: u32 = 0x0020_0000;
+/// SIGKILL (9) in a `sigset_t`: bit `sig - 1`.
+const SIGKILL_BIT: u64 = 1 << 8;
 
 /// One entry per task inside `out_of_memory` (the OOM lock allows one per memcg).
 #[map]
@@ -222,14 +224,52 @@ pub fn oom_exit(oc: u64, ret: u64) {
     entry.submit(0);
 }
 
+/// Entry of `pagefault_out_of_memory`: the faulting task, its memcg, and the
+/// memcg OOM its charge left pending (cgroup v1 with the OOM killer disabled),
+/// read before `mem_cgroup_oom_synchronize` clears it. Tasks outside
+/// `--cgroup` are skipped.
 #[inline(always)]
 pub fn pagefault_oom() {
+    let current = unsafe { bpf_get_current_task() } as u64;
+    let Some(css) = task_memcg_css(current) else {
+        return;
+    };
+    if !in_scope(css) {
+        return;
+    }
+    let in_oom_offset = global!(OFFSETS.task_memcg_in_oom);
+    let memcg_css = global!(OFFSETS.memcg_css);
+    let (flags, in_oom_memcg_id) = if in_oom_offset == UNAVAILABLE || memcg_css == UNAVAILABLE {
+        (0, 0)
+    } else {
+        let memcg: u64 = read_or_zero(current, in_oom_offset);
+        let id = if memcg != 0 {
+            css_cgroup_id(memcg + memcg_css as u64).unwrap_or(0)
+        } else {
+            0
+        };
+        (pagefault_flag::IN_OOM_KNOWN, id)
+    };
+    let signal_offset = global!(OFFSETS.task_pending_signal);
+    let flags = if signal_offset == UNAVAILABLE {
+        flags
+    } else {
+        let pending: u64 = read_or_zero(current, signal_offset);
+        match pending & SIGKILL_BIT {
+            0 => flags | pagefault_flag::SIGNAL_KNOWN,
+            _ => flags | pagefault_flag::SIGNAL_KNOWN | pagefault_flag::FATAL_SIGNAL,
+        }
+    };
     let Some(mut entry) = reserve::<PagefaultOomEvent>(kind::PAGEFAULT_OOM) else {
         return;
     };
     let event = entry.as_mut_ptr();
     write_header(unsafe { &raw mut (*event).header }, kind::PAGEFAULT_OOM);
-    let current = unsafe { bpf_get_current_task() };
-    unsafe { (*event).memcg_id = task_memcg_css(current).and_then(css_cgroup_id).unwrap_or(0) };
+    unsafe {
+        (*event).memcg_id = css_cgroup_id(css).unwrap_or(0);
+        (*event).in_oom_memcg_id = in_oom_memcg_id;
+        (*event).flags = flags;
+        (*event)._pad0 = 0;
+    }
     entry.submit(0);
 }

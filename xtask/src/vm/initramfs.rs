@@ -26,6 +26,9 @@ pub const WORKLOADS: &[&str] = &[
     "minus1000",
     "unkillable",
     "stuckhog",
+    "pfleak",
+    "sleeper",
+    "grower2k",
     "globalhog",
     "thphog",
 ];

@@ -1,7 +1,10 @@
 //! Matching the pieces of each OOM (BPF events, kernel log items, the
 //! killer's invocation) into pending decisions, and emitting each once it is
 //! complete or its deadline passes.
-use std::time::{Duration, Instant};
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant},
+};
 
 use oomtrace_ebpf::EventHeader;
 
@@ -9,14 +12,17 @@ use crate::{
     base::bounds,
     cgroup::ScopeCgroup,
     events::Event,
-    model::decision::{
-        assemble::assemble,
-        env::Environment,
-        history::History,
-        pending::{Invocation, Pending, Sources},
-        recent::RecentPids,
-        record::Decision,
-        rss,
+    model::{
+        decision::{
+            assemble::assemble,
+            env::Environment,
+            history::History,
+            pending::{Invocation, Pending, Sources},
+            recent::RecentPids,
+            record::Decision,
+            rss,
+        },
+        pagefault::{self, PagefaultJoin},
     },
     report::ReportItem,
 };
@@ -67,7 +73,13 @@ pub struct Builder {
     pub late_pieces: u64,
     /// The rss read this kernel's OOM killer uses, once a decision learned it.
     rss_rule: Option<crate::model::exact::RssRule>,
+    /// Recent `pagefault_oom` records, oldest first, for the decision of the same OOM.
+    pagefaults: VecDeque<PagefaultJoin>,
 }
+
+/// Bound on page faults awaiting their decision (a fault loop in an
+/// unkillable memcg leaks one per OOM; only the latest matter).
+const MAX_PAGEFAULTS: usize = 256;
 
 impl Builder {
     pub fn new(sources: Sources, scope: Vec<ScopeCgroup>) -> Self {
@@ -90,7 +102,62 @@ impl Builder {
             budget: bounds::PENDING,
             late_pieces: 0,
             rss_rule: None,
+            pagefaults: VecDeque::new(),
         }
+    }
+
+    /// A `pagefault_oom` record: kept for the decision of the same OOM.
+    pub fn on_pagefault(&mut self, join: PagefaultJoin) {
+        if self.pagefaults.len() >= MAX_PAGEFAULTS {
+            self.pagefaults.pop_front();
+        }
+        self.pagefaults.push_back(join);
+    }
+
+    /// The page fault that belongs to `decision`'s OOM, by its trigger task:
+    /// a fault that waited on this memcg's OOM (cgroup v1, killer disabled;
+    /// its latest wait), the fault leaked by this no-victim OOM (the first
+    /// after the killer returned, `oom_end_ns`, when hooked), or a fault's
+    /// global OOM.
+    fn join_pagefault(&mut self, decision: &mut Decision, oom_end_ns: Option<u64>) {
+        let Some(pid) = decision.trigger.pid else {
+            return;
+        };
+        let oom_memcg = decision.oom_memcg.as_ref().and_then(|m| m.path.clone());
+        let no_victim = decision.victim.is_none();
+        let global = oom_memcg.is_none();
+        let matches = |j: &PagefaultJoin| {
+            j.pid == pid
+                && match j.kernel_action.as_str() {
+                    pagefault::WAITS_FOR_MEMCG_OOM => {
+                        oom_memcg.is_some() && j.in_oom_memcg == oom_memcg
+                    }
+                    pagefault::RETRIES_FAULT => {
+                        no_victim && oom_end_ns.is_none_or(|end| j.boot_ns >= end)
+                    }
+                    // After its kill: no OOM of its own.
+                    pagefault::TASK_DYING => false,
+                    _ => global,
+                }
+        };
+        let index = if no_victim {
+            self.pagefaults.iter().position(matches)
+        } else {
+            self.pagefaults.iter().rposition(matches)
+        };
+        let Some(index) = index else { return };
+        let join = self.pagefaults.remove(index).expect("found above");
+        if join.kernel_action == pagefault::WAITS_FOR_MEMCG_OOM {
+            // Earlier waits of the same stall are part of this one.
+            self.pagefaults.retain(|j| !matches(j));
+        }
+        decision.explanation.push(format!(
+            "This OOM came from a page fault of pid {} that reached the #PF handler's pagefault_out_of_memory at {} ({}).",
+            join.pid,
+            join.time,
+            join.kernel_action.replace('_', " ")
+        ));
+        decision.pagefault_oom = Some(join);
     }
 
     /// A piece of a victim whose decision already went out (the kernel log
@@ -498,6 +565,7 @@ impl Builder {
             rss::settle(&mut self.rss_rule, &mut decision, events);
             self.history.note_repeats(&mut decision);
             self.note_invocation_end(&pending, &mut decision);
+            self.join_pagefault(&mut decision, pending.end().map(|e| e.header.boot_ns));
             decisions.push(decision);
         }
         decisions

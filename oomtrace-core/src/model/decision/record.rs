@@ -217,6 +217,11 @@ pub struct Decision {
     )]
     pub saved_names: Option<crate::cgroup::kubernetes::SavedNames>,
     pub oom_group: Option<String>,
+    /// The page fault of the trigger task that reached `pagefault_out_of_memory`
+    /// before this OOM (fentry/kprobe backends): on cgroup v1 with the OOM
+    /// killer disabled, the wait this kill ended; null when none.
+    #[serde(default)]
+    pub pagefault_oom: Option<crate::model::pagefault::PagefaultJoin>,
     pub freed: Freed,
     pub reclaim: Option<ReclaimSummary>,
     /// "complete", "incomplete" (cut short) or "missing" (rate-limited or not seen).

@@ -980,3 +980,81 @@ fn global_reports_score_with_their_own_totalpages() {
         );
     }
 }
+
+/// A fault loop in an unkillable memcg (5.16+): each no-victim OOM leaks
+/// one fault to the #PF handler right after the killer returns; each
+/// decision carries its own fault, not an earlier or later one.
+#[test]
+fn each_no_victim_oom_joins_the_fault_it_leaked() {
+    use oomtrace_ebpf::{EventHeader, OomEndEvent, kind};
+
+    use crate::{events::Event, model::pagefault};
+    let log = std::fs::read(
+        fixtures()
+            .into_iter()
+            .find(|p| {
+                std::fs::read_to_string(p)
+                    .is_ok_and(|t| t.contains("Out of memory and no killable processes"))
+            })
+            .expect("a no-killable fixture"),
+    )
+    .unwrap();
+    let first = parse_log(&log)
+        .unwrap()
+        .into_iter()
+        .find_map(|i| match i {
+            ReportItem::Report(r) if r.no_killable => Some(r),
+            _ => None,
+        })
+        .expect("a no-killable report");
+    let trigger = first.trigger.as_ref().unwrap().pid;
+    let sources = Sources {
+        backend: "fentry",
+        victim_task_hook: true,
+        exit_hook: false,
+        oom_path_hooks: true,
+    };
+    let mut builder = Builder::new(sources, Vec::new());
+    let now = Instant::now();
+    let fault = |boot_ns: u64, pid: u32| pagefault::PagefaultJoin {
+        time: format!("t{boot_ns}"),
+        boot_ns,
+        pid,
+        memcg_oom_in_progress: Some(false),
+        in_oom_memcg: None,
+        kernel_action: pagefault::RETRIES_FAULT.to_owned(),
+    };
+    // A leak of another task, and one of this task before any OOM.
+    builder.on_pagefault(fault(500, trigger + 1));
+    builder.on_pagefault(fault(600, trigger));
+    for seq in 1..=3u64 {
+        builder.on_event(
+            now,
+            Event::OomEnd(OomEndEvent {
+                header: EventHeader {
+                    kind: kind::OOM_END,
+                    pid: trigger,
+                    tgid: trigger,
+                    boot_ns: seq * 1000,
+                    ..Default::default()
+                },
+                oom_seq: seq,
+                ..Default::default()
+            }),
+        );
+        builder.on_pagefault(fault(seq * 1000 + 1, trigger));
+    }
+    for n in 1..=3 {
+        let mut report = first.clone();
+        report.lines.truncate(n);
+        builder.on_report(now, ReportItem::Report(report));
+    }
+    let mut decisions = builder.flush(&mut OfflineEnv { page_size: 4096 });
+    decisions.sort_by_key(|d| d.report_lines.len());
+    let joined: Vec<Option<u64>> = decisions
+        .iter()
+        .map(|d| d.pagefault_oom.as_ref().map(|j| j.boot_ns))
+        .collect();
+    assert_eq!(joined, [Some(1001), Some(2001), Some(3001)]);
+    assert!(decisions[0].explanation.iter().any(|l| l.contains("t1001")));
+}

@@ -18,6 +18,7 @@ use oomtrace_core::{
         charge::ChargeTracker,
         decision::{Builder, Decision, Environment, Sources},
         episode::Episodes,
+        pagefault::{PagefaultJoin, pagefault_record, retries_fault},
         stall::{StallMonitor, StallRecord},
     },
     output::{RecordSink, StartRecord},
@@ -69,6 +70,8 @@ pub struct Session {
     rss_rule: SharedRssRule,
     /// Each memcg's OOM episode, for the records' `oom_id`.
     episodes: Episodes,
+    /// This kernel's `pagefault_out_of_memory` retries the fault (5.16+ or a backport).
+    pagefault_retries: bool,
 }
 
 impl Session {
@@ -119,6 +122,10 @@ impl Session {
             lost: Losses::new(),
             charge_hook: options.charge_hook,
             rss_rule: SharedRssRule::default(),
+            pagefault_retries: retries_fault(
+                &release,
+                &std::fs::read_to_string("/proc/version").unwrap_or_default(),
+            ),
             episodes: Episodes::new(boot_id().as_deref()),
             env: LiveEnv::new(tracer, hierarchy, release, &options.host_root, kube),
             out,
@@ -325,8 +332,9 @@ impl Session {
         Ok(())
     }
 
-    /// Charge failures and OOM-disabled waits are records of their own,
-    /// written as they come; a memcg at its limit arms the charge hook;
+    /// Charge failures, OOM-disabled waits and page-fault OOMs are records
+    /// of their own, written as they come (a page fault also joins its
+    /// decision); a memcg at its limit arms the charge hook;
     /// everything else feeds the decision being rebuilt.
     fn on_event(&mut self, now: Instant, event: Event) -> Result<()> {
         match event {
@@ -341,6 +349,15 @@ impl Session {
                 for record in self.charges.on_wait(&e, now, &time, &mut self.env) {
                     self.stall(record)?;
                 }
+            }
+            Event::PagefaultOom(e) => {
+                let time = self.env.time_of_boot_ns(e.header.boot_ns);
+                let env = &mut self.env;
+                let record = pagefault_record(&e, time, self.pagefault_retries, &mut |id| {
+                    env.memcg_path(id)
+                });
+                self.out.pagefault(&record)?;
+                self.builder.on_pagefault(PagefaultJoin::from(&record));
             }
             Event::MemcgAtLimit(e) => {
                 self.timers.at_limit_until = Some(now + STALL_WATCH);

@@ -35,6 +35,7 @@ impl KernelBtf {
         self.oom_task_credentials(&mut r)?;
         self.oom_control(&mut r)?;
         self.memcg_v1_oom_wait(&mut r)?;
+        self.pending_signals(&mut r)?;
         Ok(r)
     }
 
@@ -176,6 +177,16 @@ impl KernelBtf {
         r.offsets.task_memcg_oom_gfp_mask = r.record("task_struct.memcg_oom_gfp_mask", gfp_mask);
         let order = self.int_field(TASK, "memcg_oom_order", &[4])?;
         r.offsets.task_memcg_oom_order = r.record("task_struct.memcg_oom_order", order);
+        Ok(())
+    }
+
+    /// `task_struct.pending.signal`, for `fatal_signal_pending()` at the
+    /// page-fault OOM path.
+    fn pending_signals(&self, r: &mut ResolvedOffsets) -> Result<(), BtfError> {
+        let pending = self.struct_field("task_struct", &["pending"], "sigpending")?;
+        let signal = self.sized_field("sigpending", &["signal"], 8)?;
+        let sum = pending.and_then(|p| signal.map(|s| p + s));
+        r.offsets.task_pending_signal = r.record("task_struct.pending.signal", sum);
         Ok(())
     }
 }

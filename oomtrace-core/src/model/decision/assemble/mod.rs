@@ -82,6 +82,7 @@ pub(super) fn assemble(
         container: victim::container(victim.as_ref(), env),
         saved_names: None,
         oom_group: p.oom_group.clone(),
+        pagefault_oom: None,
         freed: freed::freed(p, sources, victim.as_ref()),
         victim,
         reclaim,

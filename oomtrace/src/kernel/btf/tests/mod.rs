@@ -103,6 +103,7 @@ fn resolves_every_field_on_this_kernel() {
         o.task_memcg_in_oom,
         o.task_memcg_oom_gfp_mask,
         o.task_memcg_oom_order,
+        o.task_pending_signal,
     ];
     assert_eq!(
         all.iter().filter(|&&v| v == UNAVAILABLE).count(),
