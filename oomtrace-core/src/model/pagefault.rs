@@ -46,6 +46,9 @@ pub struct PagefaultOomRecord {
     /// exits), `retries_fault` or `global_oom`.
     pub kernel_action: &'static str,
     pub explanation: Vec<String>,
+    /// The OOM episode of the memcg it waited on or failed in
+    /// (`model::episode`); null for a dying task's fault, which opens none.
+    pub oom_id: Option<String>,
     #[serde(skip)]
     pub boot_ns: u64,
 }
@@ -145,6 +148,7 @@ pub fn pagefault_record(
         fatal_signal_pending: fatal,
         kernel_action,
         explanation: Vec::new(),
+        oom_id: None,
         boot_ns: e.header.boot_ns,
     };
     record.explanation = explain(&record);

@@ -529,6 +529,7 @@ pub(crate) mod tests {
             fatal_signal_pending: Some(false),
             kernel_action: WAITS_FOR_MEMCG_OOM,
             explanation: vec![EVIL.to_owned()],
+            oom_id: None,
             boot_ns: 0,
         };
         assert_inert(&pagefault_card(&record));

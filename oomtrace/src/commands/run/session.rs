@@ -18,7 +18,7 @@ use oomtrace_core::{
         charge::ChargeTracker,
         decision::{Builder, Decision, Environment, Sources},
         episode::Episodes,
-        pagefault::{PagefaultJoin, pagefault_record, retries_fault},
+        pagefault::{PagefaultJoin, TASK_DYING, pagefault_record, retries_fault},
         stall::{StallMonitor, StallRecord},
     },
     output::{RecordSink, StartRecord},
@@ -353,9 +353,13 @@ impl Session {
             Event::PagefaultOom(e) => {
                 let time = self.env.time_of_boot_ns(e.header.boot_ns);
                 let env = &mut self.env;
-                let record = pagefault_record(&e, time, self.pagefault_retries, &mut |id| {
+                let mut record = pagefault_record(&e, time, self.pagefault_retries, &mut |id| {
                     env.memcg_path(id)
                 });
+                if record.kernel_action != TASK_DYING {
+                    let memcg = record.in_oom_memcg.as_deref().or(record.memcg.as_deref());
+                    record.oom_id = Some(self.episodes.id(memcg, boot_ms()));
+                }
                 self.out.pagefault(&record)?;
                 self.builder.on_pagefault(PagefaultJoin::from(&record));
             }
