@@ -901,11 +901,18 @@ fn check_stall_records(ctx: &Ctx) -> Result<()> {
             "stuckhog is not among the stalled tasks: {stall}"
         );
     }
-    // One OOM, one episode: the failed charges, the stall and the kill
-    // that ended it share an oom_id.
+    // One OOM, one episode: the failed charges, the stall, the faults that
+    // waited on it and the kill that ended it share an oom_id.
+    let waits: Vec<&Value> = ctx
+        .tracer
+        .records("pagefault_oom")
+        .into_iter()
+        .filter(|r| r["kernel_action"] == "waits_for_memcg_oom")
+        .collect();
     let ids: Vec<Option<&str>> = stalls
         .iter()
         .chain(failures.iter())
+        .chain(waits.iter())
         .map(|r| r["oom_id"].as_str())
         .chain(ctx.tracer.decisions.iter().map(|d| d.oom_id.as_deref()))
         .collect();
