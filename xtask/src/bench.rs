@@ -20,6 +20,9 @@ use anyhow::{Context, Result, bail, ensure};
 
 use crate::vm::{self, Series, initramfs, kernels::KernelCache, run_with_timeout, target_dir};
 
+mod oom_storm;
+pub use oom_storm::StormShape;
+
 /// The issue's budget for oomtrace on the 4 KiB storm.
 const BUDGET_PERCENT: f64 = 1.0;
 const VM_MIB: u32 = 512;
@@ -45,6 +48,8 @@ pub struct Options {
     pub rounds: u64,
     pub reps: u32,
     pub configs: Vec<String>,
+    /// The OOM storm after the overhead runs (None: none).
+    pub storm: Option<StormShape>,
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -88,11 +93,12 @@ pub fn run(options: &Options) -> Result<()> {
     let append = format!(
         "console=ttyS0 panic=-1 quiet transparent_hugepage=never cryptomgr.notests \
          oomtrace_bench.mib={} oomtrace_bench.rounds={} oomtrace_bench.reps={} \
-         oomtrace_bench.configs={}",
+         oomtrace_bench.configs={} oomtrace_bench.storm={}",
         options.mib,
         options.rounds,
         options.reps,
-        configs.join(",")
+        configs.join(","),
+        options.storm.map_or("off".to_owned(), |s| s.arg())
     );
     let mut qemu = vm::qemu_command(&kernel, &initrd, &append, VM_MIB, (&console, &results));
     qemu
@@ -104,7 +110,8 @@ pub fn run(options: &Options) -> Result<()> {
         .args(["-cpu", "max", "-smp", "1"]);
     let runs = 1 + configs.len() as u64 * u64::from(options.reps);
     // Pages per run: the measured rounds and the settling one.
-    let timeout = timeout(runs, options.mib * 256 * (options.rounds + 1));
+    let timeout = timeout(runs, options.mib * 256 * (options.rounds + 1))
+        + Duration::from_secs(options.storm.map_or(0, |s| s.timeout_secs()));
     eprintln!(
         "xtask: booting {} {} for {runs} storms of {} MiB x {} rounds (timeout {} s)",
         kernel.package,
@@ -130,12 +137,13 @@ pub fn run(options: &Options) -> Result<()> {
     let qemu_version = qemu_version();
     writeln!(
         report,
-        "cargo xtask bench --kernel {} --mib {} --rounds {} --reps {} --config {}",
+        "cargo xtask bench --kernel {} --mib {} --rounds {} --reps {} --config {} --storm {}",
         options.kernel.name(),
         options.mib,
         options.rounds,
         options.reps,
-        configs[1..].join(",")
+        configs[1..].join(","),
+        options.storm.map_or("off".to_owned(), |s| s.arg())
     )?;
     writeln!(
         report,
@@ -165,6 +173,7 @@ pub fn run(options: &Options) -> Result<()> {
     writeln!(report)?;
     let table = table(&guest, &configs)?;
     report.push_str(&table.text);
+    let storm = footprint(&mut report, &guest, &configs, options.storm, &raw)?;
     print!("{report}");
     fs::write(work.join("table.txt"), &report)?;
     for skip in &guest.skips {
@@ -192,7 +201,36 @@ pub fn run(options: &Options) -> Result<()> {
     if let Some(missing) = table.missing {
         bail!("no measurement for {missing}");
     }
-    Ok(())
+    storm
+}
+
+/// oomtrace's memory per traced run and the OOM storm's table, appended to
+/// the report; a storm asked for without its record fails the bench (after
+/// the report is printed).
+fn footprint(
+    report: &mut String,
+    guest: &GuestResults,
+    configs: &[String],
+    shape: Option<StormShape>,
+    raw: &[u8],
+) -> Result<Result<()>> {
+    writeln!(report)?;
+    report.push_str(&oom_storm::memory_table(&guest.samples, configs)?);
+    let Some(shape) = shape else {
+        return Ok(Ok(()));
+    };
+    writeln!(report)?;
+    match oom_storm::parse(&String::from_utf8_lossy(raw)) {
+        Some(storm) => match oom_storm::storm_table(&storm, &shape) {
+            Ok(table) => report.push_str(&table),
+            Err(e) => return Ok(Err(e.context("the OOM storm's record"))),
+        },
+        None => {
+            writeln!(report, "OOM storm: no measurement")?;
+            return Ok(Err(anyhow::anyhow!("no measurement for the OOM storm")));
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// Ten times what this takes on a 2-core development machine: boot, and per

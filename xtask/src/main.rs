@@ -67,6 +67,10 @@ enum Task {
             value_delimiter = ','
         )]
         config: Vec<String>,
+        /// The OOM storm after the overhead runs (oomtrace's memory, CPU per
+        /// kill, OOM-to-output latency): MEMCGSxKILLSxMIB, or `off`.
+        #[arg(long, default_value = "20x50x8")]
+        storm: String,
     },
     /// Setup, build, and run `oomtrace demo` (needs root).
     Demo,
@@ -127,6 +131,7 @@ fn main() -> Result<()> {
             rounds,
             reps,
             config,
+            storm,
         } => {
             setup()?;
             bench::run(&bench::Options {
@@ -137,6 +142,7 @@ fn main() -> Result<()> {
                 rounds,
                 reps,
                 configs: config,
+                storm: bench::StormShape::parse(&storm)?,
             })
         }
         Task::Demo => {
