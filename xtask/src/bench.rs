@@ -173,7 +173,7 @@ pub fn run(options: &Options) -> Result<()> {
     writeln!(report)?;
     let table = table(&guest, &configs)?;
     report.push_str(&table.text);
-    let storm = footprint(&mut report, &guest, &configs, options.storm, &raw)?;
+    let storm_missing = footprint(&mut report, &guest, &configs, options.storm, &raw)?;
     print!("{report}");
     fs::write(work.join("table.txt"), &report)?;
     for skip in &guest.skips {
@@ -201,36 +201,41 @@ pub fn run(options: &Options) -> Result<()> {
     if let Some(missing) = table.missing {
         bail!("no measurement for {missing}");
     }
-    storm
+    if let Some(why) = storm_missing {
+        bail!("no measurement for the OOM storm: {why}");
+    }
+    Ok(())
 }
 
 /// oomtrace's memory per traced run and the OOM storm's table, appended to
-/// the report; a storm asked for without its record fails the bench (after
-/// the report is printed).
+/// the report. Returns why a storm that was asked for has no valid record
+/// (the bench fails on it once the report is printed).
 fn footprint(
     report: &mut String,
     guest: &GuestResults,
     configs: &[String],
     shape: Option<StormShape>,
     raw: &[u8],
-) -> Result<Result<()>> {
+) -> Result<Option<String>> {
     writeln!(report)?;
     report.push_str(&oom_storm::memory_table(&guest.samples, configs)?);
     let Some(shape) = shape else {
-        return Ok(Ok(()));
+        return Ok(None);
     };
     writeln!(report)?;
-    match oom_storm::parse(&String::from_utf8_lossy(raw)) {
-        Some(storm) => match oom_storm::storm_table(&storm, &shape) {
-            Ok(table) => report.push_str(&table),
-            Err(e) => return Ok(Err(e.context("the OOM storm's record"))),
-        },
-        None => {
-            writeln!(report, "OOM storm: no measurement")?;
-            return Ok(Err(anyhow::anyhow!("no measurement for the OOM storm")));
+    let table = oom_storm::parse(&String::from_utf8_lossy(raw))
+        .context("no @@storm record")
+        .and_then(|storm| oom_storm::storm_table(&storm, &shape));
+    match table {
+        Ok(table) => {
+            report.push_str(&table);
+            Ok(None)
+        }
+        Err(e) => {
+            writeln!(report, "OOM storm: no measurement ({e:#})")?;
+            Ok(Some(format!("{e:#}")))
         }
     }
-    Ok(Ok(()))
 }
 
 /// Ten times what this takes on a 2-core development machine: boot, and per
@@ -566,6 +571,20 @@ mod tests {
         );
         // control was skipped; kprobe has no valid sample.
         assert_eq!(table.missing.as_deref(), Some("kprobe"));
+    }
+
+    #[test]
+    fn a_storm_asked_for_without_its_record_is_missing() {
+        let guest = parse(RESULTS);
+        let configs = ["baseline", "auto"].map(str::to_owned);
+        let shape = StormShape::parse("2x2x8").unwrap();
+        let mut report = String::new();
+        let why = footprint(&mut report, &guest, &configs, shape, RESULTS.as_bytes()).unwrap();
+        assert!(why.is_some_and(|w| w.contains("@@storm")), "{report}");
+        assert!(report.contains("OOM storm: no measurement"), "{report}");
+        let mut report = String::new();
+        let why = footprint(&mut report, &guest, &configs, None, RESULTS.as_bytes()).unwrap();
+        assert_eq!(why, None);
     }
 
     #[test]
