@@ -19,12 +19,24 @@ enum Cli {
     Hog(HogArgs),
     /// Fault in fresh anonymous 4 KiB pages round after round and print the rate.
     Faultstorm(FaultstormArgs),
+    /// Read oomtrace's JSON Lines on stdin and print how long after its kill
+    /// each decision was read.
+    Latency(LatencyArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct LatencyArgs {
+    /// Print the summary once this many decisions are read (then keep
+    /// reading, silently, to EOF, so the writer never blocks); default: at EOF.
+    #[arg(long, value_name = "N")]
+    pub expect: Option<u64>,
 }
 
 fn main() {
     let result = match Cli::parse() {
         Cli::Hog(args) => hog(&args),
         Cli::Faultstorm(args) => faultstorm(&args),
+        Cli::Latency(args) => latency(&args),
     };
     if let Err(error) = result {
         eprintln!("oomtrace-hog: {error:#}");
@@ -315,6 +327,76 @@ fn faultstorm(args: &FaultstormArgs) -> Result<()> {
     Ok(())
 }
 
+/// The OOM-to-output latency of `cargo xtask bench`: for every `decision`
+/// record on stdin, the wall clock when its line is read minus its `time`,
+/// which is the kill (the kernel's timestamp of the kill event or kill
+/// line, converted by oomtrace). Prints `latency decisions=N untimed=N
+/// lost=N p50_us=N p99_us=N max_us=N` after `--expect` decisions or at EOF
+/// (`untimed`: decisions without a time; `lost`: `lost` records seen).
+fn latency(args: &LatencyArgs) -> Result<()> {
+    let (mut micros, mut untimed, mut lost) = (Vec::new(), 0u64, 0u64);
+    let mut lines = std::io::stdin().lines();
+    for line in lines.by_ref() {
+        let line = line.context("reading stdin")?;
+        let read_at = std::time::SystemTime::now();
+        match record_field(&line, "type") {
+            Some("decision") => {}
+            Some("lost") => {
+                lost += 1;
+                continue;
+            }
+            _ => continue,
+        }
+        match record_field(&line, "time").and_then(oomtrace_core::base::time::parse_rfc3339) {
+            // A kill stamped after the read would be a clock step: 0.
+            Some(killed) => {
+                let waited = read_at.duration_since(killed).unwrap_or_default();
+                micros.push(waited.as_micros() as u64);
+            }
+            None => untimed += 1,
+        }
+        if args
+            .expect
+            .is_some_and(|n| micros.len() as u64 + untimed >= n)
+        {
+            break;
+        }
+    }
+    micros.sort_unstable();
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "latency decisions={} untimed={untimed} lost={lost} p50_us={} p99_us={} max_us={}",
+        micros.len() as u64 + untimed,
+        percentile(&micros, 50),
+        percentile(&micros, 99),
+        micros.last().copied().unwrap_or(0)
+    )?;
+    out.flush()?;
+    // Keep reading so that the tracer never writes into a closed pipe.
+    for line in lines {
+        line.context("reading stdin")?;
+    }
+    Ok(())
+}
+
+/// The nearest-rank `p`th percentile of sorted values (0 when empty).
+fn percentile(sorted: &[u64], p: usize) -> u64 {
+    match sorted.len() {
+        0 => 0,
+        n => sorted[(n * p).div_ceil(100).clamp(1, n) - 1],
+    }
+}
+
+/// The string value of `"key":"..."` in a JSON record whose envelope
+/// (`type`, `schema_version`, `time`) comes first: enough for the bench,
+/// which needs no JSON parser in this crate.
+fn record_field<'l>(line: &'l str, key: &str) -> Option<&'l str> {
+    let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
+    let len = line[start..].find('"')?;
+    Some(&line[start..start + len])
+}
+
 /// CLOCK_PROCESS_CPUTIME_ID in nanoseconds.
 fn process_cpu_ns() -> Result<u128> {
     let mut ts = libc::timespec {
@@ -331,6 +413,19 @@ fn process_cpu_ns() -> Result<u128> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latency_reads_the_envelope_and_ranks_nearest() {
+        let line = r#"{"type":"decision","schema_version":1,"time":"2026-12-01T16:35:39.5Z","trigger":{"time":"x"}}"#;
+        assert_eq!(record_field(line, "type"), Some("decision"));
+        assert_eq!(record_field(line, "time"), Some("2026-12-01T16:35:39.5Z"));
+        assert_eq!(record_field(line, "absent"), None);
+        let values: Vec<u64> = (1..=200).collect();
+        assert_eq!(percentile(&values, 50), 100);
+        assert_eq!(percentile(&values, 99), 198);
+        assert_eq!(percentile(&[7], 99), 7);
+        assert_eq!(percentile(&[], 50), 0);
+    }
 
     /// `--populate` leaves every page of the mapping resident (charged now,
     /// not at first touch).

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     if demo::is_hog() {
         demo::hog();
     }
+    fixed_mmap_threshold();
     match Cli::parse().resolve().execute() {
         Ok(_) => ExitCode::SUCCESS,
         Err(error) => {
@@ -18,6 +19,19 @@ fn main() -> ExitCode {
             let _ = writeln!(std::io::stderr().lock(), "oomtrace: {}", one_line(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Blocks of 128 KiB and more are mmapped, and unmapped when freed. glibc
+/// otherwise raises that threshold to the largest block freed so far: once
+/// the start-up frees the kernel BTF's file buffer (5 MiB), the next large
+/// blocks (aya's parse) land on the heap on top of what is there, which
+/// raised the start-up peak by 4 MiB (docs/bench.md).
+fn fixed_mmap_threshold() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only sets an allocator parameter; no thread runs yet.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
 }
 

@@ -20,6 +20,9 @@ use anyhow::{Context, Result, bail, ensure};
 
 use crate::vm::{self, Series, initramfs, kernels::KernelCache, run_with_timeout, target_dir};
 
+mod oom_storm;
+pub use oom_storm::StormShape;
+
 /// The issue's budget for oomtrace on the 4 KiB storm.
 const BUDGET_PERCENT: f64 = 1.0;
 const VM_MIB: u32 = 512;
@@ -45,6 +48,8 @@ pub struct Options {
     pub rounds: u64,
     pub reps: u32,
     pub configs: Vec<String>,
+    /// The OOM storm after the overhead runs (None: none).
+    pub storm: Option<StormShape>,
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -88,11 +93,12 @@ pub fn run(options: &Options) -> Result<()> {
     let append = format!(
         "console=ttyS0 panic=-1 quiet transparent_hugepage=never cryptomgr.notests \
          oomtrace_bench.mib={} oomtrace_bench.rounds={} oomtrace_bench.reps={} \
-         oomtrace_bench.configs={}",
+         oomtrace_bench.configs={} oomtrace_bench.storm={}",
         options.mib,
         options.rounds,
         options.reps,
-        configs.join(",")
+        configs.join(","),
+        options.storm.map_or("off".to_owned(), |s| s.arg())
     );
     let mut qemu = vm::qemu_command(&kernel, &initrd, &append, VM_MIB, (&console, &results));
     qemu
@@ -104,7 +110,8 @@ pub fn run(options: &Options) -> Result<()> {
         .args(["-cpu", "max", "-smp", "1"]);
     let runs = 1 + configs.len() as u64 * u64::from(options.reps);
     // Pages per run: the measured rounds and the settling one.
-    let timeout = timeout(runs, options.mib * 256 * (options.rounds + 1));
+    let timeout = timeout(runs, options.mib * 256 * (options.rounds + 1))
+        + Duration::from_secs(options.storm.map_or(0, |s| s.timeout_secs()));
     eprintln!(
         "xtask: booting {} {} for {runs} storms of {} MiB x {} rounds (timeout {} s)",
         kernel.package,
@@ -130,12 +137,13 @@ pub fn run(options: &Options) -> Result<()> {
     let qemu_version = qemu_version();
     writeln!(
         report,
-        "cargo xtask bench --kernel {} --mib {} --rounds {} --reps {} --config {}",
+        "cargo xtask bench --kernel {} --mib {} --rounds {} --reps {} --config {} --storm {}",
         options.kernel.name(),
         options.mib,
         options.rounds,
         options.reps,
-        configs[1..].join(",")
+        configs[1..].join(","),
+        options.storm.map_or("off".to_owned(), |s| s.arg())
     )?;
     writeln!(
         report,
@@ -165,6 +173,7 @@ pub fn run(options: &Options) -> Result<()> {
     writeln!(report)?;
     let table = table(&guest, &configs)?;
     report.push_str(&table.text);
+    let storm_missing = footprint(&mut report, &guest, &configs, options.storm, &raw)?;
     print!("{report}");
     fs::write(work.join("table.txt"), &report)?;
     for skip in &guest.skips {
@@ -192,7 +201,41 @@ pub fn run(options: &Options) -> Result<()> {
     if let Some(missing) = table.missing {
         bail!("no measurement for {missing}");
     }
+    if let Some(why) = storm_missing {
+        bail!("no measurement for the OOM storm: {why}");
+    }
     Ok(())
+}
+
+/// oomtrace's memory per traced run and the OOM storm's table, appended to
+/// the report. Returns why a storm that was asked for has no valid record
+/// (the bench fails on it once the report is printed).
+fn footprint(
+    report: &mut String,
+    guest: &GuestResults,
+    configs: &[String],
+    shape: Option<StormShape>,
+    raw: &[u8],
+) -> Result<Option<String>> {
+    writeln!(report)?;
+    report.push_str(&oom_storm::memory_table(&guest.samples, configs)?);
+    let Some(shape) = shape else {
+        return Ok(None);
+    };
+    writeln!(report)?;
+    let table = oom_storm::parse(&String::from_utf8_lossy(raw))
+        .context("no @@storm record")
+        .and_then(|storm| oom_storm::storm_table(&storm, &shape));
+    match table {
+        Ok(table) => {
+            report.push_str(&table);
+            Ok(None)
+        }
+        Err(e) => {
+            writeln!(report, "OOM storm: no measurement ({e:#})")?;
+            Ok(Some(format!("{e:#}")))
+        }
+    }
 }
 
 /// Ten times what this takes on a 2-core development machine: boot, and per
@@ -528,6 +571,20 @@ mod tests {
         );
         // control was skipped; kprobe has no valid sample.
         assert_eq!(table.missing.as_deref(), Some("kprobe"));
+    }
+
+    #[test]
+    fn a_storm_asked_for_without_its_record_is_missing() {
+        let guest = parse(RESULTS);
+        let configs = ["baseline", "auto"].map(str::to_owned);
+        let shape = StormShape::parse("2x2x8").unwrap();
+        let mut report = String::new();
+        let why = footprint(&mut report, &guest, &configs, shape, RESULTS.as_bytes()).unwrap();
+        assert!(why.is_some_and(|w| w.contains("@@storm")), "{report}");
+        assert!(report.contains("OOM storm: no measurement"), "{report}");
+        let mut report = String::new();
+        let why = footprint(&mut report, &guest, &configs, None, RESULTS.as_bytes()).unwrap();
+        assert_eq!(why, None);
     }
 
     #[test]

@@ -68,6 +68,10 @@ enum Task {
             value_delimiter = ','
         )]
         config: Vec<String>,
+        /// The OOM storm after the overhead runs (oomtrace's memory, CPU per
+        /// kill, OOM-to-output latency): MEMCGSxKILLSxMIB, or `off`.
+        #[arg(long, default_value = "20x50x8")]
+        storm: String,
     },
     /// Setup, build, and run `oomtrace demo` (needs root).
     Demo,
@@ -133,6 +137,7 @@ fn main() -> Result<()> {
             rounds,
             reps,
             config,
+            storm,
         } => {
             setup()?;
             bench::run(&bench::Options {
@@ -143,6 +148,7 @@ fn main() -> Result<()> {
                 rounds,
                 reps,
                 configs: config,
+                storm: bench::StormShape::parse(&storm)?,
             })
         }
         Task::Demo => {

@@ -25,6 +25,8 @@ use std::path::{Path, PathBuf};
 use btf_rs::Btf;
 use oomtrace_ebpf::KernelOffsets;
 
+pub use queries::Signatures;
+
 /// Default location of the running kernel's BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 

@@ -72,6 +72,17 @@ impl KernelBtf {
         )
     }
 
+    /// The parameter names of each of `functions`, read now so that the
+    /// parsed BTF can be freed before the programs are loaded.
+    pub fn signatures(&self, functions: impl IntoIterator<Item = &'static str>) -> Signatures {
+        Signatures(
+            functions
+                .into_iter()
+                .map(|f| (f, self.func_params(f)))
+                .collect(),
+        )
+    }
+
     // ---- queries for resolvers outside this directory (kernel::percpu) -----
 
     /// Size of `struct <name>` (None: no such struct).
@@ -98,5 +109,21 @@ impl KernelBtf {
     /// absent, or not a pointer).
     pub fn pointer_member(&self, st: &str, field: &str) -> Result<Option<u32>, BtfError> {
         Ok(self.ptr_field(st, field)?.ok())
+    }
+}
+
+/// Function signatures read from BTF ([`KernelBtf::signatures`]): what the
+/// loader checks before attaching, without keeping the parsed BTF (tens of
+/// MiB) alive.
+#[derive(Clone, Debug, Default)]
+pub struct Signatures(Vec<(&'static str, Option<Vec<String>>)>);
+
+impl Signatures {
+    /// Parameter names of `function` (None: not in BTF, or not asked for).
+    pub fn params(&self, function: &str) -> Option<&[String]> {
+        self.0
+            .iter()
+            .find(|(f, _)| *f == function)
+            .and_then(|(_, params)| params.as_deref())
     }
 }

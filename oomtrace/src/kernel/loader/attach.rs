@@ -12,29 +12,31 @@ use super::{
     error::AttachError,
     hooks::{AttachPoint, EXACT_KPROBE, Hook, OOM_SIGNATURES},
 };
-use crate::kernel::{btf::KernelBtf, tracefs};
+use crate::kernel::{btf::Signatures, tracefs};
 
-/// What attaching needs from the kernel. The BTF for fentry and kallsyms
-/// are read on first use: the tracepoint backend needs neither.
+/// What attaching needs from the kernel. aya's parse of the BTF for fentry
+/// and kallsyms are read on first use: the tracepoint backend needs neither.
 pub(super) struct Targets<'k> {
-    btf: &'k KernelBtf,
+    signatures: &'k Signatures,
+    btf_path: &'k Path,
     tracefs_root: &'k Path,
     fentry_btf: Option<Btf>,
     kallsyms: Option<Vec<String>>,
 }
 
 impl<'k> Targets<'k> {
-    pub fn new(btf: &'k KernelBtf, tracefs_root: &'k Path) -> Self {
+    pub fn new(signatures: &'k Signatures, btf_path: &'k Path, tracefs_root: &'k Path) -> Self {
         Self {
-            btf,
+            signatures,
+            btf_path,
             tracefs_root,
             fentry_btf: None,
             kallsyms: None,
         }
     }
 
-    pub fn kernel_btf(&self) -> &'k KernelBtf {
-        self.btf
+    pub fn signatures(&self) -> &'k Signatures {
+        self.signatures
     }
 
     /// Loads `hook`'s program and attaches it where the hook says.
@@ -70,7 +72,7 @@ impl<'k> Targets<'k> {
                     .map_err(failed)?;
             }
             AttachPoint::KProbe { function } | AttachPoint::KRetProbe { function } => {
-                check_signature(self.btf, function)?;
+                check_signature(self.signatures, function)?;
                 let symbol = kprobe_symbol(self.kallsyms(), function)?;
                 let p: &mut KProbe = program_mut(ebpf, program)?;
                 p.load()
@@ -84,10 +86,10 @@ impl<'k> Targets<'k> {
     /// The BTF fentry/fexit programs are loaded against, once `function`'s
     /// signature is checked.
     pub fn fentry_btf(&mut self, function: &'static str) -> Result<&Btf, AttachError> {
-        check_signature(self.btf, function)?;
+        check_signature(self.signatures, function)?;
         let btf = match self.fentry_btf.take() {
             Some(btf) => btf,
-            None => Btf::parse_file(self.btf.path(), aya::Endianness::default())
+            None => Btf::parse_file(self.btf_path, aya::Endianness::default())
                 .map_err(AttachError::FentryBtf)?,
         };
         Ok(self.fentry_btf.insert(btf))
@@ -129,15 +131,18 @@ pub(super) fn unload(ebpf: &mut Ebpf, programs: &[&'static str]) {
 }
 
 /// Whether `function` takes the parameters its programs read.
-pub(super) fn check_signature(btf: &KernelBtf, function: &'static str) -> Result<(), AttachError> {
+pub(super) fn check_signature(
+    signatures: &Signatures,
+    function: &'static str,
+) -> Result<(), AttachError> {
     let Some(&(_, expected)) = OOM_SIGNATURES.iter().find(|(f, _)| *f == function) else {
         return Ok(());
     };
-    match btf.func_params(function) {
+    match signatures.params(function) {
         None => Err(AttachError::NotInBtf { function }),
         Some(params) if params.len() != expected => Err(AttachError::Signature {
             function,
-            params,
+            params: params.to_vec(),
             expected,
         }),
         Some(_) => Ok(()),

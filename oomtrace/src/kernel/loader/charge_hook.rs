@@ -36,7 +36,7 @@ impl ChargeHook {
         let function = CHARGE_FUNCTIONS
             .iter()
             .copied()
-            .find(|f| targets.kernel_btf().func_params(f).is_some())
+            .find(|f| targets.signatures().params(f).is_some())
             .unwrap_or(CHARGE_FUNCTIONS[0]);
         let outcome = Self::load_for(ebpf, targets, function);
         let status = HookStatus {

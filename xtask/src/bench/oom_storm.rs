@@ -1,0 +1,239 @@
+//! oomtrace's own footprint in `cargo xtask bench`: its memory in every
+//! traced run, and one OOM storm (tests/vm/bench-init `oom_storm`) for its
+//! memory, CPU time per kill and OOM-to-output latency under load.
+use std::fmt::Write as _;
+
+use anyhow::{Context, Result, ensure};
+
+use super::{Sample, TRACED, median};
+
+/// The issue's bounds on the tracer's resident memory.
+const PEAK_BOUND_MIB: f64 = 64.0;
+const IDLE_BOUND_MIB: f64 = 20.0;
+
+/// `MEMCGSxKILLSxMIB`: memcgs at once, kills in each, their limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StormShape {
+    pub memcgs: u32,
+    pub kills: u32,
+    pub mib: u32,
+}
+
+impl StormShape {
+    /// `off` is no storm.
+    pub fn parse(text: &str) -> Result<Option<Self>> {
+        if text == "off" {
+            return Ok(None);
+        }
+        let numbers: Vec<u32> = text
+            .split('x')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .with_context(|| format!("--storm {text:?}: expected MEMCGSxKILLSxMIB or off"))?;
+        let [memcgs, kills, mib] = numbers[..] else {
+            anyhow::bail!("--storm {text:?}: expected MEMCGSxKILLSxMIB or off");
+        };
+        ensure!(
+            memcgs >= 1 && kills >= 1 && (4..=64).contains(&mib),
+            "--storm {text:?}: at least 1 memcg and 1 kill, limits of 4..=64 MiB"
+        );
+        ensure!(
+            u64::from(memcgs) * u64::from(mib) <= 256,
+            "--storm {text:?}: the memcgs' limits add up to more than 256 MiB of the guest's 512"
+        );
+        Ok(Some(Self { memcgs, kills, mib }))
+    }
+
+    pub fn planned(&self) -> u64 {
+        u64::from(self.memcgs) * u64::from(self.kills)
+    }
+
+    /// The kernel command line's value.
+    pub fn arg(&self) -> String {
+        format!("{}x{}x{}", self.memcgs, self.kills, self.mib)
+    }
+
+    /// Host seconds: about a second per kill under TCG at most, plus the
+    /// guest's 300 s watchdog for decisions that never come.
+    pub fn timeout_secs(&self) -> u64 {
+        300 + self.planned()
+    }
+}
+
+/// The `@@storm key=value...` record.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct StormResult {
+    fields: Vec<(String, String)>,
+}
+
+impl StormResult {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn number(&self, key: &str) -> Option<u64> {
+        self.get(key)?.parse().ok()
+    }
+}
+
+pub(super) fn parse(text: &str) -> Option<StormResult> {
+    let line = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .find_map(|l| l.strip_prefix("@@storm "))?;
+    let fields = line
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    Some(StormResult { fields })
+}
+
+fn mib(kb: u64) -> f64 {
+    kb as f64 / 1024.0
+}
+
+fn verdict(value: f64, bound: f64) -> &'static str {
+    match value <= bound {
+        true => "met",
+        false => "NOT MET",
+    }
+}
+
+/// Per traced configuration: the tracer's peak resident memory (VmHWM,
+/// which includes its start-up) and what it held at the end of its run.
+pub(super) fn memory_table(samples: &[Sample], configs: &[String]) -> Result<String> {
+    let mut text = String::new();
+    writeln!(
+        text,
+        "{:<10} {:>4} {:>14} {:>14}",
+        "oomtrace", "runs", "peak RSS MiB", "end RSS MiB"
+    )?;
+    for config in configs.iter().filter(|c| TRACED.contains(&c.as_str())) {
+        let kb = |key: &str| -> Option<Vec<f64>> {
+            samples
+                .iter()
+                .filter(|s| &s.config == config)
+                .map(|s| s.field(key)?.parse::<u64>().ok().map(mib))
+                .collect()
+        };
+        let (Some(mut hwm), Some(mut rss)) = (kb("hwm_kb"), kb("rss_kb")) else {
+            continue;
+        };
+        if hwm.is_empty() {
+            continue;
+        }
+        writeln!(
+            text,
+            "{config:<10} {:>4} {:>14.1} {:>14.1}",
+            hwm.len(),
+            median(&mut hwm),
+            median(&mut rss)
+        )?;
+    }
+    writeln!(
+        text,
+        "peak RSS: VmHWM (start-up included) at the end of the run; end RSS: VmRSS then (medians)"
+    )?;
+    Ok(text)
+}
+
+/// The storm's numbers, with the memory bounds' verdicts.
+pub(super) fn storm_table(storm: &StormResult, shape: &StormShape) -> Result<String> {
+    let mut text = String::new();
+    let n = |key: &str| {
+        storm
+            .number(key)
+            .with_context(|| format!("@@storm without {key}"))
+    };
+    let kills = n("kills")?;
+    writeln!(
+        text,
+        "OOM storm: {} cgroup-v2 memcgs of {} MiB, {} kills each at once; oomtrace --backend auto ({})",
+        shape.memcgs,
+        shape.mib,
+        shape.kills,
+        storm.get("backend").unwrap_or("?")
+    )?;
+    writeln!(
+        text,
+        "kills      {kills} (the memcgs' oom_kill counters; {} planned), decisions read {}, lost records {}",
+        n("planned")?,
+        n("decisions")?,
+        n("lost")?
+    )?;
+    let (start, idle) = (mib(n("start_hwm_kb")?), mib(n("idle_rss_kb")?));
+    let (peak, end) = (mib(n("hwm_kb")?), mib(n("rss_kb")?));
+    writeln!(
+        text,
+        "memory     start-up peak {start:.1} MiB, idle {idle:.1} MiB, peak through the storm {peak:.1} MiB, after it {end:.1} MiB"
+    )?;
+    let cpu_s = n("cpu_ns")? as f64 / 1e9;
+    let per_1000 = match kills {
+        0 => "-".to_owned(),
+        k => format!("{:.2} s", cpu_s * 1000.0 / k as f64),
+    };
+    writeln!(
+        text,
+        "cpu        {per_1000} per 1,000 kills ({cpu_s:.2} s over the storm and its decisions)"
+    )?;
+    let ms = |key: &str| n(key).map(|us| us as f64 / 1000.0);
+    writeln!(
+        text,
+        "latency    kill -> decision line read: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (guest time)",
+        ms("p50_us")?,
+        ms("p99_us")?,
+        ms("max_us")?
+    )?;
+    writeln!(
+        text,
+        "memory: VmHWM / VmRSS of /proc/PID/status; cpu: the tracer's threads' schedstat on-CPU time (utime + stime, exact)\n\
+         latency: read time of the decision's line minus its `time` (the kernel's time of the kill), in guest time\n\
+         (-icount: instructions executed plus idle time skipped), with the tracer and the storm sharing one vCPU"
+    )?;
+    writeln!(text)?;
+    writeln!(
+        text,
+        "bounds: peak RSS <= {PEAK_BOUND_MIB} MiB {} ({peak:.1}); idle RSS <= {IDLE_BOUND_MIB} MiB {} ({idle:.1})",
+        verdict(peak, PEAK_BOUND_MIB),
+        verdict(idle, IDLE_BOUND_MIB)
+    )?;
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_parse_and_refuse_what_does_not_fit() {
+        let shape = StormShape::parse("20x50x8").unwrap().unwrap();
+        assert_eq!((shape.planned(), shape.arg()), (1000, "20x50x8".to_owned()));
+        assert_eq!(StormShape::parse("off").unwrap(), None);
+        for bad in ["20x50", "0x1x8", "1x1x2", "100x1x8", "ax1x8"] {
+            assert!(StormShape::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_storm_record_becomes_its_table() {
+        let text = "@@info kernel x\r\n@@storm backend=fentry cgs=2 mib=8 planned=4 kills=4 \
+                    decisions=4 untimed=0 lost=0 p50_us=2000 p99_us=9000 max_us=9500 start_hwm_kb=20480 \
+                    idle_rss_kb=10240 hwm_kb=20480 rss_kb=11264 cpu_ns=500000000 tracer_exit=0\r\n";
+        let storm = parse(text).unwrap();
+        let shape = StormShape::parse("2x2x8").unwrap().unwrap();
+        let table = storm_table(&storm, &shape).unwrap();
+        assert!(
+            table.contains("start-up peak 20.0 MiB, idle 10.0 MiB"),
+            "{table}"
+        );
+        assert!(table.contains("125.00 s per 1,000 kills"), "{table}");
+        assert!(table.contains("p50 2.0 ms, p99 9.0 ms"), "{table}");
+        assert!(table.contains("peak RSS <= 64 MiB met (20.0)"), "{table}");
+        let incomplete = parse("@@storm backend=fentry kills=4\n").unwrap();
+        assert!(storm_table(&incomplete, &shape).is_err());
+    }
+}
