@@ -61,7 +61,7 @@ pub fn run() -> Result<()> {
     );
     eprintln!("xtask: in the image: {}", version.trim());
 
-    let inside = tool.podman_run(&["doctor", "--json"])?;
+    let inside = tool.podman_run(&["--host-root", "/host", "doctor", "--json"])?;
     Schema::new()?.check_lines(&inside)?;
     let outside = crate::run_output(
         Command::new(target_dir().join("release/oomtrace")).args(["doctor", "--json"]),
@@ -107,8 +107,8 @@ impl Tool<'_> {
     }
 
     /// The image as the DaemonSet runs it: host pids, only its
-    /// capabilities, a read-only root, the host's BTF, tracefs and cgroups
-    /// read-only, /dev/kmsg. seccomp is unconfined like a pod without a
+    /// capabilities, a read-only root, the host's BTF and tracefs, its
+    /// cgroups and /proc under `--host-root /host`, read-only, /dev/kmsg. seccomp is unconfined like a pod without a
     /// seccompProfile. The rlimits are set because podman's defaults ask
     /// for more open files and processes than a host without
     /// CAP_SYS_RESOURCE may grant; oomtrace needs a few dozen of each.
@@ -138,7 +138,9 @@ impl Tool<'_> {
             "-v",
             "/sys/kernel/tracing:/sys/kernel/tracing:ro",
             "-v",
-            "/sys/fs/cgroup:/sys/fs/cgroup:ro",
+            "/sys/fs/cgroup:/host/sys/fs/cgroup:ro",
+            "-v",
+            "/proc:/host/proc:ro",
             "--device",
             "/dev/kmsg:/dev/kmsg:r",
             IMAGE,
