@@ -17,7 +17,7 @@ use oomtrace_core::{
     events::{Event, decode},
     model::{
         charge::ChargeTracker,
-        decision::{Builder, Environment, Sources},
+        decision::{Builder, Sources},
         stall::StallMonitor,
     },
     output::{Output, StartRecord},
@@ -26,12 +26,17 @@ use oomtrace_core::{
 
 use crate::{
     commands::run::{
-        charge_hook, decisions::Decisions, env::LiveEnv, inputs::Inputs, lost::Losses,
-        options::RunOptions, rss_rule::SharedRssRule,
+        charge_hook::ChargeHook,
+        decisions::Decisions,
+        env::{LiveEnv, boot_ns_now},
+        inputs::Inputs,
+        lost::Losses,
+        options::RunOptions,
+        rss_rule::SharedRssRule,
     },
     kernel::{
         kmsg::{Kmsg, KmsgRead, KmsgRecord},
-        loader::{self, Backend, ChargeHookMode, TraceOptions, Tracer},
+        loader::{self, Backend, TraceOptions, Tracer},
     },
 };
 
@@ -53,7 +58,7 @@ pub struct Session {
     decisions: Decisions,
     lost: Losses,
     housekeeping: Every,
-    charge_hook: ChargeHookMode,
+    charge_hook: ChargeHook,
     /// The rss read the kernel programs were told (`model::exact`).
     rss_rule: SharedRssRule,
 }
@@ -97,7 +102,7 @@ impl Session {
             decisions: Decisions::new(dumps, options.count),
             lost: Losses::new(),
             housekeeping: Every::new(HOUSEKEEPING),
-            charge_hook: options.charge_hook,
+            charge_hook: ChargeHook::new(options.charge_hook),
             rss_rule: SharedRssRule::default(),
             env: LiveEnv::new(tracer, hierarchy, release),
             out,
@@ -107,7 +112,7 @@ impl Session {
 
     /// Applies `--charge-hook`.
     pub fn start_charge_hook(&mut self) -> Result<()> {
-        charge_hook::start(self.charge_hook, &self.env.tracer, &mut self.out)
+        self.charge_hook.start(&self.env.tracer, &mut self.out)
     }
 
     /// The ring buffer is readable: every record in it, then wait again.
@@ -156,7 +161,15 @@ impl Session {
         }
         self.lost.pending(self.builder.evicted, &mut self.out)?;
         if self.housekeeping.due() {
-            charge_hook::on_second(self.charge_hook, &self.env.tracer, &mut self.out)?;
+            let now = boot_ns_now();
+            if self
+                .charge_hook
+                .next_deadline(&self.env.tracer)
+                .is_some_and(|deadline| now >= deadline)
+            {
+                self.charge_hook
+                    .on_tick(now, &self.env.tracer, &mut self.out)?;
+            }
             self.lost.ringbuf(self.env.tracer.drops(), &mut self.out)?;
         }
         Ok(ControlFlow::Continue(()))
@@ -233,8 +246,8 @@ impl Session {
                 }
             }
             Event::MemcgAtLimit(e) => {
-                let memcg = self.env.memcg_path(e.memcg_id);
-                charge_hook::on_memcg_at_limit(&self.env.tracer, memcg, &mut self.out)?
+                self.charge_hook
+                    .on_memcg_at_limit(&e, &mut self.env, &mut self.out)?
             }
             other => {
                 self.env.snapshot_oom_memcgs(&other);

@@ -35,6 +35,7 @@ impl KernelBtf {
         self.oom_task_credentials(&mut r)?;
         self.oom_control(&mut r)?;
         self.memcg_v1_oom_wait(&mut r)?;
+        self.reclaim_target(&mut r)?;
         Ok(r)
     }
 
@@ -176,6 +177,20 @@ impl KernelBtf {
         r.offsets.task_memcg_oom_gfp_mask = r.record("task_struct.memcg_oom_gfp_mask", gfp_mask);
         let order = self.int_field(TASK, "memcg_oom_order", &[4])?;
         r.offsets.task_memcg_oom_order = r.record("task_struct.memcg_oom_order", order);
+        Ok(())
+    }
+
+    /// The target of the memcg reclaim pass in progress: `current->reclaim_state`
+    /// points into its `struct scan_control` (private to mm/vmscan.c, in BTF),
+    /// whose `nr_to_reclaim` says how much the pass aims for.
+    fn reclaim_target(&self, r: &mut ResolvedOffsets) -> Result<(), BtfError> {
+        const SC: &str = "scan_control";
+        let in_task = self.ptr_field("task_struct", "reclaim_state")?;
+        r.offsets.task_reclaim_state = r.record("task_struct.reclaim_state", in_task);
+        let state = self.struct_field(SC, &["reclaim_state"], "reclaim_state")?;
+        r.offsets.scan_control_reclaim_state = r.record("scan_control.reclaim_state", state);
+        let target = self.int_field(SC, "nr_to_reclaim", &[8])?;
+        r.offsets.scan_control_nr_to_reclaim = r.record("scan_control.nr_to_reclaim", target);
         Ok(())
     }
 }
