@@ -37,7 +37,8 @@ use crate::kernel::{btf, percpu, tracefs};
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
 /// When the on-demand fexit on the charge function is attached: while a
-/// memcg reclaims at its limit, never, or for the whole run (to measure it).
+/// memcg's reclaim falls short of its target, never, or for the whole run
+/// (to measure it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChargeHookMode {
     OnDemand,
@@ -88,7 +89,7 @@ pub struct Tracer {
     reclaim_stats: BpfHashMap<MapData, u64, MemcgReclaimStats>,
     charge_failures: BpfHashMap<MapData, ChargeFailureKey, ChargeFailureState>,
     /// The fexit on the charge function, loaded at start and attached only
-    /// while a memcg reclaims at its limit (None: not available here).
+    /// on demand (None: not available here).
     charge_hook: RefCell<Option<ChargeHook>>,
 }
 
