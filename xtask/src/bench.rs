@@ -396,32 +396,11 @@ fn parse_hook(rest: &str) -> Option<Hook> {
     })
 }
 
-/// `2026-12-01T15:20:23.30587632Z` (UTC, as oomtrace prints its records) in
-/// nanoseconds since the epoch.
+/// An RFC 3339 time of oomtrace's records, in ns since the epoch (the
+/// core's parser: one definition for product and harness).
 fn rfc3339_utc_ns(text: &str) -> Option<u64> {
-    let text = text.strip_suffix('Z')?;
-    let (date, time) = text.split_once('T')?;
-    let mut date = date.split('-').map(|p| p.parse::<i64>().ok());
-    let (year, month, day) = (date.next()??, date.next()??, date.next()??);
-    let (hms, fraction) = time.split_once('.').unwrap_or((time, ""));
-    let mut hms = hms.split(':').map(|p| p.parse::<u64>().ok());
-    let (hour, minute, second) = (hms.next()??, hms.next()??, hms.next()??);
-    if !(1..=12).contains(&month) || fraction.len() > 9 {
-        return None;
-    }
-    let nanos: u64 = match fraction {
-        "" => 0,
-        f => f.parse::<u64>().ok()? * 10u64.pow(9 - f.len() as u32),
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = u64::try_from(era * 146_097 + doe - 719_468).ok()?;
-    Some(((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000_000) + nanos)
+    let time = oomtrace_core::base::time::parse_rfc3339(text)?;
+    u64::try_from(time.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos()).ok()
 }
 
 #[derive(Debug, Default)]
@@ -807,7 +786,10 @@ mod tests {
             rfc3339_utc_ns("2024-02-29T23:59:59.5Z"),
             Some(1_709_251_199_500_000_000)
         );
-        assert_eq!(rfc3339_utc_ns("2024-02-29T23:59:59+01:00"), None);
+        assert_eq!(
+            rfc3339_utc_ns("2024-02-29T23:59:59+01:00"),
+            Some(1_709_247_599_000_000_000)
+        );
         assert_eq!(rfc3339_utc_ns("2024-13-01T00:00:00Z"), None);
     }
 

@@ -127,6 +127,15 @@ mod tests {
     use super::*;
     use crate::dump::DumpConfig;
 
+    fn writer_in(dir: &std::path::Path) -> DumpWriter {
+        DumpWriter::open(DumpConfig {
+            dir: dir.to_owned(),
+            max_files: None,
+            max_bytes: None,
+        })
+        .unwrap()
+    }
+
     fn at(secs: u64) -> SystemTime {
         SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
     }
@@ -134,12 +143,7 @@ mod tests {
     #[test]
     fn every_dump_queued_is_on_disk_once_closed() {
         let tmp = tempfile::tempdir().unwrap();
-        let writer = DumpWriter::open(DumpConfig {
-            dir: tmp.path().to_owned(),
-            max_files: None,
-            max_bytes: None,
-        })
-        .unwrap();
+        let writer = writer_in(tmp.path());
         let mut spool = DumpSpool::spawn(writer, DUMP_BACKLOG_BYTES).unwrap();
         for seq in 0..20 {
             spool.submit(at(seq), seq, &json!({ "seq": seq })).unwrap();
@@ -158,12 +162,7 @@ mod tests {
     #[test]
     fn a_dump_that_does_not_fit_is_counted_never_silently_lost() {
         let tmp = tempfile::tempdir().unwrap();
-        let writer = DumpWriter::open(DumpConfig {
-            dir: tmp.path().to_owned(),
-            max_files: None,
-            max_bytes: None,
-        })
-        .unwrap();
+        let writer = writer_in(tmp.path());
         // A one-byte backlog takes a dump only while the thread is idle.
         let mut spool = DumpSpool::spawn(writer, 1).unwrap();
         for seq in 0..50 {

@@ -417,16 +417,7 @@ fn repeated_no_victim_reports_pair_with_their_own_invocations() {
     use oomtrace_ebpf::{EventHeader, OomCandidateEvent, OomEndEvent, kind};
 
     use crate::events::Event;
-    let log = std::fs::read(
-        fixtures()
-            .into_iter()
-            .find(|p| {
-                std::fs::read_to_string(p)
-                    .is_ok_and(|t| t.contains("Out of memory and no killable processes"))
-            })
-            .expect("a no-killable fixture"),
-    )
-    .unwrap();
+    let log = no_killable_log();
     let reports: Vec<KernelReport> = parse_log(&log)
         .unwrap()
         .into_iter()
@@ -989,16 +980,7 @@ fn each_no_victim_oom_joins_the_fault_it_leaked() {
     use oomtrace_ebpf::{EventHeader, OomEndEvent, kind};
 
     use crate::{events::Event, model::pagefault};
-    let log = std::fs::read(
-        fixtures()
-            .into_iter()
-            .find(|p| {
-                std::fs::read_to_string(p)
-                    .is_ok_and(|t| t.contains("Out of memory and no killable processes"))
-            })
-            .expect("a no-killable fixture"),
-    )
-    .unwrap();
+    let log = no_killable_log();
     let first = parse_log(&log)
         .unwrap()
         .into_iter()
@@ -1057,4 +1039,16 @@ fn each_no_victim_oom_joins_the_fault_it_leaked() {
         .collect();
     assert_eq!(joined, [Some(1001), Some(2001), Some(3001)]);
     assert!(decisions[0].explanation.iter().any(|l| l.contains("t1001")));
+}
+
+/// A fixture log whose memcg OOM found nothing killable.
+fn no_killable_log() -> Vec<u8> {
+    let path = fixtures()
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .is_ok_and(|t| t.contains("Out of memory and no killable processes"))
+        })
+        .expect("a no-killable fixture");
+    std::fs::read(path).unwrap()
 }
