@@ -31,7 +31,6 @@ pub const WORKLOADS: &[&str] = &[
     "grower2k",
     "globalhog",
     "thphog",
-    "thphog2",
 ];
 
 enum Entry {
