@@ -61,12 +61,10 @@ enum Task {
         /// Configurations besides the baseline: auto, kprobe, fentry,
         /// tracepoint (oomtrace backends), armed (auto with the on-demand
         /// charge hook attached throughout), control (a kprobe event on
-        /// try_charge_memcg, to show the method sees a per-charge hook),
-        /// cache (auto beside a memcg at its limit full of page cache,
-        /// compared with cache-base, the same without oomtrace).
+        /// try_charge_memcg, to show the method sees a per-charge hook).
         #[arg(
             long,
-            default_value = "auto,kprobe,armed,control,cache",
+            default_value = "auto,kprobe,armed,control",
             value_delimiter = ','
         )]
         config: Vec<String>,
