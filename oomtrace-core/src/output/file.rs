@@ -123,22 +123,39 @@ impl LineTarget for RotatingFile {
 
 /// O_NOFOLLOW (a symlink fails with ELOOP), O_NONBLOCK (a FIFO must not
 /// block the open; it is refused below), then the checks on the descriptor.
+/// A new file is made 0600; an existing one is appended to only if it is
+/// ours already: our user's, mode 0600, and empty or JSON Lines. Nothing
+/// else is changed (`--output /etc/passwd` as root is refused, not chmod-ed
+/// and appended to).
 fn open_checked(path: &Path) -> Result<File, OutputFileError> {
-    let file = OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|source| match source.raw_os_error() {
-            Some(libc::ELOOP) => OutputFileError::Symlink {
-                path: path.to_owned(),
-            },
-            _ => OutputFileError::Open {
-                path: path.to_owned(),
-                source,
-            },
-        })?;
+    let open = |create_new: bool| {
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .append(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK);
+        if create_new {
+            options.create_new(true);
+        }
+        options.open(path)
+    };
+    let open_error = |source: std::io::Error| match source.raw_os_error() {
+        Some(libc::ELOOP) => OutputFileError::Symlink {
+            path: path.to_owned(),
+        },
+        _ => OutputFileError::Open {
+            path: path.to_owned(),
+            source,
+        },
+    };
+    let (file, created) = match open(true) {
+        Ok(file) => (file, true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            (open(false).map_err(open_error)?, false)
+        }
+        Err(e) => return Err(open_error(e)),
+    };
     let meta = file.metadata().map_err(|source| OutputFileError::Open {
         path: path.to_owned(),
         source,
@@ -148,30 +165,43 @@ fn open_checked(path: &Path) -> Result<File, OutputFileError> {
             path: path.to_owned(),
         });
     }
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    let reason = if meta.uid() != euid {
-        Some(format!("owned by uid {}", meta.uid()))
-    } else if meta.mode() & 0o022 != 0 {
-        Some(format!("mode {:o}", meta.mode() & 0o7777))
-    } else {
-        None
-    };
-    if let Some(reason) = reason {
-        return Err(OutputFileError::Unsafe {
-            path: path.to_owned(),
-            reason,
-            euid,
-        });
-    }
-    if meta.mode() & 0o7777 != 0o600 {
+    if created {
+        // The umask may have taken bits off; 0600 exactly.
         file.set_permissions(Permissions::from_mode(0o600))
             .map_err(|source| OutputFileError::Open {
                 path: path.to_owned(),
                 source,
             })?;
+        return Ok(file);
     }
-    Ok(file)
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let reason = if meta.uid() != euid {
+        Some(format!("owned by uid {}", meta.uid()))
+    } else if meta.mode() & 0o7777 != 0o600 {
+        Some(format!(
+            "mode {:o} (only a file of mode 0600 is appended to)",
+            meta.mode() & 0o7777
+        ))
+    } else if meta.len() > 0 && first_byte(&file) != Some(b'{') {
+        Some("not JSON Lines (not a file oomtrace wrote)".to_owned())
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(OutputFileError::Unsafe {
+            path: path.to_owned(),
+            reason,
+            euid,
+        }),
+        None => Ok(file),
+    }
+}
+
+fn first_byte(file: &File) -> Option<u8> {
+    use std::os::unix::fs::FileExt as _;
+    let mut byte = [0u8; 1];
+    (file.read_at(&mut byte, 0).ok()? == 1).then_some(byte[0])
 }
 
 #[cfg(test)]
@@ -223,15 +253,33 @@ mod tests {
     }
 
     #[test]
-    fn an_existing_file_is_appended_to_and_its_mode_tightened() {
+    fn an_existing_file_of_ours_is_appended_to_and_others_are_left_alone() {
         let tmp = tempfile::tempdir().unwrap();
         let path = tmp.path().join("out.jsonl");
-        std::fs::write(&path, "old\n").unwrap();
-        std::fs::set_permissions(&path, Permissions::from_mode(0o644)).unwrap();
+        std::fs::write(&path, "{\"old\":1}\n").unwrap();
+        std::fs::set_permissions(&path, Permissions::from_mode(0o600)).unwrap();
         let mut file = RotatingFile::open(config(&path, 1 << 20, 1)).unwrap();
         file.write_line(b"new\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\nnew\n");
-        assert_eq!(mode(&path), 0o600);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"old\":1}\nnew\n"
+        );
+        // A system file (mode 0644), or one that is not JSON Lines: refused,
+        // neither appended to nor chmod-ed.
+        for (content, mode_bits) in [
+            ("root:x:0:0::/root:/bin/sh\n", 0o644),
+            ("root:x:0\n", 0o600),
+        ] {
+            let other = tmp.path().join(format!("other-{mode_bits:o}"));
+            std::fs::write(&other, content).unwrap();
+            std::fs::set_permissions(&other, Permissions::from_mode(mode_bits)).unwrap();
+            let error = RotatingFile::open(config(&other, 1 << 20, 1))
+                .err()
+                .unwrap();
+            assert!(matches!(error, OutputFileError::Unsafe { .. }), "{error}");
+            assert_eq!(std::fs::read_to_string(&other).unwrap(), content);
+            assert_eq!(mode(&other), mode_bits);
+        }
     }
 
     #[test]
