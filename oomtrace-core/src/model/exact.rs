@@ -699,6 +699,7 @@ mod tests {
             victim_task_hook: true,
             exit_hook: false,
             oom_path_hooks: true,
+            pagefault_hook: false,
         };
         let mut builder = Builder::new(sources, Vec::new());
         let now = Instant::now();

@@ -120,38 +120,52 @@ pub fn check_pfleak(ctx: &Ctx) -> Result<()> {
             "pagefault_oom {fault}"
         );
     }
-    pfleak_decisions_joined(ctx, task)
+    pfleak_decisions_joined(ctx, task, &faults)
 }
 
-/// No-victim decisions triggered by pfleak carry its leaked faults, each
-/// pfleak's own retried fault. Not every one: in a fault loop of hundreds
-/// of OOMs a second, most without a printed report (rate-limited), the
-/// pairing of a decision with the first fault after its own OOM misses some
-/// (seen on 7.3 and under load on 5.10); counted and printed, left open.
-fn pfleak_decisions_joined(ctx: &Ctx, task: u64) -> Result<()> {
-    let (mut joined, mut decisions) = (0, 0);
-    for decision in &ctx.tracer.decisions {
-        ensure!(decision.victim.is_none(), "a decision with a victim");
-        if decision.trigger.pid.map(u64::from) != Some(task) {
-            continue;
-        }
-        decisions += 1;
-        let Some(join) = decision.pagefault_oom.as_ref() else {
-            continue;
-        };
+/// Every no-victim decision of pfleak carries the fault its OOM leaked:
+/// pfleak's own retried fault, the decisions in order joining the records
+/// in order, one each, and none left over (the limit was raised before the
+/// tracer stopped, so the last fault completed). Each decision also has the
+/// killer's own evaluation: a report paired with another OOM's invocation
+/// would show as a decision from the report alone.
+fn pfleak_decisions_joined(ctx: &Ctx, task: u64, faults: &[&Value]) -> Result<()> {
+    let decisions: Vec<_> = ctx
+        .tracer
+        .decisions
+        .iter()
+        .filter(|d| d.trigger.pid.map(u64::from) == Some(task))
+        .collect();
+    ensure!(
+        decisions.len() == faults.len(),
+        "{} decisions of pfleak's OOMs, {} faults",
+        decisions.len(),
+        faults.len()
+    );
+    for (decision, fault) in decisions.iter().zip(faults) {
         ensure!(
-            u64::from(join.pid) == task && join.kernel_action == "retries_fault",
-            "decision {} joined {join:?}",
+            decision.victim.is_none(),
+            "decision {} has a victim",
             decision.seq
         );
-        joined += 1;
+        let join = decision
+            .pagefault_oom
+            .as_ref()
+            .with_context(|| format!("decision {} carries no fault", decision.seq))?;
+        ensure!(
+            u64::from(join.pid) == task
+                && join.kernel_action == "retries_fault"
+                && fault["time"].as_str() == Some(join.time.as_str()),
+            "decision {} joined {join:?}, its fault is {fault}",
+            decision.seq
+        );
+        ensure!(
+            decision.candidates_source == "bpf",
+            "decision {} has no evaluation of the killer's own (candidates from {})",
+            decision.seq,
+            decision.candidates_source
+        );
     }
-    ensure!(decisions > 0, "no decision of pfleak's OOMs");
-    ensure!(
-        joined > 0,
-        "none of pfleak's {decisions} decisions carries its fault"
-    );
-    eprintln!("xtask: pfleak: {joined} of {decisions} no-victim decisions carry their fault");
     Ok(())
 }
 

@@ -109,51 +109,42 @@ impl Builder {
         }
     }
 
-    /// A `pagefault_oom` record: kept for the decision of the same OOM.
+    /// A `pagefault_oom` record: a fault leaked by a no-victim OOM joins
+    /// that OOM's pending decision at once (the first of its task still
+    /// waiting for one: the task is synchronous, the fault follows its own
+    /// OOM's end); others wait here for the decision of their OOM.
     pub fn on_pagefault(&mut self, join: PagefaultJoin) {
+        if join.kernel_action == pagefault::RETRIES_FAULT {
+            if let Some(p) = self
+                .pending
+                .iter_mut()
+                .find(|p| p.awaits_fault(join.pid, join.boot_ns))
+            {
+                p.fault = Some(join);
+            }
+            // Not pending (already out, or its OOM unseen): nothing to join.
+            return;
+        }
         if self.pagefaults.len() >= MAX_PAGEFAULTS {
             self.pagefaults.pop_front();
         }
         self.pagefaults.push_back(join);
     }
 
-    /// The page fault that belongs to `decision`'s OOM, by its trigger task:
-    /// a fault that waited on this memcg's OOM (cgroup v1, killer disabled;
-    /// its latest wait), the fault leaked by this no-victim OOM (the first
-    /// after the killer returned, `oom_end_ns`, when hooked), or a fault's
-    /// global OOM.
-    fn join_pagefault(&mut self, decision: &mut Decision, oom_end_ns: Option<u64>) {
-        let Some(pid) = decision.trigger.pid else {
-            return;
+    /// The page fault that belongs to `decision`'s OOM: the one its
+    /// no-victim OOM leaked (joined as it came), a fault that waited on this
+    /// memcg's OOM (cgroup v1, killer disabled; its latest wait), or a
+    /// fault's global OOM, by its trigger task.
+    fn join_pagefault(&mut self, decision: &mut Decision, leaked: Option<PagefaultJoin>) {
+        let join = match leaked {
+            Some(join) => join,
+            None => {
+                let Some(join) = self.take_queued_fault(decision) else {
+                    return;
+                };
+                join
+            }
         };
-        let oom_memcg = decision.oom_memcg.as_ref().and_then(|m| m.path.clone());
-        let no_victim = decision.victim.is_none();
-        let global = oom_memcg.is_none();
-        let matches = |j: &PagefaultJoin| {
-            j.pid == pid
-                && match j.kernel_action.as_str() {
-                    pagefault::WAITS_FOR_MEMCG_OOM => {
-                        oom_memcg.is_some() && j.in_oom_memcg == oom_memcg
-                    }
-                    pagefault::RETRIES_FAULT => {
-                        no_victim && oom_end_ns.is_none_or(|end| j.boot_ns >= end)
-                    }
-                    // After its kill: no OOM of its own.
-                    pagefault::TASK_DYING => false,
-                    _ => global,
-                }
-        };
-        let index = if no_victim {
-            self.pagefaults.iter().position(matches)
-        } else {
-            self.pagefaults.iter().rposition(matches)
-        };
-        let Some(index) = index else { return };
-        let join = self.pagefaults.remove(index).expect("found above");
-        if join.kernel_action == pagefault::WAITS_FOR_MEMCG_OOM {
-            // Earlier waits of the same stall are part of this one.
-            self.pagefaults.retain(|j| !matches(j));
-        }
         decision.explanation.push(format!(
             "This OOM came from a page fault of pid {} that reached the #PF handler's pagefault_out_of_memory at {} ({}).",
             join.pid,
@@ -161,6 +152,29 @@ impl Builder {
             join.kernel_action.replace('_', " ")
         ));
         decision.pagefault_oom = Some(join);
+    }
+
+    fn take_queued_fault(&mut self, decision: &Decision) -> Option<PagefaultJoin> {
+        let pid = decision.trigger.pid?;
+        let oom_memcg = decision.oom_memcg.as_ref().and_then(|m| m.path.clone());
+        let global = oom_memcg.is_none();
+        let matches = |j: &PagefaultJoin| {
+            j.pid == pid
+                && match j.kernel_action.as_str() {
+                    pagefault::WAITS_FOR_MEMCG_OOM => {
+                        oom_memcg.is_some() && j.in_oom_memcg == oom_memcg
+                    }
+                    pagefault::GLOBAL_OOM => global,
+                    _ => false,
+                }
+        };
+        let index = self.pagefaults.iter().rposition(matches)?;
+        let join = self.pagefaults.remove(index)?;
+        if join.kernel_action == pagefault::WAITS_FOR_MEMCG_OOM {
+            // Earlier waits of the same stall are part of this one.
+            self.pagefaults.retain(|j| !matches(j));
+        }
+        Some(join)
     }
 
     /// A piece of a victim whose decision already went out (the kernel log
@@ -272,6 +286,16 @@ impl Builder {
         if self.invocations.len() >= MAX_PENDING {
             self.invocations.remove(0);
             self.evicted += 1;
+        }
+        // A new OOM of this task: its earlier no-victim ones leaked no fault
+        // still to come.
+        for p in self.pending.iter_mut().filter(|p| {
+            p.victim_pid == 0
+                && p.invocation
+                    .as_ref()
+                    .is_some_and(|i| i.trigger_pid == header.pid)
+        }) {
+            p.trigger_moved_on = true;
         }
         self.invocations.push(Invocation {
             oom_seq,
@@ -403,8 +427,14 @@ impl Builder {
     fn is_complete(&self, p: &Pending) -> bool {
         let has_invocation = p.invocation.is_some() || !self.sources.oom_path_hooks;
         if p.victim_pid == 0 {
-            // "no killable processes": the report (and the killer's evaluation) is all there is.
-            return p.report.is_some() && has_invocation;
+            // "no killable processes": the report, the killer's evaluation,
+            // and the fault it leaked if it came from one (known once the
+            // fault is in or its task went on to another OOM; else the deadline).
+            let fault_known = !self.sources.pagefault_hook
+                || p.invocation.is_none()
+                || p.fault.is_some()
+                || p.trigger_moved_on;
+            return p.report.is_some() && has_invocation && fault_known;
         }
         let has_kill = p.kill_line().is_some();
         let has_bpf = p.mark.is_some() && (p.task.is_some() || !self.sources.victim_task_hook);
@@ -568,7 +598,7 @@ impl Builder {
             rss::settle(&mut self.rss_rule, &mut decision, events);
             self.history.note_repeats(&mut decision);
             self.note_invocation_end(&pending, &mut decision);
-            self.join_pagefault(&mut decision, pending.end().map(|e| e.header.boot_ns));
+            self.join_pagefault(&mut decision, pending.fault.clone());
             decisions.push(decision);
         }
         decisions

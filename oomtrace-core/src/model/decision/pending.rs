@@ -8,6 +8,7 @@ use oomtrace_ebpf::{
 
 use crate::{
     base::bounds::ENTRY_OVERHEAD,
+    model::pagefault::PagefaultJoin,
     report::{KernelReport, KillLine, ReapedLine},
 };
 
@@ -31,6 +32,10 @@ pub(super) struct Pending {
     /// The killer's own evaluation (fentry/kprobe backends).
     pub(super) invocation: Option<Invocation>,
     pub(super) complete_since: Option<Instant>,
+    /// The fault this no-victim OOM leaked to the #PF handler, joined as it came.
+    pub(super) fault: Option<PagefaultJoin>,
+    /// Its trigger went on to another OOM: no fault of this one will come.
+    pub(super) trigger_moved_on: bool,
 }
 
 /// One `out_of_memory` call as the OOM-path hooks saw it.
@@ -61,6 +66,17 @@ impl Pending {
             .or(self.kill.as_ref())
     }
 
+    /// Whether `pid`'s fault at `boot_ns` is the one this no-victim OOM
+    /// leaked: its trigger, after its killer returned, none joined yet.
+    pub(super) fn awaits_fault(&self, pid: u32, boot_ns: u64) -> bool {
+        self.victim_pid == 0
+            && self.fault.is_none()
+            && !self.trigger_moved_on
+            && self.invocation.as_ref().is_some_and(|i| {
+                i.trigger_pid == pid && i.end.is_some_and(|e| e.header.boot_ns <= boot_ns)
+            })
+    }
+
     /// How the killer's invocation ended (OOM-path hooks).
     pub(super) fn end(&self) -> Option<OomEndEvent> {
         self.invocation.as_ref().and_then(|i| i.end)
@@ -85,6 +101,11 @@ impl Pending {
             + self.report.as_ref().map_or(0, KernelReport::heap_bytes)
             + self.kill.as_ref().map_or(0, line)
             + self.oom_group.as_ref().map_or(0, |g| g.len())
+            + self.fault.as_ref().map_or(0, |f| {
+                f.time.len()
+                    + f.kernel_action.len()
+                    + f.in_oom_memcg.as_ref().map_or(0, |m| m.len())
+            })
             + self.group_kills.len() * (size_of::<u32>() + ENTRY_OVERHEAD)
             + self.reaper_events.len() * size_of::<ReaperEvent>()
             + self
@@ -112,6 +133,9 @@ pub struct Sources {
     pub exit_hook: bool,
     /// The OOM killer's functions are hooked: candidates come from the kernel.
     pub oom_path_hooks: bool,
+    /// `pagefault_out_of_memory` is hooked: a no-victim OOM of a page fault
+    /// waits for the fault it leaks.
+    pub pagefault_hook: bool,
 }
 
 impl Sources {
@@ -121,5 +145,6 @@ impl Sources {
         victim_task_hook: false,
         exit_hook: false,
         oom_path_hooks: false,
+        pagefault_hook: false,
     };
 }

@@ -433,6 +433,7 @@ fn repeated_no_victim_reports_pair_with_their_own_invocations() {
         victim_task_hook: true,
         exit_hook: false,
         oom_path_hooks: true,
+        pagefault_hook: false,
     };
     let mut builder = Builder::new(sources, Vec::new());
     let now = Instant::now();
@@ -517,6 +518,7 @@ const TRACEPOINTS: Sources = Sources {
     victim_task_hook: false,
     exit_hook: false,
     oom_path_hooks: false,
+    pagefault_hook: false,
 };
 
 /// The kill lines of a storm the kernel printed without reports.
@@ -834,6 +836,7 @@ pub(crate) fn extreme_decision() -> Decision {
             victim_task_hook: false,
             exit_hook: false,
             oom_path_hooks: true,
+            pagefault_hook: false,
         },
         Vec::new(),
     );
@@ -995,6 +998,7 @@ fn each_no_victim_oom_joins_the_fault_it_leaked() {
         victim_task_hook: true,
         exit_hook: false,
         oom_path_hooks: true,
+        pagefault_hook: true,
     };
     let mut builder = Builder::new(sources, Vec::new());
     let now = Instant::now();
@@ -1039,6 +1043,94 @@ fn each_no_victim_oom_joins_the_fault_it_leaked() {
         .collect();
     assert_eq!(joined, [Some(1001), Some(2001), Some(3001)]);
     assert!(decisions[0].explanation.iter().any(|l| l.contains("t1001")));
+}
+
+/// With the fault hook attached, a no-victim decision waits for the fault
+/// its OOM leaks (it comes after the report, however late the ring is read)
+/// and goes out without one only once its task went on to another OOM.
+#[test]
+fn a_no_victim_decision_waits_for_its_fault_or_its_tasks_next_oom() {
+    use oomtrace_ebpf::{EventHeader, OomCandidateEvent, OomEndEvent, kind};
+
+    use crate::{events::Event, model::pagefault};
+    let log = no_killable_log();
+    let report = parse_log(&log)
+        .unwrap()
+        .into_iter()
+        .find_map(|i| match i {
+            ReportItem::Report(r) if r.no_killable => Some(r),
+            _ => None,
+        })
+        .expect("a no-killable report");
+    let trigger = report.trigger.as_ref().unwrap().pid;
+    let mut builder = Builder::new(
+        Sources {
+            backend: "fentry",
+            victim_task_hook: true,
+            exit_hook: false,
+            oom_path_hooks: true,
+            pagefault_hook: true,
+        },
+        Vec::new(),
+    );
+    let header = |kind, boot_ns| EventHeader {
+        kind,
+        pid: trigger,
+        tgid: trigger,
+        boot_ns,
+        ..Default::default()
+    };
+    let end = |oom_seq: u64| {
+        Event::OomEnd(OomEndEvent {
+            header: header(kind::OOM_END, oom_seq * 1000),
+            oom_seq,
+            ..Default::default()
+        })
+    };
+    let env = &mut OfflineEnv { page_size: 4096 };
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+    builder.on_event(at(0), end(1));
+    builder.on_report(at(0), ReportItem::Report(report.clone()));
+    assert!(
+        builder.poll(at(500), env).is_empty(),
+        "out before its fault"
+    );
+    builder.on_pagefault(pagefault::PagefaultJoin {
+        time: "t1001".into(),
+        boot_ns: 1001,
+        pid: trigger,
+        memcg_oom_in_progress: Some(false),
+        in_oom_memcg: None,
+        kernel_action: pagefault::RETRIES_FAULT.to_owned(),
+    });
+    assert!(builder.poll(at(510), env).is_empty(), "settles first");
+    let first = builder.poll(at(700), env);
+    assert_eq!(first.len(), 1);
+    assert_eq!(
+        first[0].pagefault_oom.as_ref().map(|j| j.boot_ns),
+        Some(1001)
+    );
+
+    // An OOM of a system call: no fault follows; its task's next OOM says so.
+    builder.on_event(at(700), end(2));
+    builder.on_report(at(700), ReportItem::Report(report.clone()));
+    assert!(
+        builder.poll(at(1200), env).is_empty(),
+        "out before its fault"
+    );
+    builder.on_event(
+        at(1200),
+        Event::OomCandidate(OomCandidateEvent {
+            header: header(kind::OOM_CANDIDATE, 3000),
+            oom_seq: 3,
+            ..Default::default()
+        }),
+    );
+    assert!(builder.poll(at(1210), env).is_empty(), "settles first");
+    let second = builder.poll(at(1400), env);
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].pagefault_oom, None);
 }
 
 /// A fixture log whose memcg OOM found nothing killable.

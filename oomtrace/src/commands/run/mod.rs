@@ -50,7 +50,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
         tokio::select! {
             ready = inputs.ring.readable_mut() => session.on_ring(ready?)?,
             read = next_kmsg(&mut inputs.kmsg) => match read {
-                Ok(read) => session.on_kmsg(read)?,
+                Ok(read) => session.on_kmsg(read, inputs.ring.get_mut())?,
                 Err(error) => {
                     session.on_kmsg_failed(&error)?;
                     inputs.kmsg = None;

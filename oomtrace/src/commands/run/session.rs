@@ -154,7 +154,13 @@ impl Session {
     }
 
     /// A kernel-log record feeds the report parser; a gap is a `lost` record.
-    pub fn on_kmsg(&mut self, read: KmsgRead) -> Result<()> {
+    /// The ring buffer is read first, up to now: the BPF events of an OOM
+    /// are committed before its report is printed, so they are in before
+    /// the report's lines, however busy the ring (a report read ahead of its
+    /// invocation could reach its deadline alone and shift the pairing of
+    /// the next ones).
+    pub fn on_kmsg(&mut self, read: KmsgRead, ring: &mut RingBuf<MapData>) -> Result<()> {
+        self.read_ring(Instant::now(), ring)?;
         match read {
             KmsgRead::Record(record) => self.on_log_line(Instant::now(), record),
             KmsgRead::Lost(count) => {
@@ -509,6 +515,7 @@ fn sources(tracer: &Tracer) -> Sources {
         victim_task_hook: any_attached(tracer, |hook| hook == "raw_tracepoint/mark_victim"),
         exit_hook: any_attached(tracer, |hook| hook.ends_with("sched_process_exit")),
         oom_path_hooks: tracer.backend != Backend::Tracepoint,
+        pagefault_hook: any_attached(tracer, |hook| hook.ends_with("pagefault_out_of_memory")),
     }
 }
 
