@@ -283,8 +283,9 @@ fn fork_children(args: &HogArgs, count: u32) -> Result<()> {
 /// anonymous memory, writes one byte per page (each write one fault, one
 /// page allocated and charged to the memcg), unmaps it (uncharged), and does
 /// that `--rounds` times. Prints `faultstorm pages=<touched> ns=<elapsed>
-/// cpu_ns=<on-CPU>`: CLOCK_MONOTONIC and this process's CPU time over all
-/// rounds. Under QEMU `-icount` the guest clock counts instructions, so the
+/// cpu_ns=<on-CPU> start_ns=<wall>`: CLOCK_MONOTONIC and this process's CPU
+/// time over all rounds, and when they began (CLOCK_REALTIME, ns since the
+/// epoch: the clock of oomtrace's records, to place them in the storm). Under QEMU `-icount` the guest clock counts instructions, so the
 /// rate is repeatable; the CPU time leaves out whatever else ran meanwhile
 /// (a tracer's own wakeups), so the two apart show where a cost is paid.
 fn faultstorm(args: &FaultstormArgs) -> Result<()> {
@@ -303,6 +304,7 @@ fn faultstorm(args: &FaultstormArgs) -> Result<()> {
     let total = pages
         .checked_mul(args.rounds)
         .context("--mib × --rounds too large")?;
+    let wall_started = std::time::SystemTime::now();
     let started = std::time::Instant::now();
     let cpu_started = process_cpu_ns()?;
     for _ in 0..args.rounds {
@@ -321,8 +323,15 @@ fn faultstorm(args: &FaultstormArgs) -> Result<()> {
     }
     let cpu = process_cpu_ns()? - cpu_started;
     let elapsed = started.elapsed().as_nanos();
+    let start_ns = wall_started
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_nanos();
     let mut out = std::io::stdout();
-    writeln!(out, "faultstorm pages={total} ns={elapsed} cpu_ns={cpu}")?;
+    writeln!(
+        out,
+        "faultstorm pages={total} ns={elapsed} cpu_ns={cpu} start_ns={start_ns}"
+    )?;
     out.flush()?;
     Ok(())
 }
