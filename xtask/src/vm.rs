@@ -1047,7 +1047,7 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
             .is_some_and(|r| r["state"] == "armed" && r["memcg"] == "/thp" && r["rule"] == rule),
         "charge_hook records {armed:?} (expected rule {rule})"
     );
-    let thphog = u64::from(pid(ctx.scenario, "thphog")?);
+    let thphogs = [pid(ctx.scenario, "thphog")?, pid(ctx.scenario, "thphog2")?].map(u64::from);
     let raised = ctx
         .scenario
         .named("raised_limit", "/thp")
@@ -1071,7 +1071,9 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
     for f in &noretry {
         ensure!(
             f["memcg"] == "/thp"
-                && f["task"]["pid"].as_u64() == Some(thphog)
+                && f["task"]["pid"]
+                    .as_u64()
+                    .is_some_and(|p| thphogs.contains(&p))
                 && f["nr_pages"] == 512
                 && f["order"] == 9
                 && f["result"] == "enomem"

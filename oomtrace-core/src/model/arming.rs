@@ -97,6 +97,8 @@ pub enum Action {
 pub struct ArmingRule {
     idle_ns: u64,
     last_trigger_ns: Option<u64>,
+    /// The kernel's count at the previous check ([`Self::on_kernel_count`]).
+    kernel_count: Option<u64>,
 }
 
 impl Default for ArmingRule {
@@ -110,6 +112,7 @@ impl ArmingRule {
         Self {
             idle_ns: u64::try_from(idle.as_nanos()).unwrap_or(u64::MAX),
             last_trigger_ns: None,
+            kernel_count: None,
         }
     }
 
@@ -132,6 +135,18 @@ impl ArmingRule {
     /// The collector's timer; `now_ns` is `CLOCK_BOOTTIME`. Disarms an
     /// attached hook once no pass has asked for it for the idle time (or
     /// none ever did: the hook was attached by something else).
+    /// The kernel's own count of passes that would arm (short ones, or all
+    /// where the target is unknown), read at a check: more than at the
+    /// previous check means one came since, even if its event still waits
+    /// in the ring buffer behind a storm's (the collector may lag seconds
+    /// behind the kernel); the hook must not be detached then.
+    pub fn on_kernel_count(&mut self, now_ns: u64, count: u64) {
+        if self.kernel_count.is_some_and(|seen| count != seen) {
+            self.last_trigger_ns = Some(self.last_trigger_ns.map_or(now_ns, |t| t.max(now_ns)));
+        }
+        self.kernel_count = Some(count);
+    }
+
     pub fn on_tick(&mut self, now_ns: u64, armed: bool) -> Option<Action> {
         if !armed {
             return None;
@@ -281,5 +296,24 @@ mod tests {
         );
         e.nr_to_reclaim = UNAVAILABLE_U64;
         assert_eq!(ReclaimPass::from_event(&e).nr_to_reclaim, None);
+    }
+
+    #[test]
+    fn a_short_pass_the_kernel_counted_keeps_the_hook_while_its_event_lags() {
+        let mut rule = ArmingRule::default();
+        assert_eq!(
+            rule.on_reclaim(pass(1, 0, Some(32)), false),
+            arm(Trigger::ShortReclaim)
+        );
+        // First look: the count is a baseline only.
+        rule.on_kernel_count(2 * S, 5);
+        // At the deadline the kernel counted more short passes, whose events
+        // the collector has not read yet: not idle, checked again later.
+        rule.on_kernel_count(11 * S, 9);
+        assert_eq!(rule.on_tick(11 * S, true), None);
+        assert_eq!(rule.next_deadline(true), Some(21 * S));
+        // Nothing since: idle.
+        rule.on_kernel_count(21 * S, 9);
+        assert_eq!(rule.on_tick(21 * S, true), Some(Action::Disarm));
     }
 }

@@ -31,6 +31,7 @@ pub const WORKLOADS: &[&str] = &[
     "grower2k",
     "globalhog",
     "thphog",
+    "thphog2",
 ];
 
 enum Entry {

@@ -29,6 +29,8 @@ use crate::{
 pub struct ChargeHook {
     mode: ChargeHookMode,
     rule: ArmingRule,
+    /// A pass's target could not be read: every pass arms.
+    any_reclaim: bool,
 }
 
 impl ChargeHook {
@@ -36,6 +38,7 @@ impl ChargeHook {
         Self {
             mode,
             rule: ArmingRule::default(),
+            any_reclaim: false,
         }
     }
 
@@ -61,9 +64,9 @@ impl ChargeHook {
         out: &mut dyn RecordSink,
     ) -> Result<()> {
         let armed = env.tracer.charge_hook_state() == Some(true);
-        if let Some(Action::Arm { memcg_id, trigger }) =
-            self.rule.on_reclaim(ReclaimPass::from_event(event), armed)
-        {
+        let pass = ReclaimPass::from_event(event);
+        self.any_reclaim |= pass.trigger() == Some(Trigger::AnyReclaim);
+        if let Some(Action::Arm { memcg_id, trigger }) = self.rule.on_reclaim(pass, armed) {
             let memcg = env.memcg_path(memcg_id);
             set(&env.tracer, true, memcg, Some(trigger), out)?;
         }
@@ -82,6 +85,10 @@ impl ChargeHook {
             return Ok(());
         }
         let armed = tracer.charge_hook_state() == Some(true);
+        let (all, short) = tracer.reclaim_pass_counts();
+        // Events whose target was unknown armed on any pass: count those.
+        let count = if self.any_reclaim { all } else { short };
+        self.rule.on_kernel_count(now_ns, count);
         if self.rule.on_tick(now_ns, armed) == Some(Action::Disarm) {
             set(tracer, false, None, None, out)?;
         }

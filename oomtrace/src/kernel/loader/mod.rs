@@ -162,6 +162,20 @@ impl Tracer {
         self.reclaim_stats.get(&memcg_id, 0).ok()
     }
 
+    /// Memcg reclaim passes the kernel counted so far, over every memcg:
+    /// (all passes, those that fell short of their target).
+    pub fn reclaim_pass_counts(&self) -> (u64, u64) {
+        self.reclaim_stats
+            .iter()
+            .filter_map(Result::ok)
+            .fold((0, 0), |(all, short), (_, s)| {
+                (
+                    all.wrapping_add(s.passes),
+                    short.wrapping_add(s.short_passes),
+                )
+            })
+    }
+
     /// Charge-failure counts per memcg (cgroup id), reported or rate-limited.
     pub fn charge_failure_counts(&self) -> Vec<(ChargeFailureKey, ChargeFailureState)> {
         self.charge_failures.iter().filter_map(Result::ok).collect()
