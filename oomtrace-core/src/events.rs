@@ -3,7 +3,7 @@
 use oomtrace_ebpf::{
     ChargeFailureEvent, EventHeader, MarkVictimEvent, MemcgAtLimitEvent, OomCandidateEvent,
     OomChoiceEvent, OomEndEvent, OomWaitEvent, PagefaultOomEvent, ReaperEvent, RssSums,
-    VictimExitEvent, VictimTaskEvent, kind,
+    UNAVAILABLE_U64, VictimExitEvent, VictimTaskEvent, kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,7 +204,12 @@ pub fn to_json(event: &Event) -> serde_json::Value {
             "order": e.order,
             "reason": e.reason,
         }),
-        Event::MemcgAtLimit(e) => json!({ "memcg_id": e.memcg_id }),
+        Event::MemcgAtLimit(e) => json!({
+            "memcg_id": e.memcg_id,
+            "nr_reclaimed": e.nr_reclaimed,
+            "nr_to_reclaim": (e.nr_to_reclaim != UNAVAILABLE_U64).then_some(e.nr_to_reclaim),
+            "short_passes": e.short_passes,
+        }),
         Event::OomWait(e) => json!({
             "memcg_id": e.memcg_id,
             "phase": e.phase,
@@ -368,6 +373,9 @@ mod tests {
         let at_limit = MemcgAtLimitEvent {
             header: header(kind::MEMCG_AT_LIMIT),
             memcg_id: 4242,
+            nr_reclaimed: 3,
+            nr_to_reclaim: 512,
+            short_passes: 7,
         };
         assert_eq!(
             decode(&bytes_of(&at_limit)),

@@ -39,8 +39,11 @@ pub mod kind {
     /// fentry/kprobe backends: a task starts or stops waiting in
     /// `mem_cgroup_oom_synchronize` (cgroup v1 `oom_kill_disable`).
     pub const OOM_WAIT: u32 = 10;
-    /// A memcg began reclaiming at its limit while the charge hook is not
-    /// armed: the collector arms it (at most once a second per memcg).
+    /// A memcg reclaim pass ended short of its target (`nr_reclaimed <
+    /// nr_to_reclaim`: too little left to reclaim, where charges start to
+    /// fail), or with its target unknown. At most once a second per memcg,
+    /// armed or not: the collector arms the charge hook on it and keeps it
+    /// armed while such passes go on.
     pub const MEMCG_AT_LIMIT: u32 = 11;
     /// Number of kinds (size of the per-kind drop counter array).
     pub const COUNT: u32 = 12;
@@ -215,8 +218,12 @@ pub struct MemcgReclaimStats {
     pub last_gfp_flags: u64,
     pub last_order: i32,
     pub _pad0: u32,
+    /// Passes that reclaimed less than their target (`nr_to_reclaim`): the
+    /// memcg has too little left to reclaim; charges are about to fail.
+    /// Passes whose target is unknown are not counted.
+    pub short_passes: u64,
 }
-const _: () = assert!(core::mem::size_of::<MemcgReclaimStats>() == 56);
+const _: () = assert!(core::mem::size_of::<MemcgReclaimStats>() == 64);
 
 /// Start of a reclaim pass, per task (map `RECLAIM_START`).
 #[repr(C)]
@@ -402,8 +409,16 @@ pub struct MemcgAtLimitEvent {
     pub header: EventHeader,
     /// cgroup id of the reclaiming task's memcg.
     pub memcg_id: u64,
+    /// Pages the pass reclaimed (`mm_vmscan_memcg_reclaim_end`).
+    pub nr_reclaimed: u64,
+    /// Its target, `scan_control.nr_to_reclaim`; [`UNAVAILABLE_U64`] where
+    /// the kernel's offsets are unknown or the pass's `scan_control` could
+    /// not be found (the collector then arms on any at-limit reclaim).
+    pub nr_to_reclaim: u64,
+    /// Passes of this memcg that fell short so far ([`MemcgReclaimStats::short_passes`]).
+    pub short_passes: u64,
 }
-const _: () = assert!(core::mem::size_of::<MemcgAtLimitEvent>() == 48);
+const _: () = assert!(core::mem::size_of::<MemcgAtLimitEvent>() == 72);
 
 /// Marks a 64-bit value the kernel program could not read.
 pub const UNAVAILABLE_U64: u64 = u64::MAX;
@@ -592,8 +607,15 @@ pub struct KernelOffsets {
     /// `task_struct.pending.signal` (a 64-bit `sigset_t`): SIGKILL pending
     /// is `fatal_signal_pending()`.
     pub task_pending_signal: u32,
+    /// `task_struct.reclaim_state`: memcg reclaim points it at its
+    /// `scan_control.reclaim_state` around the reclaim tracepoints.
+    pub task_reclaim_state: u32,
+    /// `scan_control.reclaim_state` and `scan_control.nr_to_reclaim`: the
+    /// target of the reclaim pass in progress.
+    pub scan_control_reclaim_state: u32,
+    pub scan_control_nr_to_reclaim: u32,
 }
-const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 168);
+const _: () = assert!(core::mem::size_of::<KernelOffsets>() == 180);
 
 impl KernelOffsets {
     /// Every field unavailable: what the programs see until the collector fills it.
@@ -640,6 +662,9 @@ impl KernelOffsets {
         task_memcg_oom_gfp_mask: UNAVAILABLE,
         task_memcg_oom_order: UNAVAILABLE,
         task_pending_signal: UNAVAILABLE,
+        task_reclaim_state: UNAVAILABLE,
+        scan_control_reclaim_state: UNAVAILABLE,
+        scan_control_nr_to_reclaim: UNAVAILABLE,
     };
 }
 

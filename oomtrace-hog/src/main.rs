@@ -2,7 +2,12 @@
 //! kept out of the product binary. `hog` allocates until killed (or holds
 //! `--mib`); `faultstorm` faults fresh pages round after round. Tests link
 //! it under the name the kernel should print (`hog64 -> oomtrace-hog`).
-use std::{fs, io::Write, path::PathBuf, time::Duration};
+use std::{
+    fs,
+    io::{BufRead as _, Write},
+    path::PathBuf,
+    time::Duration,
+};
 
 use anyhow::{Context, Result};
 
@@ -84,6 +89,10 @@ pub struct FaultstormArgs {
     /// MADV_NOHUGEPAGE, so that every touch is one 4 KiB fault and charge).
     #[arg(long)]
     pub thp: bool,
+    /// Before mapping anything, wait for a line on this FIFO (a storm
+    /// started early, in a memcg that is not full yet, and let go later).
+    #[arg(long, value_name = "FIFO")]
+    pub wait_on: Option<PathBuf>,
 }
 
 /// Allocates and touches memory 1 MiB at a time (up to `--mib`), then holds
@@ -283,10 +292,14 @@ fn fork_children(args: &HogArgs, count: u32) -> Result<()> {
 /// anonymous memory, writes one byte per page (each write one fault, one
 /// page allocated and charged to the memcg), unmaps it (uncharged), and does
 /// that `--rounds` times. Prints `faultstorm pages=<touched> ns=<elapsed>
-/// cpu_ns=<on-CPU>`: CLOCK_MONOTONIC and this process's CPU time over all
-/// rounds. Under QEMU `-icount` the guest clock counts instructions, so the
+/// cpu_ns=<on-CPU> start_ns=<wall>`: CLOCK_MONOTONIC and this process's CPU
+/// time over all rounds, and when they began (CLOCK_REALTIME, ns since the
+/// epoch: the clock of oomtrace's records, to place them in the storm). Under QEMU `-icount` the guest clock counts instructions, so the
 /// rate is repeatable; the CPU time leaves out whatever else ran meanwhile
 /// (a tracer's own wakeups), so the two apart show where a cost is paid.
+/// A PMD-sized transparent huge page on x86-64.
+const HUGE_PAGE: usize = 2 << 20;
+
 fn faultstorm(args: &FaultstormArgs) -> Result<()> {
     if let Some(dir) = &args.join {
         fs::write(dir.join("cgroup.procs"), "0")
@@ -299,10 +312,19 @@ fn faultstorm(args: &FaultstormArgs) -> Result<()> {
         .filter(|&len| len > 0)
         .context("--mib must be between 1 and the address space")?;
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    if let Some(fifo) = &args.wait_on {
+        let mut line = String::new();
+        std::io::BufReader::new(
+            fs::File::open(fifo).with_context(|| format!("opening {}", fifo.display()))?,
+        )
+        .read_line(&mut line)
+        .with_context(|| format!("reading {}", fifo.display()))?;
+    }
     let pages = (len / page) as u64;
     let total = pages
         .checked_mul(args.rounds)
         .context("--mib × --rounds too large")?;
+    let wall_started = std::time::SystemTime::now();
     let started = std::time::Instant::now();
     let cpu_started = process_cpu_ns()?;
     for _ in 0..args.rounds {
@@ -312,7 +334,15 @@ fn faultstorm(args: &FaultstormArgs) -> Result<()> {
         if !args.thp && unsafe { libc::madvise(addr, len, libc::MADV_NOHUGEPAGE) } != 0 {
             return Err(std::io::Error::last_os_error()).context("madvise(MADV_NOHUGEPAGE)");
         }
-        for offset in (0..len).step_by(page) {
+        // Huge pages come only in aligned 2 MiB regions: with --thp the first
+        // touch is a huge-page fault (and charge), not small pages up to a
+        // boundary.
+        let head = if args.thp {
+            (HUGE_PAGE - addr as usize % HUGE_PAGE) % HUGE_PAGE
+        } else {
+            0
+        };
+        for offset in (head..len).step_by(page) {
             // SAFETY: within the mapping; volatile so that every page is written.
             unsafe { addr.cast::<u8>().add(offset).write_volatile(1) };
         }
@@ -321,8 +351,15 @@ fn faultstorm(args: &FaultstormArgs) -> Result<()> {
     }
     let cpu = process_cpu_ns()? - cpu_started;
     let elapsed = started.elapsed().as_nanos();
+    let start_ns = wall_started
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_nanos();
     let mut out = std::io::stdout();
-    writeln!(out, "faultstorm pages={total} ns={elapsed} cpu_ns={cpu}")?;
+    writeln!(
+        out,
+        "faultstorm pages={total} ns={elapsed} cpu_ns={cpu} start_ns={start_ns}"
+    )?;
     out.flush()?;
     Ok(())
 }
@@ -436,6 +473,7 @@ mod tests {
             mib,
             rounds,
             thp: false,
+            wait_on: None,
         };
         faultstorm(&args(1, 2)).unwrap();
         assert!(faultstorm(&args(0, 1)).is_err());

@@ -8,6 +8,12 @@
 //! measured side by side in one boot is repeatable. This is a measurement,
 //! not a test: it fails only when the guest could not measure, never because
 //! of the overhead it found. docs/bench.md records results.
+//!
+//! `cache-base` and `cache` put a memcg at its limit full of page cache
+//! beside the storm (a reader streaming a RAM block device, the `brd`
+//! module of the kernel's package); `cache` is compared with `cache-base`,
+//! and the share of the storm during which oomtrace had its on-demand charge
+//! hook attached is reported from its `charge_hook` records.
 use std::{
     fmt::Write as _,
     fs,
@@ -39,8 +45,19 @@ const CONFIGS: &[&str] = &[
     "tracepoint",
     "armed",
     "control",
+    "cache-base",
+    "cache",
 ];
-const TRACED: &[&str] = &["auto", "kprobe", "fentry", "tracepoint"];
+const TRACED: &[&str] = &["auto", "kprobe", "fentry", "tracepoint", "cache"];
+
+/// The configuration a ratio is taken against: the same storm without
+/// oomtrace, and with whatever else shares the guest.
+fn reference(config: &str) -> &'static str {
+    match config {
+        "cache" => "cache-base",
+        _ => "baseline",
+    }
+}
 
 pub struct Options {
     pub kernel: Series,
@@ -67,10 +84,14 @@ pub fn run(options: &Options) -> Result<()> {
             CONFIGS.join(", ")
         );
     }
-    // Every ratio is to the baseline measured in the same boot; each
-    // configuration once per repetition.
+    // Every ratio is to the baseline (or the configuration's reference)
+    // measured in the same boot; each configuration once per repetition.
     let mut configs = vec!["baseline".to_owned()];
     for config in &options.configs {
+        let base = reference(config).to_owned();
+        if !configs.contains(&base) {
+            configs.push(base);
+        }
         if !configs.contains(config) {
             configs.push(config.clone());
         }
@@ -78,12 +99,21 @@ pub fn run(options: &Options) -> Result<()> {
 
     let root = crate::workspace_root();
     crate::apt_install(crate::vm::PACKAGES)?;
-    let kernel = KernelCache::new(root.join(".cache/vm")).get(options.kernel)?;
+    let mut cache = KernelCache::new(root.join(".cache/vm"));
+    let kernel = cache.get(options.kernel)?;
+    let brd = match configs.iter().any(|c| c.starts_with("cache")) {
+        true => Some(cache.module(&kernel, "brd")?),
+        false => None,
+    };
     let work = target_dir().join("bench");
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
     let initrd = work.join("initrd.gz");
-    initramfs::build_release(&initrd, &root.join("tests/vm/bench-init"))?;
+    let extra: Vec<(&str, &Path)> = brd
+        .iter()
+        .map(|path| ("lib/modules/brd.ko", path.as_path()))
+        .collect();
+    initramfs::build_release(&initrd, &root.join("tests/vm/bench-init"), &extra)?;
 
     let console = work.join("console.log");
     let results = work.join("results.log");
@@ -295,6 +325,35 @@ impl Sample {
         Some(tracer as f64 * 100.0 / self.ns as f64)
     }
 
+    /// The share of the storm, in percent, during which oomtrace had its
+    /// charge hook attached, from its `charge_hook` records of this run
+    /// (`hooks`, any order). None without a start time (not traced).
+    fn armed_percent(&self, hooks: &[Hook]) -> Option<f64> {
+        let start: u64 = self.field("start_ns")?.parse().ok()?;
+        let end = start + self.ns;
+        let mut events: Vec<&Hook> = hooks
+            .iter()
+            .filter(|h| h.config == self.config && h.rep == self.rep)
+            .collect();
+        events.sort_by_key(|h| h.time_ns);
+        let mut armed_since: Option<u64> = None;
+        let mut armed = 0u64;
+        for hook in events {
+            match (hook.armed, armed_since) {
+                (true, None) => armed_since = Some(hook.time_ns),
+                (false, Some(since)) => {
+                    armed += overlap(since, hook.time_ns, start, end);
+                    armed_since = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(since) = armed_since {
+            armed += overlap(since, end, start, end);
+        }
+        Some(armed as f64 * 100.0 / self.ns as f64)
+    }
+
     fn field(&self, key: &str) -> Option<&str> {
         self.fields
             .iter()
@@ -303,10 +362,52 @@ impl Sample {
     }
 }
 
+/// Nanoseconds of `[a, b)` inside `[start, end)`.
+fn overlap(a: u64, b: u64, start: u64, end: u64) -> u64 {
+    b.min(end).saturating_sub(a.max(start))
+}
+
+/// `@@hook <config> <rep> armed|disarmed <time>`: one of oomtrace's
+/// `charge_hook` records in that run.
+#[derive(Debug, Clone, PartialEq)]
+struct Hook {
+    config: String,
+    rep: u32,
+    armed: bool,
+    /// Since the epoch (the record's RFC 3339 time).
+    time_ns: u64,
+}
+
+fn parse_hook(rest: &str) -> Option<Hook> {
+    let mut words = rest.split_whitespace();
+    let config = words.next()?.to_owned();
+    let rep = words.next()?.parse().ok()?;
+    let armed = match words.next()? {
+        "armed" => true,
+        "disarmed" => false,
+        _ => return None,
+    };
+    let time_ns = rfc3339_utc_ns(words.next()?)?;
+    Some(Hook {
+        config,
+        rep,
+        armed,
+        time_ns,
+    })
+}
+
+/// An RFC 3339 time of oomtrace's records, in ns since the epoch (the
+/// core's parser: one definition for product and harness).
+fn rfc3339_utc_ns(text: &str) -> Option<u64> {
+    let time = oomtrace_core::base::time::parse_rfc3339(text)?;
+    u64::try_from(time.duration_since(std::time::UNIX_EPOCH).ok()?.as_nanos()).ok()
+}
+
 #[derive(Debug, Default)]
 struct GuestResults {
     infos: Vec<(String, String)>,
     samples: Vec<Sample>,
+    hooks: Vec<Hook>,
     failures: Vec<String>,
     skips: Vec<String>,
     done: bool,
@@ -334,6 +435,10 @@ fn parse(text: &str) -> GuestResults {
             }
             "@@run" => match parse_run(rest) {
                 Some(sample) => out.samples.push(sample),
+                None => out.failures.push(format!("malformed record: {line}")),
+            },
+            "@@hook" => match parse_hook(rest) {
+                Some(hook) => out.hooks.push(hook),
                 None => out.failures.push(format!("malformed record: {line}")),
             },
             "@@fail" => out.failures.push(rest.to_owned()),
@@ -384,18 +489,20 @@ struct Table {
     missing: Option<String>,
 }
 
-/// Per configuration: median pages/s, its ratio to the baseline's, the
-/// overhead (1 - ratio, as the issue's 117,595 -> 114,800 = 2.4%) and the
-/// spread (max - min over median) that says how far to trust it; then the
-/// same overhead counted on the storm's own CPU time (what hooks on its
-/// path cost it) and the tracer's own CPU time (its wakeups, paid on the
-/// same vCPU). The budget applies to the first, the whole cost.
+/// Per configuration: median pages/s, its ratio to the reference's (the
+/// baseline; `cache-base` for `cache`), the overhead (1 - ratio, as the
+/// issue's 117,595 -> 114,800 = 2.4%) and the spread (max - min over
+/// median) that says how far to trust it; then the same overhead counted on
+/// the storm's own CPU time (what hooks on its path cost it), the tracer's
+/// own CPU time (its wakeups, paid on the same vCPU) and the share of the
+/// storm with the charge hook attached. The budget applies to the first,
+/// the whole cost.
 fn table(guest: &GuestResults, configs: &[String]) -> Result<Table> {
     let mut text = String::new();
     let mut missing = None;
     writeln!(
         text,
-        "{:<10} {:<10} {:>5} {:>4} {:>14} {:>7} {:>8} {:>7} {:>7} {:>7}",
+        "{:<10} {:<10} {:>5} {:>4} {:>14} {:>7} {:>8} {:>7} {:>7} {:>7} {:>7}",
         "config",
         "backend",
         "hooks",
@@ -405,9 +512,11 @@ fn table(guest: &GuestResults, configs: &[String]) -> Result<Table> {
         "overhead",
         "spread",
         "on-cpu",
-        "tracer"
+        "tracer",
+        "armed"
     )?;
-    let mut baseline: Option<(f64, Option<f64>)> = None;
+    // Median pages/s and pages per CPU-second of each measured configuration.
+    let mut medians: Vec<(&str, f64, Option<f64>)> = Vec::new();
     let mut verdicts = Vec::new();
     for config in configs {
         let samples: Vec<&Sample> = guest
@@ -436,20 +545,30 @@ fn table(guest: &GuestResults, configs: &[String]) -> Result<Table> {
         let cpu_rates: Option<Vec<f64>> =
             samples.iter().map(|s| s.pages_per_cpu_second()).collect();
         let cpu_med = cpu_rates.map(|mut r| median(&mut r));
-        let (base, cpu_base) = *baseline.get_or_insert((med, cpu_med));
-        let ratio = med / base;
-        let overhead = (1.0 - ratio) * 100.0;
-        let is_baseline = config == "baseline";
-        let percent = |value: f64| match is_baseline {
-            true => "-".to_owned(),
-            false => format!("{value:.2}%"),
+        medians.push((config, med, cpu_med));
+        // The baseline is its own reference: no ratio.
+        let reference = medians
+            .iter()
+            .find(|(c, _, _)| *c == reference(config))
+            .filter(|_| config != "baseline");
+        let percent = |value: Option<f64>| match value {
+            Some(v) => format!("{v:.2}%"),
+            None => "-".to_owned(),
         };
-        let cpu_overhead = match (cpu_med, cpu_base) {
-            (Some(cpu), Some(base)) => percent((1.0 - cpu / base) * 100.0),
-            _ => "?".to_owned(),
-        };
+        let ratio = reference.map(|&(_, base, _)| med / base);
+        let overhead = ratio.map(|r| (1.0 - r) * 100.0);
+        let cpu_overhead =
+            reference.and_then(|&(_, _, cpu_base)| Some((1.0 - cpu_med? / cpu_base?) * 100.0));
         let tracer: Option<Vec<f64>> = samples.iter().map(|s| s.tracer_cpu_percent()).collect();
-        let tracer = tracer.map_or("-".to_owned(), |mut t| format!("{:.2}%", median(&mut t)));
+        let tracer = tracer.map(|mut t| median(&mut t));
+        let armed: Option<Vec<f64>> = match TRACED.contains(&config.as_str()) || config == "armed" {
+            true => samples
+                .iter()
+                .map(|s| s.armed_percent(&guest.hooks))
+                .collect(),
+            false => None,
+        };
+        let armed = armed.map(|mut a| median(&mut a));
         let first = samples[0];
         let backend = first
             .field("backend")
@@ -458,19 +577,31 @@ fn table(guest: &GuestResults, configs: &[String]) -> Result<Table> {
         let hooks = first.field("hooks").unwrap_or("-");
         writeln!(
             text,
-            "{config:<10} {backend:<10} {hooks:>5} {:>4} {med:>14.0} {ratio:>7.4} {:>8} {spread:>6.2}% {cpu_overhead:>7} {tracer:>7}",
+            "{config:<10} {backend:<10} {hooks:>5} {:>4} {med:>14.0} {:>7} {:>8} {spread:>6.2}% {:>7} {:>7} {:>7}",
             samples.len(),
+            ratio.map_or("1.0000".to_owned(), |r| format!("{r:.4}")),
             percent(overhead),
+            percent(cpu_overhead),
+            percent(tracer),
+            match armed {
+                Some(a) => format!("{a:.1}%"),
+                None => "-".to_owned(),
+            },
         )?;
-        if TRACED.contains(&config.as_str()) {
+        if TRACED.contains(&config.as_str())
+            && let Some(overhead) = overhead
+        {
             verdicts.push((config.clone(), backend.to_owned(), overhead));
         }
     }
     writeln!(
         text,
-        "\noverhead: 1 - ratio, pages/s in guest time (instructions); spread: (max - min) / median\n\
+        "\noverhead: 1 - ratio, pages/s in guest time (instructions), against baseline\n\
+         (cache: against cache-base, the same page-cache reader without oomtrace);\n\
+         spread: (max - min) / median\n\
          on-cpu: the same overhead on the storm's own CPU time (hooks on its path)\n\
-         tracer: oomtrace's own CPU time during the storm, % of the storm's duration (median)"
+         tracer: oomtrace's own CPU time during the storm, % of the storm's duration (median)\n\
+         armed: share of the storm with the on-demand charge hook attached (median)"
     )?;
     writeln!(text)?;
     let verdicts: Vec<String> = verdicts
@@ -555,13 +686,14 @@ mod tests {
         assert_eq!(
             row("baseline"),
             [
-                "baseline", "-", "-", "3", "100000", "1.0000", "-", "0.10%", "-", "-"
+                "baseline", "-", "-", "3", "100000", "1.0000", "-", "0.10%", "-", "-", "-"
             ]
         );
         assert_eq!(
             row("auto"),
             [
-                "auto", "fentry", "12", "3", "99010", "0.9901", "0.99%", "1.94%", "0.00%", "0.99%"
+                "auto", "fentry", "12", "3", "99010", "0.9901", "0.99%", "1.94%", "0.00%", "0.99%",
+                "-"
             ]
         );
         assert!(
@@ -585,6 +717,80 @@ mod tests {
         let mut report = String::new();
         let why = footprint(&mut report, &guest, &configs, None, RESULTS.as_bytes()).unwrap();
         assert_eq!(why, None);
+    }
+
+    #[test]
+    fn cache_is_compared_with_cache_base_and_its_armed_share_comes_from_the_hook_records() {
+        // The storm of `cache` runs 2.0 s .. 2.0202 s after the epoch; the
+        // hook was armed before it began and disarmed 10 ms into it.
+        let results = "@@run baseline 1 pages=1000 ns=10000000 cpu_ns=9000000 start_ns=1\n\
+            @@run cache-base 1 pages=1000 ns=20000000 cpu_ns=10000000 start_ns=1000000000\n\
+            @@run cache 1 pages=1000 ns=20200000 cpu_ns=10100000 start_ns=2000000000 backend=fentry hooks=20 tracer_cpu_ns=0 tracer_exit=0\n\
+            @@hook cache 1 armed 1970-01-01T00:00:01.5Z\n\
+            @@hook cache 1 disarmed 1970-01-01T00:00:02.010Z\n\
+            @@hook cache 1 armed 1970-01-01T00:00:03Z\n\
+            @@done\n";
+        let guest = parse(results);
+        assert!(guest.failures.is_empty(), "{:?}", guest.failures);
+        assert_eq!(guest.hooks.len(), 3);
+        let cache = guest.samples.iter().find(|s| s.config == "cache").unwrap();
+        let armed = cache.armed_percent(&guest.hooks).unwrap();
+        assert!(
+            (armed - 1e9 / 20.2e6).abs() < 1e-9 * 1e9 / 20.2e6 + 1e-9,
+            "{armed}"
+        );
+        let configs = ["baseline", "cache-base", "cache"].map(str::to_owned);
+        let table = table(&guest, &configs).unwrap();
+        let row = |name: &str| {
+            table
+                .text
+                .lines()
+                .find(|l| l.starts_with(&format!("{name} ")))
+                .unwrap_or_default()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
+        // cache-base at half the baseline's rate (the reader's share of the
+        // vCPU); cache 1% under cache-base, on the CPU too; armed 49.5%.
+        assert_eq!(row("cache-base")[5..7], ["0.5000", "50.00%"]);
+        assert_eq!(
+            row("cache")[5..],
+            ["0.9901", "0.99%", "0.00%", "0.99%", "0.00%", "49.5%"]
+        );
+        assert!(
+            table.text.contains("cache (fentry) 0.99% met"),
+            "{}",
+            table.text
+        );
+        // An untraced run has no armed share; a traced one without records 0.
+        let base = guest
+            .samples
+            .iter()
+            .find(|s| s.config == "cache-base")
+            .unwrap();
+        assert_eq!(base.armed_percent(&[]), Some(0.0));
+    }
+
+    #[test]
+    fn rfc3339_times_of_the_records() {
+        assert_eq!(rfc3339_utc_ns("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            rfc3339_utc_ns("2026-12-01T15:20:23.30587632Z"),
+            Some(1_796_138_423_305_876_320)
+        );
+        assert_eq!(
+            rfc3339_utc_ns("2000-03-01T00:00:00Z"),
+            Some(951_868_800_000_000_000)
+        );
+        assert_eq!(
+            rfc3339_utc_ns("2024-02-29T23:59:59.5Z"),
+            Some(1_709_251_199_500_000_000)
+        );
+        assert_eq!(
+            rfc3339_utc_ns("2024-02-29T23:59:59+01:00"),
+            Some(1_709_247_599_000_000_000)
+        );
+        assert_eq!(rfc3339_utc_ns("2024-13-01T00:00:00Z"), None);
     }
 
     #[test]

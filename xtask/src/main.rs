@@ -61,10 +61,12 @@ enum Task {
         /// Configurations besides the baseline: auto, kprobe, fentry,
         /// tracepoint (oomtrace backends), armed (auto with the on-demand
         /// charge hook attached throughout), control (a kprobe event on
-        /// try_charge_memcg, to show the method sees a per-charge hook).
+        /// try_charge_memcg, to show the method sees a per-charge hook),
+        /// cache (auto beside a memcg at its limit full of page cache,
+        /// compared with cache-base, the same without oomtrace).
         #[arg(
             long,
-            default_value = "auto,kprobe,armed,control",
+            default_value = "auto,kprobe,armed,control,cache",
             value_delimiter = ','
         )]
         config: Vec<String>,

@@ -1,6 +1,7 @@
 //! The decision model: I/O-free logic that turns kernel events and the
 //! kernel's report into decisions, charge failures and stalls. It reaches
 //! the host only through `decision::Environment`.
+pub mod arming;
 pub mod charge;
 pub mod decision;
 pub mod episode;

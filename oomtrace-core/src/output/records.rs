@@ -35,7 +35,8 @@ pub struct LostRecord {
 }
 
 /// `charge_hook`: the on-demand fexit on the charge function was attached
-/// (a memcg reclaims at its limit) or detached (no reclaim for a while).
+/// (a memcg's reclaim fell short of its target) or detached (no such pass
+/// for a while).
 #[derive(Debug, Clone, Serialize)]
 pub struct ChargeHookRecord {
     #[serde(flatten)]
@@ -44,6 +45,10 @@ pub struct ChargeHookRecord {
     pub state: &'static str,
     /// The memcg whose reclaim armed it (null: disarmed, or unnamed).
     pub memcg: Option<String>,
+    /// What armed it (`model::arming::Trigger::name`): `short_reclaim`, or
+    /// `any_reclaim` where this kernel's reclaim target cannot be read
+    /// (null: disarmed, or armed for the whole run by `--charge-hook always`).
+    pub rule: Option<&'static str>,
 }
 
 /// What is traced and how; then one line per backend that could not be
@@ -119,12 +124,16 @@ pub fn lost_text(record: &LostRecord) -> String {
 }
 
 pub fn charge_hook_text(record: &ChargeHookRecord) -> String {
-    match record.state {
-        "armed" => format!(
-            "oomtrace: {} reclaims at its limit: charge hook armed (every charge is checked until 10 s without reclaim)",
-            Escaped(record.memcg.as_deref().unwrap_or("a memcg"))
+    let memcg = Escaped(record.memcg.as_deref().unwrap_or("a memcg"));
+    match (record.state, record.rule) {
+        ("armed", Some("any_reclaim")) => format!(
+            "oomtrace: {memcg} reclaims at its limit: charge hook armed (this kernel does not show reclaim targets, so any reclaim arms it; every charge is checked until 10 s without reclaim)"
         ),
-        _ => "oomtrace: no memcg reclaim for 10 s: charge hook disarmed".to_owned(),
+        ("armed", Some(_)) => format!(
+            "oomtrace: {memcg} reclaimed less than it needed: charge hook armed (every charge is checked until 10 s without such a pass)"
+        ),
+        ("armed", None) => "oomtrace: charge hook armed (every charge is checked)".to_owned(),
+        _ => "oomtrace: no memcg reclaim fell short for 10 s: charge hook disarmed".to_owned(),
     }
 }
 
@@ -227,15 +236,17 @@ mod tests {
             count: 1,
             total: 1,
         };
-        let armed = ChargeHookRecord {
+        let armed = |rule| ChargeHookRecord {
             envelope: Envelope::now("charge_hook"),
             state: "armed",
             memcg: Some(evil.to_owned()),
+            rule: Some(rule),
         };
         for text in [
             start_text(&record),
             lost_text(&lost),
-            charge_hook_text(&armed),
+            charge_hook_text(&armed("short_reclaim")),
+            charge_hook_text(&armed("any_reclaim")),
         ] {
             assert!(text.contains("x\\x1b]0;t\\x07\\x0avictim"), "{text}");
             for line in text.lines() {

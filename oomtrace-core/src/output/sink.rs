@@ -164,6 +164,7 @@ mod tests {
             envelope: Envelope::now("charge_hook"),
             state: "disarmed",
             memcg: None,
+            rule: None,
         };
         fanout.lost(&lost).unwrap();
         fanout.warning("w").unwrap();

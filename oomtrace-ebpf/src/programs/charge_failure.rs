@@ -4,8 +4,8 @@
 //! `mem_cgroup_oom_synchronize`, where a page fault whose charge failed in an
 //! OOM-disabled cgroup-v1 memcg waits; shared by the fentry and kprobe
 //! wrappers. Plus the fexit on `try_charge_memcg` that the collector attaches
-//! only while a memcg reclaims at its limit (`memcg_at_limit` asks for it),
-//! for failures that never reach the OOM path.
+//! only while some memcg's reclaim falls short of its target
+//! (`memcg_at_limit` asks for it), for failures that never reach the OOM path.
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated::bpf_get_current_task},
     macros::map,
@@ -38,7 +38,9 @@ static OOM_WAITERS: LruHashMap<u32, OomWaiter> = LruHashMap::with_max_entries(81
 #[map]
 static MEMCG_OOM_ARGS: LruHashMap<u32, MemcgOomArgs> = LruHashMap::with_max_entries(1024, 0);
 /// Element 0 non-zero: the collector has attached the fexit on
-/// `try_charge_memcg` (it does so only while some memcg reclaims at its limit).
+/// `try_charge_memcg` (it does so only while some memcg's reclaim falls
+/// short). Written by the collector for whoever inspects the maps; the
+/// programs do not read it: `memcg_at_limit` notifies armed or not.
 #[map]
 pub static CHARGE_HOOK_ARMED: Array<u32> = Array::with_max_entries(1, 0);
 /// A failure one hook has reported for a task, so that the other hook seeing
@@ -110,13 +112,9 @@ fn take_reported(tid: u32, what: u32, gfp_mask: u32, order: i32) -> bool {
 #[map]
 static AT_LIMIT_NOTIFIED: LruHashMap<u64, u64> = LruHashMap::with_max_entries(1024, 0);
 
-/// Wake-ups at most this often per memcg while the hook is not armed.
+/// Notifications at most this often per memcg: the first arms the hook,
+/// later ones keep it armed (the collector disarms after 10 s without).
 const NOTIFY_INTERVAL_NS: u64 = 1_000_000_000;
-
-#[inline(always)]
-fn charge_hook_armed() -> bool {
-    CHARGE_HOOK_ARMED.get(0).is_some_and(|&armed| armed != 0)
-}
 
 fn tid() -> u32 {
     bpf_get_current_pid_tgid() as u32
@@ -209,13 +207,11 @@ fn report_failure(memcg: u64, gfp_mask: u32, order: i32, reason: u32, nr_pages: 
     entry.submit(0);
 }
 
-/// A charge of the current task's memcg entered reclaim at the limit (from
-/// the reclaim tracepoint): ask the collector to arm the charge hook.
+/// A reclaim pass of the current task's memcg fell short of its target, or
+/// its target is unknown (from the reclaim end tracepoint): ask the collector
+/// to arm the charge hook, or to keep it armed.
 #[inline(always)]
-pub fn memcg_at_limit(memcg_id: u64) {
-    if charge_hook_armed() {
-        return;
-    }
+pub fn memcg_at_limit(memcg_id: u64, nr_reclaimed: u64, nr_to_reclaim: u64, short_passes: u64) {
     let now = unsafe { bpf_ktime_get_boot_ns() };
     if let Some(&last) = unsafe { AT_LIMIT_NOTIFIED.get(memcg_id) }
         && now.saturating_sub(last) < NOTIFY_INTERVAL_NS
@@ -228,7 +224,12 @@ pub fn memcg_at_limit(memcg_id: u64) {
     };
     let event = entry.as_mut_ptr();
     write_header(unsafe { &raw mut (*event).header }, kind::MEMCG_AT_LIMIT);
-    unsafe { (*event).memcg_id = memcg_id };
+    unsafe {
+        (*event).memcg_id = memcg_id;
+        (*event).nr_reclaimed = nr_reclaimed;
+        (*event).nr_to_reclaim = nr_to_reclaim;
+        (*event).short_passes = short_passes;
+    }
     entry.submit(0);
 }
 

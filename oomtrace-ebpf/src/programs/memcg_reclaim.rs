@@ -2,15 +2,21 @@
 //! its limit and had to reclaim. Only the slow path runs these; results are
 //! aggregated per memcg in `RECLAIM_STATS` (a memcg living at its limit
 //! reclaims constantly), and the collector reads them when it builds a decision.
+//!
+//! A pass that reclaims its target is the normal life of a memcg full of page
+//! cache; one that falls short (`nr_reclaimed < nr_to_reclaim`) means too
+//! little is left to reclaim, and charges start to fail: only those passes
+//! (or, where the target cannot be read, every pass) ask the collector for
+//! the charge hook (`memcg_at_limit`).
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated::bpf_get_current_task},
     macros::tracepoint,
     programs::TracePointContext,
 };
-use oomtrace_ebpf::{MemcgReclaimStats, ReclaimStart};
+use oomtrace_ebpf::{MemcgReclaimStats, ReclaimStart, UNAVAILABLE, UNAVAILABLE_U64};
 
 use super::{
-    common::{LAYOUT, RECLAIM_START, RECLAIM_STATS, global, read_record},
+    common::{LAYOUT, OFFSETS, RECLAIM_START, RECLAIM_STATS, global, read_or_zero, read_record},
     memcg::{css_cgroup_id, in_scope, task_memcg_css},
 };
 
@@ -32,7 +38,6 @@ pub fn memcg_reclaim_begin(ctx: TracePointContext) -> u32 {
     };
     let tid = bpf_get_current_pid_tgid() as u32;
     let _ = RECLAIM_START.insert(tid, start, 0);
-    super::charge_failure::memcg_at_limit(memcg_id);
     0
 }
 
@@ -46,6 +51,8 @@ pub fn memcg_reclaim_end(ctx: TracePointContext) -> u32 {
     let now = unsafe { bpf_ktime_get_boot_ns() };
     let reclaimed =
         read_record::<u64, _>(&ctx, global!(LAYOUT.reclaim_end_nr_reclaimed)).unwrap_or(0);
+    let target = reclaim_target();
+    let short = target != UNAVAILABLE_U64 && reclaimed < target;
     let stats = match RECLAIM_STATS.get_ptr_mut(start.memcg_id) {
         Some(stats) => stats,
         None => {
@@ -68,8 +75,41 @@ pub fn memcg_reclaim_end(ctx: TracePointContext) -> u32 {
         (*stats).last_end_boot_ns = now;
         (*stats).last_gfp_flags = start.gfp_flags;
         (*stats).last_order = start.order;
+        if short {
+            (*stats).short_passes += 1;
+        }
+    }
+    // An unknown target cannot tell a short pass: every pass asks (the old rule).
+    if short || target == UNAVAILABLE_U64 {
+        let short_passes = unsafe { (*stats).short_passes };
+        super::charge_failure::memcg_at_limit(start.memcg_id, reclaimed, target, short_passes);
     }
     0
+}
+
+/// The target of the pass ending now, `scan_control.nr_to_reclaim`:
+/// `try_to_free_mem_cgroup_pages` points `current->reclaim_state` at its
+/// `sc.reclaim_state` before the begin tracepoint and clears it after the
+/// end one (5.10 to 6.18). [`UNAVAILABLE_U64`] where the offsets are unknown
+/// or the pointer is not set: never guessed.
+#[inline(always)]
+fn reclaim_target() -> u64 {
+    let in_task = global!(OFFSETS.task_reclaim_state);
+    let state = global!(OFFSETS.scan_control_reclaim_state);
+    let target = global!(OFFSETS.scan_control_nr_to_reclaim);
+    if in_task == UNAVAILABLE || state == UNAVAILABLE || target == UNAVAILABLE {
+        return UNAVAILABLE_U64;
+    }
+    let current = unsafe { bpf_get_current_task() } as u64;
+    let reclaim_state: u64 = read_or_zero(current, in_task);
+    if reclaim_state == 0 {
+        return UNAVAILABLE_U64;
+    }
+    let scan_control = reclaim_state.wrapping_sub(u64::from(state));
+    match read_or_zero::<u64>(scan_control, target) {
+        0 => UNAVAILABLE_U64,
+        nr_to_reclaim => nr_to_reclaim,
+    }
 }
 
 /// `gfp_flags` is `unsigned long` on 6.x and `gfp_t` (4 bytes) on older kernels.

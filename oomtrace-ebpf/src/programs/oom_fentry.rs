@@ -79,8 +79,8 @@ pub fn fexit_mem_cgroup_oom_synchronize(_ctx: FExitContext) -> i32 {
     0
 }
 
-/// Attached by the collector only while a memcg reclaims at its limit
-/// (`try_charge` before 5.15: same arguments, same program).
+/// Attached by the collector only while some memcg's reclaim falls short of
+/// its target (`try_charge` before 5.15: same arguments, same program).
 #[fexit(function = "try_charge_memcg")]
 pub fn fexit_try_charge_memcg(ctx: FExitContext) -> i32 {
     charge_failure::try_charge_exit(

@@ -31,6 +31,7 @@ pub const WORKLOADS: &[&str] = &[
     "grower2k",
     "globalhog",
     "thphog",
+    "thphog2",
 ];
 
 enum Entry {
@@ -220,7 +221,8 @@ fn busybox_applets(busybox: &Path) -> Result<Vec<String>> {
 
 /// Builds oomtrace and oomtrace-hog in release mode, then the guest
 /// initramfs around them and `init_script` (the VM tests' and the bench's).
-pub fn build_release(out: &Path, init_script: &Path) -> Result<()> {
+/// `extra`: files to add, each (path in the guest, file on the host).
+pub fn build_release(out: &Path, init_script: &Path, extra: &[(&str, &Path)]) -> Result<()> {
     crate::run(crate::cargo().args([
         "build",
         "--release",
@@ -239,11 +241,19 @@ pub fn build_release(out: &Path, init_script: &Path) -> Result<()> {
         &release.join("oomtrace"),
         &release.join("oomtrace-hog"),
         init_script,
+        extra,
     )
 }
 
-/// Builds the guest initramfs (gzip-compressed newc) at `out`.
-pub fn build(out: &Path, oomtrace: &Path, hog: &Path, init_script: &Path) -> Result<()> {
+/// Builds the guest initramfs (gzip-compressed newc) at `out`, with `extra`
+/// files, each (path in the guest, file on the host).
+pub fn build(
+    out: &Path,
+    oomtrace: &Path,
+    hog: &Path,
+    init_script: &Path,
+    extra: &[(&str, &Path)],
+) -> Result<()> {
     let busybox = Path::new("/bin/busybox");
     if !shared_libraries(busybox)?.is_empty() {
         bail!(
@@ -277,6 +287,9 @@ pub fn build(out: &Path, oomtrace: &Path, hog: &Path, init_script: &Path) -> Res
     for library in libraries {
         let path = library.to_str().context("library path is not UTF-8")?;
         archive.copy(path, &library)?;
+    }
+    for (path, from) in extra {
+        archive.copy(path, from)?;
     }
     let init =
         fs::read(init_script).with_context(|| format!("reading {}", init_script.display()))?;

@@ -488,6 +488,77 @@ impl KernelCache {
         fs::rename(&staging, &dir)?;
         Ok(kernel)
     }
+
+    /// The kernel module `name` (`brd`, ...) of `kernel`, uncompressed, from
+    /// its package (downloaded again the first time: `get` keeps only
+    /// `vmlinuz` and `config`). The guests load it with busybox `insmod`.
+    pub fn module(&mut self, kernel: &Kernel, name: &str) -> Result<PathBuf> {
+        let dir = kernel
+            .vmlinuz
+            .parent()
+            .context("kernel directory")?
+            .join("modules");
+        let module = dir.join(format!("{name}.ko"));
+        if module.exists() {
+            return Ok(module);
+        }
+        let staging = self
+            .kernels_dir()
+            .join(format!(".download-{}-{name}", kernel.package));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging)?;
+        let mut download = self.apt("apt-get");
+        download
+            .args([
+                "-q",
+                "download",
+                &format!("{}={}", kernel.package, kernel.version),
+            ])
+            .current_dir(&staging)
+            .stdout(Stdio::null());
+        crate::run(&mut download)?;
+        let deb = fs::read_dir(&staging)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .with_context(|| format!("apt-get download left no .deb in {}", staging.display()))?;
+        let is_module = |member: &str| {
+            let file = member.rsplit('/').next().unwrap_or_default();
+            member.contains("/lib/modules/")
+                && (file == format!("{name}.ko") || file.starts_with(&format!("{name}.ko.")))
+        };
+        let member = deb_members(&deb)?
+            .into_iter()
+            .find(|m| is_module(m))
+            .with_context(|| format!("{name}.ko* missing from {}", deb.display()))?;
+        extract(&deb, &staging, std::slice::from_ref(&member))?;
+        let found = staging.join(member.trim_start_matches("./"));
+        let data = match found.extension().and_then(|x| x.to_str()) {
+            Some("ko") => fs::read(&found)?,
+            Some("xz") => decompress("xz", &found)?,
+            Some("zst") => decompress("zstd", &found)?,
+            other => bail!("{}: unknown module compression {other:?}", found.display()),
+        };
+        fs::create_dir_all(&dir)?;
+        fs::write(&module, data)?;
+        fs::remove_dir_all(&staging)?;
+        Ok(module)
+    }
+}
+
+/// `tool -dc file` (xz, zstd) into memory.
+fn decompress(tool: &str, file: &Path) -> Result<Vec<u8>> {
+    let output = Command::new(tool)
+        .arg("-dc")
+        .arg(file)
+        .output()
+        .with_context(|| format!("running {tool} -dc {}", file.display()))?;
+    ensure!(
+        output.status.success(),
+        "{tool} -dc {} failed: {}",
+        file.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(output.stdout)
 }
 
 /// The packages that hold a kernel's files. Up to 6.18 the image package

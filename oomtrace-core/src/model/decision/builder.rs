@@ -78,11 +78,8 @@ pub struct Builder {
 }
 
 /// Bound on page faults awaiting their decision (a fault loop in an
-/// unkillable memcg leaks one per OOM, hundreds a second, while a decision
-/// may wait up to its 3 s deadline for its report: a no-victim decision
-/// takes the first fault after its own OOM, which must still be here).
-/// About 200 bytes each: under 1 MiB.
-const MAX_PAGEFAULTS: usize = 4096;
+/// unkillable memcg leaks one per OOM; only the latest matter).
+const MAX_PAGEFAULTS: usize = 256;
 
 impl Builder {
     pub fn new(sources: Sources, scope: Vec<ScopeCgroup>) -> Self {

@@ -27,20 +27,28 @@ use oomtrace_core::{
 
 use crate::{
     commands::run::{
-        charge_hook, decisions::Decisions, env::LiveEnv, inputs::Inputs, lost::Losses, metrics,
-        options::RunOptions, output::RunOutput, rss_rule::SharedRssRule,
+        charge_hook::ChargeHook,
+        decisions::Decisions,
+        env::{LiveEnv, boot_ns_now},
+        inputs::Inputs,
+        lost::Losses,
+        metrics,
+        options::RunOptions,
+        output::RunOutput,
+        rss_rule::SharedRssRule,
     },
     kernel::{
         kmsg::{Kmsg, KmsgRead, KmsgRecord},
-        loader::{self, Backend, ChargeHookMode, TraceOptions, Tracer},
+        loader::{self, Backend, TraceOptions, Tracer},
     },
 };
 
 /// How often OOM-disabled memcgs are checked for stalls (cgroup v1), while
 /// there is a reason to ([`Session::stall_poll_at`]).
 const STALL_POLL: Duration = Duration::from_secs(1);
-/// How long after a memcg was last seen reclaiming at its limit a stall may
-/// still begin (reclaim precedes every OOM-disabled wait): polled till then.
+/// How long after a memcg's reclaim last fell short of its target a stall
+/// may still begin (a pass that reclaimed nothing precedes every OOM-disabled
+/// wait): polled till then.
 const STALL_WATCH: Duration = Duration::from_secs(10);
 /// The ring buffer's drop counters are read this long after ring activity
 /// (a full buffer is activity: drops never happen on an idle ring).
@@ -65,7 +73,7 @@ pub struct Session {
     timers: Timers,
     decisions: Decisions,
     lost: Losses,
-    charge_hook: ChargeHookMode,
+    charge_hook: ChargeHook,
     /// The rss read the kernel programs were told (`model::exact`).
     rss_rule: SharedRssRule,
     /// Each memcg's OOM episode, for the records' `oom_id`.
@@ -120,7 +128,7 @@ impl Session {
             timers: Timers::new(&tracer),
             decisions: Decisions::new(dumps, options.count)?,
             lost: Losses::new(),
-            charge_hook: options.charge_hook,
+            charge_hook: ChargeHook::new(options.charge_hook),
             rss_rule: SharedRssRule::default(),
             pagefault_retries: retries_fault(
                 &release,
@@ -140,7 +148,7 @@ impl Session {
 
     /// Applies `--charge-hook`.
     pub fn start_charge_hook(&mut self) -> Result<()> {
-        charge_hook::start(self.charge_hook, &self.env.tracer, &mut self.out)
+        self.charge_hook.start(&self.env.tracer, &mut self.out)
     }
 
     /// The ring buffer is readable: every record in it, then wait again.
@@ -249,8 +257,13 @@ impl Session {
 
     /// The on-demand charge hook's idleness; when to look again.
     fn check_charge_hook(&mut self, now: Instant) -> Result<Option<Instant>> {
-        charge_hook::on_second(self.charge_hook, &self.env.tracer, &mut self.out)?;
-        Ok(charge_hook::next_check(self.charge_hook, &self.env.tracer).map(|d| now + d))
+        let now_ns = boot_ns_now();
+        self.charge_hook
+            .on_tick(now_ns, &self.env.tracer, &mut self.out)?;
+        Ok(self
+            .charge_hook
+            .next_check(now_ns, &self.env.tracer)
+            .map(|d| now + d))
     }
 
     /// The next poll of `memory.oom_control`: once a second while a stall is
@@ -374,8 +387,8 @@ impl Session {
                 self.timers
                     .charge_hook
                     .get_or_insert(now + CHARGE_HOOK_CHECK);
-                let memcg = self.env.memcg_path(e.memcg_id);
-                charge_hook::on_memcg_at_limit(&self.env.tracer, memcg, &mut self.out)?
+                self.charge_hook
+                    .on_memcg_at_limit(&e, &mut self.env, &mut self.out)?
             }
             other => {
                 self.env.snapshot_oom_memcgs(&other);
@@ -552,7 +565,7 @@ struct Timers {
     ring_active: bool,
     /// When the on-demand charge hook's idleness is next looked at.
     charge_hook: Option<Instant>,
-    /// A memcg reclaimed at its limit lately: stalls may begin until then.
+    /// A memcg's reclaim fell short lately: stalls may begin until then.
     at_limit_until: Option<Instant>,
     /// The memcg reclaim hook is attached (it tells when memcgs are at their limit).
     reclaim_hook: bool,

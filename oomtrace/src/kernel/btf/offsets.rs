@@ -36,6 +36,7 @@ impl KernelBtf {
         self.oom_control(&mut r)?;
         self.memcg_v1_oom_wait(&mut r)?;
         self.pending_signals(&mut r)?;
+        self.reclaim_target(&mut r)?;
         Ok(r)
     }
 
@@ -187,6 +188,20 @@ impl KernelBtf {
         let signal = self.sized_field("sigpending", &["signal"], 8)?;
         let sum = pending.and_then(|p| signal.map(|s| p + s));
         r.offsets.task_pending_signal = r.record("task_struct.pending.signal", sum);
+        Ok(())
+    }
+
+    /// The target of the memcg reclaim pass in progress: `current->reclaim_state`
+    /// points into its `struct scan_control` (private to mm/vmscan.c, in BTF),
+    /// whose `nr_to_reclaim` says how much the pass aims for.
+    fn reclaim_target(&self, r: &mut ResolvedOffsets) -> Result<(), BtfError> {
+        const SC: &str = "scan_control";
+        let in_task = self.ptr_field("task_struct", "reclaim_state")?;
+        r.offsets.task_reclaim_state = r.record("task_struct.reclaim_state", in_task);
+        let state = self.struct_field(SC, &["reclaim_state"], "reclaim_state")?;
+        r.offsets.scan_control_reclaim_state = r.record("scan_control.reclaim_state", state);
+        let target = self.int_field(SC, "nr_to_reclaim", &[8])?;
+        r.offsets.scan_control_nr_to_reclaim = r.record("scan_control.nr_to_reclaim", target);
         Ok(())
     }
 }

@@ -1,7 +1,7 @@
 //! The fexit on the charge function (`try_charge_memcg`, `try_charge` before
 //! 5.15): it sees charge failures that never reach the OOM killer. Attached,
 //! it runs on every charge, so it is loaded (verified) at start and attached
-//! only on demand, while a memcg reclaims at its limit.
+//! only on demand (when: `commands/run/charge_hook.rs`).
 use aya::{
     Ebpf,
     maps::{Array, MapData},
@@ -17,8 +17,8 @@ use super::{
     maps::take_map,
 };
 
-/// The kernel-side switch: the OOM path leaves charge failures to this hook
-/// while it is armed, so none is reported twice.
+/// The kernel-side record of whether the hook is attached, kept for whoever
+/// inspects the maps (no program reads it).
 const ARMED_FLAG: &str = "CHARGE_HOOK_ARMED";
 
 pub(super) struct ChargeHook {

@@ -37,7 +37,8 @@ use crate::kernel::{btf, percpu, tracefs};
 pub const BTF_PATH: &str = "/sys/kernel/btf/vmlinux";
 
 /// When the on-demand fexit on the charge function is attached: while a
-/// memcg reclaims at its limit, never, or for the whole run (to measure it).
+/// memcg's reclaim falls short of its target, never, or for the whole run
+/// (to measure it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChargeHookMode {
     OnDemand,
@@ -88,7 +89,7 @@ pub struct Tracer {
     reclaim_stats: BpfHashMap<MapData, u64, MemcgReclaimStats>,
     charge_failures: BpfHashMap<MapData, ChargeFailureKey, ChargeFailureState>,
     /// The fexit on the charge function, loaded at start and attached only
-    /// while a memcg reclaims at its limit (None: not available here).
+    /// on demand (None: not available here).
     charge_hook: RefCell<Option<ChargeHook>>,
 }
 
@@ -161,18 +162,23 @@ impl Tracer {
         self.reclaim_stats.get(&memcg_id, 0).ok()
     }
 
-    /// Charge-failure counts per memcg (cgroup id), reported or rate-limited.
-    pub fn charge_failure_counts(&self) -> Vec<(ChargeFailureKey, ChargeFailureState)> {
-        self.charge_failures.iter().filter_map(Result::ok).collect()
-    }
-
-    /// The most recent end of a memcg reclaim pass (boot ns), any memcg.
-    pub fn latest_reclaim_boot_ns(&self) -> Option<u64> {
+    /// Memcg reclaim passes the kernel counted so far, over every memcg:
+    /// (all passes, those that fell short of their target).
+    pub fn reclaim_pass_counts(&self) -> (u64, u64) {
         self.reclaim_stats
             .iter()
             .filter_map(Result::ok)
-            .map(|(_, stats)| stats.last_end_boot_ns)
-            .max()
+            .fold((0, 0), |(all, short), (_, s)| {
+                (
+                    all.wrapping_add(s.passes),
+                    short.wrapping_add(s.short_passes),
+                )
+            })
+    }
+
+    /// Charge-failure counts per memcg (cgroup id), reported or rate-limited.
+    pub fn charge_failure_counts(&self) -> Vec<(ChargeFailureKey, ChargeFailureState)> {
+        self.charge_failures.iter().filter_map(Result::ok).collect()
     }
 
     /// Whether the on-demand charge hook exists, and whether it is armed now.
@@ -181,8 +187,7 @@ impl Tracer {
     }
 
     /// Attaches (`armed`) or detaches the fexit on the charge function.
-    /// The kernel-side flag follows, so the OOM path does not report a
-    /// failure twice. Without a charge hook there is nothing to do.
+    /// The kernel-side flag follows. Without a charge hook there is nothing to do.
     pub fn set_charge_hook(&self, armed: bool) -> Result<(), LoaderError> {
         let mut hook = self.charge_hook.borrow_mut();
         let Some(hook) = hook.as_mut() else {

@@ -104,6 +104,9 @@ fn resolves_every_field_on_this_kernel() {
         o.task_memcg_oom_gfp_mask,
         o.task_memcg_oom_order,
         o.task_pending_signal,
+        o.task_reclaim_state,
+        o.scan_control_reclaim_state,
+        o.scan_control_nr_to_reclaim,
     ];
     assert_eq!(
         all.iter().filter(|&&v| v == UNAVAILABLE).count(),
@@ -406,6 +409,17 @@ fn offsets_match_pahole() {
         ("page_counter", "usage", o.page_counter_usage),
         ("page_counter", "max", o.page_counter_max),
         ("percpu_counter", "count", o.mm_rss_value),
+        ("task_struct", "reclaim_state", o.task_reclaim_state),
+        (
+            "scan_control",
+            "reclaim_state",
+            o.scan_control_reclaim_state,
+        ),
+        (
+            "scan_control",
+            "nr_to_reclaim",
+            o.scan_control_nr_to_reclaim,
+        ),
     ];
     for &(st, field, ours) in checks {
         if ours == UNAVAILABLE {

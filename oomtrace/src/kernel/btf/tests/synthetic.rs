@@ -262,6 +262,9 @@ fn old_kernel_layout_from_synthetic_btf() {
             "task_struct.memcg_oom_gfp_mask",
             "task_struct.memcg_oom_order",
             "task_struct.pending.signal",
+            "task_struct.reclaim_state",
+            "scan_control.reclaim_state",
+            "scan_control.nr_to_reclaim",
         ]
     );
     assert_eq!(
