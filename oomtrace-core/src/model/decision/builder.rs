@@ -77,8 +77,9 @@ pub struct Builder {
     pagefaults: VecDeque<PagefaultJoin>,
 }
 
-/// Bound on page faults awaiting their decision (a fault loop in an
-/// unkillable memcg leaks one per OOM; only the latest matter).
+/// Bound on page faults awaiting a later decision: waits of an OOM-disabled
+/// memcg (one per wait; the kill after the release takes the latest) and
+/// faults' global OOMs. Leaked faults join their pending decision at once.
 const MAX_PAGEFAULTS: usize = 256;
 
 impl Builder {
