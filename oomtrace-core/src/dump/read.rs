@@ -306,9 +306,7 @@ impl<'a> Output<'a> {
             items: Vec::new(),
             hosts: Vec::new(),
             by_host: HashMap::new(),
-            env: OfflineEnv {
-                page_size: crate::base::host::page_size() as u64,
-            },
+            env: OfflineEnv::new(crate::base::host::page_size() as u64),
             decisions: 0,
             seq: 0,
         }

@@ -723,7 +723,7 @@ mod tests {
             builder.on_event(now, event);
         }
         builder.on_report(now, ReportItem::Kill(kill_line(10, 1018 * 4, 12, 0)));
-        let decisions = builder.flush(&mut OfflineEnv { page_size: PAGE });
+        let decisions = builder.flush(&mut OfflineEnv::new(PAGE));
         let [d] = decisions.as_slice() else {
             panic!("{decisions:?}")
         };
@@ -761,7 +761,7 @@ mod tests {
         };
         builder.on_event(now, Event::OomCandidate(lone));
         builder.on_event(now, Event::OomEnd(end));
-        let decisions = builder.flush(&mut OfflineEnv { page_size: PAGE });
+        let decisions = builder.flush(&mut OfflineEnv::new(PAGE));
         let [d] = decisions.as_slice() else {
             panic!("{decisions:?}")
         };

@@ -388,7 +388,7 @@ pub(crate) mod tests {
         for item in parse_log(&std::fs::read(&path).unwrap()).unwrap() {
             builder.on_report(start, item);
         }
-        let mut env = OfflineEnv { page_size: 4096 };
+        let mut env = OfflineEnv::new(4096);
         let mut out = builder.poll(start + std::time::Duration::from_secs(3600), &mut env);
         assert!(!out.is_empty(), "{name}: no decision");
         out.remove(0)

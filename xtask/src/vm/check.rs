@@ -670,10 +670,7 @@ mod tests {
         for item in parse_log(LOG.as_bytes()).unwrap() {
             builder.on_report(start, item);
         }
-        let decisions = builder.poll(
-            start + Duration::from_secs(60),
-            &mut OfflineEnv { page_size: 4096 },
-        );
+        let decisions = builder.poll(start + Duration::from_secs(60), &mut OfflineEnv::new(4096));
         let json = serde_json::to_string(&decisions[0]).unwrap();
         let decision: Decision = serde_json::from_str(&json).unwrap();
         (decision, log.reports[0].clone())

@@ -34,10 +34,21 @@ pub trait Environment {
     }
 }
 
-/// What is known when rebuilding from a saved kernel log: only the log.
+/// What is known when rebuilding from a saved kernel log: only the log
+/// (and the kernel release, where the caller knows it).
 #[derive(Debug, Default)]
 pub struct OfflineEnv {
     pub page_size: u64,
+    pub kernel_release: Option<String>,
+}
+
+impl OfflineEnv {
+    pub fn new(page_size: u64) -> Self {
+        Self {
+            page_size,
+            kernel_release: None,
+        }
+    }
 }
 
 impl Environment for OfflineEnv {
@@ -57,7 +68,7 @@ impl Environment for OfflineEnv {
         self.page_size
     }
     fn kernel_release(&self) -> Option<String> {
-        None
+        self.kernel_release.clone()
     }
     fn reclaim_stats(&self, _memcg_id: u64) -> Option<MemcgReclaimStats> {
         None

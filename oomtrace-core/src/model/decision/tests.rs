@@ -46,7 +46,7 @@ fn decisions(path: &PathBuf) -> Vec<Decision> {
     for item in items(path) {
         builder.on_report(start, item);
     }
-    let mut env = OfflineEnv { page_size: 4096 };
+    let mut env = OfflineEnv::new(4096);
     builder.poll(start + DEADLINE, &mut env)
 }
 
@@ -235,10 +235,7 @@ fn memcg_files_read_during_the_oom_stand_in_for_missing_stats() {
     for item in parse_log(kept.join("\n").as_bytes()).unwrap() {
         builder.on_report(start, item);
     }
-    let built = builder.poll(
-        start + DEADLINE,
-        &mut SnapshotEnv(OfflineEnv { page_size: 4096 }),
-    );
+    let built = builder.poll(start + DEADLINE, &mut SnapshotEnv(OfflineEnv::new(4096)));
     let m = built[0].oom_memcg.as_ref().unwrap();
     let stat = m.stat.as_ref().unwrap();
     assert_eq!(stat.source, "memcg_files");
@@ -472,7 +469,7 @@ fn repeated_no_victim_reports_pair_with_their_own_invocations() {
         report.lines.truncate(n);
         builder.on_report(now, ReportItem::Report(report));
     }
-    let mut decisions = builder.flush(&mut OfflineEnv { page_size: 4096 });
+    let mut decisions = builder.flush(&mut OfflineEnv::new(4096));
     decisions.sort_by_key(|d| d.report_lines.len());
     let anon: Vec<Option<u64>> = decisions
         .iter()
@@ -548,7 +545,7 @@ fn kill_pid(item: &ReportItem) -> u32 {
 fn a_kill_line_after_the_decision_is_not_a_second_decision() {
     let kill = storm_kills().remove(0);
     let mut builder = Builder::new(TRACEPOINTS, Vec::new());
-    let mut env = OfflineEnv { page_size: 4096 };
+    let mut env = OfflineEnv::new(4096);
     let t0 = Instant::now();
     builder.on_event(t0, mark(kill_pid(&kill)));
     let first = builder.poll(t0 + DEADLINE, &mut env);
@@ -569,7 +566,7 @@ fn decisions_come_out_in_kill_order() {
     let kills = storm_kills();
     let (a, b) = (&kills[0], &kills[1]);
     let mut builder = Builder::new(TRACEPOINTS, Vec::new());
-    let mut env = OfflineEnv { page_size: 4096 };
+    let mut env = OfflineEnv::new(4096);
     let t0 = Instant::now();
     builder.on_event(t0, mark(kill_pid(a)));
     builder.on_event(t0, mark(kill_pid(b)));
@@ -598,7 +595,7 @@ fn the_next_deadline_is_the_earliest_decision_due() {
     let kills = storm_kills();
     let (a, b) = (&kills[0], &kills[1]);
     let mut builder = Builder::new(TRACEPOINTS, Vec::new());
-    let mut env = OfflineEnv { page_size: 4096 };
+    let mut env = OfflineEnv::new(4096);
     let t0 = Instant::now();
     assert_eq!(builder.next_deadline(), None, "nothing pending, no timer");
     builder.on_event(t0, mark(kill_pid(a)));
@@ -623,7 +620,7 @@ fn the_next_deadline_is_the_earliest_decision_due() {
 #[test]
 fn pending_decisions_are_bounded_in_bytes() {
     let mut builder = Builder::new(TRACEPOINTS, Vec::new());
-    let mut env = OfflineEnv { page_size: 4096 };
+    let mut env = OfflineEnv::new(4096);
     let t0 = Instant::now();
     builder.on_event(t0, mark(1));
     let one = builder.heap_bytes();
@@ -655,7 +652,7 @@ fn decisions_of_edited(name: &str, edit: impl Fn(Vec<&str>) -> Vec<String>) -> V
     for item in parse_log(edited.as_bytes()).unwrap() {
         builder.on_report(start, item);
     }
-    let mut env = OfflineEnv { page_size: 4096 };
+    let mut env = OfflineEnv::new(4096);
     builder.poll(start + DEADLINE, &mut env)
 }
 
@@ -711,7 +708,7 @@ fn a_report_cut_before_its_kill_line_names_the_summarys_victim() {
     let report = items_of(&(cut.join("\n") + "\n"));
 
     let mut builder = Builder::new(TRACEPOINTS, Vec::new());
-    let mut env = OfflineEnv { page_size: 4096 };
+    let mut env = OfflineEnv::new(4096);
     let t0 = Instant::now();
     for item in report {
         builder.on_report(t0, item);
@@ -784,40 +781,6 @@ fn an_implausible_report_says_values_were_left_out() {
 }
 
 /// An environment that knows only the kernel release (so points are recomputed).
-struct ReleaseEnv;
-impl Environment for ReleaseEnv {
-    fn memcg_path(&mut self, _: u64) -> Option<String> {
-        None
-    }
-    fn memcg_files(&self, _: &str) -> Option<MemcgFiles> {
-        None
-    }
-    fn swap_total_pages(&self) -> Option<u64> {
-        None
-    }
-    fn mem_total_pages(&self) -> Option<u64> {
-        None
-    }
-    fn page_size(&self) -> u64 {
-        4096
-    }
-    fn kernel_release(&self) -> Option<String> {
-        Some("6.1.0-50-amd64".to_owned())
-    }
-    fn reclaim_stats(&self, _: u64) -> Option<MemcgReclaimStats> {
-        None
-    }
-    fn wall_time_of_boot_ns(&self, _: u64) -> Option<SystemTime> {
-        None
-    }
-    fn wall_time_of_log_seconds(&self, _: f64) -> Option<SystemTime> {
-        None
-    }
-    fn memcg_snapshot(&self, _: &str) -> Option<(MemcgSnapshot, u64)> {
-        None
-    }
-}
-
 fn comm(name: &str) -> [u8; 16] {
     let mut out = [0u8; 16];
     out[..name.len()].copy_from_slice(name.as_bytes());
@@ -891,8 +854,12 @@ pub(crate) fn extreme_decision() -> Decision {
     end.chosen = 1;
     end.chosen_pid = 200;
     builder.on_event(t0, Event::OomEnd(end));
-    let mut out = builder.poll(t0 + DEADLINE, &mut ReleaseEnv);
-    out.extend(builder.flush(&mut ReleaseEnv));
+    let mut release_env = OfflineEnv {
+        kernel_release: Some("6.1.0-50-amd64".to_owned()),
+        ..OfflineEnv::new(4096)
+    };
+    let mut out = builder.poll(t0 + DEADLINE, &mut release_env);
+    out.extend(builder.flush(&mut release_env));
     assert_eq!(out.len(), 1, "{out:#?}");
     out.remove(0)
 }
@@ -1035,7 +1002,7 @@ fn each_no_victim_oom_joins_the_fault_it_leaked() {
         report.lines.truncate(n);
         builder.on_report(now, ReportItem::Report(report));
     }
-    let mut decisions = builder.flush(&mut OfflineEnv { page_size: 4096 });
+    let mut decisions = builder.flush(&mut OfflineEnv::new(4096));
     decisions.sort_by_key(|d| d.report_lines.len());
     let joined: Vec<Option<u64>> = decisions
         .iter()
@@ -1087,7 +1054,7 @@ fn a_no_victim_decision_waits_for_its_fault_or_its_tasks_next_oom() {
             ..Default::default()
         })
     };
-    let env = &mut OfflineEnv { page_size: 4096 };
+    let env = &mut OfflineEnv::new(4096);
     let t0 = Instant::now();
     let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
     builder.on_event(at(0), end(1));
