@@ -647,6 +647,15 @@ mod tests {
         @@run kprobe 1 pages=x ns=1\r\n\
         @@done\r\n";
 
+    /// The cells of the table row that starts with `name`.
+    fn row_of<'a>(text: &'a str, name: &str) -> Vec<&'a str> {
+        text.lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect()
+    }
+
     #[test]
     fn records_become_samples_failures_and_skips() {
         let guest = parse(RESULTS);
@@ -672,15 +681,7 @@ mod tests {
         let guest = parse(RESULTS);
         let configs = ["baseline", "auto", "control", "kprobe"].map(str::to_owned);
         let table = table(&guest, &configs).unwrap();
-        let row = |name: &str| {
-            table
-                .text
-                .lines()
-                .find(|l| l.starts_with(&format!("{name} ")))
-                .unwrap_or_default()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-        };
+        let row = |name: &str| row_of(&table.text, name);
         // The baseline median is 100,000 pages/s; auto's 99,010 (1 - 1/1.01),
         // the same on the CPU (median), the tracer at 1% of the vCPU.
         assert_eq!(
@@ -741,15 +742,7 @@ mod tests {
         );
         let configs = ["baseline", "cache-base", "cache"].map(str::to_owned);
         let table = table(&guest, &configs).unwrap();
-        let row = |name: &str| {
-            table
-                .text
-                .lines()
-                .find(|l| l.starts_with(&format!("{name} ")))
-                .unwrap_or_default()
-                .split_whitespace()
-                .collect::<Vec<_>>()
-        };
+        let row = |name: &str| row_of(&table.text, name);
         // cache-base at half the baseline's rate (the reader's share of the
         // vCPU); cache 1% under cache-base, on the CPU too; armed 49.5%.
         assert_eq!(row("cache-base")[5..7], ["0.5000", "50.00%"]);

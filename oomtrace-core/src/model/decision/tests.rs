@@ -950,15 +950,7 @@ fn each_no_victim_oom_joins_the_fault_it_leaked() {
     use oomtrace_ebpf::{EventHeader, OomEndEvent, kind};
 
     use crate::{events::Event, model::pagefault};
-    let log = no_killable_log();
-    let first = parse_log(&log)
-        .unwrap()
-        .into_iter()
-        .find_map(|i| match i {
-            ReportItem::Report(r) if r.no_killable => Some(r),
-            _ => None,
-        })
-        .expect("a no-killable report");
+    let first = no_killable_report();
     let trigger = first.trigger.as_ref().unwrap().pid;
     let sources = Sources {
         backend: "fentry",
@@ -1020,15 +1012,7 @@ fn a_no_victim_decision_waits_for_its_fault_or_its_tasks_next_oom() {
     use oomtrace_ebpf::{EventHeader, OomCandidateEvent, OomEndEvent, kind};
 
     use crate::{events::Event, model::pagefault};
-    let log = no_killable_log();
-    let report = parse_log(&log)
-        .unwrap()
-        .into_iter()
-        .find_map(|i| match i {
-            ReportItem::Report(r) if r.no_killable => Some(r),
-            _ => None,
-        })
-        .expect("a no-killable report");
+    let report = no_killable_report();
     let trigger = report.trigger.as_ref().unwrap().pid;
     let mut builder = Builder::new(
         Sources {
@@ -1098,6 +1082,18 @@ fn a_no_victim_decision_waits_for_its_fault_or_its_tasks_next_oom() {
     let second = builder.poll(at(1400), env);
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].pagefault_oom, None);
+}
+
+/// The first report of [`no_killable_log`].
+fn no_killable_report() -> KernelReport {
+    parse_log(&no_killable_log())
+        .unwrap()
+        .into_iter()
+        .find_map(|i| match i {
+            ReportItem::Report(r) if r.no_killable => Some(r),
+            _ => None,
+        })
+        .expect("a no-killable report")
 }
 
 /// A fixture log whose memcg OOM found nothing killable.
