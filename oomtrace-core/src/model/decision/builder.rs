@@ -33,6 +33,9 @@ const WAIT_FOR_EXIT: Duration = Duration::from_secs(1);
 pub(super) const SETTLE: Duration = Duration::from_millis(100);
 /// A decision is emitted with what it has at the latest this long after its first piece.
 pub(super) const DEADLINE: Duration = Duration::from_secs(3);
+/// The timer of a decision waiting for the kernel log (`Builder::awaits_log`):
+/// reading the log is what ends the wait, this only keeps a timer finite.
+const LOG_WAIT_TIMER: Duration = Duration::from_secs(60);
 /// Bound on decisions in flight (an OOM storm on a big node).
 const MAX_PENDING: usize = 4096;
 /// How long a decided victim's late pieces (a kill line read after the
@@ -54,6 +57,9 @@ pub struct Builder {
     decided: RecentPids,
     /// The latest time a piece or poll came in (the builder reads no clock).
     last_now: Option<Instant>,
+    /// When a live session last read the kernel log to its end (None:
+    /// offline, or not yet).
+    log_read_at: Option<Instant>,
     /// OOM invocations in progress (candidates arriving), by oom_seq.
     invocations: Vec<Invocation>,
     /// Invocations aborted because an earlier victim was still exiting, per
@@ -94,6 +100,7 @@ impl Builder {
             recent_group_kills: RecentPids::new(bounds::RECENT_PIDS, LATE_WINDOW),
             decided: RecentPids::new(bounds::RECENT_PIDS, LATE_WINDOW),
             last_now: None,
+            log_read_at: None,
             history: Default::default(),
             invocations: Vec::new(),
             aborted: Vec::new(),
@@ -113,12 +120,9 @@ impl Builder {
     /// OOM's end); others wait here for the decision of their OOM.
     pub fn on_pagefault(&mut self, join: PagefaultJoin) {
         if join.kernel_action == pagefault::RETRIES_FAULT {
-            if let Some(p) = self
-                .pending
-                .iter_mut()
-                .find(|p| p.awaits_fault(join.pid, join.boot_ns))
-            {
+            if let Some(p) = self.pending.iter_mut().find(|p| p.awaits_fault(join.pid)) {
                 p.fault = Some(join);
+                return;
             }
             // Not pending (already out, or its OOM unseen): nothing to join.
             return;
@@ -422,6 +426,27 @@ impl Builder {
         }
     }
 
+    /// The live kernel log was read to its end at `now` (or there is none
+    /// to read). A no-victim OOM's report is printed before its killer
+    /// returns, so an OOM seen by then has its report in, or none will come.
+    pub fn on_log_read(&mut self, now: Instant) {
+        self.log_read_at = Some(now);
+    }
+
+    /// A no-victim OOM seen by the hooks whose report may still be in the
+    /// unread part of the kernel log: it waits for it, deadline or not (a
+    /// storm's log can be read seconds late, and a decision sent without
+    /// its report would shift the pairing of every later one).
+    fn awaits_log(&self, p: &Pending) -> bool {
+        let Some(read) = self.log_read_at else {
+            return false;
+        };
+        p.victim_pid == 0
+            && p.report.is_none()
+            && p.invocation.is_some()
+            && p.created.is_none_or(|created| read < created)
+    }
+
     fn is_complete(&self, p: &Pending) -> bool {
         let has_invocation = p.invocation.is_some() || !self.sources.oom_path_hooks;
         if p.victim_pid == 0 {
@@ -432,7 +457,9 @@ impl Builder {
                 || p.invocation.is_none()
                 || p.fault.is_some()
                 || p.trigger_moved_on;
-            return p.report.is_some() && has_invocation && fault_known;
+            let report_known = p.report.is_some()
+                || (self.log_read_at.is_some() && p.invocation.is_some() && !self.awaits_log(p));
+            return report_known && has_invocation && fault_known;
         }
         let has_kill = p.kill_line().is_some();
         let has_bpf = p.mark.is_some() && (p.task.is_some() || !self.sources.victim_task_hook);
@@ -468,7 +495,12 @@ impl Builder {
     fn due_at(&self, p: &Pending, now: Instant) -> Instant {
         let exit_done = p.exit.is_some() || !self.sources.exit_hook || p.victim_pid == 0;
         let settle = if exit_done { SETTLE } else { WAIT_FOR_EXIT };
-        let deadline = p.created.map_or(now, |c| c + DEADLINE);
+        let deadline = if self.awaits_log(p) {
+            // Not before the log is read to its end (that wakes the loop).
+            now + LOG_WAIT_TIMER
+        } else {
+            p.created.map_or(now, |c| c + DEADLINE)
+        };
         p.complete_since
             .map_or(deadline, |since| deadline.min(since + settle))
     }

@@ -66,15 +66,19 @@ impl Pending {
             .or(self.kill.as_ref())
     }
 
-    /// Whether `pid`'s fault at `boot_ns` is the one this no-victim OOM
-    /// leaked: its trigger, after its killer returned, none joined yet.
-    pub(super) fn awaits_fault(&self, pid: u32, boot_ns: u64) -> bool {
+    /// Whether a fault of `pid`, read from the ring now, is the one this
+    /// no-victim OOM leaked: its trigger's, none joined yet, the task not on
+    /// to another OOM. The ring keeps one task's events in the order it
+    /// wrote them, so the fault comes after this OOM's end (its timestamp,
+    /// from another CPU's clock, need not).
+    pub(super) fn awaits_fault(&self, pid: u32) -> bool {
         self.victim_pid == 0
             && self.fault.is_none()
             && !self.trigger_moved_on
-            && self.invocation.as_ref().is_some_and(|i| {
-                i.trigger_pid == pid && i.end.is_some_and(|e| e.header.boot_ns <= boot_ns)
-            })
+            && self
+                .invocation
+                .as_ref()
+                .is_some_and(|i| i.trigger_pid == pid && i.end.is_some())
     }
 
     /// How the killer's invocation ended (OOM-path hooks).

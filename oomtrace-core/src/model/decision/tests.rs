@@ -1084,6 +1084,64 @@ fn a_no_victim_decision_waits_for_its_fault_or_its_tasks_next_oom() {
     assert_eq!(second[0].pagefault_oom, None);
 }
 
+/// Live, a no-victim OOM seen by the hooks waits for its report as long as
+/// the kernel log is read behind it, past the deadline (a storm's log can
+/// lag seconds; sent alone, it would shift the pairing of the next ones),
+/// and goes out without one once the log was read to its end after it.
+#[test]
+fn a_no_victim_oom_waits_for_the_log_to_be_read_not_for_a_deadline() {
+    use oomtrace_ebpf::{EventHeader, OomEndEvent, kind};
+
+    use crate::events::Event;
+    let report = no_killable_report();
+    let trigger = report.trigger.as_ref().unwrap().pid;
+    let mut builder = Builder::new(
+        Sources {
+            backend: "fentry",
+            victim_task_hook: true,
+            exit_hook: false,
+            oom_path_hooks: true,
+            pagefault_hook: false,
+        },
+        Vec::new(),
+    );
+    let end = |oom_seq: u64| {
+        Event::OomEnd(OomEndEvent {
+            header: EventHeader {
+                kind: kind::OOM_END,
+                pid: trigger,
+                tgid: trigger,
+                boot_ns: oom_seq * 1000,
+                ..Default::default()
+            },
+            oom_seq,
+            ..Default::default()
+        })
+    };
+    let env = &mut OfflineEnv::new(4096);
+    let t0 = Instant::now();
+    let at = |ms: u64| t0 + std::time::Duration::from_millis(ms);
+    builder.on_log_read(at(0));
+    builder.on_event(at(1), end(1));
+    assert!(
+        builder.poll(at(5000), env).is_empty(),
+        "out without the log read"
+    );
+    builder.on_report(at(5000), ReportItem::Report(report.clone()));
+    // Its deadline long past: out as soon as it is complete.
+    let first = builder.poll(at(5000), env);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].kernel_report, "complete");
+
+    // Read to its end after the OOM, the log had no report for it.
+    builder.on_event(at(6000), end(2));
+    builder.on_log_read(at(6001));
+    assert!(builder.poll(at(6001), env).is_empty(), "settles first");
+    let second = builder.poll(at(6200), env);
+    assert_eq!(second.len(), 1);
+    assert_ne!(second[0].kernel_report, "complete");
+}
+
 /// The first report of [`no_killable_log`].
 fn no_killable_report() -> KernelReport {
     parse_log(&no_killable_log())

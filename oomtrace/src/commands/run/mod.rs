@@ -60,6 +60,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
             _ = once(&mut reader_gone) => {}
             _ = stop.requested() => break,
         }
+        session.catch_up(&mut inputs)?;
         if session.on_wake()?.is_break() {
             break;
         }

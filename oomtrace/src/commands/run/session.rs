@@ -169,6 +169,10 @@ impl Session {
     /// the next ones).
     pub fn on_kmsg(&mut self, read: KmsgRead, ring: &mut RingBuf<MapData>) -> Result<()> {
         self.read_ring(Instant::now(), ring)?;
+        self.on_kmsg_read(read)
+    }
+
+    fn on_kmsg_read(&mut self, read: KmsgRead) -> Result<()> {
         match read {
             KmsgRead::Record(record) => self.on_log_line(Instant::now(), record),
             KmsgRead::Lost(count) => {
@@ -176,6 +180,30 @@ impl Session {
                 self.on_log_gap(Instant::now());
             }
         }
+        Ok(())
+    }
+
+    /// After every wake-up, before what is due: the ring buffer and then the
+    /// kernel log read to their ends, so that no decision is judged on a
+    /// source read late (a storm's log lines can queue up for seconds). The
+    /// builder learns when the log was read to its end (or that there is
+    /// none): no report printed before then is still to come.
+    pub fn catch_up(&mut self, inputs: &mut Inputs) -> Result<()> {
+        self.read_ring(Instant::now(), inputs.ring.get_mut())?;
+        if let Some(kmsg) = inputs.kmsg.as_mut() {
+            match kmsg.drain_now() {
+                Ok(reads) => {
+                    for read in reads {
+                        self.on_kmsg_read(read)?;
+                    }
+                }
+                Err(error) => {
+                    self.on_kmsg_failed(&error)?;
+                    inputs.kmsg = None;
+                }
+            }
+        }
+        self.builder.on_log_read(Instant::now());
         Ok(())
     }
 
