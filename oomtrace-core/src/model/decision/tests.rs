@@ -1014,16 +1014,7 @@ fn a_no_victim_decision_waits_for_its_fault_or_its_tasks_next_oom() {
     use crate::{events::Event, model::pagefault};
     let report = no_killable_report();
     let trigger = report.trigger.as_ref().unwrap().pid;
-    let mut builder = Builder::new(
-        Sources {
-            backend: "fentry",
-            victim_task_hook: true,
-            exit_hook: false,
-            oom_path_hooks: true,
-            pagefault_hook: true,
-        },
-        Vec::new(),
-    );
+    let mut builder = fentry_builder(true);
     let header = |kind, boot_ns| EventHeader {
         kind,
         pid: trigger,
@@ -1095,16 +1086,7 @@ fn a_no_victim_oom_waits_for_the_log_to_be_read_not_for_a_deadline() {
     use crate::events::Event;
     let report = no_killable_report();
     let trigger = report.trigger.as_ref().unwrap().pid;
-    let mut builder = Builder::new(
-        Sources {
-            backend: "fentry",
-            victim_task_hook: true,
-            exit_hook: false,
-            oom_path_hooks: true,
-            pagefault_hook: false,
-        },
-        Vec::new(),
-    );
+    let mut builder = fentry_builder(false);
     let end = |oom_seq: u64| {
         Event::OomEnd(OomEndEvent {
             header: EventHeader {
@@ -1140,6 +1122,21 @@ fn a_no_victim_oom_waits_for_the_log_to_be_read_not_for_a_deadline() {
     let second = builder.poll(at(6200), env);
     assert_eq!(second.len(), 1);
     assert_ne!(second[0].kernel_report, "complete");
+}
+
+/// A live builder with every hook of the fentry backend; the page-fault
+/// hook as given.
+fn fentry_builder(pagefault_hook: bool) -> Builder {
+    Builder::new(
+        Sources {
+            backend: "fentry",
+            victim_task_hook: true,
+            exit_hook: false,
+            oom_path_hooks: true,
+            pagefault_hook,
+        },
+        Vec::new(),
+    )
 }
 
 /// The first report of [`no_killable_log`].
