@@ -9,7 +9,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 /// Names `oomtrace-hog` is linked under in the guest: the kernel's comm of
 /// each workload (see tests/vm/init), and the bench's `faultstorm`.
@@ -202,6 +202,23 @@ fn parse_ldd(text: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The guest's shell parses the init script (`sh -n`) before a guest boots
+/// it: a syntax error would otherwise end init, a kernel panic mid-boot.
+fn check_syntax(busybox: &Path, script: &Path) -> Result<()> {
+    let output = Command::new(busybox)
+        .args(["sh", "-n"])
+        .arg(script)
+        .output()
+        .with_context(|| format!("running {} sh -n", busybox.display()))?;
+    ensure!(
+        output.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+    Ok(())
+}
+
 /// busybox's applet names (`busybox --list`).
 fn busybox_applets(busybox: &Path) -> Result<Vec<String>> {
     let output = Command::new(busybox)
@@ -261,6 +278,7 @@ pub fn build(
             busybox.display()
         );
     }
+    check_syntax(busybox, init_script)?;
     let mut archive = Archive::default();
     for dir in ["dev", "proc", "sys", "run", "tmp", "bin"] {
         archive.dir(dir);
