@@ -19,7 +19,7 @@ pub fn violations(src: &Path, crate_alias: &str, rules: &[Rule<'_>]) -> Vec<Stri
     for (module, path) in &modules {
         let text = fs::read_to_string(path).unwrap_or_default();
         let text = text.split("#[cfg(test)]").next().unwrap_or_default();
-        for target in imports(text, crate_alias, &modules) {
+        for target in imports(text, crate_alias, module, &modules) {
             if target == *module {
                 continue;
             }
@@ -73,35 +73,70 @@ fn modules(src: &Path) -> BTreeMap<String, PathBuf> {
     out
 }
 
-/// Modules named by `crate::a::b` paths (and `crate::{a::b, c}` groups),
-/// resolved to the longest existing module.
-fn imports(text: &str, alias: &str, modules: &BTreeMap<String, PathBuf>) -> BTreeSet<String> {
-    let mut paths = Vec::new();
-    let prefix = format!("{alias}::");
-    let mut rest = text;
-    while let Some(at) = rest.find(&prefix) {
-        let after = &rest[at + prefix.len()..];
-        if let Some(group) = after.strip_prefix('{') {
-            let end = group.find("};").unwrap_or(group.len());
-            paths.extend(group_paths("", &group[..end]));
-        } else {
-            let end = after
-                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-                .unwrap_or(after.len());
-            paths.push(after[..end].trim_end_matches(':').to_owned());
-        }
-        rest = after;
-    }
+/// Modules named by `crate::a::b` paths (and `crate::{a::b, c}` groups) and
+/// by `super::` paths relative to `module`, resolved to the longest
+/// existing module.
+fn imports(
+    text: &str,
+    alias: &str,
+    module: &str,
+    modules: &BTreeMap<String, PathBuf>,
+) -> BTreeSet<String> {
+    let mut paths = prefixed_paths(text, &format!("{alias}::"), |_| Some(String::new()));
+    paths.extend(prefixed_paths(text, "super::", |levels| {
+        let parts: Vec<&str> = module.split("::").filter(|p| !p.is_empty()).collect();
+        let keep = parts.len().checked_sub(levels)?;
+        Some(parts[..keep].join("::"))
+    }));
     paths
         .iter()
         .filter_map(|p| {
-            let parts: Vec<&str> = p.split("::").collect();
+            let parts: Vec<&str> = p.split("::").filter(|p| !p.is_empty()).collect();
             (1..=parts.len())
                 .rev()
                 .map(|n| parts[..n].join("::"))
                 .find(|m| modules.contains_key(m) && !m.is_empty())
         })
         .collect()
+}
+
+/// The paths after each run of `prefix` in `text`, joined to the base that
+/// `base_of(repeats)` gives (`super::super::` is one run of two); a run
+/// whose base does not exist is skipped.
+fn prefixed_paths(
+    text: &str,
+    prefix: &str,
+    base_of: impl Fn(usize) -> Option<String>,
+) -> Vec<String> {
+    let mut paths = Vec::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(prefix) {
+        let mut after = &rest[at + prefix.len()..];
+        let mut repeats = 1;
+        while let Some(more) = after.strip_prefix(prefix) {
+            after = more;
+            repeats += 1;
+        }
+        rest = after;
+        let Some(base) = base_of(repeats) else {
+            continue;
+        };
+        if let Some(group) = after.strip_prefix('{') {
+            let end = group.find("};").unwrap_or(group.len());
+            paths.extend(group_paths(&base, &group[..end]));
+        } else {
+            let end = after
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(after.len());
+            let path = after[..end].trim_end_matches(':');
+            paths.push(if base.is_empty() {
+                path.to_owned()
+            } else {
+                format!("{base}::{path}")
+            });
+        }
+    }
+    paths
 }
 
 /// Flattens `a::{b, c::{d}}, e` into `a::b`, `a::c::d`, `e`.
@@ -221,6 +256,28 @@ mod tests {
                 .iter()
                 .any(|f| f.contains("model and output import each other")),
             "{found:?}"
+        );
+    }
+
+    /// `super::` paths count too: two siblings that reach each other
+    /// through their parent's name close a loop.
+    #[test]
+    fn a_loop_through_super_paths_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path();
+        fs::create_dir_all(src.join("report")).unwrap();
+        fs::write(src.join("lib.rs"), "pub mod report;").unwrap();
+        fs::write(src.join("report/mod.rs"), "pub mod a; pub mod b;").unwrap();
+        fs::write(src.join("report/a.rs"), "use super::b::read;").unwrap();
+        fs::write(
+            src.join("report/b.rs"),
+            "use super::{Error, a::Entry};\nuse super::super::report;",
+        )
+        .unwrap();
+        let found = violations(src, "crate", CORE);
+        assert_eq!(
+            found,
+            ["report::a and report::b import each other (directly or through others)"]
         );
     }
 

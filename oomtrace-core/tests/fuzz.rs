@@ -12,16 +12,11 @@
 use std::{io::Write as _, path::PathBuf, sync::OnceLock};
 
 use oomtrace_core::{
-    base::text::is_unsafe,
+    base::{lines::read_line_capped, text::is_unsafe},
     dump::read::{ReadError, read_file},
     model::score::{BadnessInput, BadnessModel, try_badness},
     output::{render_candidate_table, render_card},
-    report::{
-        KernelReport, ReportItem,
-        journal::ExportReader,
-        log::{LogParser, read_line_capped},
-        parse_log,
-    },
+    report::{KernelReport, ReportItem, journal::ExportReader, log::LogParser, parse_log},
 };
 use proptest::prelude::*;
 

@@ -4,6 +4,7 @@ pub mod backlog;
 pub mod bounds;
 pub mod hooks;
 pub mod host;
+pub mod lines;
 pub mod record;
 pub mod text;
 pub mod time;

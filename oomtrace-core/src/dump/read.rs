@@ -24,6 +24,7 @@ use serde_json::Value;
 use crate::{
     base::{
         SCHEMA_VERSION,
+        lines::read_line_capped,
         text::{Escaped, escape_path},
     },
     dump::DumpDocument,
@@ -31,7 +32,7 @@ use crate::{
     report::{
         ReportError, ReportItem,
         journal::{ExportError, ExportReader, JournalEntry, looks_like_export},
-        log::{HostItem, LineStats, LogParser, MAX_LINE_BYTES, read_line_capped},
+        log::{HostItem, LineStats, LogParser, MAX_LINE_BYTES},
     },
 };
 

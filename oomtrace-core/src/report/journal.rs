@@ -12,7 +12,7 @@ use std::io::{self, BufRead, Read as _};
 
 use serde_json::Value;
 
-use super::log::read_line_capped;
+use crate::base::lines::read_line_capped;
 
 /// Longest binary field value read from an export (a kernel line is < 1 KiB;
 /// journald itself refuses fields of more than 64 MiB).
@@ -172,61 +172,68 @@ impl<R: BufRead> ExportReader<R> {
                 entry.set(&key, value);
                 continue;
             }
-            // A binary field: KEY\n, little-endian u64 length, bytes, \n.
             let key = std::mem::take(&mut self.buf);
-            let corrupt = |reason: String| ExportError::Corrupt { line, reason };
-            if !key
-                .iter()
-                .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-            {
-                return Err(corrupt(format!(
-                    "\"{}\" is neither KEY=VALUE nor a binary field name",
-                    crate::base::text::Escaped(&String::from_utf8_lossy(&key))
-                )));
-            }
-            let name = String::from_utf8_lossy(&key).into_owned();
-            let mut len = [0u8; 8];
-            self.reader
-                .read_exact(&mut len)
-                .map_err(|_| corrupt(format!("binary field {name} cut off in its length")))?;
-            self.line += len.iter().filter(|&&b| b == b'\n').count();
-            let len = u64::from_le_bytes(len);
-            if len > MAX_FIELD_BYTES {
-                return Err(corrupt(format!(
-                    "binary field {name} claims {len} bytes (more than {} MiB)",
-                    MAX_FIELD_BYTES >> 20
-                )));
-            }
-            let wanted = matches!(
-                key.as_slice(),
-                b"MESSAGE" | b"_HOSTNAME" | b"_TRANSPORT" | b"SYSLOG_IDENTIFIER"
-            );
-            let mut value = Vec::new();
-            let got = if wanted {
-                (&mut self.reader).take(len).read_to_end(&mut value)?
-            } else {
-                let mut newlines = CountNewlines(0);
-                let n = io::copy(&mut (&mut self.reader).take(len), &mut newlines)? as usize;
-                self.line += newlines.0;
-                n
-            };
-            if got as u64 != len {
-                return Err(corrupt(format!("binary field {name} cut off")));
-            }
-            self.line += value.iter().filter(|&&b| b == b'\n').count();
-            let mut end = [0u8; 1];
-            match self.reader.read_exact(&mut end) {
-                Ok(()) if end[0] == b'\n' => self.line += 1,
-                Ok(()) => {
-                    return Err(corrupt(format!(
-                        "binary field {name} is not followed by a newline"
-                    )));
-                }
-                Err(_) => return Err(corrupt(format!("binary field {name} cut off"))),
-            }
+            let value = self.binary_value(&key, line)?;
             entry.set(&key, value);
             self.buf = key;
         }
+    }
+
+    /// The value of a binary field whose name line `key` was just read (at
+    /// `line`): a little-endian u64 length, the bytes, then `\n`. Only the
+    /// fields an entry keeps are held in memory; the rest are skipped.
+    fn binary_value(&mut self, key: &[u8], line: usize) -> Result<Vec<u8>, ExportError> {
+        let corrupt = |reason: String| ExportError::Corrupt { line, reason };
+        if !key
+            .iter()
+            .all(|&b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(corrupt(format!(
+                "\"{}\" is neither KEY=VALUE nor a binary field name",
+                crate::base::text::Escaped(&String::from_utf8_lossy(key))
+            )));
+        }
+        let name = String::from_utf8_lossy(key).into_owned();
+        let mut len = [0u8; 8];
+        self.reader
+            .read_exact(&mut len)
+            .map_err(|_| corrupt(format!("binary field {name} cut off in its length")))?;
+        self.line += len.iter().filter(|&&b| b == b'\n').count();
+        let len = u64::from_le_bytes(len);
+        if len > MAX_FIELD_BYTES {
+            return Err(corrupt(format!(
+                "binary field {name} claims {len} bytes (more than {} MiB)",
+                MAX_FIELD_BYTES >> 20
+            )));
+        }
+        let wanted = matches!(
+            key,
+            b"MESSAGE" | b"_HOSTNAME" | b"_TRANSPORT" | b"SYSLOG_IDENTIFIER"
+        );
+        let mut value = Vec::new();
+        let got = if wanted {
+            (&mut self.reader).take(len).read_to_end(&mut value)?
+        } else {
+            let mut newlines = CountNewlines(0);
+            let n = io::copy(&mut (&mut self.reader).take(len), &mut newlines)? as usize;
+            self.line += newlines.0;
+            n
+        };
+        if got as u64 != len {
+            return Err(corrupt(format!("binary field {name} cut off")));
+        }
+        self.line += value.iter().filter(|&&b| b == b'\n').count();
+        let mut end = [0u8; 1];
+        match self.reader.read_exact(&mut end) {
+            Ok(()) if end[0] == b'\n' => self.line += 1,
+            Ok(()) => {
+                return Err(corrupt(format!(
+                    "binary field {name} is not followed by a newline"
+                )));
+            }
+            Err(_) => return Err(corrupt(format!("binary field {name} cut off"))),
+        }
+        Ok(value)
     }
 }
 

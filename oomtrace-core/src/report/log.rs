@@ -16,14 +16,12 @@
 //! capped by [`MAX_REPORT_LINES`](super::MAX_REPORT_LINES) /
 //! [`MAX_REPORT_BYTES`](super::MAX_REPORT_BYTES).
 
-use std::{
-    collections::HashMap,
-    io::{self, BufRead},
-};
+use std::collections::HashMap;
 
 use super::{
     ReportError, ReportItem, ReportParser, SourceLine, journal::JournalEntry, split_prefix,
 };
+use crate::base::lines::read_line_capped;
 
 /// Longest log line kept; the rest of a longer line is dropped (counted).
 pub const MAX_LINE_BYTES: usize = 64 << 10;
@@ -35,44 +33,6 @@ pub const MAX_OPEN_HOSTS: usize = 1024;
 /// Message bytes held by all open reports together; past this the oldest
 /// open reports are closed (as incomplete) until the rest fit.
 pub const MAX_OPEN_BYTES: usize = 256 << 20;
-
-/// Reads one line (without its `\n`) into `buf`, keeping at most `cap`
-/// bytes and discarding the rest of a longer line. `Ok(None)` at end of
-/// input; otherwise `Ok(Some(cut))`, `cut` telling whether bytes were
-/// dropped. A last line without `\n` is a line.
-pub fn read_line_capped<R: BufRead + ?Sized>(
-    reader: &mut R,
-    buf: &mut Vec<u8>,
-    cap: usize,
-) -> io::Result<Option<bool>> {
-    buf.clear();
-    let mut any = false;
-    let mut cut = false;
-    loop {
-        let available = match reader.fill_buf() {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        if available.is_empty() {
-            return Ok(any.then_some(cut));
-        }
-        any = true;
-        let (line, used, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], i + 1, true),
-            None => (available, available.len(), false),
-        };
-        let room = cap.saturating_sub(buf.len());
-        if line.len() > room {
-            cut = true;
-        }
-        buf.extend_from_slice(&line[..line.len().min(room)]);
-        reader.consume(used);
-        if done {
-            return Ok(Some(cut));
-        }
-    }
-}
 
 /// What a log's lines cost: skipped (not text), repaired (lossy UTF-8) or cut.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -349,29 +309,6 @@ impl LineStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn lines(input: &[u8], cap: usize) -> Vec<(Vec<u8>, bool)> {
-        let mut r = io::BufReader::with_capacity(3, input);
-        let mut buf = Vec::new();
-        let mut out = Vec::new();
-        while let Some(cut) = read_line_capped(&mut r, &mut buf, cap).unwrap() {
-            out.push((buf.clone(), cut));
-        }
-        out
-    }
-
-    #[test]
-    fn capped_lines() {
-        let l = |s: &str, cut| (s.as_bytes().to_vec(), cut);
-        assert_eq!(lines(b"", 10), []);
-        assert_eq!(lines(b"\n", 10), [l("", false)]);
-        assert_eq!(lines(b"ab\ncd", 10), [l("ab", false), l("cd", false)]);
-        assert_eq!(
-            lines(b"abcdefgh\nxy\n", 4),
-            [l("abcd", true), l("xy", false)]
-        );
-        assert_eq!(lines(b"abcdefgh", 4), [l("abcd", true)]);
-    }
 
     #[test]
     fn nul_costs_one_line_and_bad_utf8_is_repaired() {

@@ -13,6 +13,7 @@ use super::{
     common::{CONFIG, OFFSETS, VICTIMS, global, read_or_zero, reserve, write_header},
     memcg::{css_cgroup_id, fill_chain, in_scope, task_memcg_css},
     percpu::{counters_atomic, rss_sums},
+    rss::{rss_counter, rss_counters_available},
 };
 
 #[raw_tracepoint(tracepoint = "mark_victim")]
@@ -97,31 +98,4 @@ pub fn raw_mark_victim(ctx: RawTracePointContext) -> i32 {
         let _ = VICTIMS.insert(pid, marked_ns, 0);
     }
     0
-}
-
-/// Whether this kernel's rss counters could be resolved (offsets and enum values).
-#[inline(always)]
-pub fn rss_counters_available() -> bool {
-    global!(OFFSETS.mm_rss_stat) != UNAVAILABLE
-        && global!(OFFSETS.mm_rss_stride) != UNAVAILABLE
-        && global!(OFFSETS.mm_rss_value) != UNAVAILABLE
-        && global!(OFFSETS.mm_filepages) != UNAVAILABLE
-        && global!(OFFSETS.mm_anonpages) != UNAVAILABLE
-        && global!(OFFSETS.mm_shmempages) != UNAVAILABLE
-        && global!(OFFSETS.mm_swapents) != UNAVAILABLE
-}
-
-/// `mm->rss_stat[index]` as `get_mm_counter` reads it (the counter's central
-/// value, without per-CPU deltas: what 6.x OOM reports print; see
-/// `percpu::rss_sums` for 7.x); 0 when unknown.
-#[inline(always)]
-pub fn rss_counter(mm: u64, index: u32) -> i64 {
-    let base = global!(OFFSETS.mm_rss_stat);
-    let stride = global!(OFFSETS.mm_rss_stride);
-    let value = global!(OFFSETS.mm_rss_value);
-    if index == UNAVAILABLE || base == UNAVAILABLE || stride == UNAVAILABLE || value == UNAVAILABLE
-    {
-        return 0;
-    }
-    read_or_zero(mm, base + index * stride + value)
 }

@@ -10,4 +10,5 @@ mod oom_kprobe;
 mod oom_path;
 mod percpu;
 mod reaper;
+mod rss;
 mod victim_exit;

@@ -14,9 +14,9 @@ use oomtrace_ebpf::{
 
 use super::{
     common::{OFFSETS, global, read_or_zero, reserve, write_header},
-    mark_victim_raw::{rss_counter, rss_counters_available},
     memcg::{css_cgroup_id, in_scope, task_memcg_css},
     percpu::{counters_atomic, rss_sums, sum_candidates},
+    rss::{rss_counter, rss_counters_available},
 };
 
 /// `PF_KTHREAD` (include/linux/sched.h): stable since 2.6.

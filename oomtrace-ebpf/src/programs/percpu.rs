@@ -7,7 +7,7 @@ use oomtrace_ebpf::{MAX_CPUS, PercpuLayout, RssSums, UNAVAILABLE, rss_rule};
 
 use super::{
     common::{OFFSETS, global, read_or_zero},
-    mark_victim_raw::rss_counter,
+    rss::rss_counter,
 };
 
 /// Where per-CPU data lives, filled by the collector before load.
