@@ -381,88 +381,21 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
 /// (parents 0700 too, as before) and then opened the same way; only then is
 /// its mode made exactly 0700, on the descriptor.
 fn open_checked_dir(dir: &Path, create: bool) -> Result<OwnedFd, DumpError> {
-    let path = || dir.to_owned();
-    let c = path_cstr(dir).map_err(|source| DumpError::Inspect {
-        path: path(),
-        source,
-    })?;
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let mut created = false;
-    let fd = loop {
-        // SAFETY: a valid NUL-terminated path; the result is checked.
-        let rc = unsafe { libc::open(c.as_ptr(), flags) };
-        if rc >= 0 {
-            // SAFETY: a descriptor we just opened and own.
-            break unsafe { OwnedFd::from_raw_fd(rc) };
-        }
-        let error = io::Error::last_os_error();
-        match error.raw_os_error() {
-            Some(libc::ENOENT) if create && !created => {
-                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                    DirBuilder::new()
-                        .recursive(true)
-                        .mode(0o700)
-                        .create(parent)
-                        .map_err(|source| create_error(dir, source))?;
-                }
-                // SAFETY: a valid NUL-terminated path.
-                match check(unsafe { libc::mkdir(c.as_ptr(), 0o700) }) {
-                    Ok(_) => created = true,
-                    // Someone else made it meanwhile: it gets checked below.
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => created = true,
-                    Err(source) => return Err(create_error(dir, source)),
-                }
-            }
-            Some(libc::ELOOP) => return Err(DumpError::Symlink { path: path() }),
-            Some(libc::ENOTDIR) => {
-                // Either the path is a file, or something above it is.
-                return Err(match fs::symlink_metadata(dir) {
-                    Ok(meta) if meta.file_type().is_symlink() => {
-                        DumpError::Symlink { path: path() }
-                    }
-                    Ok(meta) if !meta.is_dir() => DumpError::NotADirectory { path: path() },
-                    _ => DumpError::Inspect {
-                        path: path(),
-                        source: error,
-                    },
-                });
-            }
-            _ if created => return Err(create_error(dir, error)),
-            _ => {
-                return Err(DumpError::Inspect {
-                    path: path(),
-                    source: error,
-                });
-            }
-        }
-    };
+    let (fd, created) = open_dir_nofollow(dir, create)?;
     let stat = fstat(&fd).map_err(|source| DumpError::Inspect {
-        path: path(),
+        path: dir.to_owned(),
         source,
     })?;
     if stat.st_mode & libc::S_IFMT != libc::S_IFDIR {
-        return Err(DumpError::NotADirectory { path: path() });
+        return Err(DumpError::NotADirectory {
+            path: dir.to_owned(),
+        });
     }
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    let unsafe_because = if stat.st_uid != euid {
-        Some(format!("it is owned by uid {}", stat.st_uid))
-    } else if stat.st_mode & 0o022 != 0 {
-        Some(format!(
-            "its mode {:04o} lets {} write to it",
-            stat.st_mode & 0o7777,
-            if stat.st_mode & 0o002 != 0 {
-                "everyone"
-            } else {
-                "its group"
-            }
-        ))
-    } else {
-        None
-    };
-    if let Some(reason) = unsafe_because {
+    if let Some(reason) = unsafe_because(&stat, euid) {
         return Err(DumpError::Unsafe {
-            path: path(),
+            path: dir.to_owned(),
             reason,
             euid,
         });
@@ -474,6 +407,91 @@ fn open_checked_dir(dir: &Path, create: bool) -> Result<OwnedFd, DumpError> {
             .map_err(|source| create_error(dir, source))?;
     }
     Ok(fd)
+}
+
+/// Opens `dir` without following a symlink at its end, creating it (0700,
+/// parents too) first if asked and missing; says whether it was created.
+fn open_dir_nofollow(dir: &Path, create: bool) -> Result<(OwnedFd, bool), DumpError> {
+    let inspect = |source| DumpError::Inspect {
+        path: dir.to_owned(),
+        source,
+    };
+    let c = path_cstr(dir).map_err(inspect)?;
+    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    let mut created = false;
+    loop {
+        // SAFETY: a valid NUL-terminated path; the result is checked.
+        let rc = unsafe { libc::open(c.as_ptr(), flags) };
+        if rc >= 0 {
+            // SAFETY: a descriptor we just opened and own.
+            return Ok((unsafe { OwnedFd::from_raw_fd(rc) }, created));
+        }
+        let error = io::Error::last_os_error();
+        match error.raw_os_error() {
+            Some(libc::ENOENT) if create && !created => {
+                make_dir(dir, &c)?;
+                created = true;
+            }
+            Some(libc::ELOOP) => {
+                return Err(DumpError::Symlink {
+                    path: dir.to_owned(),
+                });
+            }
+            Some(libc::ENOTDIR) => return Err(not_a_directory(dir, error)),
+            _ if created => return Err(create_error(dir, error)),
+            _ => return Err(inspect(error)),
+        }
+    }
+}
+
+/// Creates `dir` 0700 (its parents too); one made by someone else meanwhile
+/// is fine, since the caller checks what it opens.
+fn make_dir(dir: &Path, c: &CString) -> Result<(), DumpError> {
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(parent)
+            .map_err(|source| create_error(dir, source))?;
+    }
+    // SAFETY: a valid NUL-terminated path.
+    match check(unsafe { libc::mkdir(c.as_ptr(), 0o700) }) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(create_error(dir, source)),
+    }
+}
+
+/// ENOTDIR: either the path is a file, or something above it is.
+fn not_a_directory(dir: &Path, error: io::Error) -> DumpError {
+    let path = dir.to_owned();
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => DumpError::Symlink { path },
+        Ok(meta) if !meta.is_dir() => DumpError::NotADirectory { path },
+        _ => DumpError::Inspect {
+            path,
+            source: error,
+        },
+    }
+}
+
+/// Why a directory others can write to (or another user owns) is refused.
+fn unsafe_because(stat: &libc::stat, euid: libc::uid_t) -> Option<String> {
+    if stat.st_uid != euid {
+        return Some(format!("it is owned by uid {}", stat.st_uid));
+    }
+    if stat.st_mode & 0o022 == 0 {
+        return None;
+    }
+    let who = if stat.st_mode & 0o002 != 0 {
+        "everyone"
+    } else {
+        "its group"
+    };
+    Some(format!(
+        "its mode {:04o} lets {who} write to it",
+        stat.st_mode & 0o7777
+    ))
 }
 
 fn create_error(dir: &Path, source: io::Error) -> DumpError {

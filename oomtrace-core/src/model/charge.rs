@@ -365,76 +365,105 @@ impl ChargeTracker {
         time: &str,
         env: &mut dyn MemcgLookup,
     ) -> Vec<StallRecord> {
-        let tid = e.header.pid;
         match e.phase {
-            oom_wait_phase::BEGIN => {
-                let is_new = !self.stalls.contains_key(&e.memcg_id);
-                if is_new {
-                    let memcg = env.memcg_path(e.memcg_id);
-                    let need = stall_bytes(memcg.as_deref());
-                    if self.stall_bytes + need > self.budgets.stalls {
-                        self.evicted_stall_tasks += 1;
-                        return Vec::new();
-                    }
-                    self.stall_bytes += need;
-                    self.stalls.insert(
-                        e.memcg_id,
-                        BpfStall {
-                            memcg,
-                            first_begin_ns: e.header.boot_ns,
-                            last_end_ns: e.header.boot_ns,
-                            tasks: BTreeMap::new(),
-                            idle_since: None,
-                        },
-                    );
-                }
-                let stall = self.stalls.get_mut(&e.memcg_id).expect("just ensured");
-                stall.idle_since = None;
-                if let std::collections::btree_map::Entry::Vacant(slot) = stall.tasks.entry(tid) {
-                    let comm = comm_str(&e.header.comm);
-                    let need = task_bytes(&comm);
-                    if self.stall_bytes + need > self.budgets.stalls {
-                        // The stall is still reported; this waiter is not listed.
-                        self.evicted_stall_tasks += 1;
-                    } else {
-                        self.stall_bytes += need;
-                        slot.insert(WaitingTask {
-                            tgid: e.header.tgid,
-                            comm,
-                            active: false,
-                            waited_ns: 0,
-                            waits: 0,
-                        });
-                    }
-                }
-                if let Some(task) = stall.tasks.get_mut(&tid) {
-                    task.active = true;
-                    task.waits += 1;
-                }
-                if is_new {
-                    let stall = &self.stalls[&e.memcg_id];
-                    return vec![stall_record(stall, "stalled", e.header.boot_ns, time, env)];
-                }
-                Vec::new()
-            }
+            oom_wait_phase::BEGIN => self.on_wait_begin(e, time, env),
             _ => {
-                let Some(stall) = self.stalls.get_mut(&e.memcg_id) else {
-                    return Vec::new();
-                };
-                if let Some(task) = stall.tasks.get_mut(&tid) {
-                    task.active = false;
-                    task.waited_ns += e.waited_ns;
-                }
-                // The wait began before the BEGIN record's header was stamped.
-                stall.first_begin_ns = stall
-                    .first_begin_ns
-                    .min(e.header.boot_ns.saturating_sub(e.waited_ns));
-                stall.last_end_ns = stall.last_end_ns.max(e.header.boot_ns);
-                if stall.tasks.values().all(|t| !t.active) {
-                    stall.idle_since = Some(now);
-                }
+                self.on_wait_end(e, now);
                 Vec::new()
             }
+        }
+    }
+
+    /// A task starts waiting; the memcg's first waiter opens its stall,
+    /// which is announced at once.
+    fn on_wait_begin(
+        &mut self,
+        e: &OomWaitEvent,
+        time: &str,
+        env: &mut dyn MemcgLookup,
+    ) -> Vec<StallRecord> {
+        let is_new = !self.stalls.contains_key(&e.memcg_id);
+        if is_new && !self.open_stall(e, env) {
+            return Vec::new();
+        }
+        self.add_waiter(e);
+        match self.stalls.get(&e.memcg_id) {
+            Some(stall) if is_new => {
+                vec![stall_record(stall, "stalled", e.header.boot_ns, time, env)]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// A new stall if its bytes fit the budget (else counted evicted).
+    fn open_stall(&mut self, e: &OomWaitEvent, env: &mut dyn MemcgLookup) -> bool {
+        let memcg = env.memcg_path(e.memcg_id);
+        let need = stall_bytes(memcg.as_deref());
+        if self.stall_bytes + need > self.budgets.stalls {
+            self.evicted_stall_tasks += 1;
+            return false;
+        }
+        self.stall_bytes += need;
+        self.stalls.insert(
+            e.memcg_id,
+            BpfStall {
+                memcg,
+                first_begin_ns: e.header.boot_ns,
+                last_end_ns: e.header.boot_ns,
+                tasks: BTreeMap::new(),
+                idle_since: None,
+            },
+        );
+        true
+    }
+
+    /// Marks the task waiting, listing it first if its bytes fit (the stall
+    /// is still reported when they do not; the waiter is counted evicted).
+    fn add_waiter(&mut self, e: &OomWaitEvent) {
+        let tid = e.header.pid;
+        let Some(stall) = self.stalls.get_mut(&e.memcg_id) else {
+            return;
+        };
+        stall.idle_since = None;
+        if let std::collections::btree_map::Entry::Vacant(slot) = stall.tasks.entry(tid) {
+            let comm = comm_str(&e.header.comm);
+            let need = task_bytes(&comm);
+            if self.stall_bytes + need > self.budgets.stalls {
+                self.evicted_stall_tasks += 1;
+            } else {
+                self.stall_bytes += need;
+                slot.insert(WaitingTask {
+                    tgid: e.header.tgid,
+                    comm,
+                    active: false,
+                    waited_ns: 0,
+                    waits: 0,
+                });
+            }
+        }
+        if let Some(task) = stall.tasks.get_mut(&tid) {
+            task.active = true;
+            task.waits += 1;
+        }
+    }
+
+    /// A wait ended: its time is added, and the stall goes idle once nobody
+    /// waits.
+    fn on_wait_end(&mut self, e: &OomWaitEvent, now: Instant) {
+        let Some(stall) = self.stalls.get_mut(&e.memcg_id) else {
+            return;
+        };
+        if let Some(task) = stall.tasks.get_mut(&e.header.pid) {
+            task.active = false;
+            task.waited_ns += e.waited_ns;
+        }
+        // The wait began before the BEGIN record's header was stamped.
+        stall.first_begin_ns = stall
+            .first_begin_ns
+            .min(e.header.boot_ns.saturating_sub(e.waited_ns));
+        stall.last_end_ns = stall.last_end_ns.max(e.header.boot_ns);
+        if stall.tasks.values().all(|t| !t.active) {
+            stall.idle_since = Some(now);
         }
     }
 
@@ -527,14 +556,37 @@ fn stall_record(
             waits: Some(t.waits),
         })
         .collect();
-    let limit = files
-        .as_ref()
-        .and_then(|f| f.limit_bytes)
-        .map_or("its limit".to_owned(), |l| {
-            format!("its limit of {}", human_bytes(l))
-        });
-    let explanation = match state {
-        "stalled" => vec![
+    let limit = files.as_ref().and_then(|f| f.limit_bytes);
+    let explanation = explain_stall(name, limit, state, &tasks, stalled_ms);
+    StallRecord {
+        envelope: Envelope::new("oom_stall", time.to_owned()),
+        memcg: stall.memcg.clone().unwrap_or_default(),
+        state,
+        stalled_ms,
+        oom_kill_disable: true,
+        limit_bytes: limit,
+        usage_bytes: files.as_ref().and_then(|f| f.usage_bytes),
+        tasks,
+        explanation,
+        source: "bpf",
+        oom_id: None,
+    }
+}
+
+/// A stall that begins says why nothing happens; one that ends, for how
+/// long and who waited longest.
+fn explain_stall(
+    name: &str,
+    limit: Option<u64>,
+    state: &str,
+    tasks: &[StalledTask],
+    stalled_ms: f64,
+) -> Vec<String> {
+    let limit = limit.map_or("its limit".to_owned(), |l| {
+        format!("its limit of {}", human_bytes(l))
+    });
+    if state == "stalled" {
+        return vec![
             format!(
                 "{name} is at {limit} and its OOM killer is disabled (memory.oom_control oom_kill_disable=1): a page fault's charge failed, the kernel kills nothing and prints nothing."
             ),
@@ -542,42 +594,27 @@ fn stall_record(
                 "{} task(s) wait in mem_cgroup_oom_synchronize; they stay blocked until memory is freed, the limit is raised or oom_kill_disable is set back to 0.",
                 tasks.len()
             ),
-        ],
-        _ => {
-            let longest = tasks
-                .iter()
-                .filter_map(|t| t.waited_ms.map(|w| (w, t)))
-                .max_by(|a, b| a.0.total_cmp(&b.0));
-            let mut lines = vec![format!(
-                "The OOM stall of {name} ended after {:.1} s: no task has waited in mem_cgroup_oom_synchronize for {} ms.",
-                stalled_ms / 1000.0,
-                RELEASE_GRACE.as_millis()
-            )];
-            if let Some((waited, task)) = longest {
-                lines.push(format!(
-                    "{} (pid {}) waited longest: {:.1} s in {} wait(s).",
-                    task.comm,
-                    task.pid,
-                    waited / 1000.0,
-                    task.waits.unwrap_or(0)
-                ));
-            }
-            lines
-        }
-    };
-    StallRecord {
-        envelope: Envelope::new("oom_stall", time.to_owned()),
-        memcg: stall.memcg.clone().unwrap_or_default(),
-        state,
-        stalled_ms,
-        oom_kill_disable: true,
-        limit_bytes: files.as_ref().and_then(|f| f.limit_bytes),
-        usage_bytes: files.as_ref().and_then(|f| f.usage_bytes),
-        tasks,
-        explanation,
-        source: "bpf",
-        oom_id: None,
+        ];
     }
+    let longest = tasks
+        .iter()
+        .filter_map(|t| t.waited_ms.map(|w| (w, t)))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let mut lines = vec![format!(
+        "The OOM stall of {name} ended after {:.1} s: no task has waited in mem_cgroup_oom_synchronize for {} ms.",
+        stalled_ms / 1000.0,
+        RELEASE_GRACE.as_millis()
+    )];
+    if let Some((waited, task)) = longest {
+        lines.push(format!(
+            "{} (pid {}) waited longest: {:.1} s in {} wait(s).",
+            task.comm,
+            task.pid,
+            waited / 1000.0,
+            task.waits.unwrap_or(0)
+        ));
+    }
+    lines
 }
 
 fn explain_failure(r: &ChargeFailureRecord) -> Vec<String> {

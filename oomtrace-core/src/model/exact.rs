@@ -294,6 +294,25 @@ pub struct VictimRss {
     pub source: Option<RssSource>,
 }
 
+impl VictimRss {
+    /// anon, file and shmem counted in `unit`s (kB or pages), in bytes.
+    fn scaled(
+        [anon, file, shmem]: [Option<u64>; 3],
+        unit: u64,
+        swap_bytes: Option<u64>,
+        source: Option<RssSource>,
+    ) -> Self {
+        let bytes = |n: Option<u64>| n.map(|n| n.saturating_mul(unit));
+        VictimRss {
+            anon_bytes: bytes(anon),
+            file_bytes: bytes(file),
+            shmem_bytes: bytes(shmem),
+            swap_bytes,
+            source,
+        }
+    }
+}
+
 /// The victim's numbers: the `Killed process` line when it carries them
 /// (the kernel's own words, never rate-limited), else the kernel programs'
 /// reads by `rule`: the `oom:mark_victim` record and the central counts
@@ -319,13 +338,12 @@ pub fn victim_rss(
         && let (Some(anon), Some(file), Some(shmem)) =
             (k.anon_rss_kb, k.file_rss_kb, k.shmem_rss_kb)
     {
-        return VictimRss {
-            anon_bytes: Some(anon.saturating_mul(1024)),
-            file_bytes: Some(file.saturating_mul(1024)),
-            shmem_bytes: Some(shmem.saturating_mul(1024)),
+        return VictimRss::scaled(
+            [Some(anon), Some(file), Some(shmem)],
+            1024,
             swap_bytes,
-            source: Some(RssSource::KernelReport),
-        };
+            Some(RssSource::KernelReport),
+        );
     }
     // The tracepoint's kB fields are get_mm_counter() reads: exact when the
     // kernel is known to use them, or its counters are whole.
@@ -343,37 +361,36 @@ pub fn victim_rss(
             (_, Some(t)) if t.valid & victim_valid::RSS_ATOMIC != 0 => RssSource::BpfExact,
             _ => RssSource::BpfApprox,
         };
-        return VictimRss {
-            anon_bytes: Some(m.anon_rss_kb.saturating_mul(1024)),
-            file_bytes: Some(m.file_rss_kb.saturating_mul(1024)),
-            shmem_bytes: Some(m.shmem_rss_kb.saturating_mul(1024)),
+        return VictimRss::scaled(
+            [
+                Some(m.anon_rss_kb),
+                Some(m.file_rss_kb),
+                Some(m.shmem_rss_kb),
+            ],
+            1024,
             swap_bytes,
-            source: Some(source),
-        };
+            Some(source),
+        );
     }
     match bpf {
-        Some((pages, source)) => VictimRss {
-            anon_bytes: Some(pages.anon.saturating_mul(page_size)),
-            file_bytes: Some(pages.file.saturating_mul(page_size)),
-            shmem_bytes: Some(pages.shmem.saturating_mul(page_size)),
+        Some((pages, source)) => VictimRss::scaled(
+            [Some(pages.anon), Some(pages.file), Some(pages.shmem)],
+            page_size,
             swap_bytes,
-            source: Some(source),
-        },
-        None => VictimRss {
-            anon_bytes: kill
-                .and_then(|k| k.anon_rss_kb)
-                .map(|kb| kb.saturating_mul(1024)),
-            file_bytes: kill
-                .and_then(|k| k.file_rss_kb)
-                .map(|kb| kb.saturating_mul(1024)),
-            shmem_bytes: kill
-                .and_then(|k| k.shmem_rss_kb)
-                .map(|kb| kb.saturating_mul(1024)),
+            Some(source),
+        ),
+        // A kill line with some of its fields: what it has.
+        None => VictimRss::scaled(
+            [
+                kill.and_then(|k| k.anon_rss_kb),
+                kill.and_then(|k| k.file_rss_kb),
+                kill.and_then(|k| k.shmem_rss_kb),
+            ],
+            1024,
             swap_bytes,
-            source: kill
-                .filter(|k| k.anon_rss_kb.is_some() || k.file_rss_kb.is_some())
+            kill.filter(|k| k.anon_rss_kb.is_some() || k.file_rss_kb.is_some())
                 .map(|_| RssSource::KernelReport),
-        },
+        ),
     }
 }
 

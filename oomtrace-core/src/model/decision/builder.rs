@@ -24,7 +24,7 @@ use crate::{
         },
         pagefault::{self, PagefaultJoin},
     },
-    report::ReportItem,
+    report::{KernelReport, KillLine, ReportItem},
 };
 
 /// How long a decision waits for the victim's exit once everything else is in.
@@ -346,72 +346,9 @@ impl Builder {
     /// nothing are decisions on their own and come back at the next `poll`.
     pub fn on_report(&mut self, now: Instant, item: ReportItem) {
         match item {
-            ReportItem::Report(report) => {
-                self.group_sweep = None;
-                // The kill line's pid, else the summary's (a report cut off
-                // between them still names its victim, and its BPF events and
-                // a kill line read later join this pending, not a new one).
-                let pid = report.chosen_pid().unwrap_or(0);
-                if self.is_late(now, pid) {
-                    return;
-                }
-                let trigger = report.trigger.as_ref().map(|t| t.pid);
-                // A report of an OOM that killed nothing pairs with the
-                // oldest such invocation of its trigger: one task failing its
-                // charge again and again leaves several pending, and the
-                // kernel logs them in order.
-                let same_trigger = |p: &Pending| {
-                    p.invocation
-                        .as_ref()
-                        .is_some_and(|i| Some(i.trigger_pid) == trigger)
-                };
-                if pid == 0
-                    && let Some(p) = self
-                        .pending
-                        .iter_mut()
-                        .find(|p| p.victim_pid == 0 && p.report.is_none() && same_trigger(p))
-                {
-                    p.report = Some(report);
-                    return;
-                }
-                let pending = self.pending_for(now, pid, |p| {
-                    p.report.is_none()
-                        && (pid != 0
-                            || p.invocation
-                                .as_ref()
-                                .is_some_and(|i| Some(i.trigger_pid) == trigger))
-                });
-                pending.report = Some(report);
-            }
-            ReportItem::OomGroup { memcg, .. } => {
-                // The sweep follows the kill line just read. The BPF events of
-                // the tasks it kills may have opened later pendings already.
-                if let Some(p) = self
-                    .pending
-                    .iter_mut()
-                    .rev()
-                    .find(|p| p.kill_line().is_some())
-                {
-                    p.oom_group = Some(memcg);
-                    self.group_sweep = Some(p.id);
-                }
-            }
-            ReportItem::Kill(kill) => {
-                if let Some(id) = self.group_sweep
-                    && let Some(p) = self.pending.iter_mut().find(|p| p.id == id)
-                {
-                    if p.group_kill_set.insert(kill.pid) {
-                        p.group_kills.push(kill.pid);
-                    }
-                    return;
-                }
-                let pid = kill.pid;
-                if self.is_late(now, pid) {
-                    return;
-                }
-                let pending = self.pending_for(now, pid, |p| p.kill_line().is_none());
-                pending.kill = Some(kill);
-            }
+            ReportItem::Report(report) => self.on_kernel_report(now, report),
+            ReportItem::OomGroup { memcg, .. } => self.on_group_sweep(memcg),
+            ReportItem::Kill(kill) => self.on_kill_line(now, kill),
             ReportItem::Reaped(reaped) => {
                 self.group_sweep = None;
                 if let Some(p) = self
@@ -424,6 +361,70 @@ impl Builder {
                 }
             }
         }
+    }
+
+    fn on_kernel_report(&mut self, now: Instant, report: KernelReport) {
+        self.group_sweep = None;
+        // The kill line's pid, else the summary's (a report cut off between
+        // them still names its victim, and its BPF events and a kill line
+        // read later join this pending, not a new one).
+        let pid = report.chosen_pid().unwrap_or(0);
+        if self.is_late(now, pid) {
+            return;
+        }
+        let trigger = report.trigger.as_ref().map(|t| t.pid);
+        // A report of an OOM that killed nothing pairs with the oldest such
+        // invocation of its trigger: one task failing its charge again and
+        // again leaves several pending, and the kernel logs them in order.
+        let same_trigger = |p: &Pending| {
+            p.invocation
+                .as_ref()
+                .is_some_and(|i| Some(i.trigger_pid) == trigger)
+        };
+        if pid == 0
+            && let Some(p) = self
+                .pending
+                .iter_mut()
+                .find(|p| p.victim_pid == 0 && p.report.is_none() && same_trigger(p))
+        {
+            p.report = Some(report);
+            return;
+        }
+        let pending = self.pending_for(now, pid, |p| {
+            p.report.is_none() && (pid != 0 || same_trigger(p))
+        });
+        pending.report = Some(report);
+    }
+
+    /// The sweep follows the kill line just read. The BPF events of the
+    /// tasks it kills may have opened later pendings already.
+    fn on_group_sweep(&mut self, memcg: String) {
+        if let Some(p) = self
+            .pending
+            .iter_mut()
+            .rev()
+            .find(|p| p.kill_line().is_some())
+        {
+            p.oom_group = Some(memcg);
+            self.group_sweep = Some(p.id);
+        }
+    }
+
+    fn on_kill_line(&mut self, now: Instant, kill: KillLine) {
+        if let Some(id) = self.group_sweep
+            && let Some(p) = self.pending.iter_mut().find(|p| p.id == id)
+        {
+            if p.group_kill_set.insert(kill.pid) {
+                p.group_kills.push(kill.pid);
+            }
+            return;
+        }
+        let pid = kill.pid;
+        if self.is_late(now, pid) {
+            return;
+        }
+        let pending = self.pending_for(now, pid, |p| p.kill_line().is_none());
+        pending.kill = Some(kill);
     }
 
     /// The live kernel log was read to its end at `now` (or there is none

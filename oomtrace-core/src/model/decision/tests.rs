@@ -425,14 +425,7 @@ fn repeated_no_victim_reports_pair_with_their_own_invocations() {
         .collect();
     let first = reports.first().expect("a no-killable report");
     let trigger = first.trigger.as_ref().unwrap().pid;
-    let sources = Sources {
-        backend: "fentry",
-        victim_task_hook: true,
-        exit_hook: false,
-        oom_path_hooks: true,
-        pagefault_hook: false,
-    };
-    let mut builder = Builder::new(sources, Vec::new());
+    let mut builder = fentry_builder(false);
     let now = Instant::now();
     let header = |k: u32| EventHeader {
         kind: k,
@@ -952,14 +945,7 @@ fn each_no_victim_oom_joins_the_fault_it_leaked() {
     use crate::{events::Event, model::pagefault};
     let first = no_killable_report();
     let trigger = first.trigger.as_ref().unwrap().pid;
-    let sources = Sources {
-        backend: "fentry",
-        victim_task_hook: true,
-        exit_hook: false,
-        oom_path_hooks: true,
-        pagefault_hook: true,
-    };
-    let mut builder = Builder::new(sources, Vec::new());
+    let mut builder = fentry_builder(true);
     let now = Instant::now();
     let fault = |boot_ns: u64, pid: u32| pagefault::PagefaultJoin {
         time: format!("t{boot_ns}"),
