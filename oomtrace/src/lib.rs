@@ -31,6 +31,16 @@ mod layers {
             }
         }
     }
+
+    /// The kernel programs import one another's helpers (`super::` paths),
+    /// never in a loop.
+    #[test]
+    fn kernel_programs_import_without_loops() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../oomtrace-ebpf/src/programs");
+        let found = violations(&src, "crate::programs", &[]);
+        assert!(found.is_empty(), "{found:#?}");
+    }
+
     /// Every `.rs` file under `dir`: a module split into a directory is
     /// checked as a whole.
     fn rust_files(dir: &Path) -> Vec<PathBuf> {

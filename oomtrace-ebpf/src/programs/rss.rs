@@ -19,7 +19,7 @@ pub fn rss_counters_available() -> bool {
 
 /// `mm->rss_stat[index]` as `get_mm_counter` reads it (the counter's central
 /// value, without per-CPU deltas: what 6.x OOM reports print; see
-/// `super::percpu::rss_sums` for 7.x); 0 when unknown.
+/// `rss_sums` in percpu.rs for 7.x); 0 when unknown.
 #[inline(always)]
 pub fn rss_counter(mm: u64, index: u32) -> i64 {
     let base = global!(OFFSETS.mm_rss_stat);
