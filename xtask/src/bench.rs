@@ -17,14 +17,18 @@
 use std::{
     fmt::Write as _,
     fs,
-    path::Path,
-    process::Command,
+    path::{Path, PathBuf},
+    process::{Command, ExitStatus},
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::vm::{self, Series, initramfs, kernels::KernelCache, run_with_timeout, target_dir};
+use crate::vm::{
+    self, Series, initramfs,
+    kernels::{Kernel, KernelCache},
+    run_with_timeout, target_dir,
+};
 
 mod oom_storm;
 pub use oom_storm::StormShape;
@@ -71,6 +75,59 @@ pub struct Options {
 
 pub fn run(options: &Options) -> Result<()> {
     let started = Instant::now();
+    check_options(options)?;
+    let configs = configs_to_run(options);
+    let root = crate::workspace_root();
+    crate::apt_install(crate::vm::PACKAGES)?;
+    let mut cache = KernelCache::new(root.join(".cache/vm"));
+    let kernel = cache.get(options.kernel)?;
+    let work = target_dir().join("bench");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    let initrd = build_initrd(&root, &mut cache, &kernel, &configs, &work)?;
+    let console = work.join("console.log");
+    let results = work.join("results.log");
+    let status = boot(options, &configs, &kernel, &initrd, (&console, &results))?;
+    let raw = fs::read(&results).context("reading the guest's results")?;
+    let guest = parse(&String::from_utf8_lossy(&raw));
+    let mut report = report_header(options, &configs, &kernel, &guest)?;
+    let table = table(&guest, &configs)?;
+    report.push_str(&table.text);
+    let storm_missing = footprint(&mut report, &guest, &configs, options.storm, &raw)?;
+    print!("{report}");
+    fs::write(work.join("table.txt"), &report)?;
+    for skip in &guest.skips {
+        println!("skipped: {skip}");
+    }
+    for failure in &guest.failures {
+        eprintln!("failed: {failure}");
+    }
+    eprintln!(
+        "logs: {}; bench wall time {:.0} s",
+        work.display(),
+        started.elapsed().as_secs_f64()
+    );
+    ensure!(
+        guest.done,
+        "the guest stopped before the end of its script (qemu {status}); console: {}",
+        tail(&console, 8)
+    );
+    if !guest.failures.is_empty() {
+        bail!(
+            "{} measurement(s) failed in the guest",
+            guest.failures.len()
+        );
+    }
+    if let Some(missing) = table.missing {
+        bail!("no measurement for {missing}");
+    }
+    if let Some(why) = storm_missing {
+        bail!("no measurement for the OOM storm: {why}");
+    }
+    Ok(())
+}
+
+fn check_options(options: &Options) -> Result<()> {
     ensure!(
         (1..=MAX_STORM_MIB).contains(&options.mib),
         "--mib must be 1..={MAX_STORM_MIB} (the guest has {VM_MIB} MiB)"
@@ -84,8 +141,12 @@ pub fn run(options: &Options) -> Result<()> {
             CONFIGS.join(", ")
         );
     }
-    // Every ratio is to the baseline (or the configuration's reference)
-    // measured in the same boot; each configuration once per repetition.
+    Ok(())
+}
+
+/// Every ratio is to the baseline (or the configuration's reference)
+/// measured in the same boot; each configuration once per repetition.
+fn configs_to_run(options: &Options) -> Vec<String> {
     let mut configs = vec!["baseline".to_owned()];
     for config in &options.configs {
         let base = reference(config).to_owned();
@@ -96,27 +157,39 @@ pub fn run(options: &Options) -> Result<()> {
             configs.push(config.clone());
         }
     }
+    configs
+}
 
-    let root = crate::workspace_root();
-    crate::apt_install(crate::vm::PACKAGES)?;
-    let mut cache = KernelCache::new(root.join(".cache/vm"));
-    let kernel = cache.get(options.kernel)?;
+/// The bench guest's initramfs, with the RAM block device module when a
+/// page-cache configuration needs it.
+fn build_initrd(
+    root: &Path,
+    cache: &mut KernelCache,
+    kernel: &Kernel,
+    configs: &[String],
+    work: &Path,
+) -> Result<PathBuf> {
     let brd = match configs.iter().any(|c| c.starts_with("cache")) {
-        true => Some(cache.module(&kernel, "brd")?),
+        true => Some(cache.module(kernel, "brd")?),
         false => None,
     };
-    let work = target_dir().join("bench");
-    let _ = fs::remove_dir_all(&work);
-    fs::create_dir_all(&work)?;
     let initrd = work.join("initrd.gz");
     let extra: Vec<(&str, &Path)> = brd
         .iter()
         .map(|path| ("lib/modules/brd.ko", path.as_path()))
         .collect();
     initramfs::build_release(&initrd, &root.join("tests/vm/bench-init"), &extra)?;
+    Ok(initrd)
+}
 
-    let console = work.join("console.log");
-    let results = work.join("results.log");
+/// Boots the bench guest under `-icount` and waits for it (or its timeout).
+fn boot(
+    options: &Options,
+    configs: &[String],
+    kernel: &Kernel,
+    initrd: &Path,
+    (console, results): (&Path, &Path),
+) -> Result<ExitStatus> {
     // cryptomgr.notests: the crypto self-tests otherwise run in the
     // background for the first seconds after boot, half a second of the
     // vCPU in the middle of the first storms.
@@ -130,7 +203,7 @@ pub fn run(options: &Options) -> Result<()> {
         configs.join(","),
         options.storm.map_or("off".to_owned(), |s| s.arg())
     );
-    let mut qemu = vm::qemu_command(&kernel, &initrd, &append, VM_MIB, (&console, &results));
+    let mut qemu = vm::qemu_command(kernel, initrd, &append, VM_MIB, (console, results));
     qemu
         // icount needs single-threaded TCG; shift=0: one instruction is one
         // virtual nanosecond; sleep=off: an idle guest jumps to its next
@@ -154,15 +227,22 @@ pub fn run(options: &Options) -> Result<()> {
     let finished = run_with_timeout(&mut qemu, timeout).and_then(|status| {
         status.with_context(|| format!("timed out after {} s", timeout.as_secs()))
     });
-    let status = finished.with_context(|| {
+    finished.with_context(|| {
         format!(
             "the bench guest did not finish; console: {}",
-            tail(&console, 8)
+            tail(console, 8)
         )
-    })?;
-    let raw = fs::read(&results).context("reading the guest's results")?;
-    let guest = parse(&String::from_utf8_lossy(&raw));
+    })
+}
 
+/// The lines above the table: the command that reproduces it, the kernel,
+/// the guest and the storm.
+fn report_header(
+    options: &Options,
+    configs: &[String],
+    kernel: &Kernel,
+    guest: &GuestResults,
+) -> Result<String> {
     let mut report = String::new();
     let qemu_version = qemu_version();
     writeln!(
@@ -201,40 +281,7 @@ pub fn run(options: &Options) -> Result<()> {
         options.reps
     )?;
     writeln!(report)?;
-    let table = table(&guest, &configs)?;
-    report.push_str(&table.text);
-    let storm_missing = footprint(&mut report, &guest, &configs, options.storm, &raw)?;
-    print!("{report}");
-    fs::write(work.join("table.txt"), &report)?;
-    for skip in &guest.skips {
-        println!("skipped: {skip}");
-    }
-    for failure in &guest.failures {
-        eprintln!("failed: {failure}");
-    }
-    eprintln!(
-        "logs: {}; bench wall time {:.0} s",
-        work.display(),
-        started.elapsed().as_secs_f64()
-    );
-    ensure!(
-        guest.done,
-        "the guest stopped before the end of its script (qemu {status}); console: {}",
-        tail(&console, 8)
-    );
-    if !guest.failures.is_empty() {
-        bail!(
-            "{} measurement(s) failed in the guest",
-            guest.failures.len()
-        );
-    }
-    if let Some(missing) = table.missing {
-        bail!("no measurement for {missing}");
-    }
-    if let Some(why) = storm_missing {
-        bail!("no measurement for the OOM storm: {why}");
-    }
-    Ok(())
+    Ok(report)
 }
 
 /// oomtrace's memory per traced run and the OOM storm's table, appended to
@@ -539,59 +586,33 @@ fn table(guest: &GuestResults, configs: &[String]) -> Result<Table> {
             writeln!(text, "{config:<10} ({why})")?;
             continue;
         }
-        let mut rates: Vec<f64> = samples.iter().map(|s| s.pages_per_second()).collect();
-        let med = median(&mut rates);
-        let spread = (rates[rates.len() - 1] - rates[0]) / med * 100.0;
-        let cpu_rates: Option<Vec<f64>> =
-            samples.iter().map(|s| s.pages_per_cpu_second()).collect();
-        let cpu_med = cpu_rates.map(|mut r| median(&mut r));
-        medians.push((config, med, cpu_med));
-        // The baseline is its own reference: no ratio.
-        let reference = medians
-            .iter()
-            .find(|(c, _, _)| *c == reference(config))
-            .filter(|_| config != "baseline");
+        let m = measure(config, &samples, &medians, &guest.hooks);
+        medians.push((config, m.median, m.cpu_median));
         let percent = |value: Option<f64>| match value {
             Some(v) => format!("{v:.2}%"),
             None => "-".to_owned(),
         };
-        let ratio = reference.map(|&(_, base, _)| med / base);
-        let overhead = ratio.map(|r| (1.0 - r) * 100.0);
-        let cpu_overhead =
-            reference.and_then(|&(_, _, cpu_base)| Some((1.0 - cpu_med? / cpu_base?) * 100.0));
-        let tracer: Option<Vec<f64>> = samples.iter().map(|s| s.tracer_cpu_percent()).collect();
-        let tracer = tracer.map(|mut t| median(&mut t));
-        let armed: Option<Vec<f64>> = match TRACED.contains(&config.as_str()) || config == "armed" {
-            true => samples
-                .iter()
-                .map(|s| s.armed_percent(&guest.hooks))
-                .collect(),
-            false => None,
-        };
-        let armed = armed.map(|mut a| median(&mut a));
-        let first = samples[0];
-        let backend = first
-            .field("backend")
-            .or(first.field("hook").map(|_| "kprobe-ev"))
-            .unwrap_or("-");
-        let hooks = first.field("hooks").unwrap_or("-");
         writeln!(
             text,
-            "{config:<10} {backend:<10} {hooks:>5} {:>4} {med:>14.0} {:>7} {:>8} {spread:>6.2}% {:>7} {:>7} {:>7}",
+            "{config:<10} {:<10} {:>5} {:>4} {:>14.0} {:>7} {:>8} {:>6.2}% {:>7} {:>7} {:>7}",
+            m.backend,
+            m.hooks,
             samples.len(),
-            ratio.map_or("1.0000".to_owned(), |r| format!("{r:.4}")),
-            percent(overhead),
-            percent(cpu_overhead),
-            percent(tracer),
-            match armed {
+            m.median,
+            m.ratio.map_or("1.0000".to_owned(), |r| format!("{r:.4}")),
+            percent(m.overhead),
+            m.spread,
+            percent(m.cpu_overhead),
+            percent(m.tracer),
+            match m.armed {
                 Some(a) => format!("{a:.1}%"),
                 None => "-".to_owned(),
             },
         )?;
         if TRACED.contains(&config.as_str())
-            && let Some(overhead) = overhead
+            && let Some(overhead) = m.overhead
         {
-            verdicts.push((config.clone(), backend.to_owned(), overhead));
+            verdicts.push((config.clone(), m.backend.to_owned(), overhead));
         }
     }
     writeln!(
@@ -604,6 +625,73 @@ fn table(guest: &GuestResults, configs: &[String]) -> Result<Table> {
          armed: share of the storm with the on-demand charge hook attached (median)"
     )?;
     writeln!(text)?;
+    writeln!(text, "{}", budget_line(&verdicts))?;
+    Ok(Table { text, missing })
+}
+
+/// One configuration's row: medians over its runs and, against its
+/// reference's medians, the ratio and overheads.
+struct Measured<'a> {
+    median: f64,
+    cpu_median: Option<f64>,
+    spread: f64,
+    ratio: Option<f64>,
+    overhead: Option<f64>,
+    cpu_overhead: Option<f64>,
+    tracer: Option<f64>,
+    armed: Option<f64>,
+    backend: &'a str,
+    hooks: &'a str,
+}
+
+/// `samples` is not empty; `medians` holds the configurations measured
+/// before this one (its reference among them).
+fn measure<'a>(
+    config: &str,
+    samples: &[&'a Sample],
+    medians: &[(&str, f64, Option<f64>)],
+    hooks: &[Hook],
+) -> Measured<'a> {
+    let mut rates: Vec<f64> = samples.iter().map(|s| s.pages_per_second()).collect();
+    let median_rate = median(&mut rates);
+    let spread = (rates[rates.len() - 1] - rates[0]) / median_rate * 100.0;
+    let cpu_rates: Option<Vec<f64>> = samples.iter().map(|s| s.pages_per_cpu_second()).collect();
+    let cpu_median = cpu_rates.map(|mut r| median(&mut r));
+    // The baseline is its own reference: no ratio.
+    let reference = medians
+        .iter()
+        .find(|(c, _, _)| *c == reference(config))
+        .filter(|_| config != "baseline");
+    let ratio = reference.map(|&(_, base, _)| median_rate / base);
+    let tracer: Option<Vec<f64>> = samples.iter().map(|s| s.tracer_cpu_percent()).collect();
+    let armed: Option<Vec<f64>> = match TRACED.contains(&config) || config == "armed" {
+        true => samples.iter().map(|s| s.armed_percent(hooks)).collect(),
+        false => None,
+    };
+    let first = samples[0];
+    Measured {
+        median: median_rate,
+        cpu_median,
+        spread,
+        ratio,
+        overhead: ratio.map(|r| (1.0 - r) * 100.0),
+        cpu_overhead: reference
+            .and_then(|&(_, _, cpu_base)| Some((1.0 - cpu_median? / cpu_base?) * 100.0)),
+        tracer: tracer.map(|mut t| median(&mut t)),
+        armed: armed.map(|mut a| median(&mut a)),
+        backend: first
+            .field("backend")
+            .or(first.field("hook").map(|_| "kprobe-ev"))
+            .unwrap_or("-"),
+        hooks: first.field("hooks").unwrap_or("-"),
+    }
+}
+
+/// Each traced configuration's overhead against the budget.
+fn budget_line(verdicts: &[(String, String, f64)]) -> String {
+    if verdicts.is_empty() {
+        return "budget: no oomtrace configuration was measured".to_owned();
+    }
     let verdicts: Vec<String> = verdicts
         .iter()
         .map(|(config, backend, overhead)| {
@@ -618,16 +706,10 @@ fn table(guest: &GuestResults, configs: &[String]) -> Result<Table> {
             format!("{name} {overhead:.2}% {verdict}")
         })
         .collect();
-    if verdicts.is_empty() {
-        writeln!(text, "budget: no oomtrace configuration was measured")?;
-    } else {
-        writeln!(
-            text,
-            "budget (oomtrace overhead <= {BUDGET_PERCENT}% on the 4 KiB storm): {}",
-            verdicts.join("; ")
-        )?;
-    }
-    Ok(Table { text, missing })
+    format!(
+        "budget (oomtrace overhead <= {BUDGET_PERCENT}% on the 4 KiB storm): {}",
+        verdicts.join("; ")
+    )
 }
 
 #[cfg(test)]

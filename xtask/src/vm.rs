@@ -103,6 +103,26 @@ pub fn run(options: &Options) -> Result<()> {
     let started = Instant::now();
     let root = crate::workspace_root();
     crate::apt_install(PACKAGES)?;
+    let kernels = resolve_kernels(&root, options)?;
+    let schema = check::Schema::new()?;
+    let work = target_dir().join("vm-test");
+    let _ = fs::remove_dir_all(&work);
+    fs::create_dir_all(&work)?;
+    let initrd = work.join("initrd.gz");
+    initramfs::build_release(&initrd, &root.join("tests/vm/init"), &[])?;
+    let jobs = plan_jobs(options, &kernels, &work)?;
+    let outcomes = boot_all(&jobs, &initrd);
+    let judged = judge_all(&jobs, outcomes, &schema);
+    print_summary(&judged, &kernels, &work, started);
+    let failed = judged.failed();
+    if failed > 0 {
+        bail!("{failed} VM scenario(s) failed");
+    }
+    Ok(())
+}
+
+/// Each asked-for kernel series, fetched (or taken from the cache).
+fn resolve_kernels(root: &Path, options: &Options) -> Result<Vec<Kernel>> {
     let mut cache = KernelCache::new(root.join(".cache/vm"));
     let mut kernels = Vec::new();
     for series in &options.kernels {
@@ -115,17 +135,18 @@ pub fn run(options: &Options) -> Result<()> {
         );
         kernels.push(kernel);
     }
+    Ok(kernels)
+}
 
-    let schema = check::Schema::new()?;
-    let work = target_dir().join("vm-test");
-    let _ = fs::remove_dir_all(&work);
-    fs::create_dir_all(&work)?;
-    let initrd = work.join("initrd.gz");
-    initramfs::build_release(&initrd, &root.join("tests/vm/init"), &[])?;
+/// One boot of one kernel with one backend, its scenarios and its log folder.
+type Job<'a> = (&'a str, &'a Kernel, BootPlan, PathBuf);
 
+/// The boots to make: backend × kernel × plan, keeping only the asked-for
+/// scenarios.
+fn plan_jobs<'a>(options: &'a Options, kernels: &'a [Kernel], work: &Path) -> Result<Vec<Job<'a>>> {
     let mut jobs = Vec::new();
     for backend in &options.backends {
-        for kernel in &kernels {
+        for kernel in kernels {
             for mut plan in plan(kernel, backend)? {
                 if !options.only.is_empty() {
                     plan.scenarios.retain(|s| options.only.contains(&s.name));
@@ -138,42 +159,70 @@ pub fn run(options: &Options) -> Result<()> {
             }
         }
     }
-    let outcomes = boot_all(&jobs, &initrd);
+    Ok(jobs)
+}
 
-    let mut rows = Vec::new();
-    let mut releases = Vec::new();
-    let mut boot_errors = Vec::new();
+/// The rows of every boot, the guests' `uname -r` and the boots that failed.
+struct Judged {
+    rows: Vec<Row>,
+    releases: Vec<String>,
+    boot_errors: Vec<String>,
+}
+
+impl Judged {
+    fn count(&self, pick: fn(&Verdict) -> bool) -> usize {
+        self.rows.iter().filter(|r| pick(&r.verdict)).count()
+    }
+
+    fn failed(&self) -> usize {
+        self.count(|v| matches!(v, Verdict::Fail(_)))
+    }
+}
+
+fn judge_all(
+    jobs: &[Job<'_>],
+    outcomes: Vec<Result<GuestOutput>>,
+    schema: &check::Schema,
+) -> Judged {
+    let mut judged = Judged {
+        rows: Vec::new(),
+        releases: Vec::new(),
+        boot_errors: Vec::new(),
+    };
     for ((backend, kernel, plan, dir), outcome) in jobs.iter().zip(outcomes) {
         match &outcome {
             Ok(guest) => {
                 if let Some(release) = guest.info("kernel")
-                    && !releases.contains(&release.to_owned())
+                    && !judged.releases.contains(&release.to_owned())
                 {
-                    releases.push(release.to_owned());
+                    judged.releases.push(release.to_owned());
                 }
             }
-            Err(error) => boot_errors.push(format!(
+            Err(error) => judged.boot_errors.push(format!(
                 "{} {} boot ({backend}): {error:#}",
                 kernel.series.name(),
                 plan.label
             )),
         }
-        rows.extend(judge(
+        judged.rows.extend(judge(
             kernel,
             &plan.scenarios,
             outcome,
             dir,
-            &schema,
+            schema,
             backend,
         ));
     }
+    judged
+}
 
-    print_table(&rows);
-    for error in &boot_errors {
+fn print_summary(judged: &Judged, kernels: &[Kernel], work: &Path, started: Instant) {
+    print_table(&judged.rows);
+    for error in &judged.boot_errors {
         eprintln!("boot failure: {error}");
     }
     eprintln!();
-    for kernel in &kernels {
+    for kernel in kernels {
         eprintln!(
             "kernel {}: {} {}",
             kernel.series.name(),
@@ -181,33 +230,25 @@ pub fn run(options: &Options) -> Result<()> {
             kernel.version
         );
     }
-    eprintln!("guest uname -r: {}", releases.join(", "));
+    eprintln!("guest uname -r: {}", judged.releases.join(", "));
     eprintln!("logs: {}", work.display());
     eprintln!(
         "vm-test wall time: {:.0} s",
         started.elapsed().as_secs_f64()
     );
-    let count = |pick: fn(&Verdict) -> bool| rows.iter().filter(|r| pick(&r.verdict)).count();
-    let failed = count(|v| matches!(v, Verdict::Fail(_)));
     // The closing line test runners print, for whoever reads the log.
     println!(
-        "vm-test: {} passed, {failed} failed, {} skipped",
-        count(|v| matches!(v, Verdict::Pass)),
-        count(|v| matches!(v, Verdict::Skip(_)))
+        "vm-test: {} passed, {} failed, {} skipped",
+        judged.count(|v| matches!(v, Verdict::Pass)),
+        judged.failed(),
+        judged.count(|v| matches!(v, Verdict::Skip(_)))
     );
-    if failed > 0 {
-        bail!("{failed} VM scenario(s) failed");
-    }
-    Ok(())
 }
 
 /// Boots every planned guest, as many at a time as the host has cores: each
 /// guest runs its vCPUs on one host thread (see `Boot::run`), so two guests
 /// keep a two-core machine as busy as one multi-threaded guest did.
-fn boot_all(
-    jobs: &[(&str, &Kernel, BootPlan, PathBuf)],
-    initrd: &Path,
-) -> Vec<Result<GuestOutput>> {
+fn boot_all(jobs: &[Job<'_>], initrd: &Path) -> Vec<Result<GuestOutput>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let outcomes: Vec<_> = jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
@@ -495,92 +536,96 @@ fn judge(
             .as_ref()
             .map(|reason| row(s, Verdict::Skip(reason.clone()), None, None, vec![]))
     };
-    let guest = match outcome {
-        Ok(guest) => guest,
-        Err(_) => {
-            return scenarios
-                .iter()
-                .map(|s| {
-                    skipped(s).unwrap_or_else(|| {
-                        row(
-                            s,
-                            Verdict::Fail("boot failed (below)".into()),
-                            None,
-                            None,
-                            vec![],
-                        )
-                    })
-                })
-                .collect();
-        }
+    let fail_all = |reason: String| -> Vec<Row> {
+        scenarios
+            .iter()
+            .map(|s| {
+                skipped(s)
+                    .unwrap_or_else(|| row(s, Verdict::Fail(reason.clone()), None, None, vec![]))
+            })
+            .collect()
+    };
+    let Ok(guest) = outcome else {
+        return fail_all("boot failed (below)".into());
     };
     let logs = match kernel_logs(&guest, scenarios, dir) {
         Ok(logs) => logs,
-        Err(error) => {
-            let error = format!("kernel log: {error:#}");
-            return scenarios
-                .iter()
-                .map(|s| {
-                    skipped(s)
-                        .unwrap_or_else(|| row(s, Verdict::Fail(error.clone()), None, None, vec![]))
-                })
-                .collect();
+        Err(error) => return fail_all(format!("kernel log: {error:#}")),
+    };
+    scenarios
+        .iter()
+        .zip(logs)
+        .map(|(scenario, log)| {
+            if let Some(skip) = skipped(scenario) {
+                return skip;
+            }
+            let Some(output) = guest.scenario(&scenario.name) else {
+                let never = Verdict::Fail("the guest never ran it".into());
+                return row(scenario, never, None, None, vec![]);
+            };
+            let judged = judge_scenario(kernel, scenario, output, log, dir, schema);
+            row(
+                scenario,
+                judged.verdict,
+                output.seconds,
+                judged.backend.as_deref(),
+                judged.notes,
+            )
+        })
+        .collect()
+}
+
+/// One scenario's verdict, the backend oomtrace used and the notes for its row.
+struct ScenarioJudged {
+    verdict: Verdict,
+    backend: Option<String>,
+    notes: Vec<String>,
+}
+
+/// Runs the scenario's checks on what the guest printed for it: the
+/// tracer's records (and their schema), then the scenario's own check.
+fn judge_scenario(
+    kernel: &Kernel,
+    scenario: &Scenario,
+    output: &ScenarioOutput,
+    log: Result<KernelLog>,
+    dir: &Path,
+    schema: &check::Schema,
+) -> ScenarioJudged {
+    let mut notes = Vec::new();
+    let mut backend = None;
+    let verdict = match output.status.as_deref() {
+        None => Verdict::Fail("the guest did not finish it".into()),
+        Some(status) if status != "ran" => Verdict::Fail(format!("guest: {status}")),
+        Some(_) => {
+            let result = check::tracer_run(output).and_then(|tracer| {
+                backend = tracer.backend().map(str::to_owned);
+                check_schema(schema, dir, &scenario.name, output)?;
+                notes.extend(tracer.hook_failures());
+                let log = log?;
+                let ctx = Ctx {
+                    scenario: output,
+                    tracer: &tracer,
+                    log: &log,
+                    schema,
+                    memcg_v1: kernel.has_memcg_v1().unwrap_or(true),
+                    notes: RefCell::default(),
+                };
+                let result = (scenario.check)(&ctx);
+                notes.extend(ctx.notes.into_inner());
+                result
+            });
+            match result {
+                Ok(()) => Verdict::Pass,
+                Err(error) => Verdict::Fail(format!("{error:#}")),
+            }
         }
     };
-    let mut rows = Vec::new();
-    for (scenario, log) in scenarios.iter().zip(logs) {
-        if let Some(skip) = skipped(scenario) {
-            rows.push(skip);
-            continue;
-        }
-        let Some(output) = guest.scenario(&scenario.name) else {
-            rows.push(row(
-                scenario,
-                Verdict::Fail("the guest never ran it".into()),
-                None,
-                None,
-                vec![],
-            ));
-            continue;
-        };
-        let mut notes = Vec::new();
-        let mut used = None;
-        let verdict = match output.status.as_deref() {
-            None => Verdict::Fail("the guest did not finish it".into()),
-            Some(status) if status != "ran" => Verdict::Fail(format!("guest: {status}")),
-            Some(_) => {
-                let result = check::tracer_run(output).and_then(|tracer| {
-                    used = tracer.backend().map(str::to_owned);
-                    check_schema(schema, dir, &scenario.name, output)?;
-                    notes.extend(tracer.hook_failures());
-                    let log = log?;
-                    let ctx = Ctx {
-                        scenario: output,
-                        tracer: &tracer,
-                        log: &log,
-                        schema,
-                        memcg_v1: kernel.has_memcg_v1().unwrap_or(true),
-                        notes: RefCell::default(),
-                    };
-                    let result = (scenario.check)(&ctx);
-                    notes.extend(ctx.notes.into_inner());
-                    result
-                });
-                match result {
-                    Ok(()) => Verdict::Pass,
-                    Err(error) => Verdict::Fail(format!("{error:#}")),
-                }
-            }
-        };
-        rows.push(row(
-            scenario,
-            verdict,
-            output.seconds,
-            used.as_deref(),
-            notes,
-        ));
+    ScenarioJudged {
+        verdict,
+        backend,
+        notes,
     }
-    rows
 }
 
 /// Each scenario's slice of the guest kernel log (kept as
@@ -1036,6 +1081,27 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
             && !ctx.log.text.contains("Killed process"),
         "a kill in a memcg whose only task is unkillable"
     );
+    let Some(hook) = attached_charge_hook(ctx)? else {
+        return Ok(());
+    };
+    check_armed_by_rule(ctx)?;
+    let failures = ctx.tracer.records("charge_failure");
+    let noretry: Vec<&&Value> = failures
+        .iter()
+        .filter(|f| f["reason"] == "noretry")
+        .collect();
+    ensure!(
+        !noretry.is_empty(),
+        "no noretry charge_failure ({}): {failures:?}",
+        hook.hook
+    );
+    check_noretry_records(ctx, &noretry)?;
+    check_fallbacks_counted(ctx, noretry.len() as u64)
+}
+
+/// The on-demand charge hook when attached; none (said in a note) where the
+/// backend or kernel has none. Not loading on fentry is a failure.
+fn attached_charge_hook<'a>(ctx: &'a Ctx) -> Result<Option<&'a HookStatus>> {
     let on_demand = ctx
         .tracer
         .hooks
@@ -1056,7 +1122,8 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
             h.error.as_deref().unwrap_or("no error given")
         );
     }
-    let Some(hook) = on_demand.filter(|h| h.attached) else {
+    let hook = on_demand.filter(|h| h.attached);
+    if hook.is_none() {
         // The guest waits for a noretry record: without the hook the
         // watchdog ended the scenario.
         ctx.notes.borrow_mut().push(format!(
@@ -1066,11 +1133,15 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
                 .as_deref()
                 .unwrap_or("not attached"))
         ));
-        return Ok(());
-    };
+    }
+    Ok(hook)
+}
+
+/// The first charge_hook record arms it for /thp by the rule this kernel
+/// allows: a short reclaim pass, unless its BTF hides the pass's target
+/// (then any reclaim, as the start record says).
+fn check_armed_by_rule(ctx: &Ctx) -> Result<()> {
     let armed = ctx.tracer.records("charge_hook");
-    // The rule that armed it: a short reclaim pass, unless this kernel's
-    // BTF hides the pass's target (then any reclaim, as the start record says).
     let target_hidden = ctx.tracer.start["unavailable_fields"]
         .as_array()
         .is_some_and(|f| {
@@ -1091,28 +1162,21 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
             .is_some_and(|r| r["state"] == "armed" && r["memcg"] == "/thp" && r["rule"] == rule),
         "charge_hook records {armed:?} (expected rule {rule})"
     );
+    Ok(())
+}
+
+/// Each noretry failure is a thphog's huge-page charge under one of the
+/// scenario's two limits, with less room left than a huge page.
+fn check_noretry_records(ctx: &Ctx, noretry: &[&&Value]) -> Result<()> {
     let thphogs = [pid(ctx.scenario, "thphog")?, pid(ctx.scenario, "thphog2")?].map(u64::from);
-    let raised = ctx
-        .scenario
-        .named("raised_limit", "/thp")
-        .and_then(|l| l.parse::<u64>().ok())
-        .context("the guest did not raise the limit")?;
-    let first = ctx
-        .scenario
-        .named("limit", "/thp")
-        .and_then(|l| l.parse::<u64>().ok())
-        .context("the guest did not say the first limit")?;
-    let failures = ctx.tracer.records("charge_failure");
-    let noretry: Vec<&&Value> = failures
-        .iter()
-        .filter(|f| f["reason"] == "noretry")
-        .collect();
-    ensure!(
-        !noretry.is_empty(),
-        "no noretry charge_failure ({}): {failures:?}",
-        hook.hook
-    );
-    for f in &noretry {
+    let limit_said = |key: &str| {
+        ctx.scenario
+            .named(key, "/thp")
+            .and_then(|l| l.parse::<u64>().ok())
+    };
+    let raised = limit_said("raised_limit").context("the guest did not raise the limit")?;
+    let first = limit_said("limit").context("the guest did not say the first limit")?;
+    for f in noretry {
         ensure!(
             f["memcg"] == "/thp"
                 && f["task"]["pid"]
@@ -1126,8 +1190,7 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
                     .is_some_and(|g| g.contains("__GFP_NORETRY")),
             "noretry record {f}"
         );
-        // Under one of the two limits, with less room left than a huge page.
-        // Usually the raised one; the first when a reclaim pass fell short
+        // Usually the raised limit; the first when a reclaim pass fell short
         // before the memcg was full (a charge rescued by draining the
         // per-CPU stock), arming the hook ahead of a huge-page fault there.
         let usage = f["usage_bytes"].as_u64().unwrap_or(0);
@@ -1141,7 +1204,12 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
             f["usage_bytes"]
         );
     }
-    // Each failed huge-page charge is one THP_FAULT_FALLBACK_CHARGE.
+    Ok(())
+}
+
+/// Each failed huge-page charge is one THP_FAULT_FALLBACK_CHARGE: the kernel
+/// counted at least as many as were reported.
+fn check_fallbacks_counted(ctx: &Ctx, counted: u64) -> Result<()> {
     let fallback: Vec<u64> = ctx
         .scenario
         .info("thp_fault_fallback_charge")
@@ -1153,7 +1221,6 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
         fallback.len() == 2,
         "thp_fault_fallback_charge {fallback:?}"
     );
-    let counted = noretry.len() as u64;
     ensure!(
         fallback[1] - fallback[0] >= counted,
         "{counted} noretry failures reported, the kernel counted {} huge-page charge fallbacks",

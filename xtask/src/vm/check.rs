@@ -8,7 +8,7 @@ use anyhow::{Context, Result, anyhow, bail, ensure};
 use oomtrace_core::{
     base::hooks::HookStatus,
     model::decision::{Candidate, Decision},
-    report::{KernelReport, KillLine, ReportError, ReportItem, parse_log},
+    report::{KernelReport, KillLine, ReportError, ReportItem, TaskRow, TaskTable, parse_log},
 };
 use serde_json::Value;
 
@@ -361,7 +361,6 @@ pub fn candidates_match_table(decision: &Decision, report: &KernelReport) -> Res
         "candidates_source {}",
         decision.candidates_source
     );
-    let page = decision.page_size;
     // The killer also visits tasks it can never pick and the kernel does not
     // list: kernel threads, the global init (oom_unkillable_task), tasks
     // without memory, tasks outside the cpuset or mempolicy.
@@ -375,6 +374,20 @@ pub fn candidates_match_table(decision: &Decision, report: &KernelReport) -> Res
             ) || decision.candidates_source == "kernel_report"
         })
         .collect();
+    same_pids(decision, &listed, table)?;
+    for row in &table.rows {
+        let c = listed
+            .iter()
+            .find(|c| c.pid == row.pid)
+            .context("same pid sets")?;
+        row_matches(decision, c, row)?;
+    }
+    victim_has_the_most_points(decision)
+}
+
+/// The listed candidates are the table's pids, once each; what differs is
+/// named, with the killer's reason for pids oomtrace saw it skip.
+fn same_pids(decision: &Decision, listed: &[&Candidate], table: &TaskTable) -> Result<()> {
     let ours: BTreeSet<u32> = listed.iter().map(|c| c.pid).collect();
     let kernel: BTreeSet<u32> = table.rows.iter().map(|r| r.pid).collect();
     ensure!(
@@ -400,55 +413,62 @@ pub fn candidates_match_table(decision: &Decision, report: &KernelReport) -> Res
             }
         );
     }
-    for row in &table.rows {
-        let c = listed
-            .iter()
-            .find(|c| c.pid == row.pid)
-            .expect("same pid sets");
-        let who = format!("candidate {} ({})", row.pid, row.name);
-        check_eq!(c.comm, row.name, "{who} comm");
-        check_eq!(c.oom_score_adj, row.oom_score_adj, "{who} oom_score_adj");
-        if row.oom_score_adj == -1000 {
-            ensure!(
-                c.points.is_none() && !c.eligible && !c.victim,
-                "{who} has oom_score_adj -1000 but points {:?}, eligible {}, victim {}",
-                c.points,
-                c.eligible,
-                c.victim
-            );
-        }
-        // oomtrace itself (a candidate of the global OOM, at -1000) runs on
-        // the other CPU while the killer works, reading this very OOM's
-        // events: its memory moves between the killer's read and the table.
-        if row.name == "oomtrace" && decision.candidates_source == "bpf" {
-            continue;
-        }
-        check_eq!(c.rss_bytes, row.rss_pages * page, "{who} rss bytes");
-        let pages = |p: Option<u64>| p.map(|p| p * page);
-        if row.rss_anon_pages.is_some() {
-            check_eq!(
-                c.rss_anon_bytes,
-                pages(row.rss_anon_pages),
-                "{who} anon rss bytes"
-            );
-            check_eq!(
-                c.rss_file_bytes,
-                pages(row.rss_file_pages),
-                "{who} file rss bytes"
-            );
-            check_eq!(
-                c.rss_shmem_bytes,
-                pages(row.rss_shmem_pages),
-                "{who} shmem rss bytes"
-            );
-        }
-        check_eq!(c.swap_bytes, pages(row.swapents), "{who} swap bytes");
-        check_eq!(
-            c.pgtables_bytes,
-            row.pgtables_bytes,
-            "{who} page-table bytes"
+    Ok(())
+}
+
+/// One row of the kernel's table against oomtrace's candidate, number for
+/// number; a -1000 task is never eligible.
+fn row_matches(decision: &Decision, c: &Candidate, row: &TaskRow) -> Result<()> {
+    let page = decision.page_size;
+    let who = format!("candidate {} ({})", row.pid, row.name);
+    check_eq!(c.comm, row.name, "{who} comm");
+    check_eq!(c.oom_score_adj, row.oom_score_adj, "{who} oom_score_adj");
+    if row.oom_score_adj == -1000 {
+        ensure!(
+            c.points.is_none() && !c.eligible && !c.victim,
+            "{who} has oom_score_adj -1000 but points {:?}, eligible {}, victim {}",
+            c.points,
+            c.eligible,
+            c.victim
         );
     }
+    // oomtrace itself (a candidate of the global OOM, at -1000) runs on
+    // the other CPU while the killer works, reading this very OOM's
+    // events: its memory moves between the killer's read and the table.
+    if row.name == "oomtrace" && decision.candidates_source == "bpf" {
+        return Ok(());
+    }
+    check_eq!(c.rss_bytes, row.rss_pages * page, "{who} rss bytes");
+    let pages = |p: Option<u64>| p.map(|p| p * page);
+    if row.rss_anon_pages.is_some() {
+        check_eq!(
+            c.rss_anon_bytes,
+            pages(row.rss_anon_pages),
+            "{who} anon rss bytes"
+        );
+        check_eq!(
+            c.rss_file_bytes,
+            pages(row.rss_file_pages),
+            "{who} file rss bytes"
+        );
+        check_eq!(
+            c.rss_shmem_bytes,
+            pages(row.rss_shmem_pages),
+            "{who} shmem rss bytes"
+        );
+    }
+    check_eq!(c.swap_bytes, pages(row.swapents), "{who} swap bytes");
+    check_eq!(
+        c.pgtables_bytes,
+        row.pgtables_bytes,
+        "{who} page-table bytes"
+    );
+    Ok(())
+}
+
+/// The victim is the one candidate flagged, eligible, with the most points
+/// of the eligible ones.
+fn victim_has_the_most_points(decision: &Decision) -> Result<()> {
     let victims: Vec<&Candidate> = decision.candidates.iter().filter(|c| c.victim).collect();
     match (&decision.victim, victims.as_slice()) {
         (None, []) => {}

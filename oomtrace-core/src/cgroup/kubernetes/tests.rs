@@ -112,6 +112,15 @@ fn bundle(root: &Path, rt: Rt, id: &str, uid: &str, container: Option<&str>) {
     write(&bundle_path(root, rt, id), &spec.to_string());
 }
 
+/// A host root holding only the pod log directory `name`, and the memcg
+/// path of the pod's container (cgroupfs, containerd).
+fn pod_log_dir_only(name: &str) -> (tempfile::TempDir, String) {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join(POD_LOGS).join(name)).unwrap();
+    let path = memcg_path(Driver::Cgroupfs, Rt::Containerd, "burstable", UID, ID);
+    (root, path)
+}
+
 fn logs(root: &Path, uid: &str, container: &str, id: &str) {
     let pod_dir = root
         .join(POD_LOGS)
@@ -231,14 +240,7 @@ fn the_kubelet_logs_name_what_has_no_bundle() {
 
 #[test]
 fn the_pod_log_dir_alone_names_the_pod() {
-    let root = tempfile::tempdir().unwrap();
-    fs::create_dir_all(
-        root.path()
-            .join(POD_LOGS)
-            .join(format!("shop_cart-7d9f8b6c5-x2x9z_{UID}/cart")),
-    )
-    .unwrap();
-    let path = memcg_path(Driver::Cgroupfs, Rt::Containerd, "burstable", UID, ID);
+    let (root, path) = pod_log_dir_only(&format!("shop_cart-7d9f8b6c5-x2x9z_{UID}/cart"));
     expect(resolve(root.path(), &path), None, source::LOGS);
 }
 
@@ -460,14 +462,7 @@ fn symlinks_and_fifos_are_not_read() {
 
 #[test]
 fn hostile_log_names_are_refused() {
-    let root = tempfile::tempdir().unwrap();
-    fs::create_dir_all(
-        root.path()
-            .join(POD_LOGS)
-            .join(format!("sh\u{1b}op_cart_{UID}")),
-    )
-    .unwrap();
-    let path = memcg_path(Driver::Cgroupfs, Rt::Containerd, "burstable", UID, ID);
+    let (root, path) = pod_log_dir_only(&format!("sh\u{1b}op_cart_{UID}"));
     assert_eq!(resolve(root.path(), &path), None);
 }
 
