@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 use serde_json::json;
 
 use super::*;
-use crate::cgroup::container::attribute;
+use crate::cgroup::container::{Container, attribute};
 
 const ID: &str = "8d083e51abd2e1096bc106e308144c7efe71ae92f3c12e6be5bc7bc78f5cc751";
 const SANDBOX: &str = "c74c9066c84204e342455b5103570d40c6cd1e7d05507892c7faf046a9efb2f0";
@@ -110,6 +110,18 @@ fn bundle(root: &Path, rt: Rt, id: &str, uid: &str, container: Option<&str>) {
         "annotations": annotations,
     });
     write(&bundle_path(root, rt, id), &spec.to_string());
+}
+
+/// The container of [`UID`]/[`ID`] under containerd and cgroupfs.
+fn the_containerd_pod() -> Container {
+    attribute(&memcg_path(
+        Driver::Cgroupfs,
+        Rt::Containerd,
+        "burstable",
+        UID,
+        ID,
+    ))
+    .unwrap()
 }
 
 /// A host root holding only the pod log directory `name`, and the memcg
@@ -268,14 +280,7 @@ fn resolved_names_are_cached_too() {
     let root = tempfile::tempdir().unwrap();
     bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"));
     let mut resolver = KubeResolver::new(root.path());
-    let c = attribute(&memcg_path(
-        Driver::Cgroupfs,
-        Rt::Containerd,
-        "burstable",
-        UID,
-        ID,
-    ))
-    .unwrap();
+    let c = the_containerd_pod();
     assert!(resolver.resolve(&c).is_some());
     fs::remove_dir_all(root.path().join("run")).unwrap();
     expect(resolver.resolve(&c), Some("cart"), source::CONTAINERD);
@@ -546,13 +551,6 @@ fn refresh_reads_a_bundle_that_names_nothing_once_but_resolve_retries_it() {
     resolver.refresh();
     assert!(resolver.cache().is_empty());
     // …but an OOM's own lookup reads it again.
-    let c = attribute(&memcg_path(
-        Driver::Cgroupfs,
-        Rt::Containerd,
-        "burstable",
-        UID,
-        ID,
-    ))
-    .unwrap();
+    let c = the_containerd_pod();
     expect(resolver.resolve(&c), Some("cart"), source::CONTAINERD);
 }

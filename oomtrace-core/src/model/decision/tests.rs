@@ -457,13 +457,7 @@ fn repeated_no_victim_reports_pair_with_their_own_invocations() {
             }),
         );
     }
-    for n in 1..=3 {
-        let mut report = first.clone();
-        report.lines.truncate(n);
-        builder.on_report(now, ReportItem::Report(report));
-    }
-    let mut decisions = builder.flush(&mut OfflineEnv::new(4096));
-    decisions.sort_by_key(|d| d.report_lines.len());
+    let decisions = three_reports_in_order(&mut builder, now, first);
     let anon: Vec<Option<u64>> = decisions
         .iter()
         .map(|d| d.candidates[0].rss_anon_bytes)
@@ -975,13 +969,7 @@ fn each_no_victim_oom_joins_the_fault_it_leaked() {
         );
         builder.on_pagefault(fault(seq * 1000 + 1, trigger));
     }
-    for n in 1..=3 {
-        let mut report = first.clone();
-        report.lines.truncate(n);
-        builder.on_report(now, ReportItem::Report(report));
-    }
-    let mut decisions = builder.flush(&mut OfflineEnv::new(4096));
-    decisions.sort_by_key(|d| d.report_lines.len());
+    let decisions = three_reports_in_order(&mut builder, now, &first);
     let joined: Vec<Option<u64>> = decisions
         .iter()
         .map(|d| d.pagefault_oom.as_ref().map(|j| j.boot_ns))
@@ -1108,6 +1096,23 @@ fn a_no_victim_oom_waits_for_the_log_to_be_read_not_for_a_deadline() {
     let second = builder.poll(at(6200), env);
     assert_eq!(second.len(), 1);
     assert_ne!(second[0].kernel_report, "complete");
+}
+
+/// Three reports of `first`'s OOM (told apart by their line counts, 1 to 3)
+/// given to `builder`, and its decisions in the reports' order.
+fn three_reports_in_order(
+    builder: &mut Builder,
+    now: Instant,
+    first: &KernelReport,
+) -> Vec<Decision> {
+    for n in 1..=3 {
+        let mut report = first.clone();
+        report.lines.truncate(n);
+        builder.on_report(now, ReportItem::Report(report));
+    }
+    let mut decisions = builder.flush(&mut OfflineEnv::new(4096));
+    decisions.sort_by_key(|d| d.report_lines.len());
+    decisions
 }
 
 /// A live builder with every hook of the fentry backend; the page-fault
