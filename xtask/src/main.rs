@@ -185,9 +185,14 @@ fn run(command: &mut Command) -> Result<()> {
     Ok(())
 }
 
-/// Runs `command` and returns its stdout; a failure names the command and
-/// carries its stderr.
+/// Runs `command` and returns its stdout as text; a failure names the
+/// command and carries its stderr.
 fn run_output(command: &mut Command) -> Result<String> {
+    run_stdout(command).map(|out| String::from_utf8_lossy(&out).into_owned())
+}
+
+/// [`run_output`] for output that is not text (a decompressed file).
+fn run_stdout(command: &mut Command) -> Result<Vec<u8>> {
     let output = command
         .output()
         .with_context(|| format!("starting {command:?}"))?;
@@ -198,7 +203,7 @@ fn run_output(command: &mut Command) -> Result<String> {
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    Ok(output.stdout)
 }
 
 fn is_root() -> bool {

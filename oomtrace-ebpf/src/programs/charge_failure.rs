@@ -9,7 +9,7 @@
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_ktime_get_boot_ns, generated::bpf_get_current_task},
     macros::map,
-    maps::{Array, LruHashMap},
+    maps::LruHashMap,
 };
 use oomtrace_ebpf::{
     ChargeFailureEvent, ChargeFailureKey, ChargeFailureState, MemcgAtLimitEvent, MemcgOomArgs,
@@ -37,12 +37,6 @@ static OOM_WAITERS: LruHashMap<u32, OomWaiter> = LruHashMap::with_max_entries(81
 /// `mem_cgroup_out_of_memory` arguments per tid, for the kretprobe.
 #[map]
 static MEMCG_OOM_ARGS: LruHashMap<u32, MemcgOomArgs> = LruHashMap::with_max_entries(1024, 0);
-/// Element 0 non-zero: the collector has attached the fexit on
-/// `try_charge_memcg` (it does so only while some memcg's reclaim falls
-/// short). Written by the collector for whoever inspects the maps; the
-/// programs do not read it: `memcg_at_limit` notifies armed or not.
-#[map]
-pub static CHARGE_HOOK_ARMED: Array<u32> = Array::with_max_entries(1, 0);
 /// A failure one hook has reported for a task, so that the other hook seeing
 /// the same failure does not count it again: the OOM path and the armed
 /// charge hook both see a no-victim failure, the charge hook and

@@ -9,7 +9,7 @@ use std::{
     process::{Command, Stdio},
 };
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, bail};
 
 /// Names `oomtrace-hog` is linked under in the guest: the kernel's comm of
 /// each workload (see tests/vm/init), and the bench's `faultstorm`.
@@ -205,30 +205,14 @@ fn parse_ldd(text: &str) -> Vec<PathBuf> {
 /// The guest's shell parses the init script (`sh -n`) before a guest boots
 /// it: a syntax error would otherwise end init, a kernel panic mid-boot.
 fn check_syntax(busybox: &Path, script: &Path) -> Result<()> {
-    let output = Command::new(busybox)
-        .args(["sh", "-n"])
-        .arg(script)
-        .output()
-        .with_context(|| format!("running {} sh -n", busybox.display()))?;
-    ensure!(
-        output.status.success(),
-        "{}: {}",
-        script.display(),
-        String::from_utf8_lossy(&output.stderr).trim()
-    );
+    crate::run_output(Command::new(busybox).args(["sh", "-n"]).arg(script))?;
     Ok(())
 }
 
 /// busybox's applet names (`busybox --list`).
 fn busybox_applets(busybox: &Path) -> Result<Vec<String>> {
-    let output = Command::new(busybox)
-        .arg("--list")
-        .output()
-        .with_context(|| format!("running {} --list", busybox.display()))?;
-    if !output.status.success() {
-        bail!("{} --list failed", busybox.display());
-    }
-    Ok(String::from_utf8_lossy(&output.stdout)
+    let list = crate::run_output(Command::new(busybox).arg("--list"))?;
+    Ok(list
         .lines()
         .map(str::trim)
         .filter(|a| !a.is_empty() && !a.contains('/'))

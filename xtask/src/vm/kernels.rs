@@ -547,18 +547,7 @@ impl KernelCache {
 
 /// `tool -dc file` (xz, zstd) into memory.
 fn decompress(tool: &str, file: &Path) -> Result<Vec<u8>> {
-    let output = Command::new(tool)
-        .arg("-dc")
-        .arg(file)
-        .output()
-        .with_context(|| format!("running {tool} -dc {}", file.display()))?;
-    ensure!(
-        output.status.success(),
-        "{tool} -dc {} failed: {}",
-        file.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(output.stdout)
+    crate::run_stdout(Command::new(tool).arg("-dc").arg(file))
 }
 
 /// The packages that hold a kernel's files. Up to 6.18 the image package

@@ -120,11 +120,10 @@ impl Builder {
     /// OOM's end); others wait here for the decision of their OOM.
     pub fn on_pagefault(&mut self, join: PagefaultJoin) {
         if join.kernel_action == pagefault::RETRIES_FAULT {
+            // Not pending (already out, or its OOM unseen): nothing to join.
             if let Some(p) = self.pending.iter_mut().find(|p| p.awaits_fault(join.pid)) {
                 p.fault = Some(join);
-                return;
             }
-            // Not pending (already out, or its OOM unseen): nothing to join.
             return;
         }
         if self.pagefaults.len() >= MAX_PAGEFAULTS {
@@ -138,14 +137,8 @@ impl Builder {
     /// memcg's OOM (cgroup v1, killer disabled; its latest wait), or a
     /// fault's global OOM, by its trigger task.
     fn join_pagefault(&mut self, decision: &mut Decision, leaked: Option<PagefaultJoin>) {
-        let join = match leaked {
-            Some(join) => join,
-            None => {
-                let Some(join) = self.take_queued_fault(decision) else {
-                    return;
-                };
-                join
-            }
+        let Some(join) = leaked.or_else(|| self.take_queued_fault(decision)) else {
+            return;
         };
         decision.explanation.push(format!(
             "This OOM came from a page fault of pid {} that reached the #PF handler's pagefault_out_of_memory at {} ({}).",

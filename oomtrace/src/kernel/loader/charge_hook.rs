@@ -4,7 +4,6 @@
 //! only on demand (when: `commands/run/charge_hook.rs`).
 use aya::{
     Ebpf,
-    maps::{Array, MapData},
     programs::{FExit, fexit::FExitLinkId},
 };
 
@@ -12,19 +11,13 @@ use oomtrace_core::base::hooks::HookStatus;
 
 use super::{
     attach::{Targets, program_mut},
-    error::{AttachError, MapError},
+    error::AttachError,
     hooks::{CHARGE_FUNCTIONS, CHARGE_HOOK_PROGRAM},
-    maps::take_map,
 };
-
-/// The kernel-side record of whether the hook is attached, kept for whoever
-/// inspects the maps (no program reads it).
-const ARMED_FLAG: &str = "CHARGE_HOOK_ARMED";
 
 pub(super) struct ChargeHook {
     pub function: &'static str,
     link: Option<FExitLinkId>,
-    armed_flag: Array<MapData, u32>,
 }
 
 impl ChargeHook {
@@ -61,7 +54,6 @@ impl ChargeHook {
         Ok(Self {
             function,
             link: None,
-            armed_flag: take_map(ebpf, ARMED_FLAG)?,
         })
     }
 
@@ -69,8 +61,8 @@ impl ChargeHook {
         self.link.is_some()
     }
 
-    /// Attaches (`armed`) or detaches the program; the kernel-side flag
-    /// follows. Nothing to do when it already is as asked.
+    /// Attaches (`armed`) or detaches the program. Nothing to do when it
+    /// already is as asked.
     pub fn set_armed(&mut self, ebpf: &mut Ebpf, armed: bool) -> Result<(), AttachError> {
         if self.is_armed() == armed {
             return Ok(());
@@ -79,21 +71,11 @@ impl ChargeHook {
         let failed = AttachError::program(CHARGE_HOOK_PROGRAM);
         if armed {
             self.link = Some(program.attach().map_err(failed)?);
-            self.set_flag(1)
-        } else {
-            // Flag first: a failure in between is then reported by the OOM path.
-            self.set_flag(0)?;
-            match self.link.take() {
-                Some(link) => program.detach(link).map_err(failed),
-                None => Ok(()),
-            }
+            return Ok(());
         }
-    }
-
-    fn set_flag(&mut self, value: u32) -> Result<(), AttachError> {
-        self.armed_flag
-            .set(0, value, 0)
-            .map_err(MapError::access(ARMED_FLAG))?;
-        Ok(())
+        match self.link.take() {
+            Some(link) => program.detach(link).map_err(failed),
+            None => Ok(()),
+        }
     }
 }

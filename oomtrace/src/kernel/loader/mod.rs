@@ -187,7 +187,7 @@ impl Tracer {
     }
 
     /// Attaches (`armed`) or detaches the fexit on the charge function.
-    /// The kernel-side flag follows. Without a charge hook there is nothing to do.
+    /// Without a charge hook there is nothing to do.
     pub fn set_charge_hook(&self, armed: bool) -> Result<(), LoaderError> {
         let mut hook = self.charge_hook.borrow_mut();
         let Some(hook) = hook.as_mut() else {
