@@ -333,6 +333,36 @@ fn a_kill_counts_on_the_parent_whose_limit_fired() {
     assert_eq!(scraped(metrics, &kills_series(&child.relative)), None);
 }
 
+/// Half-sent requests held open, far more than the server's slots (any
+/// client that can reach the port can open them), still leave a scrape its
+/// whole exposition.
+#[test]
+fn held_half_requests_do_not_starve_a_scrape() {
+    require_root();
+    let cgroup = TestCgroup::new_v1("metricheld", 64 << 20);
+    let (tracer, _, metrics) = start_tracer(&cgroup);
+    let held: Vec<TcpStream> = (0..64)
+        .map(|_| {
+            let mut stream = TcpStream::connect(metrics).unwrap();
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    let (status, exposition) = http_get(metrics, "/metrics")
+        .unwrap_or_else(|e| panic!("the scrape was not answered: {e}"));
+    assert_eq!(status, 200, "{exposition}");
+    assert!(
+        exposition.contains("\noomtrace_build_info{"),
+        "{exposition}"
+    );
+    let (ok, out) = promtool(&["check", "metrics"], Some(&exposition));
+    assert!(ok, "promtool check metrics: {out}\n{exposition}");
+    drop(held);
+    drop(tracer);
+}
+
 #[test]
 fn the_alert_rules_pass_promtool_and_are_the_readme_s() {
     let (ok, out) = promtool(&["check", "rules", ALERTS], None);
