@@ -252,6 +252,8 @@ fn setup() -> Result<()> {
     // systemd: `systemd-analyze verify` of the unit in deploy/.
     // prometheus: the metrics host test scrapes a real OOM with the real
     // server and checks the exposition and the README's alert with promtool.
+    // dwarves: pahole, the BTF offsets' cross-check. cpio: reads back the
+    // initramfs archive the VM tests build.
     let mut packages = vec![
         llvm_dev.as_str(),
         "libzstd-dev",
@@ -259,6 +261,8 @@ fn setup() -> Result<()> {
         "util-linux",
         "systemd",
         "prometheus",
+        "dwarves",
+        "cpio",
     ];
     packages.extend_from_slice(vm::PACKAGES);
     apt_install(&packages)?;

@@ -959,19 +959,19 @@ mod tests {
 
     #[test]
     fn open_on_an_unwritable_dir_errors() {
-        // Even root cannot create files in sysfs.
+        // Even root cannot create files in sysfs (anyone else is refused
+        // earlier, by the owner check).
+        assert!(is_root(), "needs root");
         let sys = Path::new("/sys");
-        if !sys.is_dir()
-            || OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open("/sys/.oomtrace-t")
-                .is_ok()
-        {
+        assert!(sys.is_dir(), "needs sysfs mounted on /sys");
+        let probe = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open("/sys/.oomtrace-t");
+        if probe.is_ok() {
             let _ = fs::remove_file("/sys/.oomtrace-t");
-            println!("skipped: /sys is missing or writable here");
-            return;
         }
+        assert!(probe.is_err(), "needs an unwritable /sys: it took a file");
         let err = DumpWriter::open(config(sys)).unwrap_err();
         assert!(matches!(err, DumpError::NotWritable { .. }), "{err:?}");
         assert!(err.to_string().contains("\"/sys\""), "{err}");
@@ -1128,7 +1128,8 @@ mod tests {
         }
     }
 
-    fn mount_tmpfs(dir: &Path, options: &str) -> io::Result<Tmpfs> {
+    /// Fails the test with the reason when it cannot (it needs root).
+    fn mount_tmpfs(dir: &Path, options: &str) -> Tmpfs {
         let target = CString::new(dir.as_os_str().as_bytes()).unwrap();
         let options = CString::new(options).unwrap();
         // SAFETY: valid NUL-terminated strings; tmpfs takes a string as data.
@@ -1141,11 +1142,14 @@ mod tests {
                 options.as_ptr().cast(),
             )
         };
-        if rc == 0 {
-            Ok(Tmpfs(target))
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        assert_eq!(
+            rc,
+            0,
+            "needs root to mount a tmpfs on {}: {}",
+            dir.display(),
+            io::Error::last_os_error()
+        );
+        Tmpfs(target)
     }
 
     #[test]
@@ -1153,13 +1157,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mnt = tmp.path().join("mnt");
         fs::create_dir(&mnt).unwrap();
-        let _tmpfs = match mount_tmpfs(&mnt, "size=64k,mode=0700") {
-            Ok(m) => m,
-            Err(e) => {
-                println!("skipped: cannot mount a tmpfs ({e})");
-                return;
-            }
-        };
+        let _tmpfs = mount_tmpfs(&mnt, "size=64k,mode=0700");
         let mut w = DumpWriter::open(config(&mnt)).unwrap();
         let small = w.write(at(1, 0), 0, &json!({ "ok": true })).unwrap();
 
@@ -1185,13 +1183,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mnt = tmp.path().join("mnt");
         fs::create_dir(&mnt).unwrap();
-        let _tmpfs = match mount_tmpfs(&mnt, "size=64k,mode=0700") {
-            Ok(m) => m,
-            Err(e) => {
-                println!("skipped: cannot mount a tmpfs ({e})");
-                return;
-            }
-        };
+        let _tmpfs = mount_tmpfs(&mnt, "size=64k,mode=0700");
         let mut w = DumpWriter::open(config(&mnt)).unwrap();
         let target = CString::new(mnt.as_os_str().as_bytes()).unwrap();
         // SAFETY: valid NUL-terminated strings; remount of our own mount.
@@ -1204,13 +1196,12 @@ mod tests {
                 std::ptr::null(),
             )
         };
-        if rc != 0 {
-            println!(
-                "skipped: cannot remount read-only ({})",
-                io::Error::last_os_error()
-            );
-            return;
-        }
+        assert_eq!(
+            rc,
+            0,
+            "needs a read-only remount of our tmpfs: {}",
+            io::Error::last_os_error()
+        );
         assert!(w.write(at(1, 0), 0, &json!({})).is_err());
         assert_eq!(w.failures(), 1);
         let err = DumpWriter::open(config(&mnt)).unwrap_err();
@@ -1272,10 +1263,7 @@ mod tests {
 
     #[test]
     fn foreign_owner_is_refused() {
-        if !is_root() {
-            println!("skipped: chown needs root");
-            return;
-        }
+        assert!(is_root(), "needs root to chown");
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("dumps");
         fs::create_dir(&dir).unwrap();

@@ -305,8 +305,10 @@ mod tests {
 
     #[test]
     fn a_full_device_is_an_error() {
-        let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
-        let Ok(full) = full else { return };
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap_or_else(|e| panic!("needs /dev/full: {e}"));
         let mut out = QueuedOutput::spawn(full, Render { json: true, top: 1 }, 1 << 20).unwrap();
         out.lost(&lost(1)).unwrap();
         let error = loop {
