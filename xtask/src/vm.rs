@@ -540,13 +540,44 @@ struct Ctx<'a> {
     schema: &'a check::Schema,
     /// The kernel's config has the cgroup-v1 memory controller.
     memcg_v1: bool,
-    /// The guest's `info kallsyms`: which hooked functions its kernel has.
-    kallsyms: Option<&'a str>,
+    /// Which hooked functions the guest's kernel has.
+    functions: KernelFunctions<'a>,
     /// Printed under the scenario's row.
     notes: RefCell<Vec<String>>,
     /// Checks the scenario could not make here: the row is a SKIP with
     /// these reasons, however well the rest went.
     unchecked: RefCell<Vec<String>>,
+}
+
+/// The guest's lists of the functions oomtrace hooks that its kernel has
+/// (`info kallsyms`, `info btf_names`: names separated by spaces).
+#[derive(Clone, Copy, Default)]
+struct KernelFunctions<'a> {
+    /// In /proc/kallsyms: what a kprobe can go on.
+    kallsyms: Option<&'a str>,
+    /// In /sys/kernel/btf/vmlinux: what an fentry/fexit can go on.
+    btf: Option<&'a str>,
+}
+
+impl<'a> KernelFunctions<'a> {
+    fn of(guest: &'a GuestOutput) -> Self {
+        Self {
+            kallsyms: guest.info("kallsyms"),
+            btf: guest.info("btf_names"),
+        }
+    }
+
+    /// The list a backend's hooks depend on, and its name.
+    fn for_backend(&self, backend: &str) -> (Vec<&'a str>, &'static str) {
+        let (list, source) = match backend {
+            "fentry" => (self.btf, "BTF"),
+            _ => (self.kallsyms, "kallsyms"),
+        };
+        (
+            list.unwrap_or_default().split_whitespace().collect(),
+            source,
+        )
+    }
 }
 
 /// Backends with hooks on the OOM path's optional functions.
@@ -564,9 +595,10 @@ impl Ctx<'_> {
 
     /// Whether oomtrace's hook on `functions` (any one of them, as the
     /// kernel names it) is there to check `what` with. A backend without such
-    /// a hook, or a kernel without the function (its own kallsyms, not the
-    /// loader's word), leaves `what` unchecked; a hook the backend has on a
-    /// function the kernel has that did not attach is a failure.
+    /// a hook, or a kernel without the function (its own kallsyms for kprobes,
+    /// its BTF for fentry; not the loader's word), leaves `what` unchecked; a
+    /// hook the backend has on a function the kernel has that did not attach
+    /// is a failure.
     fn hook(&self, functions: &[&str], backends: &[&str], what: &str) -> Result<bool> {
         let backend = self.tracer.backend().unwrap_or("none");
         let names = functions.join("/");
@@ -586,18 +618,13 @@ impl Ctx<'_> {
         if !statuses.is_empty() && statuses.iter().all(|h| h.attached) {
             return Ok(true);
         }
-        let kallsyms: Vec<&str> = self
-            .kallsyms
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
+        let (present, source) = self.functions.for_backend(backend);
         ensure!(
-            kallsyms.contains(&"out_of_memory"),
-            "the guest did not list the kernel's functions (info kallsyms {:?})",
-            self.kallsyms
+            present.contains(&"out_of_memory"),
+            "the guest did not list its kernel's functions ({source}: {present:?})"
         );
-        if !functions.iter().any(|f| kallsyms.contains(f)) {
-            self.not_checked(what, format!("this kernel has no {names} (kallsyms)"));
+        if !functions.iter().any(|f| present.contains(f)) {
+            self.not_checked(what, format!("this kernel has no {names} ({source})"));
             return Ok(false);
         }
         let failed: Vec<String> = statuses
@@ -612,7 +639,7 @@ impl Ctx<'_> {
             })
             .collect();
         bail!(
-            "the {backend} backend's hook on {names} (in the kernel's kallsyms) did not attach: {}",
+            "the {backend} backend's hook on {names} (in the kernel's {source}) did not attach: {}",
             if failed.is_empty() {
                 "not in the start record".to_owned()
             } else {
@@ -697,7 +724,7 @@ fn judge(
             let judged = judge_scenario(
                 kernel,
                 scenario,
-                (output, guest.info("kallsyms")),
+                (output, KernelFunctions::of(&guest)),
                 log,
                 (dir, schema),
             );
@@ -724,7 +751,7 @@ struct ScenarioJudged {
 fn judge_scenario(
     kernel: &Kernel,
     scenario: &Scenario,
-    (output, kallsyms): (&ScenarioOutput, Option<&str>),
+    (output, functions): (&ScenarioOutput, KernelFunctions<'_>),
     log: KernelLog,
     (dir, schema): (&Path, &check::Schema),
 ) -> ScenarioJudged {
@@ -745,7 +772,7 @@ fn judge_scenario(
                     log: &log,
                     schema,
                     memcg_v1: kernel.has_memcg_v1().unwrap_or(true),
-                    kallsyms,
+                    functions,
                     notes: RefCell::default(),
                     unchecked: RefCell::default(),
                 };
@@ -1386,4 +1413,160 @@ fn check_global(ctx: &Ctx) -> Result<()> {
     );
     ensure!(exit_status(ctx.scenario, "globalhog")? == "137");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `Ctx::hook` decides for a tracer on `backend` with `hooks` (the
+    /// start record's) in a guest whose kernel has the `listed` functions: Ok(hooked)
+    /// and the reasons left unchecked, or the failure.
+    fn hook(
+        backend: &str,
+        hooks: Value,
+        listed: &str,
+        functions: &[&str],
+    ) -> Result<(bool, Vec<String>)> {
+        let start = serde_json::json!({"type": "start", "backend": backend, "hooks": hooks});
+        let tracer = TracerRun {
+            hooks: serde_json::from_value(start["hooks"].clone())?,
+            start,
+            decisions: Vec::new(),
+            others: Vec::new(),
+        };
+        let ctx = Ctx {
+            scenario: &ScenarioOutput::default(),
+            tracer: &tracer,
+            log: &KernelLog::default(),
+            schema: &check::Schema::new()?,
+            memcg_v1: true,
+            // The BTF's list for fentry, kallsyms for the others.
+            functions: KernelFunctions {
+                kallsyms: Some(listed).filter(|_| backend != "fentry"),
+                btf: Some(listed).filter(|_| backend == "fentry"),
+            },
+            notes: RefCell::default(),
+            unchecked: RefCell::default(),
+        };
+        let hooked = ctx.hook(functions, OOM_PATH_BACKENDS, "the records")?;
+        Ok((hooked, ctx.unchecked.into_inner()))
+    }
+
+    const ALL: &str = "out_of_memory mem_cgroup_out_of_memory try_charge_memcg";
+
+    fn status(hook: &str, attached: bool) -> Value {
+        serde_json::json!({"hook": hook, "attached": attached, "required": false,
+            "error": if attached { Value::Null } else { "it failed".into() }})
+    }
+
+    #[test]
+    fn an_attached_hook_is_checked() {
+        let hooks = serde_json::json!([
+            status("kprobe/mem_cgroup_out_of_memory", true),
+            status("kretprobe/mem_cgroup_out_of_memory", true),
+        ]);
+        let (hooked, unchecked) =
+            hook("kprobe", hooks, ALL, &["mem_cgroup_out_of_memory"]).unwrap();
+        assert!(hooked && unchecked.is_empty(), "{unchecked:?}");
+    }
+
+    #[test]
+    fn a_backend_without_the_hook_leaves_it_unchecked() {
+        let (hooked, unchecked) = hook(
+            "tracepoint",
+            serde_json::json!([]),
+            ALL,
+            &["mem_cgroup_out_of_memory"],
+        )
+        .unwrap();
+        assert!(!hooked);
+        assert_eq!(
+            unchecked,
+            [
+                "the records not checked: the tracepoint backend has no hook on mem_cgroup_out_of_memory"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_hook_that_did_not_attach_fails_unless_the_kernel_lacks_the_function() {
+        let hooks = serde_json::json!([
+            status("kprobe/mem_cgroup_out_of_memory", true),
+            status("kretprobe/mem_cgroup_out_of_memory", false),
+        ]);
+        let error = hook("kprobe", hooks.clone(), ALL, &["mem_cgroup_out_of_memory"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("did not attach: kretprobe/mem_cgroup_out_of_memory: it failed"),
+            "{error}"
+        );
+        // Missing from the start record altogether: a failure too.
+        let error = hook(
+            "fentry",
+            serde_json::json!([]),
+            ALL,
+            &["mem_cgroup_out_of_memory"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("not in the start record"), "{error}");
+        // The kernel has no such function: unchecked, with the reason.
+        let (hooked, unchecked) = hook(
+            "kprobe",
+            hooks.clone(),
+            "out_of_memory",
+            &["mem_cgroup_out_of_memory"],
+        )
+        .unwrap();
+        assert!(!hooked);
+        assert_eq!(
+            unchecked,
+            ["the records not checked: this kernel has no mem_cgroup_out_of_memory (kallsyms)"]
+        );
+        // fentry goes by the BTF's list.
+        let fexit = serde_json::json!([status("fexit/mem_cgroup_out_of_memory", false)]);
+        let (_, unchecked) = hook(
+            "fentry",
+            fexit,
+            "out_of_memory",
+            &["mem_cgroup_out_of_memory"],
+        )
+        .unwrap();
+        assert!(unchecked[0].ends_with("(BTF)"), "{unchecked:?}");
+        // A guest that listed nothing cannot tell: a failure.
+        assert!(hook("kprobe", hooks, "", &["mem_cgroup_out_of_memory"]).is_err());
+    }
+
+    #[test]
+    fn the_on_demand_hook_is_named_by_its_function() {
+        let hooks = serde_json::json!([status("fexit/try_charge_memcg (on demand)", true)]);
+        let (hooked, _) = hook("fentry", hooks, ALL, CHARGE_FUNCTIONS).unwrap();
+        assert!(hooked);
+        assert_eq!(
+            hooked_function("fexit/try_charge (on demand)"),
+            "try_charge"
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_errors() {
+        let options = |backends: &[&str], only: &[&str]| Options {
+            kernels: Vec::new(),
+            backends: backends.iter().map(|s| s.to_string()).collect(),
+            only: only.iter().map(|s| s.to_string()).collect(),
+        };
+        options(&["tracepoint", "auto"], &["v2-thp", "v1-stall", "global"])
+            .check()
+            .unwrap();
+        let error = options(&["auto"], &["v2-singel"]).check().unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("unknown scenario \"v2-singel\"")
+        );
+        assert!(options(&["auto"], &["v1-thp"]).check().is_err());
+        assert!(options(&["fenty"], &[]).check().is_err());
+    }
 }

@@ -253,6 +253,11 @@ fn read_oom_kill(text: &str) -> OomKill {
                 fields.insert(key.to_owned(), value.to_owned());
                 last = Some(key.to_owned());
             }
+            // A flag without a value (`global_oom`).
+            None if KEYS.contains(&piece) => {
+                fields.insert(piece.to_owned(), String::new());
+                last = None;
+            }
             _ => {
                 if let Some(value) = last.as_ref().and_then(|k| fields.get_mut(k)) {
                     value.push(',');
@@ -382,6 +387,15 @@ mod tests {
     );
     /// Rows as (pid, name, every number the core parser has a field for).
     type RowKey = (u32, String, Vec<Option<i64>>);
+    /// Reports as (gfp_mask, gfp flags, order, memory usage and limit kB,
+    /// stats memcg, no killable).
+    type ReportKey = (
+        Option<(u64, Option<String>, i32)>,
+        Option<(u64, u64)>,
+        Option<String>,
+        bool,
+    );
+    type Keys = (Vec<KillKey>, Vec<OomKillKey>, Vec<RowKey>, Vec<ReportKey>);
 
     /// The column names of the numbers in a `RowKey`.
     const ROW_COLUMNS: [&str; 13] = [
@@ -400,7 +414,7 @@ mod tests {
         "oom_adj",
     ];
 
-    fn ours(log: &Log) -> (Vec<KillKey>, Vec<OomKillKey>, Vec<RowKey>) {
+    fn ours(log: &Log) -> Keys {
         let kills = log
             .reports
             .iter()
@@ -443,16 +457,32 @@ mod tests {
                 (r.pid, r.name.clone(), numbers)
             })
             .collect();
-        (kills, oom_kills, rows)
+        let reports = log
+            .reports
+            .iter()
+            .filter(|r| r.header.is_some())
+            .map(|r| {
+                (
+                    r.header
+                        .as_ref()
+                        .map(|h| (h.gfp_mask, h.gfp_flags.clone(), h.order)),
+                    r.memory.map(|m| (m.usage_kb, m.limit_kb)),
+                    r.stats_for.clone(),
+                    r.no_killable,
+                )
+            })
+            .collect();
+        (kills, oom_kills, rows, reports)
     }
 
-    fn core(text: &str) -> (Vec<KillKey>, Vec<OomKillKey>, Vec<RowKey>) {
+    fn core(text: &str) -> Keys {
         let items = match parse_log(text.as_bytes()) {
             Ok(items) => items,
             Err(ReportError::NoOomReport) => Vec::new(),
             Err(error) => panic!("parse_log: {error}"),
         };
-        let (mut kills, mut oom_kills, mut rows) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut kills, mut oom_kills, mut rows, mut reports) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for item in items {
             let (kill, report) = match item {
                 ReportItem::Report(report) => (report.kill.clone(), Some(report)),
@@ -470,6 +500,14 @@ mod tests {
                 (k.pid, k.comm, k.uid, kb, k.oom_score_adj)
             }));
             let Some(report) = report else { continue };
+            if let Some(h) = &report.header {
+                reports.push((
+                    Some((h.gfp_mask, h.gfp_flags.clone(), h.order)),
+                    report.counter("memory").map(|m| (m.usage_kb, m.limit_kb)),
+                    report.memcg_stats_for.clone(),
+                    report.no_killable,
+                ));
+            }
             oom_kills.extend(
                 report
                     .constraint
@@ -496,7 +534,7 @@ mod tests {
                 rows.push((r.pid, r.name, numbers));
             }
         }
-        (kills, oom_kills, rows)
+        (kills, oom_kills, rows, reports)
     }
 
     /// Equal as multisets; the message names what only one side has.
@@ -523,7 +561,7 @@ mod tests {
 
     #[test]
     fn the_two_readers_agree_on_every_fixture() {
-        let mut counted = [0; 3];
+        let mut counted = [0; 4];
         let mut files = 0;
         for entry in std::fs::read_dir(FIXTURES).unwrap() {
             let path = entry.unwrap().path();
@@ -532,11 +570,17 @@ mod tests {
             }
             let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
             let file = path.file_name().unwrap().to_string_lossy().into_owned();
-            let (k, o, r) = ours(&Log::read(&text));
-            let (ck, co, cr) = core(&text);
+            let (k, o, r, h) = ours(&Log::read(&text));
+            let (ck, co, cr, ch) = core(&text);
             counted[0] += same(&file, "kill lines", k, ck);
             counted[1] += same(&file, "oom-kill lines", o, co);
             counted[2] += same(&file, "task rows", r, cr);
+            counted[3] += same(
+                &file,
+                "reports (header, memory:, stats for, no killable)",
+                h,
+                ch,
+            );
             files += 1;
         }
         // Not a vacuous agreement: the fixtures hold each kind of line.
