@@ -550,7 +550,8 @@ struct Ctx<'a> {
 }
 
 /// The guest's lists of the functions oomtrace hooks that its kernel has
-/// (`info kallsyms`, `info btf_names`: names separated by spaces).
+/// (`info kallsyms`, `info btf_names`: names separated by spaces; a guest
+/// lists only what its backend can use, none for tracepoint).
 #[derive(Clone, Copy, Default)]
 struct KernelFunctions<'a> {
     /// In /proc/kallsyms: what a kprobe can go on.
