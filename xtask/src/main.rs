@@ -117,7 +117,7 @@ fn main() -> Result<()> {
             backend,
             scenario,
         } => {
-            setup()?;
+            // Names first: a typo is one line, before any setup.
             let kernels = match kernel.as_str() {
                 "all" => vm::Series::ALL.to_vec(),
                 name => vec![vm::Series::parse(name).with_context(|| {
@@ -127,11 +127,14 @@ fn main() -> Result<()> {
                     )
                 })?],
             };
-            vm::run(&vm::Options {
+            let options = vm::Options {
                 kernels,
                 backends: backend,
                 only: scenario,
-            })
+            };
+            options.check()?;
+            setup()?;
+            vm::run(&options)
         }
         Task::Bench {
             kernel,
