@@ -121,7 +121,12 @@ impl CheckedDir {
         let flags = flags | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         // SAFETY: a valid descriptor and NUL-terminated name; the result is checked.
         let rc = check(unsafe {
-            libc::openat(self.fd.as_raw_fd(), c.as_ptr(), flags, 0o600 as libc::c_uint)
+            libc::openat(
+                self.fd.as_raw_fd(),
+                c.as_ptr(),
+                flags,
+                0o600 as libc::c_uint,
+            )
         })?;
         // SAFETY: a descriptor we just opened and own.
         Ok(unsafe { File::from_raw_fd(rc) })

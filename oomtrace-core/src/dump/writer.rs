@@ -130,10 +130,13 @@ impl DumpWriter {
                 source,
             })?;
         drop(file);
-        writer.fd.unlink(probe.as_ref()).map_err(|source| DumpError::NotWritable {
-            path: writer.dir.clone(),
-            source,
-        })?;
+        writer
+            .fd
+            .unlink(probe.as_ref())
+            .map_err(|source| DumpError::NotWritable {
+                path: writer.dir.clone(),
+                source,
+            })?;
         Ok(writer)
     }
 
@@ -451,8 +454,8 @@ mod tests {
     use super::*;
     use serde_json::json;
     use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt as _;
     use std::fs::{OpenOptions, Permissions};
+    use std::os::unix::ffi::OsStrExt as _;
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     use std::time::Duration;
 

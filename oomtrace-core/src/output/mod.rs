@@ -10,6 +10,8 @@
 //! - `file`: [`RotatingFile`], `--output FILE` with size-based rotation;
 //! - `queue`: [`QueuedOutput`], the live run's sink: lines written by a
 //!   thread of its own through a bounded backlog, drops counted;
+//! - `retry`: [`RetryingFile`], `--output` surviving failed writes (lines
+//!   lost and counted, retries with backoff, a `lost` record on recovery);
 //! - `writer`: [`Render`] (any record as a JSON line or as its text) and
 //!   [`Output`], the synchronous sink; the one runtime-warning line;
 //! - `metrics`: [`metrics::Metrics`], the records as Prometheus series
@@ -20,6 +22,7 @@ mod file;
 pub mod metrics;
 mod queue;
 mod records;
+mod retry;
 mod sink;
 pub mod summary;
 mod writer;
@@ -31,6 +34,7 @@ pub use file::{
 };
 pub use queue::{LineTarget, OUTPUT_BACKLOG, OUTPUT_BACKLOG_BYTES, OutputState, QueuedOutput};
 pub use records::{ChargeHookRecord, LostRecord, StartRecord};
+pub use retry::{Backoff, FileHealth, OUTPUT_WRITE, Reopen, RetryingFile};
 pub use sink::{Fanout, Record, RecordSink};
 pub use writer::{Output, Render, print_warning};
 
