@@ -26,7 +26,7 @@ use std::{
 
 use crate::{
     base::dir::{CheckedDir, DirError},
-    output::queue::LineTarget,
+    output::target::LineTarget,
 };
 
 /// Rotate once the file would pass this size (100 MiB).

@@ -11,7 +11,7 @@
 //! its warnings come back through [`FileHealth`]; while a try is due the
 //! loop nudges the thread ([`report_drops`](QueuedOutput::report_drops)).
 use std::{
-    io::{self, Write},
+    io,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -27,6 +27,7 @@ use crate::{
         records::LostRecord,
         retry::{Backoff, FileHealth, RetryingFile},
         sink::{Record, RecordSink},
+        target::LineTarget,
         writer::{Render, print_warning},
     },
 };
@@ -37,28 +38,6 @@ pub const OUTPUT_BACKLOG_BYTES: usize = 4 << 20;
 
 /// The `lost` source of records dropped because the output fell behind.
 pub const OUTPUT_BACKLOG: &str = "output_backlog";
-
-/// Where the writer thread puts lines: one whole line (newline included)
-/// at a time, then a flush per batch.
-pub trait LineTarget: Send + 'static {
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()>;
-    fn flush(&mut self) -> io::Result<()>;
-    /// A nudge while no line comes (a target that retries after failed
-    /// writes tries now if due); most have nothing to do.
-    fn retry(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<W: Write + Send + 'static> LineTarget for W {
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        self.write_all(line)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Write::flush(self)
-    }
-}
 
 /// How the output ended.
 #[derive(Debug, PartialEq, Eq)]

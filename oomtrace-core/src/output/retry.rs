@@ -20,7 +20,7 @@ use std::{
 use crate::{
     base::Envelope,
     output::{
-        file::RotatingFile, queue::LineTarget, records::LostRecord, sink::Record, writer::Render,
+        file::RotatingFile, records::LostRecord, sink::Record, target::LineTarget, writer::Render,
     },
 };
 
