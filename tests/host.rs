@@ -1000,3 +1000,228 @@ fn waits_without_timeout(syscall: &str) -> bool {
         _ => false,
     }
 }
+
+/// A tmpfs of its own, unmounted on drop.
+struct Tmpfs(std::ffi::CString);
+
+impl Tmpfs {
+    fn mount(dir: &std::path::Path, options: &str) -> Self {
+        use std::os::unix::ffi::OsStrExt;
+        let target = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let options = std::ffi::CString::new(options).unwrap();
+        // SAFETY: valid NUL-terminated strings; tmpfs takes a string as data.
+        let rc = unsafe {
+            libc::mount(
+                c"tmpfs".as_ptr(),
+                target.as_ptr(),
+                c"tmpfs".as_ptr(),
+                0,
+                options.as_ptr().cast(),
+            )
+        };
+        assert_eq!(rc, 0, "mount tmpfs: {}", std::io::Error::last_os_error());
+        Self(target)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // SAFETY: a valid NUL-terminated path of our own mount.
+        unsafe { libc::umount2(self.0.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+/// A child killed if the test fails before it ends it.
+struct KilledOnDrop(Option<std::process::Child>);
+
+impl KilledOnDrop {
+    fn child(&mut self) -> &mut std::process::Child {
+        self.0.as_mut().unwrap()
+    }
+}
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = self.0.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Every record of FILE and its rotations, oldest first; a line that is
+/// not a whole JSON record fails.
+fn output_records(file: &std::path::Path, keep: usize) -> Vec<Value> {
+    let rotated = |n: usize| {
+        let mut name = file.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        std::path::PathBuf::from(name)
+    };
+    let mut paths: Vec<_> = (1..=keep).rev().map(rotated).collect();
+    paths.push(file.to_owned());
+    let mut records = Vec::new();
+    for path in paths.iter().filter(|p| p.exists()) {
+        let text = fs::read_to_string(path).unwrap();
+        assert!(
+            text.is_empty() || text.ends_with('\n'),
+            "{path:?} ends mid-line"
+        );
+        for line in text.lines() {
+            let record: Value = serde_json::from_str(line)
+                .unwrap_or_else(|e| panic!("{path:?}: not a whole record ({e}): {line}"));
+            assert_schema_valid(&record);
+            records.push(record);
+        }
+    }
+    records
+}
+
+/// `--output` on a 64 KiB tmpfs that a filler file fills up: the tracer
+/// goes on (its decisions are dumped meanwhile), the metrics count what it
+/// could not write, and once the filler is gone a `lost` record (source
+/// `output_write`) says how many records are missing, before the decisions
+/// of the kills after it. Every line of every file is a whole record.
+/// (One record a file: each goes to a fresh file with no page of its own
+/// yet, so while the disk is full no record fits in part of one.)
+#[test]
+fn output_survives_a_full_disk() {
+    use std::{io::Write, os::unix::process::ExitStatusExt};
+    require_root();
+    let cgroup = TestCgroup::new_v1("fulldisk", 48 << 20);
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("mnt");
+    fs::create_dir(&mnt).unwrap();
+    let _tmpfs = Tmpfs::mount(&mnt, "size=64k,mode=0700");
+    let file = mnt.join("oom.jsonl");
+    let keep = 50;
+    let dumps = tempfile::tempdir().unwrap();
+    let metrics: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let log = KernelLog::open();
+    let keep_arg = keep.to_string();
+    let metrics_arg = metrics.to_string();
+    let flags = [
+        "--output-max-bytes",
+        "1",
+        "--output-keep",
+        &keep_arg,
+        "--metrics",
+        &metrics_arg,
+    ];
+    let mut args: Vec<&std::ffi::OsStr> = flags.iter().map(|f| f.as_ref()).collect();
+    args.extend(["--output".as_ref(), file.as_os_str()]);
+    args.extend(["--cgroup".as_ref(), cgroup.path.as_os_str()]);
+    args.extend(["--dump-dir".as_ref(), dumps.path().as_os_str()]);
+    let mut tracer = KilledOnDrop(Some(spawn_piped(&args)));
+    let stderr = tracer.child().stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut { stderr }, &mut text).unwrap();
+        text
+    });
+    await_fs("the start record in the output file", || {
+        let found = output_records(&file, keep)
+            .iter()
+            .any(|r| r["type"] == "start");
+        found.then_some(())
+    });
+    let lost_series = "oomtrace_lost_events_total{cause=\"output_write\"}";
+    let at_start = await_fs("the metrics", || {
+        http_get(metrics, "/metrics").ok()?;
+        scraped(metrics, lost_series)
+    });
+    assert_eq!(at_start, 0.0);
+
+    // Full: the filler takes every page left.
+    let filler_path = mnt.join("filler");
+    let mut filler = fs::File::create(&filler_path).unwrap();
+    let full = loop {
+        if let Err(e) = filler.write_all(&[b'x'; 4096]) {
+            break e;
+        }
+    };
+    assert_eq!(full.kind(), std::io::ErrorKind::StorageFull, "{full}");
+    let mut killed_while_full = Vec::new();
+    for i in 0..2 {
+        let mut hog = Hog::start(&format!("fullhog{i}"), &cgroup, &[]);
+        killed_while_full.push(log.killed_line(hog.pid()).pid);
+        assert!(hog.wait_killed());
+        // Traced and dumped, and counted lost by the metrics.
+        await_fs(&format!("dump {}", i + 1), || {
+            let files = oomtrace_core::dump::DumpWriter::list(dumps.path()).unwrap();
+            (files.len() > i).then_some(())
+        });
+        await_fs(&format!("{} record(s) counted lost", i + 1), || {
+            let lost = scraped(metrics, lost_series)?;
+            (lost >= (i + 1) as f64).then_some(())
+        });
+    }
+
+    // Room again: the tracer's next try writes the count.
+    drop(filler);
+    fs::remove_file(&filler_path).unwrap();
+    let lost = await_fs("the output_write lost record", || {
+        output_records(&file, keep)
+            .into_iter()
+            .find(|r| r["type"] == "lost" && r["source"] == "output_write")
+    });
+    let mut killed_after = Vec::new();
+    for i in 0..2 {
+        let mut hog = Hog::start(&format!("afterhog{i}"), &cgroup, &[]);
+        let pid = log.killed_line(hog.pid()).pid;
+        killed_after.push(pid);
+        assert!(hog.wait_killed());
+        await_fs(&format!("the decision on pid {pid}"), || {
+            output_records(&file, keep)
+                .iter()
+                .any(|r| r["type"] == "decision" && u64_of(&r["victim"]["pid"]) == u64::from(pid))
+                .then_some(())
+        });
+    }
+    assert!(
+        tracer.child().try_wait().unwrap().is_none(),
+        "the tracer stopped"
+    );
+
+    let records = output_records(&file, keep);
+    let victims = |records: &[Value]| -> Vec<u32> {
+        records
+            .iter()
+            .filter(|r| r["type"] == "decision")
+            .map(|r| u64_of(&r["victim"]["pid"]) as u32)
+            .collect()
+    };
+    let killed: Vec<u32> = killed_while_full
+        .iter()
+        .chain(&killed_after)
+        .copied()
+        .collect();
+    assert_eq!(cgroup.oom_kill_count(), killed.len() as u64);
+    let written = victims(&records);
+    let missing: Vec<u32> = killed
+        .iter()
+        .copied()
+        .filter(|pid| !written.contains(pid))
+        .collect();
+    // What is missing is what the disk did not take, and the count says so.
+    assert_eq!(missing, killed_while_full, "{records:?}");
+    let losses: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["type"] == "lost" && r["source"] == "output_write")
+        .collect();
+    assert_eq!(losses, [&lost], "one gap, one count");
+    assert_eq!(u64_of(&lost["count"]), missing.len() as u64, "{lost}");
+    assert_eq!(u64_of(&lost["total"]), missing.len() as u64, "{lost}");
+    assert_eq!(scraped(metrics, lost_series), Some(missing.len() as f64));
+    // After the gap: every kill the kernel reported, in its order.
+    let at = records.iter().position(|r| *r == lost).unwrap();
+    assert_eq!(victims(&records[at..]), killed_after, "{records:?}");
+
+    let child = tracer.0.take().unwrap();
+    send_signal(&child, libc::SIGTERM);
+    let status = exit_within_timeout(child).status;
+    assert!(status.success(), "{status:?} {:?}", status.signal());
+    let stderr = stderr.join().unwrap();
+    assert_only_warnings(stderr.as_bytes());
+    assert!(stderr.contains("cannot write --output"), "{stderr}");
+    assert!(stderr.contains("is written again"), "{stderr}");
+}

@@ -7,7 +7,7 @@ mod support;
 
 use std::{
     fs,
-    io::{Read, Write},
+    io::Write,
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -21,28 +21,6 @@ const ALERTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../deploy/prometheus/oomtrace-alerts.yml"
 );
-
-/// A loopback port nobody listens on now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// `GET path` over HTTP/1.0 (no chunked answer): status and body.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
-}
 
 fn percent_encode(text: &str) -> String {
     text.bytes()
@@ -259,14 +237,6 @@ fn prometheus_scrapes_a_real_oom_kill_and_the_alert_fires() {
     assert!(ok, "promtool check metrics: {out}\n{exposition}");
     drop(prometheus);
     drop(tracer);
-}
-
-/// The value of `series` (name and labels as exposed) in a scrape of `addr`.
-fn scraped(addr: SocketAddr, series: &str) -> Option<f64> {
-    let (status, body) = http_get(addr, "/metrics").unwrap();
-    assert_eq!(status, 200, "{body}");
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[test]

@@ -35,7 +35,9 @@ pub struct TraceArgs {
     pub json: bool,
     /// Write the records as JSON Lines to FILE (mode 0600, appended, rotated
     /// by size) instead of stdout. Refused if FILE is a symlink, not a
-    /// regular file, or writable by anyone else.
+    /// regular file, hard-linked, or writable by anyone else, or if its
+    /// directory is not ours or is writable by group or others. A full disk
+    /// never stops it: records are counted lost until it can write again.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Rotate FILE once it would pass this size (default 100 MiB).
