@@ -358,7 +358,7 @@ impl DumpWriter {
     }
 }
 
-fn cstr(name: &str) -> io::Result<CString> {
+pub(super) fn cstr(name: &str) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
@@ -367,7 +367,7 @@ fn path_cstr(path: &Path) -> io::Result<CString> {
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
+pub(super) fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
     if rc < 0 {
         Err(io::Error::last_os_error())
     } else {
@@ -380,7 +380,7 @@ fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
 /// writable by group or others. With `create`, a missing directory is made
 /// (parents 0700 too, as before) and then opened the same way; only then is
 /// its mode made exactly 0700, on the descriptor.
-fn open_checked_dir(dir: &Path, create: bool) -> Result<OwnedFd, DumpError> {
+pub(super) fn open_checked_dir(dir: &Path, create: bool) -> Result<OwnedFd, DumpError> {
     let (fd, created) = open_dir_nofollow(dir, create)?;
     let stat = fstat(&fd).map_err(|source| DumpError::Inspect {
         path: dir.to_owned(),
@@ -476,7 +476,7 @@ fn not_a_directory(dir: &Path, error: io::Error) -> DumpError {
 }
 
 /// Why a directory others can write to (or another user owns) is refused.
-fn unsafe_because(stat: &libc::stat, euid: libc::uid_t) -> Option<String> {
+pub(super) fn unsafe_because(stat: &libc::stat, euid: libc::uid_t) -> Option<String> {
     if stat.st_uid != euid {
         return Some(format!("it is owned by uid {}", stat.st_uid));
     }
@@ -510,7 +510,7 @@ fn create_error(dir: &Path, source: io::Error) -> DumpError {
     }
 }
 
-fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
+pub(super) fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
     // SAFETY: zeroed is a valid `stat`; fstat fills it on success.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a valid descriptor and a pointer to a `stat`.
@@ -520,7 +520,7 @@ fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
 
 /// `openat(dirfd, name, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, 0600)`, then the
 /// mode made exact (the umask may only have removed bits).
-fn create_file_at(dirfd: RawFd, name: &str) -> io::Result<File> {
+pub(super) fn create_file_at(dirfd: RawFd, name: &str) -> io::Result<File> {
     let c = cstr(name)?;
     let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
     // SAFETY: a valid descriptor and NUL-terminated name; the result is checked.
@@ -536,19 +536,19 @@ fn create_file_at(dirfd: RawFd, name: &str) -> io::Result<File> {
     Ok(file)
 }
 
-fn renameat(dirfd: RawFd, from: &str, to: &str) -> io::Result<()> {
+pub(super) fn renameat(dirfd: RawFd, from: &str, to: &str) -> io::Result<()> {
     let (from, to) = (cstr(from)?, cstr(to)?);
     // SAFETY: valid descriptor and NUL-terminated names.
     check(unsafe { libc::renameat(dirfd, from.as_ptr(), dirfd, to.as_ptr()) }).map(drop)
 }
 
-fn unlinkat(dirfd: RawFd, name: &str) -> io::Result<()> {
+pub(super) fn unlinkat(dirfd: RawFd, name: &str) -> io::Result<()> {
     let c = cstr(name)?;
     // SAFETY: valid descriptor and NUL-terminated name; flags 0 = files only.
     check(unsafe { libc::unlinkat(dirfd, c.as_ptr(), 0) }).map(drop)
 }
 
-fn sync_dir(fd: &OwnedFd) -> io::Result<()> {
+pub(super) fn sync_dir(fd: &OwnedFd) -> io::Result<()> {
     // SAFETY: a valid descriptor.
     match check(unsafe { libc::fsync(fd.as_raw_fd()) }) {
         // Filesystems without directory fsync.

@@ -30,7 +30,7 @@ pub use file::{
     DEFAULT_OUTPUT_KEEP, DEFAULT_OUTPUT_MAX_BYTES, OutputFileConfig, OutputFileError, RotatingFile,
 };
 pub use queue::{LineTarget, OUTPUT_BACKLOG, OUTPUT_BACKLOG_BYTES, OutputState, QueuedOutput};
-pub use records::{ChargeHookRecord, LostRecord, StartRecord};
+pub use records::{ChargeHookRecord, LostRecord, RecoveryStatus, StartRecord};
 pub use sink::{Fanout, Record, RecordSink};
 pub use writer::{Output, Render, print_warning};
 
