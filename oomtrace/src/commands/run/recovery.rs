@@ -181,31 +181,43 @@ impl Recovery {
         let Resume::After { emitted, .. } = &self.resume else {
             return Vec::new();
         };
-        let mut builder = Builder::new(Sources::KERNEL_REPORT, scope.to_vec());
-        let now = Instant::now();
-        for item in self.items.drain(..) {
-            builder.on_report(now, item);
-        }
         let mut env = RecoveryEnv {
             page_size: page_size() as u64,
             release,
             kube,
         };
-        let mut decisions: Vec<Decision> = builder
-            .flush(&mut env)
-            .into_iter()
-            .filter(|d| !d.log_line.is_some_and(|l| emitted.contains(&(l as u64))))
-            .collect();
-        for (index, decision) in decisions.iter_mut().enumerate() {
-            decision.seq = index as u64 + 1;
-            decision.recovered = true;
-            decision.explanation.insert(
-                0,
-                "Recovered at start-up from the kernel log: oomtrace was not running at this kill, so this decision is the kernel's report alone (no hook saw it; no exit, reaper or reclaim data).".to_owned(),
-            );
-        }
-        decisions
+        let items = std::mem::take(&mut self.items);
+        recovered_decisions(items, emitted, scope, &mut env)
     }
+}
+
+/// Every report among `items` rebuilt (in `scope`), except those beginning
+/// at a line in `emitted`, marked recovered and numbered from 1.
+fn recovered_decisions(
+    items: Vec<ReportItem>,
+    emitted: &[u64],
+    scope: &[ScopeCgroup],
+    env: &mut dyn Environment,
+) -> Vec<Decision> {
+    let mut builder = Builder::new(Sources::KERNEL_REPORT, scope.to_vec());
+    let now = Instant::now();
+    for item in items {
+        builder.on_report(now, item);
+    }
+    let mut decisions: Vec<Decision> = builder
+        .flush(env)
+        .into_iter()
+        .filter(|d| !d.log_line.is_some_and(|l| emitted.contains(&(l as u64))))
+        .collect();
+    for (index, decision) in decisions.iter_mut().enumerate() {
+        decision.seq = index as u64 + 1;
+        decision.recovered = true;
+        decision.explanation.insert(
+            0,
+            "Recovered at start-up from the kernel log: oomtrace was not running at this kill, so this decision is the kernel's report alone (no hook saw it; no exit, reaper or reclaim data).".to_owned(),
+        );
+    }
+    decisions
 }
 
 /// The session's records of the recovery: any loss first, then the
@@ -273,5 +285,51 @@ impl Environment for RecoveryEnv<'_> {
         container: &Container,
     ) -> Option<oomtrace_core::cgroup::kubernetes::KubeNames> {
         self.kube.resolve(container)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use oomtrace_core::{model::decision::OfflineEnv, report::parse_log};
+
+    use super::*;
+
+    const LOG: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/kernel-reports/6.1.0-50-amd64-c-v1-many-procs-adj500-vs-grower.log"
+    );
+
+    /// The log's reports, with their kill lines' pids and first lines.
+    fn reports() -> (Vec<ReportItem>, Vec<(u32, u64)>) {
+        let items = parse_log(&std::fs::read(LOG).unwrap()).unwrap();
+        let kills = items
+            .iter()
+            .filter_map(|item| match item {
+                ReportItem::Report(r) => Some((r.kill.as_ref()?.pid, r.lines[0].line_no as u64)),
+                _ => None,
+            })
+            .collect();
+        (items, kills)
+    }
+
+    #[test]
+    fn every_report_is_recovered_in_order_but_those_already_emitted() {
+        let (items, kills) = reports();
+        assert_eq!(kills.len(), 2, "the fixture has two kills: {kills:?}");
+        let mut env = OfflineEnv::new(4096);
+        let all = recovered_decisions(items.clone(), &[], &[], &mut env);
+        let pids: Vec<u32> = all.iter().map(|d| d.victim.as_ref().unwrap().pid).collect();
+        assert_eq!(pids, vec![kills[0].0, kills[1].0]);
+        assert!(
+            all.iter()
+                .all(|d| d.recovered && d.backend == "kernel_report")
+        );
+        assert_eq!(all.iter().map(|d| d.seq).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(all[0].explanation[0].starts_with("Recovered at start-up"));
+
+        let rest = recovered_decisions(items, &[kills[0].1], &[], &mut env);
+        assert_eq!(rest.len(), 1, "the first was emitted before the restart");
+        assert_eq!(rest[0].victim.as_ref().unwrap().pid, kills[1].0);
+        assert_eq!(rest[0].seq, 1);
     }
 }

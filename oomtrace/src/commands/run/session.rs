@@ -172,20 +172,18 @@ impl Session {
         self.save_state(true)
     }
 
-    /// Saves the last kernel-log record decided (`--state-dir`): when
-    /// `decided` (a decision went out, the end of the run), else at most
-    /// every `state::REFRESH` on wake-ups that happen anyway.
-    fn save_state(&mut self, decided: bool) -> Result<()> {
+    /// Saves the last kernel-log record decided (`--state-dir`): `now`
+    /// (recovery, the end of the run), else when due (decisions went out,
+    /// or the periodic refresh on wake-ups that happen anyway).
+    fn save_state(&mut self, now: bool) -> Result<()> {
         let Some(state) = self.state.as_mut() else {
             return Ok(());
         };
-        if !decided && !state.refresh_due(Instant::now()) {
+        if !now && !state.save_due(Instant::now()) {
             return Ok(());
         }
-        match self.position.decided(self.builder.oldest_log_line()) {
-            Some(seq) => state.save(seq, &mut self.out),
-            None => Ok(()),
-        }
+        let decided = self.position.decided(self.builder.oldest_log_line());
+        state.save(decided, &mut self.out)
     }
 
     /// Completes when stdout's reader goes away (see [`RunOutput`]).
@@ -275,14 +273,13 @@ impl Session {
         self.episodes_of(&mut decisions);
         self.rss_rule
             .share(&self.env.tracer, &decisions, &mut self.out)?;
-        let decided = !decisions.is_empty();
         if let Some(state) = self.state.as_mut() {
             state.emitted(&decisions);
         }
         if self.decisions.write(&mut self.out, decisions)? {
             return Ok(ControlFlow::Break(()));
         }
-        self.save_state(decided)?;
+        self.save_state(false)?;
         for record in self.charges.poll(now, false, &now_rfc3339(), &mut self.env) {
             self.stall(record)?;
         }
@@ -331,6 +328,7 @@ impl Session {
             self.decisions.next_deadline(),
             // `--count` reached by recovered decisions: end now.
             self.decisions.done().then(Instant::now),
+            self.state.as_ref().and_then(StateFile::due_at),
         ]
         .into_iter()
         .flatten()

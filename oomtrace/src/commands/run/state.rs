@@ -7,8 +7,9 @@
 //! ([`Position`]). Decisions emitted whose lines lie past it are listed by
 //! their first line, so that a restart never emits them again. The file is
 //! replaced whole through the dump directory's safe mechanism
-//! (`oomtrace_core::dump::private_dir`): when a decision goes out, at most
-//! every [`REFRESH`] on wake-ups that happen anyway, and at a clean exit.
+//! (`oomtrace_core::dump::private_dir`): when decisions go out (at most
+//! every [`SAVE_EVERY`]: a storm's decisions share a write), at most every
+//! [`REFRESH`] on wake-ups that happen anyway, and at a clean exit.
 use std::{
     path::Path,
     time::{Duration, Instant},
@@ -28,6 +29,9 @@ const FILE: &str = "kmsg-position.json";
 const MAX_FILE: u64 = 1 << 20;
 /// Bound on the emitted decisions listed past the saved record.
 const MAX_EMITTED: usize = 4096;
+/// Decisions that went out are saved at most this often (a write is two
+/// fsyncs on the loop; in a storm they come every few milliseconds).
+pub const SAVE_EVERY: Duration = Duration::from_millis(250);
 /// While the log advances without decisions, the saved record follows at
 /// most this often (so a crash does not make the next run report, as
 /// overwritten, records this one had read).
@@ -75,10 +79,14 @@ impl Resume {
 pub struct StateFile {
     dir: PrivateDir,
     boot_id: String,
+    /// What the file holds (None: not written by this run yet).
     saved: Option<Saved>,
+    /// The last write (or attempt).
     saved_at: Option<Instant>,
     /// First log lines of decisions emitted, past the last position saved.
     emitted: Vec<u64>,
+    /// Decisions went out since the last save.
+    unsaved_decisions: bool,
     /// The last write failed (warned once until one succeeds).
     failing: bool,
 }
@@ -103,6 +111,7 @@ impl StateFile {
             saved: None,
             saved_at: None,
             emitted,
+            unsaved_decisions: false,
             failing: false,
         };
         Ok((file, resume))
@@ -111,6 +120,7 @@ impl StateFile {
     /// Decisions that went out: their first log lines are kept until the
     /// saved position passes them.
     pub fn emitted(&mut self, decisions: &[Decision]) {
+        self.unsaved_decisions |= !decisions.is_empty();
         self.emitted.extend(
             decisions
                 .iter()
@@ -123,15 +133,31 @@ impl StateFile {
         }
     }
 
-    /// Whether the periodic refresh is due (see [`REFRESH`]).
-    pub fn refresh_due(&self, now: Instant) -> bool {
-        self.saved_at.is_none_or(|at| at + REFRESH <= now)
+    /// When decisions that went out are to be saved ([`SAVE_EVERY`]);
+    /// None when there are none (an idle node has no timer).
+    pub fn due_at(&self) -> Option<Instant> {
+        self.unsaved_decisions.then(|| {
+            self.saved_at
+                .map_or_else(Instant::now, |at| at + SAVE_EVERY)
+        })
     }
 
-    /// Saves `seq` as the last record decided, if anything changed. A
-    /// failure is a warning (once until a write succeeds again): tracing
-    /// goes on.
-    pub fn save(&mut self, seq: u64, out: &mut dyn RecordSink) -> Result<()> {
+    /// Whether a save is due now: decisions went out (see
+    /// [`due_at`](Self::due_at)), or the periodic refresh ([`REFRESH`]).
+    pub fn save_due(&self, now: Instant) -> bool {
+        self.due_at().is_some_and(|at| at <= now)
+            || self.saved_at.is_none_or(|at| at + REFRESH <= now)
+    }
+
+    /// Saves `seq` as the last record decided, if anything changed (None:
+    /// no record read yet, nothing to save). A failure is a warning (once
+    /// until a write succeeds again): tracing goes on, and the next
+    /// decision or refresh tries again.
+    pub fn save(&mut self, seq: Option<u64>, out: &mut dyn RecordSink) -> Result<()> {
+        let Some(seq) = seq else {
+            self.unsaved_decisions = false;
+            return Ok(());
+        };
         self.emitted.retain(|&line| line > seq);
         let saved = Saved {
             boot_id: self.boot_id.clone(),
@@ -139,12 +165,15 @@ impl StateFile {
             emitted: self.emitted.clone(),
         };
         if self.saved.as_ref() == Some(&saved) {
+            self.unsaved_decisions = false;
             return Ok(());
         }
-        match self.write(&saved) {
+        let written = self.write(&saved);
+        self.saved_at = Some(Instant::now());
+        self.unsaved_decisions = false;
+        match written {
             Ok(()) => {
                 self.saved = Some(saved);
-                self.saved_at = Some(Instant::now());
                 self.failing = false;
             }
             Err(error) if !self.failing => {
@@ -269,7 +298,7 @@ mod tests {
         let mut sink = Warnings::default();
         state.emitted.push(50);
         state.emitted.push(40);
-        state.save(45, &mut sink).unwrap();
+        state.save(Some(45), &mut sink).unwrap();
         let (_, resume) = StateFile::open(tmp.path(), "boot-a").unwrap();
         assert_eq!(
             resume,
