@@ -408,6 +408,33 @@ impl KernelLog {
         }
     }
 
+    /// The pids of the kernel's `oom-kill:` lines whose `task_memcg` is
+    /// `memcg` (as the kernel prints it), from now back to when the log was
+    /// opened (or the last such call), in the kernel's order: a mark written
+    /// to the log now ends the read. Other memcgs' kills on the node are left out.
+    pub fn oom_kills_in_so_far(&self, memcg: &str) -> Vec<u32> {
+        let mark = format!("oomtrace-test: mark {} {memcg}", std::process::id());
+        fs::write("/dev/kmsg", format!("{mark}\n")).expect("writing a mark to /dev/kmsg");
+        let task_memcg = format!(",task_memcg={memcg},");
+        let mut order = Vec::new();
+        loop {
+            let line = self.lines.recv_timeout(TIMEOUT).unwrap_or_else(|e| {
+                panic!("the mark {mark:?} never came back ({e}); after {order:?}")
+            });
+            if line.contains(&mark) {
+                return order;
+            }
+            if line.starts_with("oom-kill:") && line.contains(&task_memcg) {
+                let pid = line
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("pid="))
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .unwrap_or_else(|| panic!("no pid in {line}"));
+                order.push(pid);
+            }
+        }
+    }
+
     /// The records the kernel logged since the last call (or since the log
     /// was opened), without waiting.
     pub fn records_since(&self) -> Vec<String> {

@@ -320,7 +320,7 @@ fn not_a_directory(role: &'static str, dir: &Path, error: io::Error) -> DirError
 }
 
 /// Why a directory others can write to (or another user owns) is refused.
-fn unsafe_because(stat: &libc::stat, euid: libc::uid_t) -> Option<String> {
+pub fn unsafe_because(stat: &libc::stat, euid: libc::uid_t) -> Option<String> {
     if stat.st_uid != euid {
         return Some(format!("it is owned by uid {}", stat.st_uid));
     }
@@ -348,7 +348,7 @@ fn create_error(role: &'static str, dir: &Path, source: io::Error) -> DirError {
     }
 }
 
-fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
+pub fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
     // SAFETY: zeroed is a valid `stat`; fstat fills it on success.
     let mut stat: libc::stat = unsafe { std::mem::zeroed() };
     // SAFETY: a valid descriptor and a pointer to a `stat`.

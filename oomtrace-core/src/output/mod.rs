@@ -35,7 +35,7 @@ pub use file::{
     DEFAULT_OUTPUT_KEEP, DEFAULT_OUTPUT_MAX_BYTES, OutputFileConfig, OutputFileError, RotatingFile,
 };
 pub use queue::{OUTPUT_BACKLOG, OUTPUT_BACKLOG_BYTES, OutputState, QueuedOutput};
-pub use records::{ChargeHookRecord, LostRecord, StartRecord};
+pub use records::{ChargeHookRecord, LostRecord, RecoveryStatus, StartRecord};
 pub use retry::{Backoff, FileHealth, OUTPUT_WRITE, Reopen, RetryingFile};
 pub use sink::{Fanout, Record, RecordSink};
 pub use target::LineTarget;

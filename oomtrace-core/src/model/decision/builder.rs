@@ -566,6 +566,23 @@ impl Builder {
         ]
     }
 
+    /// Where the oldest decision in flight begins in the kernel log (its
+    /// report's first line, else its kill line): what is read before it is
+    /// decided. None when no decision in flight has a log line yet.
+    pub fn oldest_log_line(&self) -> Option<usize> {
+        self.pending
+            .iter()
+            .filter_map(Pending::first_log_line)
+            .min()
+    }
+
+    /// Numbers its decisions after `seq` (decisions already emitted by this
+    /// run, such as those recovered from the kernel log at start-up).
+    pub fn numbered_after(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
+    }
+
     /// Emits everything still pending (shutdown).
     pub fn flush(&mut self, env: &mut dyn Environment) -> Vec<Decision> {
         let all: Vec<u64> = self.pending.iter().map(|p| p.id).collect();

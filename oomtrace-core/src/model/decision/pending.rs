@@ -119,6 +119,16 @@ impl Pending {
             + self.invocation.as_ref().map_or(0, Invocation::heap_bytes)
     }
 
+    /// Where it begins in the kernel log: its report's first line, else its
+    /// kill line (a `/dev/kmsg` sequence number live).
+    pub(super) fn first_log_line(&self) -> Option<usize> {
+        self.report
+            .as_ref()
+            .and_then(|r| r.lines.first())
+            .or(self.kill_line().map(|k| &k.source))
+            .map(|l| l.line_no)
+    }
+
     /// Kernel log timestamp of the report (else of the kill line), in seconds.
     pub(super) fn log_seconds(&self) -> Option<f64> {
         self.report

@@ -236,4 +236,12 @@ pub struct Decision {
     /// Kernel clock of the kill in seconds (BPF boot time or log timestamp), for rates.
     #[serde(skip)]
     pub kernel_seconds: Option<f64>,
+    /// Rebuilt at start-up from the kernel log of a kill that happened while
+    /// oomtrace was not running (`--state-dir`); absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
+    /// Where the decision begins in the kernel log: its report's first line,
+    /// else its kill line (the `/dev/kmsg` sequence number live).
+    #[serde(skip)]
+    pub log_line: Option<usize>,
 }

@@ -142,7 +142,7 @@ fn clock(id: libc::clockid_t) -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-fn wall_time_of(clock_id: libc::clockid_t, at: Duration) -> Option<SystemTime> {
+pub(super) fn wall_time_of(clock_id: libc::clockid_t, at: Duration) -> Option<SystemTime> {
     let now = clock(clock_id);
     SystemTime::now().checked_sub(now.checked_sub(at).unwrap_or_default())
 }

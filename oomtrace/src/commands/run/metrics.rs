@@ -234,6 +234,7 @@ mod tests {
             cgroups: vec![],
             kernel_report: true,
             oom_score_adj: None,
+            recovery: None,
         })
         .exposition()
     }

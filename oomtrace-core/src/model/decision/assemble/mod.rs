@@ -91,6 +91,8 @@ pub(super) fn assemble(
         report_lines: evidence::report_lines(p),
         evidence: evidence::evidence(p),
         kernel_seconds: evidence::kernel_seconds(p),
+        recovered: false,
+        log_line: p.first_log_line(),
     };
     let extras = ExplainExtras {
         sources,
