@@ -89,7 +89,8 @@ impl Pending {
     /// later, so a quick exit leaves nothing to wait for.
     pub(super) fn reaper_busy(&self) -> bool {
         self.reaper_events.last().is_some_and(|r| {
-            r.step == oomtrace_ebpf::reaper_step::WAKE || r.step == oomtrace_ebpf::reaper_step::START
+            r.step == oomtrace_ebpf::reaper_step::WAKE
+                || r.step == oomtrace_ebpf::reaper_step::START
         })
     }
 

@@ -52,7 +52,10 @@ fn a_complete_decision_goes_out_at_the_first_poll_after_its_victims_exit() {
     let t0 = Instant::now();
     let pid = killed(&mut builder, t0);
     builder.on_log_read(t0);
-    assert!(builder.poll(t0, &mut env).is_empty(), "its exit can still come");
+    assert!(
+        builder.poll(t0, &mut env).is_empty(),
+        "its exit can still come"
+    );
     // The exit's wait is a backstop for a victim stuck in the kernel.
     let backstop = builder.next_deadline().expect("a timer while it waits");
     assert!(backstop > t0 && backstop < t0 + DEADLINE);
@@ -60,7 +63,11 @@ fn a_complete_decision_goes_out_at_the_first_poll_after_its_victims_exit() {
     builder.on_event(t1, exit(pid));
     builder.on_log_read(t1);
     let out = builder.poll(t1, &mut env);
-    assert_eq!(out.len(), 1, "out at the poll of the exit, not after a grace");
+    assert_eq!(
+        out.len(),
+        1,
+        "out at the poll of the exit, not after a grace"
+    );
     assert_eq!(builder.next_deadline(), None);
 }
 
@@ -89,11 +96,17 @@ fn a_woken_oom_reaper_is_awaited_until_its_pass_ends() {
     builder.on_event(t0, reaper(pid, reaper_step::WAKE));
     builder.on_event(t0, exit(pid));
     builder.on_log_read(t0);
-    assert!(builder.poll(t0, &mut env).is_empty(), "the reaper was woken");
+    assert!(
+        builder.poll(t0, &mut env).is_empty(),
+        "the reaper was woken"
+    );
     let t1 = ms(t0, 3);
     builder.on_event(t1, reaper(pid, reaper_step::START));
     builder.on_log_read(t1);
-    assert!(builder.poll(t1, &mut env).is_empty(), "the reaper is reaping");
+    assert!(
+        builder.poll(t1, &mut env).is_empty(),
+        "the reaper is reaping"
+    );
     let t2 = ms(t0, 5);
     builder.on_event(t2, reaper(pid, reaper_step::FINISH));
     builder.on_log_read(t2);
