@@ -367,6 +367,7 @@ fn kernel_memory_share_is_explained() {
         victim: None,
         candidates: &[],
         candidates_source: "none",
+        snapshot: None,
         model: None,
         totalpages: None,
         page_size: 4096,
@@ -1149,3 +1150,4 @@ pub(super) fn no_killable_log() -> Vec<u8> {
 }
 
 mod readiness;
+mod snapshot;
