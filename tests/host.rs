@@ -1225,3 +1225,47 @@ fn output_survives_a_full_disk() {
     assert!(stderr.contains("cannot write --output"), "{stderr}");
     assert!(stderr.contains("is written again"), "{stderr}");
 }
+
+/// On the tracepoint backend every kill's memcg tasks are read from /proc
+/// (the candidates of a rate-limited report); with the kernel's own table
+/// there too, the decision says how close the snapshot came to it.
+#[test]
+fn a_proc_snapshot_of_the_oom_memcg_matches_the_kernels_table() {
+    require_root();
+    let cgroup = TestCgroup::new_v1("snapshot", 64 << 20);
+    let (mut tracer, start) =
+        Tracer::start_json(&["--cgroup", cgroup.path.to_str().unwrap(), "--count", "1"]);
+    assert_eq!(
+        start["backend"], "tracepoint",
+        "this check is the tracepoint backend's"
+    );
+    let mut holders = Hog::start(
+        "snapholder",
+        &cgroup,
+        &["--mib", "4", "--children", "3", "--announce"],
+    );
+    for _ in 0..3 {
+        holders.wait_ready();
+    }
+    let mut grower = Hog::start("snapgrower", &cgroup, &[]);
+    assert!(grower.wait_killed());
+    let decision = tracer.next_record("decision");
+    assert_eq!(decision["candidates_source"], "kernel_report");
+    let others = decision["candidates"].as_array().unwrap().len() - 1;
+    assert!(
+        others >= 3,
+        "the holders are in the kernel's table: {decision}"
+    );
+    let check = decision["explanation"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .find(|l| l.starts_with("A /proc snapshot"))
+        .unwrap_or_else(|| panic!("no snapshot check: {decision}"));
+    assert!(
+        check.contains(&format!("listed the same {others} other task(s)")),
+        "{check}"
+    );
+    assert!(tracer.wait_exit().success());
+}

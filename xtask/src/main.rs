@@ -74,6 +74,10 @@ enum Task {
         /// kill, OOM-to-output latency): MEMCGSxKILLSxMIB, or `off`.
         #[arg(long, default_value = "20x50x8")]
         storm: String,
+        /// OOMs one after another in one memcg before the storm, for the
+        /// kill-to-decision latency of a quiet node (0: none).
+        #[arg(long, default_value_t = 20)]
+        isolated: u32,
     },
     /// Setup, build, and run `oomtrace demo` (needs root).
     Demo,
@@ -143,6 +147,7 @@ fn main() -> Result<()> {
             reps,
             config,
             storm,
+            isolated,
         } => {
             setup()?;
             bench::run(&bench::Options {
@@ -154,6 +159,7 @@ fn main() -> Result<()> {
                 reps,
                 configs: config,
                 storm: bench::StormShape::parse(&storm)?,
+                isolated: bench::StormShape::isolated(isolated),
             })
         }
         Task::Demo => {

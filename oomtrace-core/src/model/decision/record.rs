@@ -191,6 +191,10 @@ pub struct Decision {
     pub badness_model: Option<BadnessModel>,
     pub candidates: Vec<Candidate>,
     pub candidates_source: Cow<'static, str>,
+    /// With `candidates_source` `proc_snapshot`: how long after the kill
+    /// the OOM memcg's tasks were read from /proc, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates_snapshot_after_kill_ms: Option<f64>,
     /// How this kernel's OOM killer read the rss counters, learned from its
     /// own points and kill line: `get_mm_counter` (central count, 6.x)
     /// or `get_mm_counter_sum` (per-CPU sum, 7.x); null when nothing

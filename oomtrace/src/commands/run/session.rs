@@ -133,12 +133,19 @@ impl Session {
             kmsg,
         };
         let numbered = recovered.as_ref().map_or(0, |r| r.decisions.len() as u64);
+        let sources = sources(&tracer);
+        let stalls = stall_monitor(&hierarchy, &scope, &tracer);
+        let timers = Timers::new(&tracer);
+        let mut env = LiveEnv::new(tracer, hierarchy, release.clone(), &options.host_root, kube);
+        if !sources.oom_path_hooks {
+            env.snapshot_tasks_on_kill();
+        }
         let mut session = Session {
-            builder: Builder::new(sources(&tracer), scope.clone()).numbered_after(numbered),
+            builder: Builder::new(sources, scope.clone()).numbered_after(numbered),
             parser: ReportParser::new(),
             charges: ChargeTracker::new(),
-            stalls: stall_monitor(&hierarchy, &scope, &tracer),
-            timers: Timers::new(&tracer),
+            stalls,
+            timers,
             decisions: Decisions::new(dumps, options.count)?,
             lost: Losses::new(),
             charge_hook: ChargeHook::new(options.charge_hook),
@@ -148,7 +155,7 @@ impl Session {
                 &std::fs::read_to_string("/proc/version").unwrap_or_default(),
             ),
             episodes: Episodes::new(boot_id().as_deref()),
-            env: LiveEnv::new(tracer, hierarchy, release, &options.host_root, kube),
+            env,
             out,
             state: None,
             position: Position::default(),
@@ -270,6 +277,9 @@ impl Session {
         }
         let now = Instant::now();
         let mut decisions = self.builder.poll(now, &mut self.env);
+        for victim in decisions.iter().filter_map(|d| d.victim.as_ref()) {
+            self.env.forget_task_snapshot(victim.pid);
+        }
         self.episodes_of(&mut decisions);
         self.rss_rule
             .share(&self.env.tracer, &decisions, &mut self.out)?;
@@ -369,6 +379,7 @@ impl Session {
         );
         all.push(("evicted:report", self.parser.cut_by_bound));
         all.push(("evicted:memcg_paths", self.env.uncached_memcgs()));
+        all.push(("evicted:task_snapshots", self.env.evicted_task_snapshots));
         all
     }
 
