@@ -5,6 +5,7 @@ pub mod bounds;
 pub mod hooks;
 pub mod host;
 pub mod lines;
+pub mod privileges;
 pub mod record;
 pub mod text;
 pub mod time;

@@ -534,6 +534,7 @@ mod tests {
             cgroups: vec![],
             kernel_report: true,
             oom_score_adj: Some(-900),
+            privileges: Default::default(),
         })
     }
 

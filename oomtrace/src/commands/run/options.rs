@@ -26,4 +26,9 @@ pub struct RunOptions {
     /// kubelet logs (/var/log) are: `/`, or the host's root mounted into
     /// oomtrace's container.
     pub host_root: PathBuf,
+    /// Install the seccomp allowlist after start-up (`--no-seccomp`: not).
+    pub seccomp: bool,
+    /// The run is `oomtrace demo`'s (its allowlist lets it end its hog and
+    /// remove its cgroup).
+    pub demo: bool,
 }

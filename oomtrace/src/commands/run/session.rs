@@ -10,7 +10,7 @@ use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::{AsyncFd, AsyncFdReadyMutGuard};
 
 use oomtrace_core::{
-    base::{Envelope, time::now_rfc3339},
+    base::{Envelope, privileges::Privileges, time::now_rfc3339},
     cgroup::{CgroupVersion, MemoryHierarchy, ScopeCgroup, kubernetes::KubeResolver},
     dump::DumpWriter,
     events::{Event, decode},
@@ -34,12 +34,13 @@ use crate::{
         lost::Losses,
         metrics,
         options::RunOptions,
-        output::RunOutput,
+        output::{OpenedOutput, RunOutput},
         rss_rule::SharedRssRule,
     },
     kernel::{
         kmsg::{Kmsg, KmsgRead, KmsgRecord},
-        loader::{self, Backend, TraceOptions, Tracer},
+        loader::{self, Backend, ChargeHookMode, TraceOptions, Tracer},
+        privilege::{self, Lockdown},
     },
 };
 
@@ -84,9 +85,10 @@ pub struct Session {
 
 impl Session {
     /// Checks for root, finds the memory hierarchy and the `--cgroup`
-    /// scope, opens the dump directory, starts the tracer and the kernel
-    /// log, and writes the start record. Returns the session and the
-    /// inputs the loop waits on.
+    /// scope, opens the dump directory and the output, starts the tracer
+    /// and the kernel log, drops the privileges only that needed, and
+    /// writes the start record. Returns the session and the inputs the
+    /// loop waits on.
     pub fn open(options: &RunOptions) -> Result<(Self, Inputs)> {
         loader::ensure_privileges()?;
         let hierarchy = MemoryHierarchy::detect_under(&options.host_root)?;
@@ -96,7 +98,7 @@ impl Session {
             .map(|path| hierarchy.scope(path))
             .collect::<Result<_, _>>()?;
         let dumps = options.dump.clone().map(DumpWriter::open).transpose()?;
-        let mut out = RunOutput::open(options)?;
+        let output = OpenedOutput::open(options)?;
         // Before the tracer: a busy address fails before anything loads.
         let listener = options.metrics.map(metrics::bind).transpose()?;
         let mut tracer = Tracer::start(&TraceOptions {
@@ -104,13 +106,20 @@ impl Session {
             cgroup_ids: scope.iter().map(|s| s.id).collect(),
             btf_path: options.btf_path.clone(),
         })?;
-        let oom_score_adj = protect_self(options.oom_score_adj, &mut out)?;
-        let kmsg = open_kmsg(&mut out)?;
+        // Warnings wait for the output, which starts after the drop.
+        let mut warnings = Vec::new();
+        let oom_score_adj = protect_self(options.oom_score_adj, &mut warnings);
+        let kmsg = open_kmsg(&mut warnings);
+        let privileges = drop_privileges(options, &tracer)?;
+        let mut out = output.start()?;
+        for warning in &warnings {
+            out.warning(warning)?;
+        }
         // Names of the containers running now, before anything can die.
         let mut kube = KubeResolver::new(&options.host_root);
         kube.refresh();
         let release = loader::kernel_release();
-        let mut start = start_record(&tracer, &release, &scope, kmsg.is_some());
+        let mut start = start_record(&tracer, &release, &scope, kmsg.is_some(), privileges);
         start.oom_score_adj = oom_score_adj;
         if let Some(listener) = listener {
             out.serve_metrics(listener, &start);
@@ -491,16 +500,28 @@ fn boot_ms() -> u64 {
 }
 
 /// `/dev/kmsg`, or a warning that decisions will lack the kernel's report.
-fn open_kmsg(out: &mut dyn RecordSink) -> Result<Option<Kmsg>> {
+fn open_kmsg(warnings: &mut Vec<String>) -> Option<Kmsg> {
     match Kmsg::open(std::path::Path::new("/dev/kmsg")) {
-        Ok(kmsg) => Ok(Some(kmsg)),
+        Ok(kmsg) => Some(kmsg),
         Err(e) => {
-            out.warning(&format!(
+            warnings.push(format!(
                 "cannot read /dev/kmsg ({e}): decisions will lack the kernel's report"
-            ))?;
-            Ok(None)
+            ));
+            None
         }
     }
+}
+
+/// Least privilege from here on: everything that needed more is attached,
+/// open or set (see `kernel::privilege`).
+fn drop_privileges(options: &RunOptions, tracer: &Tracer) -> Result<Privileges> {
+    let lockdown = Lockdown {
+        seccomp: options.seccomp,
+        charge_hook: options.charge_hook != ChargeHookMode::Off
+            && tracer.charge_hook_state().is_some(),
+        demo: options.demo,
+    };
+    privilege::lock_down(lockdown).context("dropping privileges after start-up")
 }
 
 fn start_record<'a>(
@@ -508,6 +529,7 @@ fn start_record<'a>(
     release: &'a str,
     scope: &[ScopeCgroup],
     kernel_report: bool,
+    privileges: Privileges,
 ) -> StartRecord<'a> {
     StartRecord {
         envelope: Envelope::now("start"),
@@ -518,6 +540,7 @@ fn start_record<'a>(
         cgroups: scope.iter().map(|s| s.path.display().to_string()).collect(),
         kernel_report,
         oom_score_adj: None,
+        privileges,
     }
 }
 
@@ -526,18 +549,18 @@ fn start_record<'a>(
 /// CAP_SYS_RESOURCE; without it the run goes on, with a warning. Returns
 /// the value in force.
 /// A value already lower (a unit's `OOMScoreAdjust=-1000`) is kept.
-fn protect_self(adj: Option<i32>, out: &mut dyn RecordSink) -> Result<Option<i32>> {
+fn protect_self(adj: Option<i32>, warnings: &mut Vec<String>) -> Option<i32> {
     const PATH: &str = "/proc/self/oom_score_adj";
     let read = || -> Option<i32> { std::fs::read_to_string(PATH).ok()?.trim().parse().ok() };
     if let Some(adj) = adj
         && read().is_none_or(|now| now > adj)
         && let Err(e) = std::fs::write(PATH, adj.to_string())
     {
-        out.warning(&format!(
+        warnings.push(format!(
             "cannot set its own oom_score_adj to {adj} ({e}): an OOM may pick the tracer; grant CAP_SYS_RESOURCE"
-        ))?;
+        ));
     }
-    Ok(read())
+    read()
 }
 
 /// The tracer's ring buffer, registered with the runtime for readability.
