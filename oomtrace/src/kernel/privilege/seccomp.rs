@@ -215,3 +215,32 @@ fn narrowed(values: &[u32]) -> Result<Vec<SeccompRule>, PrivilegeError> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_filters_compile_for_this_architecture() {
+        for demo in [false, true] {
+            let program = filter(demo).unwrap();
+            assert!(!program.is_empty() && program.len() < usize::from(u16::MAX));
+        }
+    }
+
+    /// No program load (5), map creation (0) or pinning (6, 7): a tracer
+    /// taken over cannot bring kernel code of its own.
+    #[test]
+    fn bpf_is_narrowed_to_maps_and_links() {
+        for forbidden in [0, 5, 6, 7] {
+            assert!(!BPF_COMMANDS.contains(&forbidden), "{forbidden}");
+        }
+        let everything = RUNNING.iter().chain(ARCH_ONLY);
+        for nr in everything {
+            assert!(
+                ![libc::SYS_bpf, libc::SYS_prctl, libc::SYS_execve].contains(nr),
+                "{nr} must not be allowed unconditionally"
+            );
+        }
+    }
+}
