@@ -43,7 +43,6 @@ const RUNNING: &[libc::c_long] = &[
     libc::SYS_fdatasync,
     libc::SYS_fchmod,
     libc::SYS_ftruncate,
-    libc::SYS_renameat,
     libc::SYS_renameat2,
     libc::SYS_unlinkat,
     libc::SYS_mkdirat,
@@ -96,7 +95,8 @@ const RUNNING: &[libc::c_long] = &[
     libc::SYS_tgkill,
 ];
 
-/// The legacy calls x86_64's libc still makes (aarch64 never had them).
+/// The legacy calls x86_64's libc still makes (aarch64 has only their
+/// `*at`/`p*` successors: `renameat2`, `ppoll`, `epoll_pwait`...).
 #[cfg(target_arch = "x86_64")]
 const ARCH_ONLY: &[libc::c_long] = &[
     libc::SYS_open,
@@ -105,6 +105,7 @@ const ARCH_ONLY: &[libc::c_long] = &[
     libc::SYS_access,
     libc::SYS_readlink,
     libc::SYS_rename,
+    libc::SYS_renameat,
     libc::SYS_unlink,
     libc::SYS_poll,
     libc::SYS_epoll_wait,
@@ -187,10 +188,10 @@ fn filter(demo: bool) -> Result<BpfProgram, PrivilegeError> {
         .iter()
         .chain(ARCH_ONLY)
         .chain(demo_calls)
-        .map(|&nr| (i64::from(nr), Vec::new()))
+        .map(|&nr| (nr, Vec::new()))
         .collect();
-    rules.insert(i64::from(libc::SYS_bpf), narrowed(BPF_COMMANDS)?);
-    rules.insert(i64::from(libc::SYS_prctl), narrowed(PRCTL_OPTIONS)?);
+    rules.insert(libc::SYS_bpf, narrowed(BPF_COMMANDS)?);
+    rules.insert(libc::SYS_prctl, narrowed(PRCTL_OPTIONS)?);
     let filter = SeccompFilter::new(
         rules,
         SeccompAction::Errno(libc::EPERM as u32),
