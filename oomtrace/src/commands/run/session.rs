@@ -86,8 +86,8 @@ pub struct Session {
 impl Session {
     /// Checks for root, finds the memory hierarchy and the `--cgroup`
     /// scope, opens the dump directory and the output, starts the tracer
-    /// and the kernel log, drops the privileges only that needed, and
-    /// writes the start record. Returns the session and the inputs the
+    /// and the kernel log, drops what only the start-up needed, and writes
+    /// the start record. Returns the session and the inputs the
     /// loop waits on.
     pub fn open(options: &RunOptions) -> Result<(Self, Inputs)> {
         loader::ensure_privileges()?;
