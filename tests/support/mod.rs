@@ -150,6 +150,25 @@ impl Hog {
         Self { child, stdout }
     }
 
+    /// [`Hog::start`] holding no capability (uid 0 still): a task whose
+    /// `/proc/<pid>/wchan` the tracer may read once it dropped its own
+    /// (ptrace-read access wants the reader's capabilities to cover the
+    /// target's).
+    pub fn start_without_capabilities(name: &str, cgroup: &TestCgroup) -> Self {
+        let mut child = Command::new("setpriv")
+            .args(["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"])
+            .arg(named_binary(name))
+            .arg("hog")
+            .arg("--join")
+            .arg(&cgroup.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().map(BufReader::new);
+        Self { child, stdout }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
