@@ -88,14 +88,9 @@ fn examine(options: &DoctorOptions) -> DoctorRecord {
             })
             .map_err(anyhow::Error::from)
         });
-    let (backend, hooks, start_error, charge_hook) = match started {
-        Ok(tracer) => (
-            Some(tracer.backend),
-            tracer.hooks.clone(),
-            None,
-            tracer.charge_hook_state().is_some(),
-        ),
-        Err(e) => (None, Vec::new(), Some(format!("{e:#}")), false),
+    let (backend, hooks, start_error) = match started {
+        Ok(tracer) => (Some(tracer.backend), tracer.hooks.clone(), None),
+        Err(e) => (None, Vec::new(), Some(format!("{e:#}"))),
     };
     DoctorRecord {
         envelope: Envelope::now("doctor"),
@@ -106,7 +101,7 @@ fn examine(options: &DoctorOptions) -> DoctorRecord {
         fidelity: fidelity(backend),
         hooks,
         start_error,
-        privileges_after_start: privilege::plan(charge_hook),
+        privileges_after_start: privilege::plan(),
     }
 }
 

@@ -39,7 +39,7 @@ use crate::{
     },
     kernel::{
         kmsg::{Kmsg, KmsgRead, KmsgRecord},
-        loader::{self, Backend, ChargeHookMode, TraceOptions, Tracer},
+        loader::{self, Backend, TraceOptions, Tracer},
         privilege::{self, Lockdown},
     },
 };
@@ -110,7 +110,7 @@ impl Session {
         let mut warnings = Vec::new();
         let oom_score_adj = protect_self(options.oom_score_adj, &mut warnings);
         let kmsg = open_kmsg(&mut warnings);
-        let privileges = drop_privileges(options, &tracer)?;
+        let privileges = drop_privileges(options)?;
         let mut out = output.start()?;
         for warning in &warnings {
             out.warning(warning)?;
@@ -514,11 +514,9 @@ fn open_kmsg(warnings: &mut Vec<String>) -> Option<Kmsg> {
 
 /// Least privilege from here on: everything that needed more is attached,
 /// open or set (see `kernel::privilege`).
-fn drop_privileges(options: &RunOptions, tracer: &Tracer) -> Result<Privileges> {
+fn drop_privileges(options: &RunOptions) -> Result<Privileges> {
     let lockdown = Lockdown {
         seccomp: options.seccomp,
-        charge_hook: options.charge_hook != ChargeHookMode::Off
-            && tracer.charge_hook_state().is_some(),
         demo: options.demo,
     };
     privilege::lock_down(lockdown).context("dropping privileges after start-up")

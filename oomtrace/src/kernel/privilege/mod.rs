@@ -21,8 +21,6 @@ use oomtrace_core::base::privileges::Privileges;
 pub struct Lockdown {
     /// Install the seccomp allowlist (`--no-seccomp` turns it off).
     pub seccomp: bool,
-    /// The on-demand charge hook may still be attached during the run.
-    pub charge_hook: bool,
     /// `oomtrace demo`: at the end, the run also kills its hog and removes
     /// its cgroup.
     pub demo: bool,
@@ -53,31 +51,29 @@ pub enum PrivilegeError {
 }
 
 /// The capabilities the running tracer still uses, of those it `held`
-/// (measured by running every feature without the others: tests/privilege.rs):
+/// (measured by running every feature without the others: tests/privilege.rs,
+/// and the VM scenario `thp` for the charge hook):
 ///
-/// - CAP_BPF (CAP_SYS_ADMIN before Linux 5.8): every `bpf()` call needs it
-///   while `kernel.unprivileged_bpf_disabled` is set — the drop counters,
-///   reclaim and charge-failure maps, the rss rule, attaching and detaching
-///   the on-demand charge hook;
-/// - CAP_PERFMON: attaching the on-demand charge hook, while it may still be;
+/// - CAP_BPF (CAP_SYS_ADMIN before Linux 5.8): kernels before 6.5 check it
+///   on every `bpf()` call while `kernel.unprivileged_bpf_disabled` is set —
+///   the drop counters, reclaim and charge-failure maps, the rss rule,
+///   attaching the on-demand charge hook (6.5+ only for loads and map
+///   creation). Attaching an fexit that is already loaded needs nothing
+///   more: CAP_PERFMON was checked when it was loaded (measured on 6.12);
 /// - CAP_DAC_READ_SEARCH, for a tracer that is not uid 0: the container
 ///   runtimes' state under `/run` is in directories only root may search
-///   (uid 0 owns them, so root needs no capability for them).
-///
+///   (uid 0 owns them, so root needs no capability for them);
 /// - `oomtrace demo` only: CAP_DAC_OVERRIDE, to remove its cgroup at the
 ///   end (the hierarchy's root directory may be mode 0555).
 ///
-/// Dropped: CAP_SYSLOG (`/dev/kmsg` is checked at open), CAP_SYS_RESOURCE
-/// (`oom_score_adj` is set once), CAP_DAC_READ_SEARCH for root (tracefs is
-/// read at start only) and everything else a root tracer had.
+/// Dropped: CAP_PERFMON, CAP_SYSLOG (`/dev/kmsg` is checked at open),
+/// CAP_SYS_RESOURCE (`oom_score_adj` is set once), CAP_DAC_READ_SEARCH for
+/// root (tracefs is read at start only) and everything else a root tracer had.
 pub fn kept(held: &CapsHashSet, uid_root: bool, lockdown: &Lockdown) -> CapsHashSet {
     let has = |cap| held.contains(&cap);
     let mut kept = CapsHashSet::new();
     if has(Capability::CAP_BPF) {
         kept.insert(Capability::CAP_BPF);
-        if lockdown.charge_hook && has(Capability::CAP_PERFMON) {
-            kept.insert(Capability::CAP_PERFMON);
-        }
     } else if has(Capability::CAP_SYS_ADMIN) {
         kept.insert(Capability::CAP_SYS_ADMIN);
     }
@@ -91,11 +87,10 @@ pub fn kept(held: &CapsHashSet, uid_root: bool, lockdown: &Lockdown) -> CapsHash
 }
 
 /// What [`lock_down`] would keep in this process now (for `doctor`).
-pub fn plan(charge_hook: bool) -> Privileges {
+pub fn plan() -> Privileges {
     let held = caps::read(None, CapSet::Permitted).unwrap_or_default();
     let lockdown = Lockdown {
         seccomp: true,
-        charge_hook,
         demo: false,
     };
     Privileges {
@@ -192,28 +187,20 @@ mod tests {
         caps.iter().copied().collect()
     }
 
-    fn run(charge_hook: bool) -> Lockdown {
-        Lockdown {
-            seccomp: true,
-            charge_hook,
-            demo: false,
-        }
-    }
+    const RUN: Lockdown = Lockdown {
+        seccomp: true,
+        demo: false,
+    };
 
     #[test]
-    fn root_keeps_bpf_and_perfmon_only_while_the_charge_hook_may_attach() {
+    fn root_keeps_cap_bpf_only() {
         let all = caps::all();
-        let with_hook = kept(&all, true, &run(true));
         assert_eq!(
-            names(&with_hook),
-            ["CAP_PERFMON", "CAP_BPF"],
-            "a root tracer drops CAP_DAC_READ_SEARCH, CAP_SYSLOG, CAP_SYS_RESOURCE, CAP_SYS_ADMIN"
+            names(&kept(&all, true, &RUN)),
+            ["CAP_BPF"],
+            "a root tracer drops CAP_PERFMON, CAP_DAC_READ_SEARCH, CAP_SYSLOG, CAP_SYS_RESOURCE, CAP_SYS_ADMIN..."
         );
-        assert_eq!(names(&kept(&all, true, &run(false))), ["CAP_BPF"]);
-        let demo = Lockdown {
-            demo: true,
-            ..run(false)
-        };
+        let demo = Lockdown { demo: true, ..RUN };
         assert_eq!(
             names(&kept(&all, true, &demo)),
             ["CAP_DAC_OVERRIDE", "CAP_BPF"],
@@ -231,15 +218,15 @@ mod tests {
             Capability::CAP_SYS_RESOURCE,
         ]);
         assert_eq!(
-            names(&kept(&granted, false, &run(true))),
-            ["CAP_DAC_READ_SEARCH", "CAP_PERFMON", "CAP_BPF"]
+            names(&kept(&granted, false, &RUN)),
+            ["CAP_DAC_READ_SEARCH", "CAP_BPF"]
         );
     }
 
     #[test]
     fn before_cap_bpf_cap_sys_admin_stands_in_for_both() {
         let old = set(&[Capability::CAP_SYS_ADMIN, Capability::CAP_SYSLOG]);
-        assert_eq!(names(&kept(&old, true, &run(true))), ["CAP_SYS_ADMIN"]);
-        assert!(kept(&CapsHashSet::new(), false, &run(true)).is_empty());
+        assert_eq!(names(&kept(&old, true, &RUN)), ["CAP_SYS_ADMIN"]);
+        assert!(kept(&CapsHashSet::new(), false, &RUN).is_empty());
     }
 }
