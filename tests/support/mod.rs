@@ -156,7 +156,11 @@ impl Hog {
     /// target's).
     pub fn start_without_capabilities(name: &str, cgroup: &TestCgroup) -> Self {
         let mut child = Command::new("setpriv")
-            .args(["--inh-caps=-all", "--ambient-caps=-all", "--bounding-set=-all"])
+            .args([
+                "--inh-caps=-all",
+                "--ambient-caps=-all",
+                "--bounding-set=-all",
+            ])
             .arg(named_binary(name))
             .arg("hog")
             .arg("--join")
