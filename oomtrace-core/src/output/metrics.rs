@@ -435,11 +435,17 @@ fn known_lost_causes() -> Vec<String> {
         .map(kind_name)
         .filter(|&name| name != "unknown")
         .map(|name| format!("ringbuf:{name}"));
-    ["kmsg", "pending", "output_backlog", "dump_backlog"]
-        .into_iter()
-        .map(str::to_owned)
-        .chain(ringbuf)
-        .collect()
+    [
+        "kmsg",
+        "pending",
+        "output_backlog",
+        "output_write",
+        "dump_backlog",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(ringbuf)
+    .collect()
 }
 
 /// The tracer and build info metrics and each hook's state: fixed for the run.
@@ -535,6 +541,7 @@ mod tests {
             kernel_report: true,
             oom_score_adj: Some(-900),
             privileges: Default::default(),
+            recovery: None,
         })
     }
 
@@ -632,6 +639,7 @@ mod tests {
             "# TYPE oomtrace_oom_stalled gauge",
             "oomtrace_lost_events_total{cause=\"kmsg\"} 0",
             "oomtrace_lost_events_total{cause=\"pending\"} 0",
+            "oomtrace_lost_events_total{cause=\"output_write\"} 0",
             "oomtrace_lost_events_total{cause=\"ringbuf:victim_task\"} 0",
             "oomtrace_tracer_info{backend=\"tracepoint\",kernel=\"6.18.0-test\"} 1",
             "oomtrace_hook_attached{hook=\"tracepoint/oom/mark_victim\"} 1",

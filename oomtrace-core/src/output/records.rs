@@ -23,6 +23,26 @@ pub struct StartRecord<'a> {
     pub oom_score_adj: Option<i32>,
     /// What the tracer kept of its privileges once attached.
     pub privileges: Privileges,
+    /// With `--state-dir`: what the previous run left and what was
+    /// recovered from it; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryStatus>,
+}
+
+/// The start record's `recovery`: kills the kernel logged while oomtrace
+/// was not running, rebuilt from the kernel log at start-up.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryStatus {
+    /// `none` (no state), `other_boot`, `invalid` (unusable, see the
+    /// warning) or `resumed`.
+    pub state: &'static str,
+    /// The first `/dev/kmsg` record the run read (resumed only).
+    pub from_seq: Option<u64>,
+    /// Records the kernel overwrote before they could be read (a `lost`
+    /// record `kmsg_wrapped` says so too).
+    pub lost_records: u64,
+    /// Decisions recovered (`"recovered": true`), emitted before any live one.
+    pub recovered: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -182,6 +202,7 @@ mod tests {
             kernel_report: true,
             oom_score_adj: Some(-900),
             privileges: Privileges::default(),
+            recovery: None,
         };
         assert_eq!(
             start_text(&record),
@@ -210,6 +231,7 @@ mod tests {
             kernel_report: false,
             oom_score_adj: Some(-900),
             privileges: Privileges::default(),
+            recovery: None,
         };
         assert_eq!(
             start_text(&record),
@@ -234,6 +256,7 @@ mod tests {
             kernel_report: true,
             oom_score_adj: None,
             privileges: Privileges::default(),
+            recovery: None,
         };
         let lost = LostRecord {
             envelope: Envelope::now("lost"),

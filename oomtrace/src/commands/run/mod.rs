@@ -9,7 +9,9 @@
 //! - `lost`: lost-event accounting;
 //! - `metrics`: the `--metrics` HTTP server;
 //! - `output`: where the records go (stdout or `--output`), on a thread of its own;
-//! - `rss_rule`: the rss read the model learned, handed to the kernel programs.
+//! - `rss_rule`: the rss read the model learned, handed to the kernel programs;
+//! - `state`, `recovery`: the position in the kernel log a restart resumes
+//!   from (`--state-dir`), and the kills recovered from it.
 mod charge_hook;
 mod decisions;
 mod env;
@@ -18,8 +20,10 @@ mod lost;
 mod metrics;
 mod options;
 mod output;
+mod recovery;
 mod rss_rule;
 mod session;
+mod state;
 
 use std::time::Instant;
 

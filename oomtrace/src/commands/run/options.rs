@@ -31,4 +31,7 @@ pub struct RunOptions {
     /// The run is `oomtrace demo`'s (its allowlist lets it end its hog and
     /// remove its cgroup).
     pub demo: bool,
+    /// `--state-dir`: where the position in the kernel log is kept, so that
+    /// a restart recovers the kills it missed; None keeps nothing.
+    pub state_dir: Option<PathBuf>,
 }
