@@ -44,7 +44,7 @@ pub const MEMCG_PATHS: usize = 8 << 20;
 
 /// Task snapshots of OOM memcgs (`cgroup::tasks`), read at each kill on
 /// backends without the killer's hooks, until their decision goes out: about
-/// 30 snapshots of [`crate::cgroup::tasks::MAX_SNAPSHOT_TASKS`] tasks. The
+/// 30 snapshots of `cgroup::tasks::MAX_SNAPSHOT_TASKS` tasks. The
 /// oldest is evicted past it, and counted.
 pub const TASK_SNAPSHOTS: usize = 2 << 20;
 
