@@ -1252,9 +1252,8 @@ fn a_proc_snapshot_of_the_oom_memcg_matches_the_kernels_table() {
         &cgroup,
         &["--mib", "4", "--children", "3", "--announce"],
     );
-    for _ in 0..3 {
-        holders.wait_ready();
-    }
+    // One "ready" once all three children hold their memory.
+    holders.wait_ready();
     let mut grower = Hog::start("snapgrower", &cgroup, &[]);
     assert!(grower.wait_killed());
     let decision = tracer.next_record("decision");
