@@ -2,8 +2,8 @@
 //! tracer holds, in every thread, exactly the capabilities its start record
 //! says it kept, with no_new_privs and the seccomp filter, and through all
 //! its features under that filter (decision, dump, `--output` rotation,
-//! `--metrics` scrapes, and the on-demand charge hook where the backend has
-//! one) it still traces a real OOM kill as the kernel's own `Killed process`
+//! `--metrics` scrapes, `--state-dir` saves, and the on-demand charge hook
+//! where the backend has one) it still traces a real OOM kill as the kernel's own `Killed process`
 //! line tells it; the kernel logged no system call the filter refused.
 mod support;
 
@@ -100,6 +100,7 @@ fn a_tracer_under_its_filter_holds_only_what_it_kept_and_traces_an_oom_with_ever
     let work = tempfile::tempdir().unwrap();
     let dumps = work.path().join("dumps");
     let output = work.path().join("records.jsonl");
+    let state = work.path().join("state");
     let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let log = KernelLog::open();
     let audit = KernelLog::open();
@@ -113,6 +114,8 @@ fn a_tracer_under_its_filter_holds_only_what_it_kept_and_traces_an_oom_with_ever
         // Every record rotates the file: rotation runs under the filter.
         .args(["--output-max-bytes", "1", "--output-keep", "50"])
         .args(["--metrics", &metrics.to_string()])
+        .arg("--state-dir")
+        .arg(&state)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -122,6 +125,7 @@ fn a_tracer_under_its_filter_holds_only_what_it_kept_and_traces_an_oom_with_ever
     assert_eq!(start["kernel_report"], true, "{start}");
     assert_eq!(start["privileges"]["no_new_privs"], true, "{start}");
     assert_eq!(start["privileges"]["seccomp"], true, "{start}");
+    assert_eq!(start["recovery"]["state"], "none", "{start}");
     assert_holds_what_start_says(pid, &start);
     let (status, body) = scrape(metrics);
     assert_eq!(status, 200, "{body}");
@@ -166,6 +170,19 @@ fn a_tracer_under_its_filter_holds_only_what_it_kept_and_traces_an_oom_with_ever
     for line in said.lines() {
         assert!(line.contains("its own oom_score_adj"), "{said}");
     }
+
+    // The state was saved under the filter (a refused call would have been
+    // a warning above, and no file).
+    let saved: Value =
+        serde_json::from_str(&fs::read_to_string(state.join("kmsg-position.json")).unwrap())
+            .unwrap();
+    let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap();
+    assert_eq!(
+        saved["boot_id"].as_str().map(str::trim),
+        Some(boot_id.trim()),
+        "{saved}"
+    );
+    assert!(saved["seq"].is_u64(), "{saved}");
 
     // The dump holds the decision of that kill.
     let files: Vec<PathBuf> = fs::read_dir(&dumps)
