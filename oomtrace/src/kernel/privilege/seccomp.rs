@@ -1,7 +1,9 @@
 //! The seccomp allowlist of the running tracer: the system calls it makes
 //! after start-up, measured with `strace -f` over a run through every
-//! feature (decisions, dumps, `--output` rotation, `--metrics` scrapes,
-//! stalls, the on-demand charge hook; docs in README "Least privilege").
+//! feature (decisions, dumps, `--output` rotation and its retry,
+//! `--metrics` scrapes, `--state-dir` saves and recovery, the tracepoint
+//! backend's /proc task snapshots, stalls, the on-demand charge hook; docs
+//! in README "Least privilege").
 //!
 //! Any other call fails with EPERM rather than killing the tracer: a call
 //! we missed (a libc update, a rare error path) then costs one operation
@@ -18,7 +20,9 @@ use seccompiler::{
 use super::PrivilegeError;
 
 /// Every architecture: I/O on what is open, reading cgroups, /proc and the
-/// runtimes' state, writing dumps and rotating `--output`, the metrics
+/// runtimes' state, writing dumps and the `--state-dir` state (replaced
+/// through a temporary file: `fchmod`, `fsync`, `renameat`), rotating and
+/// reopening `--output`, the metrics
 /// socket, memory, threads, time and signals. `bpf` and `prctl` are
 /// narrowed by their first argument ([`narrowed`]).
 const RUNNING: &[libc::c_long] = &[
