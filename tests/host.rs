@@ -369,7 +369,9 @@ fn oom_disabled_stall_is_reported_then_released() {
     let log = KernelLog::open();
     let (mut tracer, _) =
         Tracer::start_json(&["--cgroup", cgroup.path.to_str().unwrap(), "--count", "1"]);
-    let mut hog = Hog::start("stuckhog", &cgroup, &[]);
+    // Without capabilities: the tracer, which dropped its own, reads the
+    // wchan only of a task whose capabilities its own cover.
+    let mut hog = Hog::start_without_capabilities("stuckhog", &cgroup);
     let stalled = tracer.next_record("oom_stall");
     assert_eq!(stalled["state"], "stalled");
     assert_eq!(stalled["memcg"], cgroup.relative.as_str());
@@ -629,6 +631,12 @@ fn a_non_root_user_with_the_documented_capabilities_traces_an_oom() {
     let mut tracer = Tracer::spawn(setpriv);
     let start = tracer.next_record("start");
     assert_eq!(start["kernel_report"], true, "{start}");
+    // Once attached it dropped what only the start-up needed; not uid 0,
+    // it keeps CAP_DAC_READ_SEARCH for the runtimes' root-only state.
+    assert_holds_what_start_says(tracer.child.id(), &start);
+    let kept = start["privileges"]["capabilities"].as_array().unwrap();
+    assert!(kept.contains(&"CAP_DAC_READ_SEARCH".into()), "{start}");
+    assert!(!kept.contains(&"CAP_SYSLOG".into()), "{start}");
     let mut hog = Hog::start("caphog", &cgroup, &[]);
     let killed = log.killed_line(hog.pid());
     assert!(hog.wait_killed());

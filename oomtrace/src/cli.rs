@@ -98,6 +98,11 @@ pub struct TraceArgs {
     /// Kernel BTF to read struct layouts from.
     #[arg(long, value_name = "PATH", default_value = crate::kernel::loader::BTF_PATH)]
     pub btf: PathBuf,
+    /// Do not install the seccomp allowlist after start-up (an escape hatch
+    /// should a system call it lacks fail with EPERM; capabilities are
+    /// still dropped and no_new_privs set).
+    #[arg(long)]
+    pub no_seccomp: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -137,7 +142,11 @@ impl Cli {
             None => Invocation::Run(run),
             Some(Command::Demo { limit_mib, json }) => Invocation::Demo {
                 limit_mib,
-                run: RunOptions { json, ..run },
+                run: RunOptions {
+                    json,
+                    demo: true,
+                    ..run
+                },
             },
             Some(Command::Report {
                 paths,
@@ -178,6 +187,8 @@ impl TraceArgs {
             oom_score_adj: Some(self.oom_score_adj),
             metrics: self.metrics,
             host_root: self.host_root,
+            seccomp: !self.no_seccomp,
+            demo: false,
             state_dir: self.state_dir,
             dump: self.dump_dir.map(|dir| DumpConfig {
                 dir,

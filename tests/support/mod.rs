@@ -151,6 +151,29 @@ impl Hog {
         Self { child, stdout }
     }
 
+    /// [`Hog::start`] holding no capability (uid 0 still): a task whose
+    /// `/proc/<pid>/wchan` the tracer may read once it dropped its own
+    /// (ptrace-read access wants the reader's capabilities to cover the
+    /// target's).
+    pub fn start_without_capabilities(name: &str, cgroup: &TestCgroup) -> Self {
+        let mut child = Command::new("setpriv")
+            .args([
+                "--inh-caps=-all",
+                "--ambient-caps=-all",
+                "--bounding-set=-all",
+            ])
+            .arg(named_binary(name))
+            .arg("hog")
+            .arg("--join")
+            .arg(&cgroup.path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().map(BufReader::new);
+        Self { child, stdout }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -523,6 +546,106 @@ pub fn send_signal(child: &Child, signal: i32) {
 
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// One thread's privileges, from `/proc/<pid>/task/<tid>/status`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ThreadPrivileges {
+    pub name: String,
+    pub cap_eff: u64,
+    pub cap_prm: u64,
+    pub cap_inh: u64,
+    pub cap_amb: u64,
+    pub no_new_privs: u32,
+    /// 0 off, 1 strict, 2 filter.
+    pub seccomp: u32,
+}
+
+/// Every thread of `pid` (capabilities belong to threads: one started
+/// before a drop would keep its own).
+pub fn thread_privileges(pid: u32) -> Vec<ThreadPrivileges> {
+    let mut threads = Vec::new();
+    for task in fs::read_dir(format!("/proc/{pid}/task")).unwrap().flatten() {
+        let Ok(status) = fs::read_to_string(task.path().join("status")) else {
+            continue; // the thread ended meanwhile
+        };
+        let field = |key: &str| -> &str {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+                .unwrap_or_else(|| panic!("no {key} in {status}"))
+                .trim()
+        };
+        let hex = |key: &str| u64::from_str_radix(field(key), 16).unwrap();
+        threads.push(ThreadPrivileges {
+            name: field("Name").to_owned(),
+            cap_eff: hex("CapEff"),
+            cap_prm: hex("CapPrm"),
+            cap_inh: hex("CapInh"),
+            cap_amb: hex("CapAmb"),
+            no_new_privs: field("NoNewPrivs").parse().unwrap(),
+            seccomp: field("Seccomp").parse().unwrap(),
+        });
+    }
+    threads
+}
+
+/// The capability mask of the names in the start record's `privileges`.
+pub fn capability_mask(privileges: &Value) -> u64 {
+    privileges["capabilities"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no capabilities in {privileges}"))
+        .iter()
+        .map(|name| {
+            let name = name.as_str().unwrap();
+            name.parse::<caps::Capability>()
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+                .bitmask()
+        })
+        .fold(0, |mask, bit| mask | bit)
+}
+
+/// Every thread of the tracer `pid` holds exactly what its start record
+/// says it kept, none inheritable or ambient, with no_new_privs, and the
+/// seccomp filter if the record says so.
+pub fn assert_holds_what_start_says(pid: u32, start: &Value) {
+    let privileges = &start["privileges"];
+    let kept = capability_mask(privileges);
+    let seccomp = if privileges["seccomp"] == true { 2 } else { 0 };
+    let threads = thread_privileges(pid);
+    assert!(!threads.is_empty());
+    for t in &threads {
+        let expected = ThreadPrivileges {
+            name: t.name.clone(),
+            cap_eff: kept,
+            cap_prm: kept,
+            cap_inh: 0,
+            cap_amb: 0,
+            no_new_privs: 1,
+            seccomp,
+        };
+        assert_eq!(t, &expected, "{privileges}; every thread: {threads:?}");
+    }
+}
+
+impl KernelLog {
+    /// Every line from the last read up to now: a mark written to the log
+    /// now ends the read.
+    pub fn lines_so_far(&self) -> Vec<String> {
+        let mark = format!("oomtrace-test: lines mark {}", std::process::id());
+        fs::write("/dev/kmsg", format!("{mark}\n")).expect("writing a mark to /dev/kmsg");
+        let mut lines = Vec::new();
+        loop {
+            let line = self
+                .lines
+                .recv_timeout(TIMEOUT)
+                .unwrap_or_else(|e| panic!("the mark {mark:?} never came back ({e})"));
+            if line.contains(&mark) {
+                return lines;
+            }
+            lines.push(line);
+        }
+    }
 }
 
 /// A loopback port nobody listens on now.

@@ -6,6 +6,7 @@ pub mod dir;
 pub mod hooks;
 pub mod host;
 pub mod lines;
+pub mod privileges;
 pub mod record;
 pub mod text;
 pub mod time;

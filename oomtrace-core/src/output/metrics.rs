@@ -540,6 +540,7 @@ mod tests {
             cgroups: vec![],
             kernel_report: true,
             oom_score_adj: Some(-900),
+            privileges: Default::default(),
             recovery: None,
         })
     }

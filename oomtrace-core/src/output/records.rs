@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::{
-    base::{Envelope, hooks::HookStatus, text::Escaped},
+    base::{Envelope, hooks::HookStatus, privileges::Privileges, text::Escaped},
     model::charge::ChargeFailureSummary,
 };
 
@@ -21,6 +21,8 @@ pub struct StartRecord<'a> {
     /// The tracer's own oom_score_adj once it tried `--oom-score-adj`
     /// (null: unreadable).
     pub oom_score_adj: Option<i32>,
+    /// What the tracer kept of its privileges once attached.
+    pub privileges: Privileges,
     /// With `--state-dir`: what the previous run left and what was
     /// recovered from it; absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -199,6 +201,7 @@ mod tests {
             cgroups: vec![],
             kernel_report: true,
             oom_score_adj: Some(-900),
+            privileges: Privileges::default(),
             recovery: None,
         };
         assert_eq!(
@@ -227,6 +230,7 @@ mod tests {
             cgroups: vec!["/sys/fs/cgroup/a".to_owned(), "/sys/fs/cgroup/b".to_owned()],
             kernel_report: false,
             oom_score_adj: Some(-900),
+            privileges: Privileges::default(),
             recovery: None,
         };
         assert_eq!(
@@ -251,6 +255,7 @@ mod tests {
             cgroups: vec![evil.to_owned()],
             kernel_report: true,
             oom_score_adj: None,
+            privileges: Privileges::default(),
             recovery: None,
         };
         let lost = LostRecord {

@@ -3,9 +3,11 @@
 //! cleans up.
 use std::{
     ffi::CString,
-    os::unix::ffi::OsStrExt,
+    os::{
+        fd::{AsRawFd, FromRawFd, OwnedFd, RawFd},
+        unix::ffi::OsStrExt,
+    },
     path::Path,
-    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -32,15 +34,11 @@ pub fn run(limit_mib: u64, options: RunOptions) -> Result<u64> {
             cgroup.path.display()
         );
     }
-    let hog: Arc<Mutex<Option<libc::pid_t>>> = Arc::default();
-    let start_hog = {
-        let hog = Arc::clone(&hog);
-        let procs = cgroup.path.join("cgroup.procs");
-        move || -> Result<()> {
-            *hog.lock().expect("hog lock") = Some(spawn_hog(&procs)?);
-            Ok(())
-        }
-    };
+    // Forked now, before the tracer drops its privileges and filters its
+    // system calls (which a child would inherit), and released once the
+    // tracer is attached.
+    let hog = ParkedHog::fork(&cgroup.path.join("cgroup.procs"))?;
+    let pid = hog.pid;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -52,13 +50,11 @@ pub fn run(limit_mib: u64, options: RunOptions) -> Result<u64> {
         state_dir: None,
         ..options
     };
-    let decisions = runtime.block_on(run::run(options, start_hog))?;
-    if let Some(pid) = hog.lock().expect("hog lock").take() {
-        // SAFETY: our own child; at worst it is already gone (ESRCH).
-        unsafe {
-            libc::kill(pid, libc::SIGKILL);
-            libc::waitpid(pid, std::ptr::null_mut(), 0);
-        }
+    let decisions = runtime.block_on(run::run(options, move || hog.release()))?;
+    // SAFETY: our own child; at worst it is already gone (ESRCH).
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+        libc::waitpid(pid, std::ptr::null_mut(), 0);
     }
     if decisions == 0 {
         anyhow::bail!("no OOM kill was traced in {}", cgroup.path.display());
@@ -66,33 +62,63 @@ pub fn run(limit_mib: u64, options: RunOptions) -> Result<u64> {
     Ok(decisions)
 }
 
-/// Starts `demo-hog`: a child that joins the memcg, then re-executes this
-/// binary as `demo-hog` (a fresh image: a forked copy would share the
-/// tracer's pages and show them in its rss), which touches memory 1 MiB at
-/// a time until the kernel kills it. Between fork and exec the child only
-/// makes system calls (no allocation, no locks), so forking the tracer is
-/// safe.
-fn spawn_hog(cgroup_procs: &Path) -> Result<libc::pid_t> {
-    let procs =
-        CString::new(cgroup_procs.as_os_str().as_bytes()).context("cgroup path with a NUL byte")?;
-    // SAFETY: the child runs only async-signal-safe system calls, then exec or _exit.
-    match unsafe { libc::fork() } {
-        -1 => Err(std::io::Error::last_os_error()).context("forking the demo hog"),
-        0 => unsafe { hog_child(&procs) },
-        pid => Ok(pid),
+/// `demo-hog`, forked and waiting on a pipe: once released, it joins the
+/// memcg, then re-executes this binary as `demo-hog` (a fresh image: a
+/// forked copy would share the tracer's pages and show them in its rss),
+/// which touches memory 1 MiB at a time until the kernel kills it. If the
+/// pipe closes unreleased (the tracer failed to start), it exits. Between
+/// fork and exec the child only makes system calls (no allocation, no
+/// locks), so forking is safe.
+struct ParkedHog {
+    pid: libc::pid_t,
+    release: OwnedFd,
+}
+
+impl ParkedHog {
+    fn fork(cgroup_procs: &Path) -> Result<Self> {
+        let procs = CString::new(cgroup_procs.as_os_str().as_bytes())
+            .context("cgroup path with a NUL byte")?;
+        let mut fds = [0; 2];
+        // SAFETY: pipe2 fills the two fds it is given.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error()).context("a pipe for the demo hog");
+        }
+        // SAFETY: both fds are fresh and ours alone.
+        let (wait, release) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        // SAFETY: the child runs only async-signal-safe system calls, then exec or _exit.
+        match unsafe { libc::fork() } {
+            -1 => Err(std::io::Error::last_os_error()).context("forking the demo hog"),
+            0 => unsafe { hog_child(wait.as_raw_fd(), release.as_raw_fd(), &procs) },
+            pid => Ok(Self { pid, release }),
+        }
+    }
+
+    /// Lets the hog go.
+    fn release(self) -> Result<()> {
+        // SAFETY: one byte from our own buffer to our own pipe.
+        if unsafe { libc::write(self.release.as_raw_fd(), b"g".as_ptr().cast(), 1) } != 1 {
+            return Err(std::io::Error::last_os_error()).context("releasing the demo hog");
+        }
+        Ok(())
     }
 }
 
 /// Between fork and exec; never returns.
-unsafe fn hog_child(procs: &CString) -> ! {
+unsafe fn hog_child(wait: RawFd, release: RawFd, procs: &CString) -> ! {
     // SAFETY (whole body): raw system calls on our own buffers.
     unsafe {
+        libc::close(release);
+        let mut go = 0u8;
+        if libc::read(wait, (&raw mut go).cast(), 1) != 1 {
+            libc::_exit(0);
+        }
         let fd = libc::open(procs.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
         if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
             libc::_exit(1);
         }
         libc::close(fd);
-        // The tracer lowered its own oom_score_adj; the hog is an ordinary task.
+        // An ordinary task, whatever oom_score_adj the demo was started with.
         let adj = libc::open(
             c"/proc/self/oom_score_adj".as_ptr(),
             libc::O_WRONLY | libc::O_CLOEXEC,

@@ -6,7 +6,7 @@ use std::{io::Write, path::PathBuf};
 
 use anyhow::Result;
 use oomtrace_core::{
-    base::{Envelope, hooks::HookStatus, text::escape},
+    base::{Envelope, hooks::HookStatus, privileges::Privileges, text::escape},
     cgroup::MemoryHierarchy,
 };
 use serde::Serialize;
@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::kernel::{
     facts::{self, Check},
     loader::{self, Backend, BackendRequest, TraceOptions, Tracer},
-    tracefs,
+    privilege, tracefs,
 };
 
 pub struct DoctorOptions {
@@ -40,6 +40,10 @@ pub struct DoctorRecord {
     pub hooks: Vec<HookStatus>,
     /// Why the tracer could not start, if it could not.
     pub start_error: Option<String>,
+    /// What a run started like this one keeps of its privileges once
+    /// attached (the `start` record's `privileges`; `seccomp` unless
+    /// `--no-seccomp`, where the kernel has seccomp filters).
+    pub privileges_after_start: Privileges,
 }
 
 pub fn run(options: &DoctorOptions) -> Result<u64> {
@@ -97,6 +101,7 @@ fn examine(options: &DoctorOptions) -> DoctorRecord {
         fidelity: fidelity(backend),
         hooks,
         start_error,
+        privileges_after_start: privilege::plan(),
     }
 }
 
@@ -131,7 +136,21 @@ fn render(r: &DoctorRecord) -> String {
         (None, Some(e)) => s += &format!("oomtrace cannot start here: {}\n", escape(e)),
         (None, None) => {}
     }
+    s += &after_start(&r.privileges_after_start);
     s
+}
+
+/// What the running tracer keeps, on one line.
+fn after_start(p: &Privileges) -> String {
+    let caps = match p.capabilities.is_empty() {
+        true => "no capability".to_owned(),
+        false => p.capabilities.join(", "),
+    };
+    let seccomp = match p.seccomp {
+        true => "a seccomp allowlist (--no-seccomp: none)",
+        false => "no seccomp filter (the kernel has none)",
+    };
+    format!("after start-up: keeps {caps}; no_new_privs; {seccomp}\n")
 }
 
 /// Hooks that did not attach, one line per reason (a locked ftrace fails

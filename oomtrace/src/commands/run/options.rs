@@ -26,6 +26,11 @@ pub struct RunOptions {
     /// kubelet logs (/var/log) are: `/`, or the host's root mounted into
     /// oomtrace's container.
     pub host_root: PathBuf,
+    /// Install the seccomp allowlist after start-up (`--no-seccomp`: not).
+    pub seccomp: bool,
+    /// The run is `oomtrace demo`'s (its allowlist lets it end its hog and
+    /// remove its cgroup).
+    pub demo: bool,
     /// `--state-dir`: where the position in the kernel log is kept, so that
     /// a restart recovers the kills it missed; None keeps nothing.
     pub state_dir: Option<PathBuf>,

@@ -39,37 +39,48 @@ pub struct RunOutput {
     write_counted: u64,
 }
 
-impl RunOutput {
-    /// Opens `--output FILE` (checked) or takes stdout, and starts the
-    /// writer thread.
+/// `--output FILE` opened (and checked) or stdout taken, before the tracer
+/// starts, so that a bad path fails first; nothing written yet. The writer
+/// thread starts later ([`OpenedOutput::start`]), after the privilege drop,
+/// so that it runs with what the tracer kept (capabilities are per thread).
+pub struct OpenedOutput {
+    file: Option<RotatingFile>,
+    render: Render,
+}
+
+impl OpenedOutput {
     pub fn open(options: &RunOptions) -> Result<Self> {
-        let queue = match &options.output {
-            None => {
-                let render = Render {
-                    json: options.json,
-                    top: options.top,
-                };
-                QueuedOutput::spawn(io::stdout(), render, OUTPUT_BACKLOG_BYTES)
-            }
-            Some(config) => {
-                let file = RotatingFile::open(config.clone())?;
-                let render = Render {
-                    json: true,
-                    top: options.top,
-                };
-                QueuedOutput::spawn_file(file, render, OUTPUT_BACKLOG_BYTES)
-            }
+        let file = options
+            .output
+            .as_ref()
+            .map(|config| RotatingFile::open(config.clone()))
+            .transpose()?;
+        let render = Render {
+            json: options.json || file.is_some(),
+            top: options.top,
+        };
+        Ok(Self { file, render })
+    }
+
+    /// Starts the writer thread.
+    pub fn start(self) -> Result<RunOutput> {
+        let stdout = self.file.is_none();
+        let queue = match self.file {
+            None => QueuedOutput::spawn(io::stdout(), self.render, OUTPUT_BACKLOG_BYTES),
+            Some(file) => QueuedOutput::spawn_file(file, self.render, OUTPUT_BACKLOG_BYTES),
         }
         .context("starting the output writer")?;
-        Ok(Self {
+        Ok(RunOutput {
             queue,
-            stdout: options.output.is_none(),
+            stdout,
             metrics: None,
             backlog_counted: 0,
             write_counted: 0,
         })
     }
+}
 
+impl RunOutput {
     /// `--metrics`: serves the series from here on (the info metrics are
     /// the start record's).
     pub fn serve_metrics(&mut self, listener: TcpListener, start: &StartRecord<'_>) {

@@ -10,7 +10,7 @@ use aya::maps::{MapData, RingBuf};
 use tokio::io::unix::{AsyncFd, AsyncFdReadyMutGuard};
 
 use oomtrace_core::{
-    base::{Envelope, time::now_rfc3339},
+    base::{Envelope, privileges::Privileges, time::now_rfc3339},
     cgroup::{CgroupVersion, MemoryHierarchy, ScopeCgroup, kubernetes::KubeResolver},
     dump::DumpWriter,
     events::{Event, decode},
@@ -34,7 +34,7 @@ use crate::{
         lost::Losses,
         metrics,
         options::RunOptions,
-        output::RunOutput,
+        output::{OpenedOutput, RunOutput},
         recovery::{self, Recovered, Recovery},
         rss_rule::SharedRssRule,
         state::{Position, StateFile},
@@ -42,6 +42,7 @@ use crate::{
     kernel::{
         kmsg::{Kmsg, KmsgRead, KmsgRecord},
         loader::{self, Backend, TraceOptions, Tracer},
+        privilege::{self, Lockdown},
     },
 };
 
@@ -89,9 +90,10 @@ pub struct Session {
 
 impl Session {
     /// Checks for root, finds the memory hierarchy and the `--cgroup`
-    /// scope, opens the dump directory, starts the tracer and the kernel
-    /// log, and writes the start record. Returns the session and the
-    /// inputs the loop waits on.
+    /// scope, opens the dump directory and the output, starts the tracer
+    /// and the kernel log, drops what only the start-up needed, and writes
+    /// the start record. Returns the session and the inputs the
+    /// loop waits on.
     pub fn open(options: &RunOptions) -> Result<(Self, Inputs)> {
         loader::ensure_privileges()?;
         let hierarchy = MemoryHierarchy::detect_under(&options.host_root)?;
@@ -101,7 +103,7 @@ impl Session {
             .map(|path| hierarchy.scope(path))
             .collect::<Result<_, _>>()?;
         let dumps = options.dump.clone().map(DumpWriter::open).transpose()?;
-        let mut out = RunOutput::open(options)?;
+        let output = OpenedOutput::open(options)?;
         // Before the tracer: a busy address fails before anything loads.
         let listener = options.metrics.map(metrics::bind).transpose()?;
         // Before the tracer: what the log holds now was not traced.
@@ -111,7 +113,19 @@ impl Session {
             cgroup_ids: scope.iter().map(|s| s.id).collect(),
             btf_path: options.btf_path.clone(),
         })?;
-        let oom_score_adj = protect_self(options.oom_score_adj, &mut out)?;
+        // Warnings wait for the output, which starts after the drop.
+        let mut warnings = Vec::new();
+        let oom_score_adj = protect_self(options.oom_score_adj, &mut warnings);
+        // With --state-dir the recovery opened the log already.
+        let kmsg = match recovery {
+            Some(_) => None,
+            None => open_kmsg(&mut warnings),
+        };
+        let privileges = drop_privileges(options)?;
+        let mut out = output.start()?;
+        for warning in &warnings {
+            out.warning(warning)?;
+        }
         // Names of the containers running now, before anything can die.
         let mut kube = KubeResolver::new(&options.host_root);
         kube.refresh();
@@ -119,9 +133,9 @@ impl Session {
         let mut recovered = recovery.map(|r| r.finish(&scope, &release, &mut kube));
         let kmsg = match recovered.as_mut() {
             Some(recovered) => log_of(recovered, &mut out)?,
-            None => open_kmsg(&mut out)?,
+            None => kmsg,
         };
-        let mut start = start_record(&tracer, &release, &scope, kmsg.is_some());
+        let mut start = start_record(&tracer, &release, &scope, kmsg.is_some(), privileges);
         start.oom_score_adj = oom_score_adj;
         start.recovery = recovered.as_ref().map(|r| r.status.clone());
         if let Some(listener) = listener {
@@ -586,16 +600,26 @@ fn log_of(recovered: &mut Recovered, out: &mut dyn RecordSink) -> Result<Option<
 }
 
 /// `/dev/kmsg`, or a warning that decisions will lack the kernel's report.
-fn open_kmsg(out: &mut dyn RecordSink) -> Result<Option<Kmsg>> {
+fn open_kmsg(warnings: &mut Vec<String>) -> Option<Kmsg> {
     match Kmsg::open(std::path::Path::new("/dev/kmsg")) {
-        Ok(kmsg) => Ok(Some(kmsg)),
+        Ok(kmsg) => Some(kmsg),
         Err(e) => {
-            out.warning(&format!(
+            warnings.push(format!(
                 "cannot read /dev/kmsg ({e}): decisions will lack the kernel's report"
-            ))?;
-            Ok(None)
+            ));
+            None
         }
     }
+}
+
+/// Least privilege from here on: everything that needed more is attached,
+/// open or set (see `kernel::privilege`).
+fn drop_privileges(options: &RunOptions) -> Result<Privileges> {
+    let lockdown = Lockdown {
+        seccomp: options.seccomp,
+        demo: options.demo,
+    };
+    privilege::lock_down(lockdown).context("dropping privileges after start-up")
 }
 
 fn start_record<'a>(
@@ -603,6 +627,7 @@ fn start_record<'a>(
     release: &'a str,
     scope: &[ScopeCgroup],
     kernel_report: bool,
+    privileges: Privileges,
 ) -> StartRecord<'a> {
     StartRecord {
         envelope: Envelope::now("start"),
@@ -613,6 +638,7 @@ fn start_record<'a>(
         cgroups: scope.iter().map(|s| s.path.display().to_string()).collect(),
         kernel_report,
         oom_score_adj: None,
+        privileges,
         recovery: None,
     }
 }
@@ -622,18 +648,18 @@ fn start_record<'a>(
 /// CAP_SYS_RESOURCE; without it the run goes on, with a warning. Returns
 /// the value in force.
 /// A value already lower (a unit's `OOMScoreAdjust=-1000`) is kept.
-fn protect_self(adj: Option<i32>, out: &mut dyn RecordSink) -> Result<Option<i32>> {
+fn protect_self(adj: Option<i32>, warnings: &mut Vec<String>) -> Option<i32> {
     const PATH: &str = "/proc/self/oom_score_adj";
     let read = || -> Option<i32> { std::fs::read_to_string(PATH).ok()?.trim().parse().ok() };
     if let Some(adj) = adj
         && read().is_none_or(|now| now > adj)
         && let Err(e) = std::fs::write(PATH, adj.to_string())
     {
-        out.warning(&format!(
+        warnings.push(format!(
             "cannot set its own oom_score_adj to {adj} ({e}): an OOM may pick the tracer; grant CAP_SYS_RESOURCE"
-        ))?;
+        ));
     }
-    Ok(read())
+    read()
 }
 
 /// The tracer's ring buffer, registered with the runtime for readability.
