@@ -24,11 +24,13 @@ pub trait Environment {
     fn memcg_snapshot(&self, _relative: &str) -> Option<(MemcgSnapshot, u64)> {
         None
     }
-    /// The Kubernetes names of a container found under a kubelet pod cgroup
-    /// (live mode only: they come from the node's runtime and kubelet files).
+    /// The Kubernetes names of a container found under a kubelet pod cgroup,
+    /// attributed from `memcg` (live mode only: they come from the node's
+    /// runtime and kubelet files).
     fn kubernetes_names(
         &mut self,
         _container: &crate::cgroup::container::Container,
+        _memcg: &str,
     ) -> Option<crate::cgroup::kubernetes::KubeNames> {
         None
     }

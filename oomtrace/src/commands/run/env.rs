@@ -81,13 +81,10 @@ impl LiveEnv {
                 }
                 // The victim's names, while its container still exists.
                 if let Some(level) = t.memcg[..depth].first()
-                    && let Some(c) = self
-                        .resolver
-                        .path_of(level.cgroup_id)
-                        .as_deref()
-                        .and_then(attribute)
+                    && let Some(path) = self.resolver.path_of(level.cgroup_id)
+                    && let Some(c) = attribute(&path)
                 {
-                    self.kube.resolve(&c);
+                    self.kube.resolve(&c, &path);
                 }
             }
             _ => {}
@@ -183,8 +180,8 @@ impl Environment for LiveEnv {
     fn memcg_snapshot(&self, relative: &str) -> Option<(MemcgSnapshot, u64)> {
         self.snapshots.get(relative).cloned()
     }
-    fn kubernetes_names(&mut self, container: &Container) -> Option<KubeNames> {
-        self.kube.resolve(container)
+    fn kubernetes_names(&mut self, container: &Container, memcg: &str) -> Option<KubeNames> {
+        self.kube.resolve(container, memcg)
     }
     fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime> {
         wall_time_of(
