@@ -435,11 +435,17 @@ fn known_lost_causes() -> Vec<String> {
         .map(kind_name)
         .filter(|&name| name != "unknown")
         .map(|name| format!("ringbuf:{name}"));
-    ["kmsg", "pending", "output_backlog", "dump_backlog"]
-        .into_iter()
-        .map(str::to_owned)
-        .chain(ringbuf)
-        .collect()
+    [
+        "kmsg",
+        "pending",
+        "output_backlog",
+        "dump_backlog",
+        "memcg_path_queue",
+    ]
+    .into_iter()
+    .map(str::to_owned)
+    .chain(ringbuf)
+    .collect()
 }
 
 /// The tracer and build info metrics and each hook's state: fixed for the run.

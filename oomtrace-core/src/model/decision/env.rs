@@ -9,6 +9,13 @@ use crate::cgroup::{MemcgFiles, MemcgSnapshot};
 /// tested without root and reused on saved logs.
 pub trait Environment {
     fn memcg_path(&mut self, cgroup_id: u64) -> Option<String>;
+    /// Whether the paths of these cgroup ids are as known as they will get
+    /// (found, or looked for and absent); a live session looks for the
+    /// others off its loop, and a decision waits for them (its deadline
+    /// still holds).
+    fn memcg_paths_ready(&mut self, _cgroup_ids: &[u64]) -> bool {
+        true
+    }
     fn memcg_files(&self, relative: &str) -> Option<MemcgFiles>;
     fn swap_total_pages(&self) -> Option<u64>;
     fn mem_total_pages(&self) -> Option<u64>;

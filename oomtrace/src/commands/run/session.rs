@@ -32,6 +32,7 @@ use crate::{
         env::{LiveEnv, boot_ns_now},
         inputs::Inputs,
         lost::Losses,
+        memcg_paths::MemcgPaths,
         metrics,
         options::RunOptions,
         output::RunOutput,
@@ -109,6 +110,8 @@ impl Session {
         // Names of the containers running now, before anything can die.
         let mut kube = KubeResolver::new(&options.host_root);
         kube.refresh();
+        let paths =
+            MemcgPaths::start(hierarchy.clone()).context("starting the cgroup path lookups")?;
         let release = loader::kernel_release();
         let mut start = start_record(&tracer, &release, &scope, kmsg.is_some());
         start.oom_score_adj = oom_score_adj;
@@ -135,10 +138,15 @@ impl Session {
                 &std::fs::read_to_string("/proc/version").unwrap_or_default(),
             ),
             episodes: Episodes::new(boot_id().as_deref()),
-            env: LiveEnv::new(tracer, hierarchy, release, &options.host_root, kube),
+            env: LiveEnv::new(tracer, hierarchy, paths, release, &options.host_root, kube),
             out,
         };
         Ok((session, inputs))
+    }
+
+    /// Notified when cgroup path lookups were answered off the loop.
+    pub fn paths_answered(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.env.paths_answered()
     }
 
     /// Completes when stdout's reader goes away (see [`RunOutput`]).
@@ -224,6 +232,7 @@ impl Session {
             return Ok(ControlFlow::Break(()));
         }
         let now = Instant::now();
+        self.env.take_late_snapshots();
         let mut decisions = self.builder.poll(now, &mut self.env);
         self.episodes_of(&mut decisions);
         self.rss_rule
@@ -317,6 +326,7 @@ impl Session {
         );
         all.push(("evicted:report", self.parser.cut_by_bound));
         all.push(("evicted:memcg_paths", self.env.uncached_memcgs()));
+        all.push(("memcg_path_queue", self.env.dropped_path_lookups()));
         all
     }
 
@@ -339,6 +349,7 @@ impl Session {
         for item in self.parser.finish() {
             self.builder.on_report(now, item);
         }
+        self.env.take_late_snapshots();
         let mut decisions = self.builder.flush(&mut self.env);
         self.episodes_of(&mut decisions);
         self.decisions.write(&mut self.out, decisions)?;
