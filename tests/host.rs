@@ -89,6 +89,28 @@ fn single_hog_decision_matches_the_kernel_report() {
     assert!(tracer.wait_exit().success());
 }
 
+/// A memcg made after the tracer's start scan: its id is looked up off the
+/// loop, and the decision waits for the answer (the trigger's memcg comes
+/// from that lookup alone, the kernel's report has no fallback for it).
+#[test]
+fn a_memcg_made_after_the_start_is_named() {
+    require_root();
+    let parent = TestCgroup::new_v1("late-parent", 1 << 30);
+    let (mut tracer, _) =
+        Tracer::start_json(&["--cgroup", parent.path.to_str().unwrap(), "--count", "1"]);
+    let child = parent.child("late", 64 << 20);
+    let log = KernelLog::open();
+    let mut hog = Hog::start("latehog", &child, &[]);
+    let killed = log.killed_line(hog.pid());
+    assert!(hog.wait_killed(), "the hog was not SIGKILLed");
+    let decision = tracer.next_record("decision");
+    assert_victim_matches_kernel(&decision, &killed);
+    assert_eq!(decision["victim"]["memcg"], child.relative.as_str());
+    assert_eq!(decision["trigger"]["memcg"], child.relative.as_str());
+    assert!(tracer.wait_exit().success());
+    assert!(tracer.seen_records("lost").is_empty(), "{:?}", tracer.seen);
+}
+
 #[test]
 fn parent_limit_is_named_as_the_oom_memcg() {
     require_root();
