@@ -7,7 +7,7 @@ mod support;
 
 use std::{
     fs,
-    io::{Read, Write},
+    io::Write,
     net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
@@ -21,28 +21,6 @@ const ALERTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../deploy/prometheus/oomtrace-alerts.yml"
 );
-
-/// A loopback port nobody listens on now.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// `GET path` over HTTP/1.0 (no chunked answer): status and body.
-fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response)?;
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok((status, body.to_owned()))
-}
 
 fn percent_encode(text: &str) -> String {
     text.bytes()
@@ -261,14 +239,6 @@ fn prometheus_scrapes_a_real_oom_kill_and_the_alert_fires() {
     drop(tracer);
 }
 
-/// The value of `series` (name and labels as exposed) in a scrape of `addr`.
-fn scraped(addr: SocketAddr, series: &str) -> Option<f64> {
-    let (status, body) = http_get(addr, "/metrics").unwrap();
-    assert_eq!(status, 200, "{body}");
-    body.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
-}
-
 #[test]
 fn an_oom_disabled_stall_shows_while_it_lasts() {
     require_root();
@@ -331,6 +301,36 @@ fn a_kill_counts_on_the_parent_whose_limit_fired() {
     assert_eq!(child.oom_kill_count(), 1);
     assert_eq!(scraped(metrics, &kills_series(oom_memcg)), Some(1.0));
     assert_eq!(scraped(metrics, &kills_series(&child.relative)), None);
+}
+
+/// Half-sent requests held open, far more than the server's slots (any
+/// client that can reach the port can open them), still leave a scrape its
+/// whole exposition.
+#[test]
+fn held_half_requests_do_not_starve_a_scrape() {
+    require_root();
+    let cgroup = TestCgroup::new_v1("metricheld", 64 << 20);
+    let (tracer, _, metrics) = start_tracer(&cgroup);
+    let held: Vec<TcpStream> = (0..64)
+        .map(|_| {
+            let mut stream = TcpStream::connect(metrics).unwrap();
+            stream
+                .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+                .unwrap();
+            stream
+        })
+        .collect();
+    let (status, exposition) = http_get(metrics, "/metrics")
+        .unwrap_or_else(|e| panic!("the scrape was not answered: {e}"));
+    assert_eq!(status, 200, "{exposition}");
+    assert!(
+        exposition.contains("\noomtrace_build_info{"),
+        "{exposition}"
+    );
+    let (ok, out) = promtool(&["check", "metrics"], Some(&exposition));
+    assert!(ok, "promtool check metrics: {out}\n{exposition}");
+    drop(held);
+    drop(tracer);
 }
 
 #[test]

@@ -72,6 +72,35 @@ fn every_kill_of_a_storm_is_a_decision_or_a_counted_loss() {
         victimless.len(),
     );
     assert!(twice.is_empty(), "victims decided twice: {twice:?}");
+    // The kernel prints at most 10 reports per 5 s: the others take their
+    // candidates from the OOM memcg's tasks read just after the kill.
+    let with_candidates = decisions
+        .iter()
+        .filter(|d| d["candidates"].as_array().is_some_and(|c| !c.is_empty()))
+        .count();
+    let by_source = decisions.iter().fold(BTreeMap::new(), |mut m, d| {
+        *m.entry(d["candidates_source"].to_string())
+            .or_insert(0usize) += 1;
+        m
+    });
+    eprintln!("storm: candidates by source {by_source:?}");
+    assert!(
+        with_candidates * 100 >= decisions.len() * 99,
+        "only {with_candidates} of {} decisions have candidates: {by_source:?}",
+        decisions.len()
+    );
+    for d in &decisions {
+        let victims: Vec<&Value> = d["candidates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["victim"] == true)
+            .collect();
+        if d["candidates_source"] == "proc_snapshot" {
+            assert_eq!(victims.len(), 1, "{d}");
+            assert_eq!(victims[0]["pid"], d["victim"]["pid"], "{d}");
+        }
+    }
     // Each kill is an OOM episode of its own, even when ten of one memcg
     // go out in the same tick.
     let ids: std::collections::BTreeSet<&str> = decisions

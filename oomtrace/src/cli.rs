@@ -35,7 +35,9 @@ pub struct TraceArgs {
     pub json: bool,
     /// Write the records as JSON Lines to FILE (mode 0600, appended, rotated
     /// by size) instead of stdout. Refused if FILE is a symlink, not a
-    /// regular file, or writable by anyone else.
+    /// regular file, hard-linked, or writable by anyone else, or if its
+    /// directory is not ours or is writable by group or others. A full disk
+    /// never stops it: records are counted lost until it can write again.
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Rotate FILE once it would pass this size (default 100 MiB).
@@ -72,6 +74,11 @@ pub struct TraceArgs {
     /// Keep dump files under this many bytes in total (oldest removed first).
     #[arg(long, value_name = "BYTES", requires = "dump_dir")]
     pub dump_max_bytes: Option<u64>,
+    /// Keep the position in the kernel log here (a directory of our own,
+    /// mode 0700), so that a restart recovers the OOM kills the kernel
+    /// logged while oomtrace was not running (e.g. /var/lib/oomtrace).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
     /// The tracer's own oom_score_adj (-1000..1000), so that an OOM picks a
     /// workload rather than the witness. Lowering it needs CAP_SYS_RESOURCE.
     #[arg(long, value_name = "N", default_value_t = -900, allow_negative_numbers = true,
@@ -171,6 +178,7 @@ impl TraceArgs {
             oom_score_adj: Some(self.oom_score_adj),
             metrics: self.metrics,
             host_root: self.host_root,
+            state_dir: self.state_dir,
             dump: self.dump_dir.map(|dir| DumpConfig {
                 dir,
                 max_files: self.dump_max_files,

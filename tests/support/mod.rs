@@ -5,7 +5,8 @@
 
 use std::{
     fs,
-    io::{BufRead, BufReader, Read, Seek, SeekFrom},
+    io::{BufRead, BufReader, Read, Seek, SeekFrom, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, ChildStdout, Command, Stdio},
     sync::mpsc::{Receiver, RecvTimeoutError, channel},
@@ -407,6 +408,33 @@ impl KernelLog {
         }
     }
 
+    /// The pids of the kernel's `oom-kill:` lines whose `task_memcg` is
+    /// `memcg` (as the kernel prints it), from now back to when the log was
+    /// opened (or the last such call), in the kernel's order: a mark written
+    /// to the log now ends the read. Other memcgs' kills on the node are left out.
+    pub fn oom_kills_in_so_far(&self, memcg: &str) -> Vec<u32> {
+        let mark = format!("oomtrace-test: mark {} {memcg}", std::process::id());
+        fs::write("/dev/kmsg", format!("{mark}\n")).expect("writing a mark to /dev/kmsg");
+        let task_memcg = format!(",task_memcg={memcg},");
+        let mut order = Vec::new();
+        loop {
+            let line = self.lines.recv_timeout(TIMEOUT).unwrap_or_else(|e| {
+                panic!("the mark {mark:?} never came back ({e}); after {order:?}")
+            });
+            if line.contains(&mark) {
+                return order;
+            }
+            if line.starts_with("oom-kill:") && line.contains(&task_memcg) {
+                let pid = line
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("pid="))
+                    .and_then(|pid| pid.parse::<u32>().ok())
+                    .unwrap_or_else(|| panic!("no pid in {line}"));
+                order.push(pid);
+            }
+        }
+    }
+
     /// The records the kernel logged since the last call (or since the log
     /// was opened), without waiting.
     pub fn records_since(&self) -> Vec<String> {
@@ -495,4 +523,34 @@ pub fn send_signal(child: &Child, signal: i32) {
 
 pub fn exists(path: &Path) -> bool {
     path.exists()
+}
+
+/// A loopback port nobody listens on now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// `GET path` over HTTP/1.0 (no chunked answer): status and body.
+pub fn http_get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((status, body.to_owned()))
+}
+
+/// The value of `series` (name and labels as exposed) in a scrape of `addr`.
+pub fn scraped(addr: SocketAddr, series: &str) -> Option<f64> {
+    let (status, body) = http_get(addr, "/metrics").unwrap();
+    assert_eq!(status, 200, "{body}");
+    body.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

@@ -71,6 +71,8 @@ pub struct Options {
     pub configs: Vec<String>,
     /// The OOM storm after the overhead runs (None: none).
     pub storm: Option<StormShape>,
+    /// Isolated OOMs before the storm, for the quiet node's latency (None: none).
+    pub isolated: Option<StormShape>,
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -93,7 +95,8 @@ pub fn run(options: &Options) -> Result<()> {
     let mut report = report_header(options, &configs, &kernel, &guest)?;
     let table = table(&guest, &configs)?;
     report.push_str(&table.text);
-    let storm_missing = footprint(&mut report, &guest, &configs, options.storm, &raw)?;
+    let shapes = (options.isolated, options.storm);
+    let storm_missing = footprint(&mut report, &guest, &configs, shapes, &raw)?;
     print!("{report}");
     fs::write(work.join("table.txt"), &report)?;
     for skip in &guest.skips {
@@ -122,7 +125,7 @@ pub fn run(options: &Options) -> Result<()> {
         bail!("no measurement for {missing}");
     }
     if let Some(why) = storm_missing {
-        bail!("no measurement for the OOM storm: {why}");
+        bail!("no measurement for the {why}");
     }
     Ok(())
 }
@@ -196,12 +199,13 @@ fn boot(
     let append = format!(
         "console=ttyS0 panic=-1 quiet transparent_hugepage=never cryptomgr.notests \
          oomtrace_bench.mib={} oomtrace_bench.rounds={} oomtrace_bench.reps={} \
-         oomtrace_bench.configs={} oomtrace_bench.storm={}",
+         oomtrace_bench.configs={} oomtrace_bench.storm={} oomtrace_bench.isolated={}",
         options.mib,
         options.rounds,
         options.reps,
         configs.join(","),
-        options.storm.map_or("off".to_owned(), |s| s.arg())
+        options.storm.map_or("off".to_owned(), |s| s.arg()),
+        options.isolated.map_or("off".to_owned(), |s| s.arg())
     );
     let mut qemu = vm::qemu_command(kernel, initrd, &append, VM_MIB, (console, results));
     qemu
@@ -214,7 +218,8 @@ fn boot(
     let runs = 1 + configs.len() as u64 * u64::from(options.reps);
     // Pages per run: the measured rounds and the settling one.
     let timeout = timeout(runs, options.mib * 256 * (options.rounds + 1))
-        + Duration::from_secs(options.storm.map_or(0, |s| s.timeout_secs()));
+        + Duration::from_secs(options.storm.map_or(0, |s| s.timeout_secs()))
+        + Duration::from_secs(options.isolated.map_or(0, |s| s.timeout_secs()));
     eprintln!(
         "xtask: booting {} {} for {runs} storms of {} MiB x {} rounds (timeout {} s)",
         kernel.package,
@@ -247,13 +252,14 @@ fn report_header(
     let qemu_version = qemu_version();
     writeln!(
         report,
-        "cargo xtask bench --kernel {} --mib {} --rounds {} --reps {} --config {} --storm {}",
+        "cargo xtask bench --kernel {} --mib {} --rounds {} --reps {} --config {} --storm {} --isolated {}",
         options.kernel.name(),
         options.mib,
         options.rounds,
         options.reps,
         configs[1..].join(","),
-        options.storm.map_or("off".to_owned(), |s| s.arg())
+        options.storm.map_or("off".to_owned(), |s| s.arg()),
+        options.isolated.map_or(0, |s| s.kills)
     )?;
     writeln!(
         report,
@@ -284,35 +290,45 @@ fn report_header(
     Ok(report)
 }
 
-/// oomtrace's memory per traced run and the OOM storm's table, appended to
-/// the report. Returns why a storm that was asked for has no valid record
-/// (the bench fails on it once the report is printed).
+/// oomtrace's memory per traced run and the tables of the isolated OOMs and
+/// of the OOM storm, appended to the report. Returns why a series that was
+/// asked for has no valid record (the bench fails on it once the report is
+/// printed).
 fn footprint(
     report: &mut String,
     guest: &GuestResults,
     configs: &[String],
-    shape: Option<StormShape>,
+    (isolated, storm): (Option<StormShape>, Option<StormShape>),
     raw: &[u8],
 ) -> Result<Option<String>> {
     writeln!(report)?;
     report.push_str(&oom_storm::memory_table(&guest.samples, configs)?);
-    let Some(shape) = shape else {
-        return Ok(None);
-    };
-    writeln!(report)?;
-    let table = oom_storm::parse(&String::from_utf8_lossy(raw))
-        .context("no @@storm record")
-        .and_then(|storm| oom_storm::storm_table(&storm, &shape));
-    match table {
-        Ok(table) => {
-            report.push_str(&table);
-            Ok(None)
-        }
-        Err(e) => {
-            writeln!(report, "OOM storm: no measurement ({e:#})")?;
-            Ok(Some(format!("{e:#}")))
+    let text = String::from_utf8_lossy(raw);
+    let series = [
+        ("isolated", "isolated OOMs", isolated),
+        ("storm", "OOM storm", storm),
+    ];
+    let mut missing = None;
+    for (name, title, shape) in series {
+        let Some(shape) = shape else {
+            continue;
+        };
+        writeln!(report)?;
+        let table = oom_storm::parse(&text, name)
+            .with_context(|| format!("no @@storm name={name} record"))
+            .and_then(|record| match name {
+                "isolated" => oom_storm::isolated_table(&record, &shape),
+                _ => oom_storm::storm_table(&record, &shape),
+            });
+        match table {
+            Ok(table) => report.push_str(&table),
+            Err(e) => {
+                writeln!(report, "{title}: no measurement ({e:#})")?;
+                missing.get_or_insert(format!("{title}: {e:#}"));
+            }
         }
     }
+    Ok(missing)
 }
 
 /// Ten times what this takes on a 2-core development machine: boot, and per
@@ -793,12 +809,22 @@ mod tests {
         let guest = parse(RESULTS);
         let configs = ["baseline", "auto"].map(str::to_owned);
         let shape = StormShape::parse("2x2x8").unwrap();
+        let isolated = StormShape::isolated(3);
+        for shapes in [(None, shape), (isolated, None)] {
+            let mut report = String::new();
+            let why = footprint(&mut report, &guest, &configs, shapes, RESULTS.as_bytes()).unwrap();
+            assert!(why.is_some_and(|w| w.contains("@@storm")), "{report}");
+            assert!(report.contains(": no measurement"), "{report}");
+        }
         let mut report = String::new();
-        let why = footprint(&mut report, &guest, &configs, shape, RESULTS.as_bytes()).unwrap();
-        assert!(why.is_some_and(|w| w.contains("@@storm")), "{report}");
-        assert!(report.contains("OOM storm: no measurement"), "{report}");
-        let mut report = String::new();
-        let why = footprint(&mut report, &guest, &configs, None, RESULTS.as_bytes()).unwrap();
+        let why = footprint(
+            &mut report,
+            &guest,
+            &configs,
+            (None, None),
+            RESULTS.as_bytes(),
+        )
+        .unwrap();
         assert_eq!(why, None);
     }
 

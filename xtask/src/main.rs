@@ -74,6 +74,10 @@ enum Task {
         /// kill, OOM-to-output latency): MEMCGSxKILLSxMIB, or `off`.
         #[arg(long, default_value = "20x50x8")]
         storm: String,
+        /// OOMs one after another in one memcg before the storm, for the
+        /// kill-to-decision latency of a quiet node (0: none).
+        #[arg(long, default_value_t = 20)]
+        isolated: u32,
     },
     /// Setup, build, and run `oomtrace demo` (needs root).
     Demo,
@@ -117,7 +121,7 @@ fn main() -> Result<()> {
             backend,
             scenario,
         } => {
-            setup()?;
+            // Names first: a typo is one line, before any setup.
             let kernels = match kernel.as_str() {
                 "all" => vm::Series::ALL.to_vec(),
                 name => vec![vm::Series::parse(name).with_context(|| {
@@ -127,11 +131,14 @@ fn main() -> Result<()> {
                     )
                 })?],
             };
-            vm::run(&vm::Options {
+            let options = vm::Options {
                 kernels,
                 backends: backend,
                 only: scenario,
-            })
+            };
+            options.check()?;
+            setup()?;
+            vm::run(&options)
         }
         Task::Bench {
             kernel,
@@ -140,6 +147,7 @@ fn main() -> Result<()> {
             reps,
             config,
             storm,
+            isolated,
         } => {
             setup()?;
             bench::run(&bench::Options {
@@ -151,6 +159,7 @@ fn main() -> Result<()> {
                 reps,
                 configs: config,
                 storm: bench::StormShape::parse(&storm)?,
+                isolated: bench::StormShape::isolated(isolated),
             })
         }
         Task::Demo => {
@@ -252,6 +261,8 @@ fn setup() -> Result<()> {
     // systemd: `systemd-analyze verify` of the unit in deploy/.
     // prometheus: the metrics host test scrapes a real OOM with the real
     // server and checks the exposition and the README's alert with promtool.
+    // dwarves: pahole, the BTF offsets' cross-check. cpio: reads back the
+    // initramfs archive the VM tests build.
     let mut packages = vec![
         llvm_dev.as_str(),
         "libzstd-dev",
@@ -259,6 +270,8 @@ fn setup() -> Result<()> {
         "util-linux",
         "systemd",
         "prometheus",
+        "dwarves",
+        "cpio",
     ];
     packages.extend_from_slice(vm::PACKAGES);
     apt_install(&packages)?;

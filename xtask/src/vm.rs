@@ -9,6 +9,7 @@ pub(crate) mod check;
 mod guest;
 pub(crate) mod initramfs;
 pub(crate) mod kernels;
+mod oracle;
 mod pagefault;
 mod scale;
 
@@ -28,7 +29,8 @@ use check::{KernelLog, TracerRun};
 use guest::{GuestOutput, ScenarioOutput};
 pub use kernels::Series;
 use kernels::{Kernel, KernelCache};
-use oomtrace_core::{base::hooks::HookStatus, report::KernelReport};
+use oomtrace_core::base::hooks::HookStatus;
+use oracle::Report;
 
 /// Debian packages the VM tests need on the host (the initramfs is written
 /// by xtask itself, so no cpio tool).
@@ -49,6 +51,49 @@ pub struct Options {
     pub backends: Vec<String>,
     /// Only these scenarios (`v2-single`, `global`, ...); empty: all.
     pub only: Vec<String>,
+}
+
+/// The `oomtrace --backend` values.
+const BACKENDS: &[&str] = &["auto", "fentry", "kprobe", "tracepoint"];
+
+impl Options {
+    /// A backend or scenario name that is not one is an error: a typo would
+    /// otherwise run nothing and pass.
+    pub fn check(&self) -> Result<()> {
+        ensure!(!self.backends.is_empty(), "no backend given");
+        for backend in &self.backends {
+            ensure!(
+                BACKENDS.contains(&backend.as_str()),
+                "unknown backend {backend:?} ({})",
+                BACKENDS.join(", ")
+            );
+        }
+        let known = scenario_names();
+        for name in &self.only {
+            ensure!(
+                known.contains(name),
+                "unknown scenario {name:?} ({})",
+                known.join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Every scenario name a guest knows: `v2-<memcg scenario>`,
+/// `v1-<memcg scenario>`, `global`.
+fn scenario_names() -> Vec<String> {
+    let mut names = Vec::new();
+    for (label, v1) in [("v2", false), ("v1", true)] {
+        names.extend(
+            MEMCG_SCENARIOS
+                .iter()
+                .filter(|&&(_, on_v1, on_v2, _)| if v1 { on_v1 } else { on_v2 })
+                .map(|(name, ..)| format!("{label}-{name}")),
+        );
+    }
+    names.push("global".to_owned());
+    names
 }
 
 /// Memcg scenarios: (name, runs on v1, runs on v2, check).
@@ -100,6 +145,7 @@ struct Row {
 }
 
 pub fn run(options: &Options) -> Result<()> {
+    options.check()?;
     let started = Instant::now();
     let root = crate::workspace_root();
     crate::apt_install(PACKAGES)?;
@@ -494,8 +540,121 @@ struct Ctx<'a> {
     schema: &'a check::Schema,
     /// The kernel's config has the cgroup-v1 memory controller.
     memcg_v1: bool,
+    /// Which hooked functions the guest's kernel has.
+    functions: KernelFunctions<'a>,
     /// Printed under the scenario's row.
     notes: RefCell<Vec<String>>,
+    /// Checks the scenario could not make here: the row is a SKIP with
+    /// these reasons, however well the rest went.
+    unchecked: RefCell<Vec<String>>,
+}
+
+/// The guest's lists of the functions oomtrace hooks that its kernel has
+/// (`info kallsyms`, `info btf_names`: names separated by spaces; a guest
+/// lists only what its backend can use, none for tracepoint).
+#[derive(Clone, Copy, Default)]
+struct KernelFunctions<'a> {
+    /// In /proc/kallsyms: what a kprobe can go on.
+    kallsyms: Option<&'a str>,
+    /// In /sys/kernel/btf/vmlinux: what an fentry/fexit can go on.
+    btf: Option<&'a str>,
+}
+
+impl<'a> KernelFunctions<'a> {
+    fn of(guest: &'a GuestOutput) -> Self {
+        Self {
+            kallsyms: guest.info("kallsyms"),
+            btf: guest.info("btf_names"),
+        }
+    }
+
+    /// The list a backend's hooks depend on, and its name.
+    fn for_backend(&self, backend: &str) -> (Vec<&'a str>, &'static str) {
+        let (list, source) = match backend {
+            "fentry" => (self.btf, "BTF"),
+            _ => (self.kallsyms, "kallsyms"),
+        };
+        (
+            list.unwrap_or_default().split_whitespace().collect(),
+            source,
+        )
+    }
+}
+
+/// Backends with hooks on the OOM path's optional functions.
+const OOM_PATH_BACKENDS: &[&str] = &["fentry", "kprobe"];
+/// The on-demand charge hook is an fexit (fentry backend only).
+const CHARGE_HOOK_BACKENDS: &[&str] = &["fentry"];
+
+impl Ctx<'_> {
+    /// Leaves `what` unchecked for `why`: the row becomes a SKIP.
+    fn not_checked(&self, what: &str, why: String) {
+        self.unchecked
+            .borrow_mut()
+            .push(format!("{what} not checked: {why}"));
+    }
+
+    /// Whether oomtrace's hook on `functions` (any one of them, as the
+    /// kernel names it) is there to check `what` with. A backend without such
+    /// a hook, or a kernel without the function (its own kallsyms for kprobes,
+    /// its BTF for fentry; not the loader's word), leaves `what` unchecked; a
+    /// hook the backend has on a function the kernel has that did not attach
+    /// is a failure.
+    fn hook(&self, functions: &[&str], backends: &[&str], what: &str) -> Result<bool> {
+        let backend = self.tracer.backend().unwrap_or("none");
+        let names = functions.join("/");
+        if !backends.contains(&backend) {
+            self.not_checked(
+                what,
+                format!("the {backend} backend has no hook on {names}"),
+            );
+            return Ok(false);
+        }
+        let statuses: Vec<&HookStatus> = self
+            .tracer
+            .hooks
+            .iter()
+            .filter(|h| functions.contains(&hooked_function(&h.hook)))
+            .collect();
+        if !statuses.is_empty() && statuses.iter().all(|h| h.attached) {
+            return Ok(true);
+        }
+        let (present, source) = self.functions.for_backend(backend);
+        ensure!(
+            present.contains(&"out_of_memory"),
+            "the guest did not list its kernel's functions ({source}: {present:?})"
+        );
+        if !functions.iter().any(|f| present.contains(f)) {
+            self.not_checked(what, format!("this kernel has no {names} ({source})"));
+            return Ok(false);
+        }
+        let failed: Vec<String> = statuses
+            .iter()
+            .filter(|h| !h.attached)
+            .map(|h| {
+                format!(
+                    "{}: {}",
+                    h.hook,
+                    h.error.as_deref().unwrap_or("not attached")
+                )
+            })
+            .collect();
+        bail!(
+            "the {backend} backend's hook on {names} (in the kernel's {source}) did not attach: {}",
+            if failed.is_empty() {
+                "not in the start record".to_owned()
+            } else {
+                failed.join("; ")
+            }
+        )
+    }
+}
+
+/// The function a start record's hook is on: `fexit/try_charge_memcg (on
+/// demand)` → `try_charge_memcg`.
+fn hooked_function(hook: &str) -> &str {
+    let target = hook.rsplit('/').next().unwrap_or(hook);
+    target.strip_suffix(" (on demand)").unwrap_or(target)
 }
 
 /// Every record oomtrace printed in the guest matches docs/schema.json
@@ -563,7 +722,13 @@ fn judge(
                 let never = Verdict::Fail("the guest never ran it".into());
                 return row(scenario, never, None, None, vec![]);
             };
-            let judged = judge_scenario(kernel, scenario, output, log, dir, schema);
+            let judged = judge_scenario(
+                kernel,
+                scenario,
+                (output, KernelFunctions::of(&guest)),
+                log,
+                (dir, schema),
+            );
             row(
                 scenario,
                 judged.verdict,
@@ -587,12 +752,12 @@ struct ScenarioJudged {
 fn judge_scenario(
     kernel: &Kernel,
     scenario: &Scenario,
-    output: &ScenarioOutput,
-    log: Result<KernelLog>,
-    dir: &Path,
-    schema: &check::Schema,
+    (output, functions): (&ScenarioOutput, KernelFunctions<'_>),
+    log: KernelLog,
+    (dir, schema): (&Path, &check::Schema),
 ) -> ScenarioJudged {
     let mut notes = Vec::new();
+    let mut unchecked = Vec::new();
     let mut backend = None;
     let verdict = match output.status.as_deref() {
         None => Verdict::Fail("the guest did not finish it".into()),
@@ -602,22 +767,26 @@ fn judge_scenario(
                 backend = tracer.backend().map(str::to_owned);
                 check_schema(schema, dir, &scenario.name, output)?;
                 notes.extend(tracer.hook_failures());
-                let log = log?;
                 let ctx = Ctx {
                     scenario: output,
                     tracer: &tracer,
                     log: &log,
                     schema,
                     memcg_v1: kernel.has_memcg_v1().unwrap_or(true),
+                    functions,
                     notes: RefCell::default(),
+                    unchecked: RefCell::default(),
                 };
                 let result = (scenario.check)(&ctx);
                 notes.extend(ctx.notes.into_inner());
+                unchecked.extend(ctx.unchecked.into_inner());
                 result
             });
             match result {
-                Ok(()) => Verdict::Pass,
                 Err(error) => Verdict::Fail(format!("{error:#}")),
+                // What it did check passed; a PASS is for a row that checked all.
+                Ok(()) if !unchecked.is_empty() => Verdict::Skip(unchecked.join("; ")),
+                Ok(()) => Verdict::Pass,
             }
         }
     };
@@ -629,18 +798,14 @@ fn judge_scenario(
 }
 
 /// Each scenario's slice of the guest kernel log (kept as
-/// `<scenario>.kernel.log`), parsed by oomtrace's parser.
-fn kernel_logs(
-    guest: &GuestOutput,
-    scenarios: &[Scenario],
-    dir: &Path,
-) -> Result<Vec<Result<KernelLog>>> {
+/// `<scenario>.kernel.log`), read by the checks' own reader (vm/oracle.rs).
+fn kernel_logs(guest: &GuestOutput, scenarios: &[Scenario], dir: &Path) -> Result<Vec<KernelLog>> {
     fs::write(dir.join("dmesg.log"), &guest.dmesg)?;
     let mut logs = Vec::new();
     for scenario in scenarios {
         let text = guest::kernel_log_of(&guest.dmesg, &scenario.name);
         fs::write(dir.join(format!("{}.kernel.log", scenario.name)), &text)?;
-        logs.push(KernelLog::parse(text));
+        logs.push(KernelLog::read(text));
     }
     Ok(logs)
 }
@@ -707,11 +872,10 @@ fn memcg_kill(ctx: &Ctx, victim: &str, memcg: &str, oom_memcg: &str) -> Result<(
         "victim memcg {:?}, expected {memcg}",
         v.memcg
     );
-    let constraint = report.constraint.as_ref().expect("checked");
+    let task_memcg = report.oom_kill.as_ref().and_then(|o| o.get("task_memcg"));
     ensure!(
-        constraint.task_memcg.as_deref() == Some(memcg),
-        "kernel task_memcg {:?}",
-        constraint.task_memcg
+        task_memcg == Some(memcg),
+        "kernel task_memcg {task_memcg:?}"
     );
     let fired = decision.oom_memcg.as_ref().expect("checked");
     ensure!(
@@ -839,7 +1003,8 @@ fn check_unkillable(ctx: &Ctx) -> Result<()> {
     ensure!(
         report.kill.is_none()
             && ctx.log.kills.is_empty()
-            && !ctx.log.text.contains("Killed process")
+            && !ctx.log.text.contains("Killed process"),
+        "a kill line in a memcg whose only task is unkillable"
     );
     ensure!(
         decision.victim.is_none() && decision.killed.is_empty(),
@@ -872,11 +1037,12 @@ fn check_unkillable(ctx: &Ctx) -> Result<()> {
 
 /// The charge that found nothing to kill is a `charge_failure` record
 /// (hooks on `mem_cgroup_out_of_memory`), number for number with the report.
-fn check_no_victim_charge_failure(ctx: &Ctx, report: &KernelReport) -> Result<()> {
-    if !ctx.tracer.hooked("mem_cgroup_out_of_memory") {
-        ctx.notes
-            .borrow_mut()
-            .push("no mem_cgroup_out_of_memory hook: charge_failure not checked".into());
+fn check_no_victim_charge_failure(ctx: &Ctx, report: &Report) -> Result<()> {
+    if !ctx.hook(
+        &["mem_cgroup_out_of_memory"],
+        OOM_PATH_BACKENDS,
+        "the no-victim charge_failure",
+    )? {
         return Ok(());
     }
     let failures = ctx.tracer.records("charge_failure");
@@ -885,9 +1051,7 @@ fn check_no_victim_charge_failure(ctx: &Ctx, report: &KernelReport) -> Result<()
         .find(|f| f["reason"] == "no_victim")
         .with_context(|| format!("no charge_failure record with reason no_victim: {failures:?}"))?;
     let header = report.header.as_ref().context("the report has no header")?;
-    let memory = report
-        .counter("memory")
-        .context("the report has no memory: line")?;
+    let memory = report.memory.context("the report has no memory: line")?;
     ensure!(
         failure["memcg"] == "/unkillable",
         "memcg {}",
@@ -954,10 +1118,11 @@ fn check_no_victim_charge_failure(ctx: &Ctx, report: &KernelReport) -> Result<()
 /// stall from the kernel's own begin and end of the wait.
 fn check_stall_records(ctx: &Ctx) -> Result<()> {
     let stuck = u64::from(pid(ctx.scenario, "stuckhog")?);
-    if !ctx.tracer.hooked("mem_cgroup_oom_synchronize") {
-        ctx.notes
-            .borrow_mut()
-            .push("no mem_cgroup_oom_synchronize hook: stall records not checked".into());
+    if !ctx.hook(
+        &["mem_cgroup_oom_synchronize"],
+        OOM_PATH_BACKENDS,
+        "the stall's charge_failure and oom_stall records",
+    )? {
         return Ok(());
     }
     let failures = ctx.tracer.records("charge_failure");
@@ -1066,14 +1231,20 @@ fn check_stall(ctx: &Ctx) -> Result<()> {
 /// charge failures no OOM path sees, caught by the charge hook oomtrace arms
 /// while the memcg's reclaim falls short of its target (fentry backend).
 fn check_thp(ctx: &Ctx) -> Result<()> {
-    if ctx.scenario.info("thp") == Some("skipped") {
-        ensure!(
-            ctx.tracer.backend() != Some("fentry"),
-            "the guest found no on-demand charge hook with fentry"
-        );
-        ctx.notes
-            .borrow_mut()
-            .push("no on-demand charge hook on this backend: storms not run".into());
+    // The guest runs the storms only once the hook has loaded.
+    let hooked = ctx.hook(
+        CHARGE_FUNCTIONS,
+        CHARGE_HOOK_BACKENDS,
+        "the huge-page charge failures (thp storms)",
+    )?;
+    let skipped = ctx.scenario.info("thp") == Some("skipped");
+    ensure!(
+        skipped != hooked,
+        "the on-demand charge hook {}, the guest {} the storms",
+        if hooked { "loaded" } else { "did not load" },
+        if skipped { "skipped" } else { "ran" }
+    );
+    if skipped {
         return Ok(());
     }
     ensure!(
@@ -1081,9 +1252,6 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
             && !ctx.log.text.contains("Killed process"),
         "a kill in a memcg whose only task is unkillable"
     );
-    let Some(hook) = attached_charge_hook(ctx)? else {
-        return Ok(());
-    };
     check_armed_by_rule(ctx)?;
     let failures = ctx.tracer.records("charge_failure");
     let noretry: Vec<&&Value> = failures
@@ -1092,50 +1260,15 @@ fn check_thp(ctx: &Ctx) -> Result<()> {
         .collect();
     ensure!(
         !noretry.is_empty(),
-        "no noretry charge_failure ({}): {failures:?}",
-        hook.hook
+        "no noretry charge_failure: {failures:?}"
     );
     check_noretry_records(ctx, &noretry)?;
     check_fallbacks_counted(ctx, noretry.len() as u64)
 }
 
-/// The on-demand charge hook when attached; none (said in a note) where the
-/// backend or kernel has none. Not loading on fentry is a failure.
-fn attached_charge_hook<'a>(ctx: &'a Ctx) -> Result<Option<&'a HookStatus>> {
-    let on_demand = ctx
-        .tracer
-        .hooks
-        .iter()
-        .find(|h| h.hook.ends_with("(on demand)"));
-    // The loader's words for a charge function the kernel does not have
-    // (oomtrace/src/kernel/loader): the one failure that is not a bug.
-    let absent = |h: &&HookStatus| {
-        h.error
-            .as_deref()
-            .is_some_and(|e| e.contains("is not in the kernel's BTF"))
-    };
-    if ctx.tracer.backend() == Some("fentry")
-        && let Some(h) = on_demand.filter(|h| !h.attached && !absent(h))
-    {
-        bail!(
-            "the on-demand charge hook did not load: {}",
-            h.error.as_deref().unwrap_or("no error given")
-        );
-    }
-    let hook = on_demand.filter(|h| h.attached);
-    if hook.is_none() {
-        // The guest waits for a noretry record: without the hook the
-        // watchdog ended the scenario.
-        ctx.notes.borrow_mut().push(format!(
-            "no on-demand charge hook ({}): noretry failures not checked",
-            on_demand.map_or("not offered by this backend", |h| h
-                .error
-                .as_deref()
-                .unwrap_or("not attached"))
-        ));
-    }
-    Ok(hook)
-}
+/// The charge function the on-demand hook goes on: `try_charge_memcg` since
+/// 5.15, `try_charge` before.
+const CHARGE_FUNCTIONS: &[&str] = &["try_charge_memcg", "try_charge"];
 
 /// The first charge_hook record arms it for /thp by the rule this kernel
 /// allows: a short reclaim pass, unless its BTF hides the pass's target
@@ -1281,4 +1414,160 @@ fn check_global(ctx: &Ctx) -> Result<()> {
     );
     ensure!(exit_status(ctx.scenario, "globalhog")? == "137");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `Ctx::hook` decides for a tracer on `backend` with `hooks` (the
+    /// start record's) in a guest whose kernel has the `listed` functions: Ok(hooked)
+    /// and the reasons left unchecked, or the failure.
+    fn hook(
+        backend: &str,
+        hooks: Value,
+        listed: &str,
+        functions: &[&str],
+    ) -> Result<(bool, Vec<String>)> {
+        let start = serde_json::json!({"type": "start", "backend": backend, "hooks": hooks});
+        let tracer = TracerRun {
+            hooks: serde_json::from_value(start["hooks"].clone())?,
+            start,
+            decisions: Vec::new(),
+            others: Vec::new(),
+        };
+        let ctx = Ctx {
+            scenario: &ScenarioOutput::default(),
+            tracer: &tracer,
+            log: &KernelLog::default(),
+            schema: &check::Schema::new()?,
+            memcg_v1: true,
+            // The BTF's list for fentry, kallsyms for the others.
+            functions: KernelFunctions {
+                kallsyms: Some(listed).filter(|_| backend != "fentry"),
+                btf: Some(listed).filter(|_| backend == "fentry"),
+            },
+            notes: RefCell::default(),
+            unchecked: RefCell::default(),
+        };
+        let hooked = ctx.hook(functions, OOM_PATH_BACKENDS, "the records")?;
+        Ok((hooked, ctx.unchecked.into_inner()))
+    }
+
+    const ALL: &str = "out_of_memory mem_cgroup_out_of_memory try_charge_memcg";
+
+    fn status(hook: &str, attached: bool) -> Value {
+        serde_json::json!({"hook": hook, "attached": attached, "required": false,
+            "error": if attached { Value::Null } else { "it failed".into() }})
+    }
+
+    #[test]
+    fn an_attached_hook_is_checked() {
+        let hooks = serde_json::json!([
+            status("kprobe/mem_cgroup_out_of_memory", true),
+            status("kretprobe/mem_cgroup_out_of_memory", true),
+        ]);
+        let (hooked, unchecked) =
+            hook("kprobe", hooks, ALL, &["mem_cgroup_out_of_memory"]).unwrap();
+        assert!(hooked && unchecked.is_empty(), "{unchecked:?}");
+    }
+
+    #[test]
+    fn a_backend_without_the_hook_leaves_it_unchecked() {
+        let (hooked, unchecked) = hook(
+            "tracepoint",
+            serde_json::json!([]),
+            ALL,
+            &["mem_cgroup_out_of_memory"],
+        )
+        .unwrap();
+        assert!(!hooked);
+        assert_eq!(
+            unchecked,
+            [
+                "the records not checked: the tracepoint backend has no hook on mem_cgroup_out_of_memory"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_hook_that_did_not_attach_fails_unless_the_kernel_lacks_the_function() {
+        let hooks = serde_json::json!([
+            status("kprobe/mem_cgroup_out_of_memory", true),
+            status("kretprobe/mem_cgroup_out_of_memory", false),
+        ]);
+        let error = hook("kprobe", hooks.clone(), ALL, &["mem_cgroup_out_of_memory"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("did not attach: kretprobe/mem_cgroup_out_of_memory: it failed"),
+            "{error}"
+        );
+        // Missing from the start record altogether: a failure too.
+        let error = hook(
+            "fentry",
+            serde_json::json!([]),
+            ALL,
+            &["mem_cgroup_out_of_memory"],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("not in the start record"), "{error}");
+        // The kernel has no such function: unchecked, with the reason.
+        let (hooked, unchecked) = hook(
+            "kprobe",
+            hooks.clone(),
+            "out_of_memory",
+            &["mem_cgroup_out_of_memory"],
+        )
+        .unwrap();
+        assert!(!hooked);
+        assert_eq!(
+            unchecked,
+            ["the records not checked: this kernel has no mem_cgroup_out_of_memory (kallsyms)"]
+        );
+        // fentry goes by the BTF's list.
+        let fexit = serde_json::json!([status("fexit/mem_cgroup_out_of_memory", false)]);
+        let (_, unchecked) = hook(
+            "fentry",
+            fexit,
+            "out_of_memory",
+            &["mem_cgroup_out_of_memory"],
+        )
+        .unwrap();
+        assert!(unchecked[0].ends_with("(BTF)"), "{unchecked:?}");
+        // A guest that listed nothing cannot tell: a failure.
+        assert!(hook("kprobe", hooks, "", &["mem_cgroup_out_of_memory"]).is_err());
+    }
+
+    #[test]
+    fn the_on_demand_hook_is_named_by_its_function() {
+        let hooks = serde_json::json!([status("fexit/try_charge_memcg (on demand)", true)]);
+        let (hooked, _) = hook("fentry", hooks, ALL, CHARGE_FUNCTIONS).unwrap();
+        assert!(hooked);
+        assert_eq!(
+            hooked_function("fexit/try_charge (on demand)"),
+            "try_charge"
+        );
+    }
+
+    #[test]
+    fn unknown_names_are_errors() {
+        let options = |backends: &[&str], only: &[&str]| Options {
+            kernels: Vec::new(),
+            backends: backends.iter().map(|s| s.to_string()).collect(),
+            only: only.iter().map(|s| s.to_string()).collect(),
+        };
+        options(&["tracepoint", "auto"], &["v2-thp", "v1-stall", "global"])
+            .check()
+            .unwrap();
+        let error = options(&["auto"], &["v2-singel"]).check().unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("unknown scenario \"v2-singel\"")
+        );
+        assert!(options(&["auto"], &["v1-thp"]).check().is_err());
+        assert!(options(&["fenty"], &[]).check().is_err());
+    }
 }

@@ -42,6 +42,12 @@ pub const STALLS: usize = 1 << 20;
 /// resolves to no path.
 pub const MEMCG_PATHS: usize = 8 << 20;
 
+/// Task snapshots of OOM memcgs (`cgroup::tasks`), read at each kill on
+/// backends without the killer's hooks, until their decision goes out: about
+/// 30 snapshots of 512 tasks (`cgroup/tasks.rs`). The
+/// oldest is evicted past it, and counted.
+pub const TASK_SNAPSHOTS: usize = 2 << 20;
+
 /// Sum of the budgets above.
 pub const TOTAL: usize = OPEN_REPORT
     + PENDING
@@ -50,7 +56,8 @@ pub const TOTAL: usize = OPEN_REPORT
     + ABORTED
     + CHARGE_REPORTED
     + 2 * STALLS
-    + MEMCG_PATHS;
+    + MEMCG_PATHS
+    + TASK_SNAPSHOTS;
 
 /// Heap bytes of a string's text plus its slot.
 pub fn text(s: &str) -> usize {

@@ -2,6 +2,7 @@
 //! imports nothing from the crate, so every other layer may use it.
 pub mod backlog;
 pub mod bounds;
+pub mod dir;
 pub mod hooks;
 pub mod host;
 pub mod lines;

@@ -18,14 +18,12 @@
 //! prefix `.oom-` and the suffix `.tmp`; leftovers from a crash are removed by
 //! [`DumpWriter::open`]. One directory belongs to one collector.
 
-use std::ffi::{CStr, CString, OsStr};
-use std::fs::{self, DirBuilder, File};
+use std::fs::{self, File};
 use std::io::{self, Write as _};
-use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
+
+use crate::base::dir::{CheckedDir, DirError};
 
 /// Where dumps go and how many to keep.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +87,7 @@ pub enum DumpError {
 #[derive(Debug)]
 pub struct DumpWriter {
     dir: PathBuf,
-    fd: OwnedFd,
+    fd: CheckedDir,
     max_files: Option<usize>,
     max_bytes: Option<u64>,
     failures: u64,
@@ -132,10 +130,13 @@ impl DumpWriter {
                 source,
             })?;
         drop(file);
-        unlinkat(writer.fd.as_raw_fd(), &probe).map_err(|source| DumpError::NotWritable {
-            path: writer.dir.clone(),
-            source,
-        })?;
+        writer
+            .fd
+            .unlink(probe.as_ref())
+            .map_err(|source| DumpError::NotWritable {
+                path: writer.dir.clone(),
+                source,
+            })?;
         Ok(writer)
     }
 
@@ -242,20 +243,19 @@ impl DumpWriter {
             path: path.clone(),
             source,
         })?;
-        let dirfd = self.fd.as_raw_fd();
         let written = file
             .write_all(&bytes)
             .and_then(|()| file.sync_all())
             .and_then(|()| {
                 drop(file);
-                renameat(dirfd, &tmp, &name)
+                self.fd.rename(tmp.as_ref(), name.as_ref())
             });
         if let Err(source) = written {
-            let _ = unlinkat(dirfd, &tmp);
+            let _ = self.fd.unlink(tmp.as_ref());
             return Err(DumpError::Write { path, source });
         }
 
-        let synced = sync_dir(&self.fd);
+        let synced = self.fd.sync();
         self.apply_retention(&name);
         match synced {
             Ok(()) => Ok(path),
@@ -287,7 +287,7 @@ impl DumpWriter {
         loop {
             self.tmp_counter = self.tmp_counter.wrapping_add(1);
             let tmp = format!("{TMP_PREFIX}{pid}-{}{TMP_SUFFIX}", self.tmp_counter);
-            match create_file_at(self.fd.as_raw_fd(), &tmp) {
+            match self.fd.create_file(tmp.as_ref(), libc::O_WRONLY) {
                 Ok(file) => return Ok((tmp, file)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempts < 100 => {
                     attempts += 1;
@@ -299,7 +299,7 @@ impl DumpWriter {
 
     /// Removes our temp files (`.oom-*.tmp`) left behind by a crash.
     fn remove_stale_temps(&self) -> Result<(), DumpError> {
-        let entries = list_at(&self.fd).map_err(|source| DumpError::List {
+        let entries = self.fd.list().map_err(|source| DumpError::List {
             path: self.dir.clone(),
             source,
         })?;
@@ -313,7 +313,7 @@ impl DumpWriter {
                 && name.ends_with(TMP_SUFFIX)
             {
                 // Best effort: the probe below tells whether the dir is usable.
-                let _ = unlinkat(self.fd.as_raw_fd(), name);
+                let _ = self.fd.unlink(name.as_ref());
             }
         }
         Ok(())
@@ -343,7 +343,7 @@ impl DumpWriter {
             if dump.name == keep {
                 continue;
             }
-            match unlinkat(self.fd.as_raw_fd(), &dump.name) {
+            match self.fd.unlink(dump.name.as_ref()) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                 Err(_) => {
@@ -358,273 +358,24 @@ impl DumpWriter {
     }
 }
 
-fn cstr(name: &str) -> io::Result<CString> {
-    CString::new(name).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+/// The directory (by path, checked like the first open) as a [`DumpError`].
+fn open_checked_dir(dir: &Path, create: bool) -> Result<CheckedDir, DumpError> {
+    CheckedDir::open("dump directory", dir, create).map_err(DumpError::from)
 }
 
-fn path_cstr(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-}
-
-fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
-    if rc < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
-}
-
-/// Opens `dir` itself as a directory, refusing a symlink in its last
-/// component, and checks the descriptor: a directory, owned by our euid, not
-/// writable by group or others. With `create`, a missing directory is made
-/// (parents 0700 too, as before) and then opened the same way; only then is
-/// its mode made exactly 0700, on the descriptor.
-fn open_checked_dir(dir: &Path, create: bool) -> Result<OwnedFd, DumpError> {
-    let (fd, created) = open_dir_nofollow(dir, create)?;
-    let stat = fstat(&fd).map_err(|source| DumpError::Inspect {
-        path: dir.to_owned(),
-        source,
-    })?;
-    if stat.st_mode & libc::S_IFMT != libc::S_IFDIR {
-        return Err(DumpError::NotADirectory {
-            path: dir.to_owned(),
-        });
-    }
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if let Some(reason) = unsafe_because(&stat, euid) {
-        return Err(DumpError::Unsafe {
-            path: dir.to_owned(),
-            reason,
-            euid,
-        });
-    }
-    if created && stat.st_mode & 0o7777 != 0o700 {
-        // The umask may only have removed bits; make it exact, on the fd.
-        // SAFETY: a valid descriptor.
-        check(unsafe { libc::fchmod(fd.as_raw_fd(), 0o700) })
-            .map_err(|source| create_error(dir, source))?;
-    }
-    Ok(fd)
-}
-
-/// Opens `dir` without following a symlink at its end, creating it (0700,
-/// parents too) first if asked and missing; says whether it was created.
-fn open_dir_nofollow(dir: &Path, create: bool) -> Result<(OwnedFd, bool), DumpError> {
-    let inspect = |source| DumpError::Inspect {
-        path: dir.to_owned(),
-        source,
-    };
-    let c = path_cstr(dir).map_err(inspect)?;
-    let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let mut created = false;
-    loop {
-        // SAFETY: a valid NUL-terminated path; the result is checked.
-        let rc = unsafe { libc::open(c.as_ptr(), flags) };
-        if rc >= 0 {
-            // SAFETY: a descriptor we just opened and own.
-            return Ok((unsafe { OwnedFd::from_raw_fd(rc) }, created));
-        }
-        let error = io::Error::last_os_error();
-        match error.raw_os_error() {
-            Some(libc::ENOENT) if create && !created => {
-                make_dir(dir, &c)?;
-                created = true;
-            }
-            Some(libc::ELOOP) => {
-                return Err(DumpError::Symlink {
-                    path: dir.to_owned(),
-                });
-            }
-            Some(libc::ENOTDIR) => return Err(not_a_directory(dir, error)),
-            _ if created => return Err(create_error(dir, error)),
-            _ => return Err(inspect(error)),
+impl From<DirError> for DumpError {
+    /// The directory's errors keep the dump's own variants and messages.
+    fn from(error: DirError) -> Self {
+        match error {
+            DirError::Inspect { path, source, .. } => DumpError::Inspect { path, source },
+            DirError::NotADirectory { path, .. } => DumpError::NotADirectory { path },
+            DirError::Symlink { path, .. } => DumpError::Symlink { path },
+            DirError::Unsafe {
+                path, reason, euid, ..
+            } => DumpError::Unsafe { path, reason, euid },
+            DirError::Create { path, source, .. } => DumpError::CreateDir { path, source },
         }
     }
-}
-
-/// Creates `dir` 0700 (its parents too); one made by someone else meanwhile
-/// is fine, since the caller checks what it opens.
-fn make_dir(dir: &Path, c: &CString) -> Result<(), DumpError> {
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(parent)
-            .map_err(|source| create_error(dir, source))?;
-    }
-    // SAFETY: a valid NUL-terminated path.
-    match check(unsafe { libc::mkdir(c.as_ptr(), 0o700) }) {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
-        Err(source) => Err(create_error(dir, source)),
-    }
-}
-
-/// ENOTDIR: either the path is a file, or something above it is.
-fn not_a_directory(dir: &Path, error: io::Error) -> DumpError {
-    let path = dir.to_owned();
-    match fs::symlink_metadata(dir) {
-        Ok(meta) if meta.file_type().is_symlink() => DumpError::Symlink { path },
-        Ok(meta) if !meta.is_dir() => DumpError::NotADirectory { path },
-        _ => DumpError::Inspect {
-            path,
-            source: error,
-        },
-    }
-}
-
-/// Why a directory others can write to (or another user owns) is refused.
-fn unsafe_because(stat: &libc::stat, euid: libc::uid_t) -> Option<String> {
-    if stat.st_uid != euid {
-        return Some(format!("it is owned by uid {}", stat.st_uid));
-    }
-    if stat.st_mode & 0o022 == 0 {
-        return None;
-    }
-    let who = if stat.st_mode & 0o002 != 0 {
-        "everyone"
-    } else {
-        "its group"
-    };
-    Some(format!(
-        "its mode {:04o} lets {who} write to it",
-        stat.st_mode & 0o7777
-    ))
-}
-
-fn create_error(dir: &Path, source: io::Error) -> DumpError {
-    // A non-directory in the way reads better as such.
-    match fs::symlink_metadata(dir) {
-        Ok(meta) if meta.file_type().is_symlink() => DumpError::Symlink {
-            path: dir.to_owned(),
-        },
-        Ok(meta) if !meta.is_dir() => DumpError::NotADirectory {
-            path: dir.to_owned(),
-        },
-        _ => DumpError::CreateDir {
-            path: dir.to_owned(),
-            source,
-        },
-    }
-}
-
-fn fstat(fd: &OwnedFd) -> io::Result<libc::stat> {
-    // SAFETY: zeroed is a valid `stat`; fstat fills it on success.
-    let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: a valid descriptor and a pointer to a `stat`.
-    check(unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) })?;
-    Ok(stat)
-}
-
-/// `openat(dirfd, name, O_WRONLY|O_CREAT|O_EXCL|O_NOFOLLOW, 0600)`, then the
-/// mode made exact (the umask may only have removed bits).
-fn create_file_at(dirfd: RawFd, name: &str) -> io::Result<File> {
-    let c = cstr(name)?;
-    let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    // SAFETY: a valid descriptor and NUL-terminated name; the result is checked.
-    let rc = check(unsafe { libc::openat(dirfd, c.as_ptr(), flags, 0o600 as libc::c_uint) })?;
-    // SAFETY: a descriptor we just opened and own.
-    let file = unsafe { File::from_raw_fd(rc) };
-    // SAFETY: a valid descriptor.
-    if let Err(e) = check(unsafe { libc::fchmod(file.as_raw_fd(), 0o600) }) {
-        drop(file);
-        let _ = unlinkat(dirfd, name);
-        return Err(e);
-    }
-    Ok(file)
-}
-
-fn renameat(dirfd: RawFd, from: &str, to: &str) -> io::Result<()> {
-    let (from, to) = (cstr(from)?, cstr(to)?);
-    // SAFETY: valid descriptor and NUL-terminated names.
-    check(unsafe { libc::renameat(dirfd, from.as_ptr(), dirfd, to.as_ptr()) }).map(drop)
-}
-
-fn unlinkat(dirfd: RawFd, name: &str) -> io::Result<()> {
-    let c = cstr(name)?;
-    // SAFETY: valid descriptor and NUL-terminated name; flags 0 = files only.
-    check(unsafe { libc::unlinkat(dirfd, c.as_ptr(), 0) }).map(drop)
-}
-
-fn sync_dir(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: a valid descriptor.
-    match check(unsafe { libc::fsync(fd.as_raw_fd()) }) {
-        // Filesystems without directory fsync.
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
-        other => other.map(drop),
-    }
-}
-
-/// One entry of the directory, typed by `fstatat(AT_SYMLINK_NOFOLLOW)`.
-struct Entry {
-    name: std::ffi::OsString,
-    is_file: bool,
-    len: u64,
-}
-
-/// The directory's entries, read through a duplicate of its descriptor.
-fn list_at(dir: &OwnedFd) -> io::Result<Vec<Entry>> {
-    let dup = dir.try_clone()?;
-    // SAFETY: `dup` is a valid descriptor; on success the DIR owns it.
-    let stream = unsafe { libc::fdopendir(dup.as_raw_fd()) };
-    if stream.is_null() {
-        return Err(io::Error::last_os_error());
-    }
-    std::mem::forget(dup);
-    struct Stream(*mut libc::DIR);
-    impl Drop for Stream {
-        fn drop(&mut self) {
-            // SAFETY: a stream from fdopendir, closed once (closes the dup).
-            unsafe { libc::closedir(self.0) };
-        }
-    }
-    let stream = Stream(stream);
-    // A duplicate shares the offset: start from the top every time.
-    // SAFETY: a valid stream.
-    unsafe { libc::rewinddir(stream.0) };
-    let mut entries = Vec::new();
-    loop {
-        // SAFETY: errno is thread-local; cleared to tell end from error.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: a valid stream; the entry is read before the next call.
-        let ent = unsafe { libc::readdir(stream.0) };
-        if ent.is_null() {
-            let error = io::Error::last_os_error();
-            if error.raw_os_error().unwrap_or(0) != 0 {
-                return Err(error);
-            }
-            break;
-        }
-        // SAFETY: d_name is NUL-terminated within the entry.
-        let name = unsafe { CStr::from_ptr((*ent).d_name.as_ptr()) };
-        let bytes = name.to_bytes();
-        if bytes == b"." || bytes == b".." {
-            continue;
-        }
-        // SAFETY: zeroed is a valid `stat`; fstatat fills it on success.
-        let mut stat: libc::stat = unsafe { std::mem::zeroed() };
-        // SAFETY: valid descriptor, NUL-terminated name, pointer to a `stat`.
-        let rc = unsafe {
-            libc::fstatat(
-                dir.as_raw_fd(),
-                name.as_ptr(),
-                &mut stat,
-                libc::AT_SYMLINK_NOFOLLOW,
-            )
-        };
-        if rc != 0 {
-            // Removed meanwhile: it no longer counts.
-            continue;
-        }
-        entries.push(Entry {
-            name: OsStr::from_bytes(bytes).to_owned(),
-            is_file: stat.st_mode & libc::S_IFMT == libc::S_IFREG,
-            len: u64::try_from(stat.st_size).unwrap_or(0),
-        });
-    }
-    Ok(entries)
 }
 
 struct Dump {
@@ -633,9 +384,9 @@ struct Dump {
 }
 
 /// Our dumps (regular files with our naming) in the directory, oldest first.
-fn scan_at(dir: &OwnedFd) -> io::Result<Vec<Dump>> {
+fn scan_at(dir: &CheckedDir) -> io::Result<Vec<Dump>> {
     let mut found = Vec::new();
-    for entry in list_at(dir)? {
+    for entry in dir.list()? {
         let Some(name) = entry.name.to_str() else {
             continue;
         };
@@ -704,6 +455,7 @@ mod tests {
     use serde_json::json;
     use std::ffi::CString;
     use std::fs::{OpenOptions, Permissions};
+    use std::os::unix::ffi::OsStrExt as _;
     use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
     use std::time::Duration;
 
@@ -959,19 +711,19 @@ mod tests {
 
     #[test]
     fn open_on_an_unwritable_dir_errors() {
-        // Even root cannot create files in sysfs.
+        // Even root cannot create files in sysfs (anyone else is refused
+        // earlier, by the owner check).
+        assert!(is_root(), "needs root");
         let sys = Path::new("/sys");
-        if !sys.is_dir()
-            || OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open("/sys/.oomtrace-t")
-                .is_ok()
-        {
+        assert!(sys.is_dir(), "needs sysfs mounted on /sys");
+        let probe = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open("/sys/.oomtrace-t");
+        if probe.is_ok() {
             let _ = fs::remove_file("/sys/.oomtrace-t");
-            println!("skipped: /sys is missing or writable here");
-            return;
         }
+        assert!(probe.is_err(), "needs an unwritable /sys: it took a file");
         let err = DumpWriter::open(config(sys)).unwrap_err();
         assert!(matches!(err, DumpError::NotWritable { .. }), "{err:?}");
         assert!(err.to_string().contains("\"/sys\""), "{err}");
@@ -1128,7 +880,8 @@ mod tests {
         }
     }
 
-    fn mount_tmpfs(dir: &Path, options: &str) -> io::Result<Tmpfs> {
+    /// Fails the test with the reason when it cannot (it needs root).
+    fn mount_tmpfs(dir: &Path, options: &str) -> Tmpfs {
         let target = CString::new(dir.as_os_str().as_bytes()).unwrap();
         let options = CString::new(options).unwrap();
         // SAFETY: valid NUL-terminated strings; tmpfs takes a string as data.
@@ -1141,11 +894,14 @@ mod tests {
                 options.as_ptr().cast(),
             )
         };
-        if rc == 0 {
-            Ok(Tmpfs(target))
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        assert_eq!(
+            rc,
+            0,
+            "needs root to mount a tmpfs on {}: {}",
+            dir.display(),
+            io::Error::last_os_error()
+        );
+        Tmpfs(target)
     }
 
     #[test]
@@ -1153,13 +909,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mnt = tmp.path().join("mnt");
         fs::create_dir(&mnt).unwrap();
-        let _tmpfs = match mount_tmpfs(&mnt, "size=64k,mode=0700") {
-            Ok(m) => m,
-            Err(e) => {
-                println!("skipped: cannot mount a tmpfs ({e})");
-                return;
-            }
-        };
+        let _tmpfs = mount_tmpfs(&mnt, "size=64k,mode=0700");
         let mut w = DumpWriter::open(config(&mnt)).unwrap();
         let small = w.write(at(1, 0), 0, &json!({ "ok": true })).unwrap();
 
@@ -1185,13 +935,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let mnt = tmp.path().join("mnt");
         fs::create_dir(&mnt).unwrap();
-        let _tmpfs = match mount_tmpfs(&mnt, "size=64k,mode=0700") {
-            Ok(m) => m,
-            Err(e) => {
-                println!("skipped: cannot mount a tmpfs ({e})");
-                return;
-            }
-        };
+        let _tmpfs = mount_tmpfs(&mnt, "size=64k,mode=0700");
         let mut w = DumpWriter::open(config(&mnt)).unwrap();
         let target = CString::new(mnt.as_os_str().as_bytes()).unwrap();
         // SAFETY: valid NUL-terminated strings; remount of our own mount.
@@ -1204,13 +948,12 @@ mod tests {
                 std::ptr::null(),
             )
         };
-        if rc != 0 {
-            println!(
-                "skipped: cannot remount read-only ({})",
-                io::Error::last_os_error()
-            );
-            return;
-        }
+        assert_eq!(
+            rc,
+            0,
+            "needs a read-only remount of our tmpfs: {}",
+            io::Error::last_os_error()
+        );
         assert!(w.write(at(1, 0), 0, &json!({})).is_err());
         assert_eq!(w.failures(), 1);
         let err = DumpWriter::open(config(&mnt)).unwrap_err();
@@ -1272,10 +1015,7 @@ mod tests {
 
     #[test]
     fn foreign_owner_is_refused() {
-        if !is_root() {
-            println!("skipped: chown needs root");
-            return;
-        }
+        assert!(is_root(), "needs root to chown");
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().join("dumps");
         fs::create_dir(&dir).unwrap();

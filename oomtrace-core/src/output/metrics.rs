@@ -439,6 +439,7 @@ fn known_lost_causes() -> Vec<String> {
         "kmsg",
         "pending",
         "output_backlog",
+        "output_write",
         "dump_backlog",
         "memcg_path_queue",
     ]
@@ -540,6 +541,7 @@ mod tests {
             cgroups: vec![],
             kernel_report: true,
             oom_score_adj: Some(-900),
+            recovery: None,
         })
     }
 
@@ -637,6 +639,7 @@ mod tests {
             "# TYPE oomtrace_oom_stalled gauge",
             "oomtrace_lost_events_total{cause=\"kmsg\"} 0",
             "oomtrace_lost_events_total{cause=\"pending\"} 0",
+            "oomtrace_lost_events_total{cause=\"output_write\"} 0",
             "oomtrace_lost_events_total{cause=\"ringbuf:victim_task\"} 0",
             "oomtrace_tracer_info{backend=\"tracepoint\",kernel=\"6.18.0-test\"} 1",
             "oomtrace_hook_attached{hook=\"tracepoint/oom/mark_victim\"} 1",

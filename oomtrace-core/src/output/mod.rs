@@ -10,6 +10,9 @@
 //! - `file`: [`RotatingFile`], `--output FILE` with size-based rotation;
 //! - `queue`: [`QueuedOutput`], the live run's sink: lines written by a
 //!   thread of its own through a bounded backlog, drops counted;
+//! - `target`: [`LineTarget`], where the output thread puts lines;
+//! - `retry`: [`RetryingFile`], `--output` surviving failed writes (lines
+//!   lost and counted, retries with backoff, a `lost` record on recovery);
 //! - `writer`: [`Render`] (any record as a JSON line or as its text) and
 //!   [`Output`], the synchronous sink; the one runtime-warning line;
 //! - `metrics`: [`metrics::Metrics`], the records as Prometheus series
@@ -20,8 +23,10 @@ mod file;
 pub mod metrics;
 mod queue;
 mod records;
+mod retry;
 mod sink;
 pub mod summary;
+mod target;
 mod writer;
 
 pub use crate::base::units::human_bytes;
@@ -29,9 +34,11 @@ pub use card::{render_candidate_table, render_card};
 pub use file::{
     DEFAULT_OUTPUT_KEEP, DEFAULT_OUTPUT_MAX_BYTES, OutputFileConfig, OutputFileError, RotatingFile,
 };
-pub use queue::{LineTarget, OUTPUT_BACKLOG, OUTPUT_BACKLOG_BYTES, OutputState, QueuedOutput};
-pub use records::{ChargeHookRecord, LostRecord, StartRecord};
+pub use queue::{OUTPUT_BACKLOG, OUTPUT_BACKLOG_BYTES, OutputState, QueuedOutput};
+pub use records::{ChargeHookRecord, LostRecord, RecoveryStatus, StartRecord};
+pub use retry::{Backoff, FileHealth, OUTPUT_WRITE, Reopen, RetryingFile};
 pub use sink::{Fanout, Record, RecordSink};
+pub use target::LineTarget;
 pub use writer::{Output, Render, print_warning};
 
 #[cfg(test)]

@@ -5,9 +5,15 @@
 //! When the backlog is full the record is dropped and counted; the count
 //! goes out as a `lost` record (source `output_backlog`) in place, as soon
 //! as there is room, and at the end of the run.
+//!
+//! `--output`'s file ([`spawn_file`](QueuedOutput::spawn_file)) survives
+//! failed writes ([`RetryingFile`]): what it lost, when it tries again and
+//! its warnings come back through [`FileHealth`]; while a try is due the
+//! loop nudges the thread ([`report_drops`](QueuedOutput::report_drops)).
 use std::{
-    io::{self, Write},
-    time::Duration,
+    io,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -17,8 +23,11 @@ use crate::{
         units::human_bytes,
     },
     output::{
+        file::RotatingFile,
         records::LostRecord,
+        retry::{Backoff, FileHealth, RetryingFile},
         sink::{Record, RecordSink},
+        target::LineTarget,
         writer::{Render, print_warning},
     },
 };
@@ -30,23 +39,6 @@ pub const OUTPUT_BACKLOG_BYTES: usize = 4 << 20;
 /// The `lost` source of records dropped because the output fell behind.
 pub const OUTPUT_BACKLOG: &str = "output_backlog";
 
-/// Where the writer thread puts lines: one whole line (newline included)
-/// at a time, then a flush per batch.
-pub trait LineTarget: Send + 'static {
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()>;
-    fn flush(&mut self) -> io::Result<()>;
-}
-
-impl<W: Write + Send + 'static> LineTarget for W {
-    fn write_line(&mut self, line: &[u8]) -> io::Result<()> {
-        self.write_all(line)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Write::flush(self)
-    }
-}
-
 /// How the output ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum OutputState {
@@ -55,9 +47,17 @@ pub enum OutputState {
     ReaderGone,
 }
 
+/// What the writer thread gets: a line, or a nudge to retry.
+enum Item {
+    Line(String),
+    Retry,
+}
+
 pub struct QueuedOutput {
     render: Render,
-    lines: Backlog<String>,
+    lines: Backlog<Item>,
+    /// `--output`'s file: what failed writes lost, when to nudge.
+    file: Option<Arc<FileHealth>>,
     /// Dropped since the last `output_backlog` record went in.
     unreported: u64,
     dropped: u64,
@@ -67,18 +67,50 @@ impl QueuedOutput {
     /// Starts the writer thread on `target`.
     pub fn spawn(target: impl LineTarget, render: Render, bound: usize) -> io::Result<Self> {
         let mut target = target;
-        let lines = Backlog::spawn("oomtrace-output", bound, move |batch: Vec<String>| {
-            for line in batch {
-                target.write_line(line.as_bytes())?;
+        let lines = Backlog::spawn("oomtrace-output", bound, move |batch: Vec<Item>| {
+            for item in batch {
+                match item {
+                    Item::Line(line) => target.write_line(line.as_bytes())?,
+                    Item::Retry => target.retry()?,
+                }
             }
             target.flush()
         })?;
         Ok(Self {
             render,
             lines,
+            file: None,
             unreported: 0,
             dropped: 0,
         })
+    }
+
+    /// Starts the writer thread on `--output`'s file, which a failed write
+    /// never stops (see [`RetryingFile`]).
+    pub fn spawn_file(file: RotatingFile, render: Render, bound: usize) -> io::Result<Self> {
+        let health = Arc::new(FileHealth::default());
+        let label = format!("{:?}", file.path());
+        let target = RetryingFile::new(file, label, render, Backoff::DEFAULT, Arc::clone(&health));
+        let mut queue = Self::spawn(target, render, bound)?;
+        queue.file = Some(health);
+        Ok(queue)
+    }
+
+    /// Records failed writes to `--output` lost, since the start.
+    pub fn write_lost(&self) -> u64 {
+        self.file.as_ref().map_or(0, |health| health.lost())
+    }
+
+    /// While writes to `--output` fail: when the next try is due.
+    pub fn retry_at(&self) -> Option<Instant> {
+        self.file.as_ref().and_then(|health| health.retry_at())
+    }
+
+    /// The writer thread's warnings since the last call.
+    pub fn take_warnings(&self) -> Vec<String> {
+        self.file
+            .as_ref()
+            .map_or_else(Vec::new, |health| health.take_warnings())
     }
 
     /// Lines are still being written, or a count of dropped ones waits for
@@ -106,14 +138,14 @@ impl QueuedOutput {
     /// past the bound), then the writer gets at most `grace` to write what
     /// is queued (a reader that never reads must not hang the exit). A
     /// reader gone is fine; a write error, or lines left unwritten, is an
-    /// error. Records dropped in the run are also a warning.
+    /// error. Records dropped or lost in the run are also a warning.
     pub fn close(self, grace: Duration) -> io::Result<()> {
         if self.unreported > 0
             && let Ok(line) = self.lost_line()
         {
             let bytes = line.len();
             // An empty backlog takes anything; otherwise try, and say so below.
-            let _ = self.lines.try_push(line, bytes);
+            let _ = self.lines.try_push(Item::Line(line), bytes);
         }
         if self.dropped > 0 {
             print_warning(&format!(
@@ -122,7 +154,19 @@ impl QueuedOutput {
                 human_bytes(self.lines.bound() as u64)
             ));
         }
-        match self.lines.close(Some(grace)) {
+        let closed = self.lines.close(Some(grace));
+        if let Some(health) = &self.file {
+            for warning in health.take_warnings() {
+                print_warning(&warning);
+            }
+            if health.retry_at().is_some() {
+                print_warning(&format!(
+                    "{} record(s) lost in all: --output could not be written",
+                    health.lost()
+                ));
+            }
+        }
+        match closed {
             Closed::Done(Ok(())) => Ok(()),
             Closed::Done(Err(e)) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
             Closed::Done(Err(e)) => Err(e),
@@ -137,14 +181,21 @@ impl QueuedOutput {
     }
 
     /// The count of dropped records goes in now if there is room (called
-    /// on the loop's tick, so it does not wait for the next record).
+    /// on the loop's tick, so it does not wait for the next record); a
+    /// retry of `--output`, if one is due and no line is on its way.
     pub fn report_drops(&mut self) -> io::Result<()> {
         if self.unreported > 0 && self.lines.failure().is_none() {
             let lost = self.lost_line()?;
             let bytes = lost.len();
-            if self.lines.try_push(lost, bytes).is_ok() {
+            if self.lines.try_push(Item::Line(lost), bytes).is_ok() {
                 self.unreported = 0;
             }
+        }
+        let due = self.retry_at().is_some_and(|at| at <= Instant::now());
+        if due && self.lines.queued_bytes() == 0 {
+            // One byte: the queue is busy until the thread has tried, so
+            // the loop looks again (for the next try's time) soon after.
+            let _ = self.lines.try_push(Item::Retry, 1);
         }
         Ok(())
     }
@@ -164,7 +215,7 @@ impl QueuedOutput {
     /// Queues `line`, or counts it dropped.
     fn push(&mut self, line: String) {
         let bytes = line.len();
-        if self.lines.try_push(line, bytes).is_err() {
+        if self.lines.try_push(Item::Line(line), bytes).is_err() {
             self.unreported += 1;
             self.dropped += 1;
         }
@@ -305,8 +356,10 @@ mod tests {
 
     #[test]
     fn a_full_device_is_an_error() {
-        let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
-        let Ok(full) = full else { return };
+        let full = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap_or_else(|e| panic!("needs /dev/full: {e}"));
         let mut out = QueuedOutput::spawn(full, Render { json: true, top: 1 }, 1 << 20).unwrap();
         out.lost(&lost(1)).unwrap();
         let error = loop {

@@ -21,6 +21,26 @@ pub struct StartRecord<'a> {
     /// The tracer's own oom_score_adj once it tried `--oom-score-adj`
     /// (null: unreadable).
     pub oom_score_adj: Option<i32>,
+    /// With `--state-dir`: what the previous run left and what was
+    /// recovered from it; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recovery: Option<RecoveryStatus>,
+}
+
+/// The start record's `recovery`: kills the kernel logged while oomtrace
+/// was not running, rebuilt from the kernel log at start-up.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecoveryStatus {
+    /// `none` (no state), `other_boot`, `invalid` (unusable, see the
+    /// warning) or `resumed`.
+    pub state: &'static str,
+    /// The first `/dev/kmsg` record the run read (resumed only).
+    pub from_seq: Option<u64>,
+    /// Records the kernel overwrote before they could be read (a `lost`
+    /// record `kmsg_wrapped` says so too).
+    pub lost_records: u64,
+    /// Decisions recovered (`"recovered": true`), emitted before any live one.
+    pub recovered: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -179,6 +199,7 @@ mod tests {
             cgroups: vec![],
             kernel_report: true,
             oom_score_adj: Some(-900),
+            recovery: None,
         };
         assert_eq!(
             start_text(&record),
@@ -206,6 +227,7 @@ mod tests {
             cgroups: vec!["/sys/fs/cgroup/a".to_owned(), "/sys/fs/cgroup/b".to_owned()],
             kernel_report: false,
             oom_score_adj: Some(-900),
+            recovery: None,
         };
         assert_eq!(
             start_text(&record),
@@ -229,6 +251,7 @@ mod tests {
             cgroups: vec![evil.to_owned()],
             kernel_report: true,
             oom_score_adj: None,
+            recovery: None,
         };
         let lost = LostRecord {
             envelope: Envelope::now("lost"),

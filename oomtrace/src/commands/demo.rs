@@ -49,6 +49,7 @@ pub fn run(limit_mib: u64, options: RunOptions) -> Result<u64> {
         count: Some(1),
         duration: Some(options.duration.unwrap_or(Duration::from_secs(60))),
         dump: None,
+        state_dir: None,
         ..options
     };
     let decisions = runtime.block_on(run::run(options, start_hog))?;

@@ -68,6 +68,8 @@ pub enum KmsgRead {
 pub struct Kmsg {
     fd: AsyncFd<File>,
     next_seq: Option<u64>,
+    /// Records up to this one were handled by a previous run (`open_after`).
+    skip_through: Option<u64>,
     /// Reads decoded but not handed out yet (a gap report precedes its record).
     queue: std::collections::VecDeque<KmsgRead>,
     buf: Vec<u8>,
@@ -76,19 +78,43 @@ pub struct Kmsg {
 impl Kmsg {
     /// Opens the kernel log positioned at its end: only new messages are read.
     pub fn open(path: &Path) -> io::Result<Self> {
-        let mut file = std::fs::OpenOptions::new()
+        let mut kmsg = Self::open_at_start(path)?;
+        kmsg.fd.get_mut().seek(SeekFrom::End(0))?;
+        Ok(kmsg)
+    }
+
+    /// Opens the kernel log to read it from the record after `seq` (a
+    /// restart resuming where the previous run stopped, `--state-dir`).
+    /// Records up to `seq` are skipped; if the kernel overwrote some after
+    /// it, the first read is a `Lost` of that many.
+    pub fn open_after(path: &Path, seq: u64) -> io::Result<Self> {
+        let mut kmsg = Self::open_at_start(path)?;
+        kmsg.next_seq = Some(seq + 1);
+        kmsg.skip_through = Some(seq);
+        Ok(kmsg)
+    }
+
+    /// Opens the kernel log at the oldest record it still holds.
+    pub fn open_at_start(path: &Path) -> io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NONBLOCK)
             .open(path)?;
-        file.seek(SeekFrom::End(0))?;
         Ok(Self {
             // SAFETY: the File owns the fd and keeps it open while the AsyncFd lives.
             fd: unsafe { AsyncFd::register(file) }.map_err(io::Error::from)?,
             next_seq: None,
+            skip_through: None,
             queue: Default::default(),
             // The kernel returns EINVAL for a read buffer smaller than a record (max ~8 KiB).
             buf: vec![0; 16 * 1024],
         })
+    }
+
+    /// The sequence number the next record read should have (None: nothing
+    /// read yet, positioned at the end).
+    pub fn next_seq(&self) -> Option<u64> {
+        self.next_seq
     }
 
     /// Queues the record in `buf[..n]`, preceded by a `Lost` for any sequence gap.
@@ -96,6 +122,9 @@ impl Kmsg {
         let Some(record) = parse_record(&self.buf[..n]) else {
             return;
         };
+        if self.skip_through.is_some_and(|seq| record.seq <= seq) {
+            return;
+        }
         let gap = self
             .next_seq
             .map_or(0, |expected| record.seq.saturating_sub(expected));
@@ -121,6 +150,24 @@ impl Kmsg {
                 Err(_would_block) => continue,
             }
         }
+    }
+
+    /// The next read if one is readable right now, without waiting.
+    pub fn try_next(&mut self) -> io::Result<Option<KmsgRead>> {
+        while self.queue.is_empty() {
+            match self.fd.get_mut().read(&mut self.buf) {
+                Ok(n) => self.accept(n),
+                Err(e) if e.raw_os_error() == Some(libc::EPIPE) => continue,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.queue.pop_front())
+    }
+
+    /// Puts a read back: it is the next one handed out.
+    pub fn unread(&mut self, read: KmsgRead) {
+        self.queue.push_front(read);
     }
 
     /// Everything readable right now, without waiting (used at shutdown so a

@@ -10,6 +10,10 @@ use super::{Sample, TRACED, median};
 /// The issue's bounds on the tracer's resident memory.
 const PEAK_BOUND_MIB: f64 = 64.0;
 const IDLE_BOUND_MIB: f64 = 20.0;
+/// The issue's bounds on kill -> decision line, p99: one OOM on an idle
+/// node (close to the victim's own exit), and in the storm.
+const ISOLATED_P99_BOUND_MS: f64 = 20.0;
+const STORM_P99_BOUND_MS: f64 = 100.0;
 
 /// `MEMCGSxKILLSxMIB`: memcgs at once, kills in each, their limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +57,16 @@ impl StormShape {
         format!("{}x{}x{}", self.memcgs, self.kills, self.mib)
     }
 
+    /// The isolated series: `kills` OOMs one after another in one memcg
+    /// (`0`: none).
+    pub fn isolated(kills: u32) -> Option<Self> {
+        (kills > 0).then_some(Self {
+            memcgs: 1,
+            kills,
+            mib: 8,
+        })
+    }
+
     /// Host seconds: about a second per kill under TCG at most, plus the
     /// guest's 300 s watchdog for decisions that never come.
     pub fn timeout_secs(&self) -> u64 {
@@ -79,11 +93,14 @@ impl StormResult {
     }
 }
 
-pub(super) fn parse(text: &str) -> Option<StormResult> {
+/// The `@@storm name=NAME ...` record (`isolated` or `storm`).
+pub(super) fn parse(text: &str, name: &str) -> Option<StormResult> {
+    let named = format!("name={name} ");
     let line = text
         .lines()
         .map(|l| l.trim_end_matches('\r'))
-        .find_map(|l| l.strip_prefix("@@storm "))?;
+        .filter_map(|l| l.strip_prefix("@@storm "))
+        .find(|l| l.starts_with(&named))?;
     let fields = line
         .split_whitespace()
         .filter_map(|w| w.split_once('='))
@@ -180,14 +197,7 @@ pub(super) fn storm_table(storm: &StormResult, shape: &StormShape) -> Result<Str
         text,
         "cpu        {per_1000} per 1,000 kills ({cpu_s:.2} s over the storm and its decisions)"
     )?;
-    let ms = |key: &str| n(key).map(|us| us as f64 / 1000.0);
-    writeln!(
-        text,
-        "latency    kill -> decision line read: p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms (guest time)",
-        ms("p50_us")?,
-        ms("p99_us")?,
-        ms("max_us")?
-    )?;
+    let p99 = latency_line(&mut text, storm)?;
     writeln!(
         text,
         "memory: VmHWM / VmRSS of /proc/PID/status; cpu: the tracer's threads' schedstat on-CPU time (utime + stime, exact)\n\
@@ -197,9 +207,60 @@ pub(super) fn storm_table(storm: &StormResult, shape: &StormShape) -> Result<Str
     writeln!(text)?;
     writeln!(
         text,
-        "bounds: peak RSS <= {PEAK_BOUND_MIB} MiB {} ({peak:.1}); idle RSS <= {IDLE_BOUND_MIB} MiB {} ({idle:.1})",
+        "bounds: peak RSS <= {PEAK_BOUND_MIB} MiB {} ({peak:.1}); idle RSS <= {IDLE_BOUND_MIB} MiB {} ({idle:.1}); \
+         latency p99 <= {STORM_P99_BOUND_MS} ms {} ({p99:.1})",
         verdict(peak, PEAK_BOUND_MIB),
-        verdict(idle, IDLE_BOUND_MIB)
+        verdict(idle, IDLE_BOUND_MIB),
+        verdict(p99, STORM_P99_BOUND_MS)
+    )?;
+    Ok(text)
+}
+
+/// The latency line of a series; returns its p99 in ms.
+fn latency_line(text: &mut String, series: &StormResult) -> Result<f64> {
+    let ms = |key: &str| {
+        series
+            .number(key)
+            .map(|us| us as f64 / 1000.0)
+            .with_context(|| format!("@@storm without {key}"))
+    };
+    let p99 = ms("p99_us")?;
+    writeln!(
+        text,
+        "latency    kill -> decision line read: p50 {:.1} ms, p99 {p99:.1} ms, max {:.1} ms (guest time)",
+        ms("p50_us")?,
+        ms("max_us")?
+    )?;
+    Ok(p99)
+}
+
+/// The isolated series: OOMs one at a time, the latency a quiet node sees.
+pub(super) fn isolated_table(series: &StormResult, shape: &StormShape) -> Result<String> {
+    let mut text = String::new();
+    let n = |key: &str| {
+        series
+            .number(key)
+            .with_context(|| format!("@@storm without {key}"))
+    };
+    writeln!(
+        text,
+        "Isolated OOMs: {} kills one after another in one cgroup-v2 memcg of {} MiB; oomtrace --backend auto ({})",
+        shape.kills,
+        shape.mib,
+        series.get("backend").unwrap_or("?")
+    )?;
+    writeln!(
+        text,
+        "kills      {} (the memcg's oom_kill counter), decisions read {}, lost records {}",
+        n("kills")?,
+        n("decisions")?,
+        n("lost")?
+    )?;
+    let p99 = latency_line(&mut text, series)?;
+    writeln!(
+        text,
+        "bounds: latency p99 <= {ISOLATED_P99_BOUND_MS} ms {} ({p99:.1})",
+        verdict(p99, ISOLATED_P99_BOUND_MS)
     )?;
     Ok(text)
 }
@@ -220,10 +281,11 @@ mod tests {
 
     #[test]
     fn the_storm_record_becomes_its_table() {
-        let text = "@@info kernel x\r\n@@storm backend=fentry cgs=2 mib=8 planned=4 kills=4 \
+        let text = "@@info kernel x\r\n@@storm name=isolated backend=fentry kills=3 decisions=3 lost=0 \
+                    p50_us=1000 p99_us=30000 max_us=30000\r\n@@storm name=storm backend=fentry cgs=2 mib=8 planned=4 kills=4 \
                     decisions=4 untimed=0 lost=0 p50_us=2000 p99_us=9000 max_us=9500 start_hwm_kb=20480 \
                     idle_rss_kb=10240 hwm_kb=20480 rss_kb=11264 cpu_ns=500000000 tracer_exit=0\r\n";
-        let storm = parse(text).unwrap();
+        let storm = parse(text, "storm").unwrap();
         let shape = StormShape::parse("2x2x8").unwrap().unwrap();
         let table = storm_table(&storm, &shape).unwrap();
         assert!(
@@ -233,7 +295,15 @@ mod tests {
         assert!(table.contains("125.00 s per 1,000 kills"), "{table}");
         assert!(table.contains("p50 2.0 ms, p99 9.0 ms"), "{table}");
         assert!(table.contains("peak RSS <= 64 MiB met (20.0)"), "{table}");
-        let incomplete = parse("@@storm backend=fentry kills=4\n").unwrap();
+        assert!(table.contains("latency p99 <= 100 ms met (9.0)"), "{table}");
+        let isolated = parse(text, "isolated").unwrap();
+        let table = isolated_table(&isolated, &StormShape::isolated(3).unwrap()).unwrap();
+        assert!(
+            table.contains("latency p99 <= 20 ms NOT MET (30.0)"),
+            "{table}"
+        );
+        let incomplete = parse("@@storm name=storm backend=fentry kills=4\n", "storm").unwrap();
         assert!(storm_table(&incomplete, &shape).is_err());
+        assert!(parse(text, "other").is_none());
     }
 }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 
 use super::{
-    Ctx,
+    Ctx, OOM_PATH_BACKENDS,
     check::{limit, pid},
 };
 
@@ -23,27 +23,16 @@ fn faults_of<'a>(ctx: &'a Ctx, task: u64) -> Vec<&'a Value> {
         .collect()
 }
 
-/// Without the hook (tracepoint backend) the start record says so and no
-/// record is printed; returns whether the hook is there.
-fn hooked_or_listed(ctx: &Ctx) -> Result<bool> {
-    if ctx.tracer.hooked(HOOK) {
+/// Whether the hook is there to check the faults with (see `Ctx::hook`);
+/// without it, no record may claim a fault.
+fn hooked(ctx: &Ctx) -> Result<bool> {
+    if ctx.hook(&[HOOK], OOM_PATH_BACKENDS, "the pagefault_oom records")? {
         return Ok(true);
     }
-    ensure!(
-        ctx.tracer
-            .hooks
-            .iter()
-            .any(|h| h.hook.ends_with(&format!("/{HOOK}")) && !h.attached)
-            || ctx.tracer.backend() == Some("tracepoint"),
-        "{HOOK} is neither attached nor listed as unavailable"
-    );
     ensure!(
         ctx.tracer.records("pagefault_oom").is_empty(),
         "pagefault_oom records without the hook"
     );
-    ctx.notes
-        .borrow_mut()
-        .push(format!("no {HOOK} hook: pagefault_oom not checked"));
     Ok(false)
 }
 
@@ -80,7 +69,7 @@ pub fn check_pfleak(ctx: &Ctx) -> Result<()> {
                 .and_then(|v| v.trim().parse().ok())
                 .context("no raised limit")?
     );
-    if !hooked_or_listed(ctx)? {
+    if !hooked(ctx)? {
         return Ok(());
     }
     let task = u64::from(pid(ctx.scenario, "pfleak")?);
@@ -177,7 +166,7 @@ pub fn check_stall_faults(ctx: &Ctx) -> Result<()> {
         !ctx.log.text.contains(LEAK_LINE),
         "the kernel logged a VM_FAULT_OOM leak while the memcg OOM was pending"
     );
-    if !hooked_or_listed(ctx)? {
+    if !hooked(ctx)? {
         return Ok(());
     }
     let task = u64::from(pid(ctx.scenario, "stuckhog")?);

@@ -27,10 +27,13 @@ use crate::{
     report::{KernelReport, KillLine, ReportItem},
 };
 
-/// How long a decision waits for the victim's exit once everything else is in.
+/// Backstop for a victim that does not exit (stuck in the kernel): its
+/// decision goes out this long after everything else is in.
 const WAIT_FOR_EXIT: Duration = Duration::from_secs(1);
-/// Grace after the last awaited piece, for memory.oom.group sweep lines and reaper steps.
-pub(super) const SETTLE: Duration = Duration::from_millis(100);
+/// A memory.oom.group sweep without the OOM-path hooks has no end event
+/// (with them, the killer's return ends it): its decision goes out this long
+/// after the sweep's last line. The only wait that is a grace, not an event.
+pub(super) const SWEEP_SETTLE: Duration = Duration::from_millis(100);
 /// A decision is emitted with what it has at the latest this long after its first piece.
 pub(super) const DEADLINE: Duration = Duration::from_secs(3);
 /// The timer of a decision waiting for the kernel log (`Builder::awaits_log`):
@@ -57,6 +60,9 @@ pub struct Builder {
     decided: RecentPids,
     /// The latest time a piece or poll came in (the builder reads no clock).
     last_now: Option<Instant>,
+    /// The latest time a piece came in: a decision goes out only once the
+    /// kernel log was read to its end after it.
+    last_piece: Option<Instant>,
     /// When a live session last read the kernel log to its end (None:
     /// offline, or not yet).
     log_read_at: Option<Instant>,
@@ -100,6 +106,7 @@ impl Builder {
             recent_group_kills: RecentPids::new(bounds::RECENT_PIDS, LATE_WINDOW),
             decided: RecentPids::new(bounds::RECENT_PIDS, LATE_WINDOW),
             last_now: None,
+            last_piece: None,
             log_read_at: None,
             history: Default::default(),
             invocations: Vec::new(),
@@ -214,6 +221,7 @@ impl Builder {
     }
 
     pub fn on_event(&mut self, now: Instant, event: Event) {
+        self.last_piece = Some(now);
         match event {
             Event::MarkVictim(mark) => {
                 let pid = mark.pid as u32;
@@ -338,9 +346,10 @@ impl Builder {
     /// Takes one item from the kernel log. Reports of OOMs that killed
     /// nothing are decisions on their own and come back at the next `poll`.
     pub fn on_report(&mut self, now: Instant, item: ReportItem) {
+        self.last_piece = Some(now);
         match item {
             ReportItem::Report(report) => self.on_kernel_report(now, report),
-            ReportItem::OomGroup { memcg, .. } => self.on_group_sweep(memcg),
+            ReportItem::OomGroup { memcg, .. } => self.on_group_sweep(now, memcg),
             ReportItem::Kill(kill) => self.on_kill_line(now, kill),
             ReportItem::Reaped(reaped) => {
                 self.group_sweep = None;
@@ -391,7 +400,7 @@ impl Builder {
 
     /// The sweep follows the kill line just read. The BPF events of the
     /// tasks it kills may have opened later pendings already.
-    fn on_group_sweep(&mut self, memcg: String) {
+    fn on_group_sweep(&mut self, now: Instant, memcg: String) {
         if let Some(p) = self
             .pending
             .iter_mut()
@@ -399,6 +408,7 @@ impl Builder {
             .find(|p| p.kill_line().is_some())
         {
             p.oom_group = Some(memcg);
+            p.sweep_read_at = Some(now);
             self.group_sweep = Some(p.id);
         }
     }
@@ -410,6 +420,7 @@ impl Builder {
             if p.group_kill_set.insert(kill.pid) {
                 p.group_kills.push(kill.pid);
             }
+            p.sweep_read_at = Some(now);
             return;
         }
         let pid = kill.pid;
@@ -486,12 +497,10 @@ impl Builder {
         self.emit(&ready, env)
     }
 
-    /// When a pending decision is due: settled after its last awaited piece
-    /// (longer while its exit can still come), at the latest [`DEADLINE`]
-    /// after its first piece.
+    /// When a pending decision is due: as soon as it is complete and nothing
+    /// it awaits can still come ([`Self::settled_at`]), at the latest
+    /// [`DEADLINE`] after its first piece.
     fn due_at(&self, p: &Pending, now: Instant) -> Instant {
-        let exit_done = p.exit.is_some() || !self.sources.exit_hook || p.victim_pid == 0;
-        let settle = if exit_done { SETTLE } else { WAIT_FOR_EXIT };
         let deadline = if self.awaits_log(p) {
             // Not before the log is read to its end (that wakes the loop).
             now + LOG_WAIT_TIMER
@@ -499,7 +508,33 @@ impl Builder {
             p.created.map_or(now, |c| c + DEADLINE)
         };
         p.complete_since
-            .map_or(deadline, |since| deadline.min(since + settle))
+            .and_then(|since| self.settled_at(p, since))
+            .map_or(deadline, |settled| deadline.min(settled))
+    }
+
+    /// When a complete decision has every piece that can still come: its
+    /// victim's exit (else [`WAIT_FOR_EXIT`] after it was complete), the OOM
+    /// reaper's pass if one is under way, a memory.oom.group sweep (see
+    /// [`SWEEP_SETTLE`]), and the kernel log read to its end after its last
+    /// piece, so that lines printed before it are in. `None`: it waits for
+    /// an event, with only the deadline as a backstop.
+    fn settled_at(&self, p: &Pending, since: Instant) -> Option<Instant> {
+        let log_read = self
+            .log_read_at
+            .is_none_or(|read| self.last_piece.is_none_or(|piece| read >= piece));
+        if p.victim_pid == 0 {
+            return Some(since);
+        }
+        if p.exit.is_none() && self.sources.exit_hook {
+            return Some(since + WAIT_FOR_EXIT);
+        }
+        if p.reaper_busy() || !log_read {
+            return None;
+        }
+        match p.sweep_read_at {
+            Some(swept) if !self.sources.oom_path_hooks => Some(since.max(swept + SWEEP_SETTLE)),
+            _ => Some(since),
+        }
     }
 
     /// The next time a pending decision comes due, after the last `poll`;
@@ -567,6 +602,23 @@ impl Builder {
             ),
             ("evicted:history", self.history.evicted),
         ]
+    }
+
+    /// Where the oldest decision in flight begins in the kernel log (its
+    /// report's first line, else its kill line): what is read before it is
+    /// decided. None when no decision in flight has a log line yet.
+    pub fn oldest_log_line(&self) -> Option<usize> {
+        self.pending
+            .iter()
+            .filter_map(Pending::first_log_line)
+            .min()
+    }
+
+    /// Numbers its decisions after `seq` (decisions already emitted by this
+    /// run, such as those recovered from the kernel log at start-up).
+    pub fn numbered_after(mut self, seq: u64) -> Self {
+        self.seq = seq;
+        self
     }
 
     /// Emits everything still pending (shutdown).

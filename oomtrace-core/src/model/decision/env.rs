@@ -31,6 +31,11 @@ pub trait Environment {
     fn memcg_snapshot(&self, _relative: &str) -> Option<(MemcgSnapshot, u64)> {
         None
     }
+    /// The tasks of the victim's OOM memcg read from /proc as its kill was
+    /// seen (live mode, without the killer's hooks only).
+    fn task_snapshot(&self, _victim_pid: u32) -> Option<crate::cgroup::tasks::TaskSnapshot> {
+        None
+    }
     /// The Kubernetes names of a container found under a kubelet pod cgroup,
     /// attributed from `memcg` (live mode only: they come from the node's
     /// runtime and kubelet files).

@@ -22,6 +22,7 @@ mod record;
 mod rss;
 
 pub use crate::base::{Envelope, SCHEMA_VERSION, time::rfc3339};
+pub use assemble::closest_to_limit;
 pub use builder::Builder;
 pub use env::{Environment, OfflineEnv};
 pub use pending::{Invocation, Sources};

@@ -32,6 +32,8 @@ pub(super) struct Pending {
     /// The killer's own evaluation (fentry/kprobe backends).
     pub(super) invocation: Option<Invocation>,
     pub(super) complete_since: Option<Instant>,
+    /// When the last line of its memory.oom.group sweep was read.
+    pub(super) sweep_read_at: Option<Instant>,
     /// The fault this no-victim OOM leaked to the #PF handler, joined as it came.
     pub(super) fault: Option<PagefaultJoin>,
     /// Its trigger went on to another OOM: no fault of this one will come.
@@ -79,6 +81,17 @@ impl Pending {
                 .invocation
                 .as_ref()
                 .is_some_and(|i| i.trigger_pid == pid && i.end.is_some())
+    }
+
+    /// The OOM reaper was woken for the victim or is reaping it: its pass
+    /// (and its `oom_reaper:` line) is still to come. On 5.x the reaper is
+    /// woken at the kill; since 6.0 only if the victim has not exited 2 s
+    /// later, so a quick exit leaves nothing to wait for.
+    pub(super) fn reaper_busy(&self) -> bool {
+        self.reaper_events.last().is_some_and(|r| {
+            r.step == oomtrace_ebpf::reaper_step::WAKE
+                || r.step == oomtrace_ebpf::reaper_step::START
+        })
     }
 
     /// How the killer's invocation ended (OOM-path hooks).
@@ -137,6 +150,16 @@ impl Pending {
                 .as_ref()
                 .map_or(0, |r| 2 * r.source.text.len() + size_of::<ReapedLine>())
             + self.invocation.as_ref().map_or(0, Invocation::heap_bytes)
+    }
+
+    /// Where it begins in the kernel log: its report's first line, else its
+    /// kill line (a `/dev/kmsg` sequence number live).
+    pub(super) fn first_log_line(&self) -> Option<usize> {
+        self.report
+            .as_ref()
+            .and_then(|r| r.lines.first())
+            .or(self.kill_line().map(|k| &k.source))
+            .map(|l| l.line_no)
     }
 
     /// Kernel log timestamp of the report (else of the kill line), in seconds.

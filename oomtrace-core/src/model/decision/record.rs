@@ -191,6 +191,10 @@ pub struct Decision {
     pub badness_model: Option<BadnessModel>,
     pub candidates: Vec<Candidate>,
     pub candidates_source: Cow<'static, str>,
+    /// With `candidates_source` `proc_snapshot`: how long after the kill
+    /// the OOM memcg's tasks were read from /proc, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub candidates_snapshot_after_kill_ms: Option<f64>,
     /// How this kernel's OOM killer read the rss counters, learned from its
     /// own points and kill line: `get_mm_counter` (central count, 6.x)
     /// or `get_mm_counter_sum` (per-CPU sum, 7.x); null when nothing
@@ -236,4 +240,12 @@ pub struct Decision {
     /// Kernel clock of the kill in seconds (BPF boot time or log timestamp), for rates.
     #[serde(skip)]
     pub kernel_seconds: Option<f64>,
+    /// Rebuilt at start-up from the kernel log of a kill that happened while
+    /// oomtrace was not running (`--state-dir`); absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recovered: bool,
+    /// Where the decision begins in the kernel log: its report's first line,
+    /// else its kill line (the `/dev/kmsg` sequence number live).
+    #[serde(skip)]
+    pub log_line: Option<usize>,
 }

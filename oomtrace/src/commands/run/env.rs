@@ -2,13 +2,14 @@
 //! sees it (memcg files, meminfo, the tracer's reclaim counters, clocks),
 //! and the snapshots of OOM memcgs read while their OOM is handled.
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     path::{Path, PathBuf},
     time::{Duration, SystemTime},
 };
 
 use oomtrace_core::{
     base::{
+        bounds,
         host::page_size,
         time::{now_rfc3339, rfc3339},
     },
@@ -16,9 +17,10 @@ use oomtrace_core::{
         MemcgFiles, MemcgSnapshot, MemoryHierarchy,
         container::{Container, attribute},
         kubernetes::{KubeNames, KubeResolver},
+        tasks::TaskSnapshot,
     },
     events::Event,
-    model::decision::Environment,
+    model::decision::{Environment, closest_to_limit},
 };
 use oomtrace_ebpf::MemcgReclaimStats;
 
@@ -40,6 +42,12 @@ pub struct LiveEnv {
     kube: KubeResolver,
     /// Where the host's /proc is (`--host-root`).
     proc: PathBuf,
+    /// Without the killer's hooks: the OOM memcg's tasks, read as each
+    /// victim's kill is seen, with the victim's pid, oldest first (None:
+    /// not taken); bounded by [`bounds::TASK_SNAPSHOTS`].
+    tasks: Option<VecDeque<(u32, TaskSnapshot)>>,
+    /// Task snapshots evicted past their budget before their decision.
+    pub evicted_task_snapshots: u64,
 }
 
 /// Bound on kept snapshots (one per memcg that OOMed recently).
@@ -63,7 +71,16 @@ impl LiveEnv {
             snapshots: HashMap::new(),
             kube,
             proc: host_root.join("proc"),
+            tasks: None,
+            evicted_task_snapshots: 0,
         }
+    }
+
+    /// Read the OOM memcg's tasks as each kill is seen: the candidates of
+    /// decisions whose task table the kernel does not print, on a backend
+    /// that does not see the killer's evaluation.
+    pub fn snapshot_tasks_on_kill(&mut self) {
+        self.tasks.get_or_insert_with(VecDeque::new);
     }
 
     /// Once a second: remember the names of containers started since.
@@ -83,6 +100,7 @@ impl LiveEnv {
                         self.snapshot(level.cgroup_id);
                     }
                 }
+                self.snapshot_tasks(t);
                 // The victim's names, while its container still exists.
                 if let Some(level) = t.memcg[..depth].first()
                     && let Some(path) = self.paths.lookup(level.cgroup_id, false)
@@ -126,6 +144,48 @@ impl LiveEnv {
         self.paths.answered()
     }
 
+    /// The tasks of the memcg closest to its limit in the victim's chain
+    /// (the one whose limit fired), read now, just after the kill.
+    fn snapshot_tasks(&mut self, t: &oomtrace_ebpf::VictimTaskEvent) {
+        if self.tasks.is_none() {
+            return;
+        }
+        let depth = (t.memcg_depth as usize).min(t.memcg.len());
+        let Some(level) = closest_to_limit(&t.memcg[..depth], self.page_size) else {
+            return;
+        };
+        let Some(path) = self.paths.lookup(level.cgroup_id, false) else {
+            return;
+        };
+        let snapshot = self
+            .hierarchy
+            .task_snapshot(&path, &self.proc, boot_ns_now());
+        let Some(tasks) = self.tasks.as_mut() else {
+            return;
+        };
+        tasks.push_back((t.victim_pid, snapshot));
+        let mut total: usize = tasks.iter().map(|(_, s)| s.heap_bytes()).sum();
+        while total > bounds::TASK_SNAPSHOTS {
+            let Some((_, oldest)) = tasks.pop_front() else {
+                break;
+            };
+            total -= oldest.heap_bytes();
+            self.evicted_task_snapshots += 1;
+        }
+    }
+
+    /// A decision went out: its task snapshot is no longer needed, nor the
+    /// older ones (decisions go out in kill order; an older one left is a
+    /// kill that became no decision of its own, e.g. an oom.group sweep's).
+    pub fn forget_task_snapshot(&mut self, victim_pid: u32) {
+        let Some(tasks) = self.tasks.as_mut() else {
+            return;
+        };
+        if let Some(index) = tasks.iter().position(|(pid, _)| *pid == victim_pid) {
+            tasks.drain(..=index);
+        }
+    }
+
     /// The memcg (path relative to the root) still exists.
     pub fn memcg_exists(&self, relative: &str) -> bool {
         let relative = relative.trim_start_matches('/');
@@ -165,7 +225,7 @@ fn clock(id: libc::clockid_t) -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
-fn wall_time_of(clock_id: libc::clockid_t, at: Duration) -> Option<SystemTime> {
+pub(super) fn wall_time_of(clock_id: libc::clockid_t, at: Duration) -> Option<SystemTime> {
     let now = clock(clock_id);
     SystemTime::now().checked_sub(now.checked_sub(at).unwrap_or_default())
 }
@@ -208,6 +268,14 @@ impl Environment for LiveEnv {
     }
     fn memcg_snapshot(&self, relative: &str) -> Option<(MemcgSnapshot, u64)> {
         self.snapshots.get(relative).cloned()
+    }
+    fn task_snapshot(&self, victim_pid: u32) -> Option<TaskSnapshot> {
+        let tasks = self.tasks.as_ref()?;
+        tasks
+            .iter()
+            .rev()
+            .find(|(pid, _)| *pid == victim_pid)
+            .map(|(_, s)| s.clone())
     }
     fn kubernetes_names(&mut self, container: &Container, memcg: &str) -> Option<KubeNames> {
         self.kube.resolve(container, memcg)

@@ -10,7 +10,9 @@
 //! - `memcg_paths`: cgroup id → path lookups, on a worker thread;
 //! - `metrics`: the `--metrics` HTTP server;
 //! - `output`: where the records go (stdout or `--output`), on a thread of its own;
-//! - `rss_rule`: the rss read the model learned, handed to the kernel programs.
+//! - `rss_rule`: the rss read the model learned, handed to the kernel programs;
+//! - `state`, `recovery`: the position in the kernel log a restart resumes
+//!   from (`--state-dir`), and the kills recovered from it.
 mod charge_hook;
 mod decisions;
 mod env;
@@ -20,8 +22,10 @@ mod memcg_paths;
 mod metrics;
 mod options;
 mod output;
+mod recovery;
 mod rss_rule;
 mod session;
+mod state;
 
 use std::time::Instant;
 

@@ -26,4 +26,7 @@ pub struct RunOptions {
     /// kubelet logs (/var/log) are: `/`, or the host's root mounted into
     /// oomtrace's container.
     pub host_root: PathBuf,
+    /// `--state-dir`: where the position in the kernel log is kept, so that
+    /// a restart recovers the kills it missed; None keeps nothing.
+    pub state_dir: Option<PathBuf>,
 }

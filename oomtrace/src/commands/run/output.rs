@@ -1,8 +1,10 @@
 //! Where the run's records go: stdout (cards or `--json`) or `--output
 //! FILE` (JSON Lines, rotated), written by the output thread
-//! ([`QueuedOutput`]) so the loop never waits for a reader. A reader that
-//! goes away ends the run cleanly; any other write error ends it with an
-//! error.
+//! ([`QueuedOutput`]) so the loop never waits for a reader. A reader of
+//! stdout that goes away ends the run cleanly; any other write error to
+//! stdout ends it with an error. `--output` never ends it: a failed write
+//! there is a warning and `lost` records (source `output_write`), retried
+//! until the file can be written again.
 use std::{
     io,
     ops::ControlFlow,
@@ -13,8 +15,8 @@ use anyhow::{Context, Result};
 use oomtrace_core::{
     base::Envelope,
     output::{
-        LostRecord, OUTPUT_BACKLOG_BYTES, OutputState, QueuedOutput, Record, RecordSink, Render,
-        RotatingFile, StartRecord, metrics::Metrics,
+        LostRecord, OUTPUT_BACKLOG, OUTPUT_BACKLOG_BYTES, OUTPUT_WRITE, OutputState, QueuedOutput,
+        Record, RecordSink, Render, RotatingFile, StartRecord, metrics::Metrics,
     },
 };
 use tokio::{net::TcpListener, sync::oneshot};
@@ -33,6 +35,8 @@ pub struct RunOutput {
     metrics: Option<Metrics>,
     /// Records the queue dropped that `metrics` has counted.
     backlog_counted: u64,
+    /// Records failed writes to `--output` lost that `metrics` has counted.
+    write_counted: u64,
 }
 
 impl RunOutput {
@@ -53,7 +57,7 @@ impl RunOutput {
                     json: true,
                     top: options.top,
                 };
-                QueuedOutput::spawn(file, render, OUTPUT_BACKLOG_BYTES)
+                QueuedOutput::spawn_file(file, render, OUTPUT_BACKLOG_BYTES)
             }
         }
         .context("starting the output writer")?;
@@ -62,6 +66,7 @@ impl RunOutput {
             stdout: options.output.is_none(),
             metrics: None,
             backlog_counted: 0,
+            write_counted: 0,
         })
     }
 
@@ -81,39 +86,62 @@ impl RunOutput {
         }
     }
 
-    /// Records the output queue dropped are `lost` in the metrics too (the
-    /// queue's own `lost` line is made inside it, past every sink).
-    fn count_backlog_drops(&mut self) {
-        let dropped = self.queue.dropped();
-        if let Some(series) = self.metrics.as_mut()
-            && dropped > self.backlog_counted
-        {
-            series.on_lost(&LostRecord {
-                envelope: Envelope::now("lost"),
-                source: "output_backlog".to_owned(),
-                count: dropped - self.backlog_counted,
-                total: dropped,
-            });
-            self.backlog_counted = dropped;
+    /// Records the output queue dropped, and those failed writes to
+    /// `--output` lost, are `lost` in the metrics too (their `lost` lines
+    /// are made past every sink: in the queue, on the output thread).
+    fn count_output_losses(&mut self) {
+        let Some(series) = self.metrics.as_mut() else {
+            return;
+        };
+        for (source, total, counted) in [
+            (
+                OUTPUT_BACKLOG,
+                self.queue.dropped(),
+                &mut self.backlog_counted,
+            ),
+            (
+                OUTPUT_WRITE,
+                self.queue.write_lost(),
+                &mut self.write_counted,
+            ),
+        ] {
+            if total > *counted {
+                series.on_lost(&LostRecord {
+                    envelope: Envelope::now("lost"),
+                    source: source.to_owned(),
+                    count: total - *counted,
+                    total,
+                });
+                *counted = total;
+            }
         }
     }
 
     /// On every wake-up of the loop: stop once the reader is gone (or fail on
-    /// a write error); else the count of dropped records goes out if it can.
+    /// a write error); else the count of dropped records goes out if it can,
+    /// `--output` is retried if due, and the output thread's warnings and
+    /// losses are passed on.
     pub fn on_wake(&mut self) -> Result<ControlFlow<()>> {
         if self.ended()? {
             return Ok(ControlFlow::Break(()));
         }
         self.queue.report_drops()?;
+        for warning in self.queue.take_warnings() {
+            self.queue.warning(&warning)?;
+        }
+        self.count_output_losses();
         Ok(ControlFlow::Continue(()))
     }
 
     /// While lines are being written, when to look again (see
-    /// [`on_wake`](Self::on_wake)); none when the writer is idle.
+    /// [`on_wake`](Self::on_wake)); while `--output` cannot be written, when
+    /// to try again; none when the writer is idle.
     pub fn next_deadline(&self) -> Option<Instant> {
-        self.queue
-            .busy()
-            .then(|| Instant::now() + decisions::IN_FLIGHT_CHECK)
+        let now = Instant::now();
+        let busy = self.queue.busy().then(|| now + decisions::IN_FLIGHT_CHECK);
+        // A try already due is on its way (the queue is busy until it is done).
+        let retry = self.queue.retry_at().filter(|&at| at > now);
+        busy.into_iter().chain(retry).min()
     }
 
     /// `--metrics` has series of memcgs (that may go away).
@@ -169,7 +197,7 @@ impl RecordSink for RunOutput {
             series.record(record)?;
         }
         let written = self.queue.record(record);
-        self.count_backlog_drops();
+        self.count_output_losses();
         written
     }
 

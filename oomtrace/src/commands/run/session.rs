@@ -36,7 +36,9 @@ use crate::{
         metrics,
         options::RunOptions,
         output::RunOutput,
+        recovery::{self, Recovered, Recovery},
         rss_rule::SharedRssRule,
+        state::{Position, StateFile},
     },
     kernel::{
         kmsg::{Kmsg, KmsgRead, KmsgRecord},
@@ -81,6 +83,9 @@ pub struct Session {
     episodes: Episodes,
     /// This kernel's `pagefault_out_of_memory` retries the fault (5.16+ or a backport).
     pagefault_retries: bool,
+    /// `--state-dir`: the position in the kernel log a restart resumes from.
+    state: Option<StateFile>,
+    position: Position,
 }
 
 impl Session {
@@ -100,21 +105,28 @@ impl Session {
         let mut out = RunOutput::open(options)?;
         // Before the tracer: a busy address fails before anything loads.
         let listener = options.metrics.map(metrics::bind).transpose()?;
+        // Before the tracer: what the log holds now was not traced.
+        let recovery = begin_recovery(options)?;
         let mut tracer = Tracer::start(&TraceOptions {
             backend: options.backend,
             cgroup_ids: scope.iter().map(|s| s.id).collect(),
             btf_path: options.btf_path.clone(),
         })?;
         let oom_score_adj = protect_self(options.oom_score_adj, &mut out)?;
-        let kmsg = open_kmsg(&mut out)?;
         // Names of the containers running now, before anything can die.
         let mut kube = KubeResolver::new(&options.host_root);
         kube.refresh();
         let paths =
             MemcgPaths::start(hierarchy.clone()).context("starting the cgroup path lookups")?;
         let release = loader::kernel_release();
+        let mut recovered = recovery.map(|r| r.finish(&scope, &release, &mut kube));
+        let kmsg = match recovered.as_mut() {
+            Some(recovered) => log_of(recovered, &mut out)?,
+            None => open_kmsg(&mut out)?,
+        };
         let mut start = start_record(&tracer, &release, &scope, kmsg.is_some());
         start.oom_score_adj = oom_score_adj;
+        start.recovery = recovered.as_ref().map(|r| r.status.clone());
         if let Some(listener) = listener {
             out.serve_metrics(listener, &start);
         }
@@ -123,12 +135,27 @@ impl Session {
             ring: watch_ring(&mut tracer)?,
             kmsg,
         };
-        let session = Session {
-            builder: Builder::new(sources(&tracer), scope.clone()),
+        let numbered = recovered.as_ref().map_or(0, |r| r.decisions.len() as u64);
+        let sources = sources(&tracer);
+        let stalls = stall_monitor(&hierarchy, &scope, &tracer);
+        let timers = Timers::new(&tracer);
+        let mut env = LiveEnv::new(
+            tracer,
+            hierarchy,
+            paths,
+            release.clone(),
+            &options.host_root,
+            kube,
+        );
+        if !sources.oom_path_hooks {
+            env.snapshot_tasks_on_kill();
+        }
+        let mut session = Session {
+            builder: Builder::new(sources, scope.clone()).numbered_after(numbered),
             parser: ReportParser::new(),
             charges: ChargeTracker::new(),
-            stalls: stall_monitor(&hierarchy, &scope, &tracer),
-            timers: Timers::new(&tracer),
+            stalls,
+            timers,
             decisions: Decisions::new(dumps, options.count)?,
             lost: Losses::new(),
             charge_hook: ChargeHook::new(options.charge_hook),
@@ -138,15 +165,47 @@ impl Session {
                 &std::fs::read_to_string("/proc/version").unwrap_or_default(),
             ),
             episodes: Episodes::new(boot_id().as_deref()),
-            env: LiveEnv::new(tracer, hierarchy, paths, release, &options.host_root, kube),
+            env,
             out,
+            state: None,
+            position: Position::default(),
         };
+        if let Some(recovered) = recovered {
+            session.emit_recovered(recovered)?;
+        }
         Ok((session, inputs))
     }
 
     /// Notified when cgroup path lookups were answered off the loop.
     pub fn paths_answered(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.env.paths_answered()
+    }
+
+    /// After the start record: what the kernel logged while oomtrace was
+    /// not running (a `lost` record for what it overwrote, the recovered
+    /// decisions in kill order), then the state is saved past it.
+    fn emit_recovered(&mut self, mut recovered: Recovered) -> Result<()> {
+        recovery::report(&mut recovered, &mut self.out)?;
+        let mut decisions = std::mem::take(&mut recovered.decisions);
+        self.episodes_of(&mut decisions);
+        self.decisions.write(&mut self.out, decisions)?;
+        self.position = recovered.position;
+        self.state = Some(recovered.state);
+        self.save_state(true)
+    }
+
+    /// Saves the last kernel-log record decided (`--state-dir`): `now`
+    /// (recovery, the end of the run), else when due (decisions went out,
+    /// or the periodic refresh on wake-ups that happen anyway).
+    fn save_state(&mut self, now: bool) -> Result<()> {
+        let Some(state) = self.state.as_mut() else {
+            return Ok(());
+        };
+        if !now && !state.save_due(Instant::now()) {
+            return Ok(());
+        }
+        let decided = self.position.decided(self.builder.oldest_log_line());
+        state.save(decided, &mut self.out)
     }
 
     /// Completes when stdout's reader goes away (see [`RunOutput`]).
@@ -234,12 +293,19 @@ impl Session {
         let now = Instant::now();
         self.env.take_late_snapshots();
         let mut decisions = self.builder.poll(now, &mut self.env);
+        for victim in decisions.iter().filter_map(|d| d.victim.as_ref()) {
+            self.env.forget_task_snapshot(victim.pid);
+        }
         self.episodes_of(&mut decisions);
         self.rss_rule
             .share(&self.env.tracer, &decisions, &mut self.out)?;
+        if let Some(state) = self.state.as_mut() {
+            state.emitted(&decisions);
+        }
         if self.decisions.write(&mut self.out, decisions)? {
             return Ok(ControlFlow::Break(()));
         }
+        self.save_state(false)?;
         for record in self.charges.poll(now, false, &now_rfc3339(), &mut self.env) {
             self.stall(record)?;
         }
@@ -286,6 +352,9 @@ impl Session {
             self.timers.forget_series,
             self.out.next_deadline(),
             self.decisions.next_deadline(),
+            // `--count` reached by recovered decisions: end now.
+            self.decisions.done().then(Instant::now),
+            self.state.as_ref().and_then(StateFile::due_at),
         ]
         .into_iter()
         .flatten()
@@ -327,6 +396,7 @@ impl Session {
         all.push(("evicted:report", self.parser.cut_by_bound));
         all.push(("evicted:memcg_paths", self.env.uncached_memcgs()));
         all.push(("memcg_path_queue", self.env.dropped_path_lookups()));
+        all.push(("evicted:task_snapshots", self.env.evicted_task_snapshots));
         all
     }
 
@@ -350,7 +420,11 @@ impl Session {
             self.builder.on_report(now, item);
         }
         self.env.take_late_snapshots();
+        self.position.closed();
         let mut decisions = self.builder.flush(&mut self.env);
+        if let Some(state) = self.state.as_mut() {
+            state.emitted(&decisions);
+        }
         self.episodes_of(&mut decisions);
         self.decisions.write(&mut self.out, decisions)?;
         Ok(())
@@ -375,6 +449,7 @@ impl Session {
         self.lost.ringbuf(self.env.tracer.drops(), &mut self.out)?;
         self.lost.evictions(self.evictions(), &mut self.out)?;
         self.lost.warn_malformed(&mut self.out)?;
+        self.save_state(true)?;
         self.decisions.close(&mut self.out)?;
         self.out.close()?;
         Ok(self.decisions.emitted())
@@ -438,6 +513,7 @@ impl Session {
     }
 
     fn on_log_line(&mut self, now: Instant, record: KmsgRecord) {
+        let seq = record.seq;
         let line = SourceLine {
             line_no: record.seq as usize,
             timestamp: Some(record.usec as f64 / 1e6),
@@ -446,6 +522,7 @@ impl Session {
         for item in self.parser.push(line) {
             self.builder.on_report(now, item);
         }
+        self.position.read(seq, self.parser.has_open_report());
     }
 
     /// Records were lost: the report being read cannot be whole. It is
@@ -454,6 +531,7 @@ impl Session {
         for item in self.parser.finish() {
             self.builder.on_report(now, item);
         }
+        self.position.closed();
     }
 
     fn poll_stalls(&mut self) -> Result<()> {
@@ -501,6 +579,30 @@ fn boot_ms() -> u64 {
     ts.tv_sec as u64 * 1000 + ts.tv_nsec as u64 / 1_000_000
 }
 
+/// With `--state-dir`, the state and the kernel log read up to now.
+fn begin_recovery(options: &RunOptions) -> Result<Option<Recovery>> {
+    let Some(dir) = options.state_dir.as_deref() else {
+        return Ok(None);
+    };
+    let boot_id = boot_id().context("--state-dir: cannot read this boot's id")?;
+    Ok(Some(Recovery::begin(dir, boot_id.trim())?))
+}
+
+/// The kernel log the recovery read, going on live; or a warning that
+/// decisions will lack the kernel's report.
+fn log_of(recovered: &mut Recovered, out: &mut dyn RecordSink) -> Result<Option<Kmsg>> {
+    let failed = std::io::Error::other("already taken");
+    match std::mem::replace(&mut recovered.kmsg, Err(failed)) {
+        Ok(kmsg) => Ok(Some(kmsg)),
+        Err(e) => {
+            out.warning(&format!(
+                "cannot read /dev/kmsg ({e}): decisions will lack the kernel's report, and nothing is recovered"
+            ))?;
+            Ok(None)
+        }
+    }
+}
+
 /// `/dev/kmsg`, or a warning that decisions will lack the kernel's report.
 fn open_kmsg(out: &mut dyn RecordSink) -> Result<Option<Kmsg>> {
     match Kmsg::open(std::path::Path::new("/dev/kmsg")) {
@@ -529,6 +631,7 @@ fn start_record<'a>(
         cgroups: scope.iter().map(|s| s.path.display().to_string()).collect(),
         kernel_report,
         oom_score_adj: None,
+        recovery: None,
     }
 }
 

@@ -5,12 +5,14 @@ use std::borrow::Cow;
 use oomtrace_ebpf::{OomCandidateEvent, candidate_flag as flag};
 
 use crate::{
+    base::units::human_bytes,
+    cgroup::tasks::TaskSnapshot,
     events::comm_str,
     model::{
         decision::{
             env::Environment,
             pending::{Invocation, Pending},
-            record::Candidate,
+            record::{Candidate, Victim},
         },
         exact::{self, RssRule, RssSource},
         score::{BadnessInput, BadnessModel, Implausible, OOM_SCORE_ADJ_MIN, try_badness},
@@ -78,6 +80,11 @@ pub(super) struct Ranked {
     pub(super) dropped: Option<u32>,
     /// Candidates whose numbers no kernel prints (pid, why): left unscored.
     pub(super) implausible: Vec<(u32, Implausible)>,
+    /// With a /proc snapshot: how long after the kill it was read, in ms.
+    pub(super) snapshot_after_kill_ms: Option<f64>,
+    /// With the kernel's table and a snapshot of the same OOM: how close
+    /// the snapshot came to the table (the kernel's own), in one sentence.
+    pub(super) snapshot_check: Option<String>,
 }
 
 /// The kernel's rule, with an impossible input noted instead of scored.
@@ -93,28 +100,163 @@ pub(super) fn score(
     })
 }
 
+/// The killer's own evaluation when hooked, else the kernel's printed
+/// table, else (a rate-limited report) the OOM memcg's tasks as /proc showed
+/// them just after the kill.
 pub(super) fn candidates(p: &Pending, scoring: Scoring, env: &mut dyn Environment) -> Ranked {
     let table = p.report.as_ref().and_then(|r| r.tasks.as_ref());
-    // The killer's own evaluation replaces the printed table when hooked.
-    match p.invocation.as_ref().filter(|i| !i.candidates.is_empty()) {
-        Some(inv) => hooked_candidates(inv, p.victim_pid, scoring, env),
-        None => {
-            let mut implausible = Vec::new();
-            Ranked {
-                candidates: table.map_or_else(Vec::new, |t| {
-                    table_candidates(t, p.victim_pid, scoring, &mut implausible)
-                }),
-                source: if table.is_some() {
-                    "kernel_report"
-                } else {
-                    "none"
-                },
-                points_recomputed: None,
-                dropped: None,
-                implausible,
-            }
+    if let Some(inv) = p.invocation.as_ref().filter(|i| !i.candidates.is_empty()) {
+        return hooked_candidates(inv, p.victim_pid, scoring, env);
+    }
+    let mut implausible = Vec::new();
+    let snapshot = (p.victim_pid != 0)
+        .then(|| env.task_snapshot(p.victim_pid))
+        .flatten();
+    if let Some(table) = table {
+        return Ranked {
+            candidates: table_candidates(table, p.victim_pid, scoring, &mut implausible),
+            source: "kernel_report",
+            points_recomputed: None,
+            dropped: None,
+            implausible,
+            snapshot_after_kill_ms: None,
+            snapshot_check: snapshot.map(|s| snapshot_check(&s, table, p, scoring.page_size)),
+        };
+    }
+    match snapshot {
+        Some(snapshot) => snapshot_candidates(&snapshot, p, scoring),
+        None => Ranked {
+            candidates: Vec::new(),
+            source: "none",
+            points_recomputed: None,
+            dropped: None,
+            implausible,
+            snapshot_after_kill_ms: None,
+            snapshot_check: None,
+        },
+    }
+}
+
+/// How the /proc snapshot compares with the kernel's own table of the same
+/// OOM (the victim aside: its snapshot row is torn down): the tasks both
+/// list, those only one lists, and the largest rss difference.
+fn snapshot_check(snapshot: &TaskSnapshot, table: &TaskTable, p: &Pending, page: u64) -> String {
+    let others = |pid: u32| pid != p.victim_pid;
+    let rows: Vec<&TaskRow> = table.rows.iter().filter(|r| others(r.pid)).collect();
+    let tasks: Vec<_> = snapshot.tasks.iter().filter(|t| others(t.pid)).collect();
+    let mut both = 0usize;
+    let mut max_diff = 0u64;
+    for task in &tasks {
+        if let Some(row) = rows.iter().find(|r| r.pid == task.pid) {
+            both += 1;
+            let ours = task.rss_anon_bytes + task.rss_file_bytes + task.rss_shmem_bytes;
+            max_diff = max_diff.max(ours.abs_diff(row.rss_pages.saturating_mul(page)));
         }
     }
+    let (table_only, snapshot_only) = (rows.len() - both, tasks.len() - both);
+    let after = p
+        .kill_boot_ns()
+        .map(|killed| snapshot.read_boot_ns.saturating_sub(killed) as f64 / 1e6)
+        .map_or_else(String::new, |ms| format!(" {ms:.1} ms after the kill"));
+    if table_only == 0 && snapshot_only == 0 {
+        format!(
+            "A /proc snapshot of the OOM memcg read{after} listed the same {both} other task(s) as the kernel's table, their rss within {} of it.",
+            human_bytes(max_diff)
+        )
+    } else {
+        format!(
+            "A /proc snapshot of the OOM memcg read{after} differed from the kernel's table: {both} task(s) in both (rss within {}), {table_only} only in the table, {snapshot_only} only in the snapshot.",
+            human_bytes(max_diff)
+        )
+    }
+}
+
+/// The tasks of the OOM memcg read from /proc after the kill, scored with
+/// the kernel's rule; the victim's own row is added from the kernel's
+/// numbers at the kill (`with_victim_row`): its /proc entry may be gone.
+fn snapshot_candidates(snapshot: &TaskSnapshot, p: &Pending, scoring: Scoring) -> Ranked {
+    let mut implausible = Vec::new();
+    let page_size = scoring.page_size.max(1);
+    let candidates = snapshot
+        .tasks
+        .iter()
+        .filter(|t| t.pid != p.victim_pid)
+        .map(|t| {
+            let input = BadnessInput {
+                rss_pages: (t.rss_anon_bytes + t.rss_file_bytes + t.rss_shmem_bytes) / page_size,
+                swap_pages: t.swap_bytes / page_size,
+                pgtable_pages: t.pgtables_bytes / page_size,
+                oom_score_adj: t.oom_score_adj,
+                uid: t.uid,
+            };
+            let points = scoring
+                .rule()
+                .and_then(|rule| score(rule, input, t.pid, &mut implausible));
+            Candidate {
+                pid: t.pid,
+                tgid: Some(t.tgid),
+                uid: Some(t.uid),
+                comm: t.comm.clone(),
+                memcg: None,
+                rss_bytes: t.rss_anon_bytes + t.rss_file_bytes + t.rss_shmem_bytes,
+                rss_anon_bytes: Some(t.rss_anon_bytes),
+                rss_file_bytes: Some(t.rss_file_bytes),
+                rss_shmem_bytes: Some(t.rss_shmem_bytes),
+                swap_bytes: Some(t.swap_bytes),
+                pgtables_bytes: Some(t.pgtables_bytes),
+                oom_score_adj: t.oom_score_adj,
+                points,
+                eligible: t.oom_score_adj > OOM_SCORE_ADJ_MIN,
+                victim: false,
+                skip_reason: (t.oom_score_adj <= OOM_SCORE_ADJ_MIN)
+                    .then_some(Cow::Borrowed("oom_score_adj_min")),
+                rss_source: Some(Cow::Borrowed("proc_status")),
+                points_source: points.map(|_| Cow::Borrowed("recomputed")),
+            }
+        })
+        .collect();
+    let after_kill_ms = p
+        .kill_boot_ns()
+        .map(|killed| snapshot.read_boot_ns.saturating_sub(killed) as f64 / 1e6);
+    Ranked {
+        candidates,
+        source: "proc_snapshot",
+        points_recomputed: None,
+        dropped: Some(snapshot.cut),
+        implausible,
+        snapshot_after_kill_ms: after_kill_ms,
+        snapshot_check: None,
+    }
+}
+
+/// A snapshot's candidates get the victim as the kernel saw it at the kill.
+pub(super) fn with_victim_row(mut candidates: Vec<Candidate>, victim: &Victim) -> Vec<Candidate> {
+    let rss = [
+        victim.rss_anon_bytes,
+        victim.rss_file_bytes,
+        victim.rss_shmem_bytes,
+    ];
+    candidates.push(Candidate {
+        pid: victim.pid,
+        tgid: victim.tgid,
+        uid: victim.uid,
+        comm: victim.comm.clone().unwrap_or_default(),
+        memcg: victim.memcg.clone(),
+        rss_bytes: rss.iter().flatten().sum(),
+        rss_anon_bytes: victim.rss_anon_bytes,
+        rss_file_bytes: victim.rss_file_bytes,
+        rss_shmem_bytes: victim.rss_shmem_bytes,
+        swap_bytes: victim.swap_bytes,
+        pgtables_bytes: victim.pgtables_bytes,
+        oom_score_adj: victim.oom_score_adj.unwrap_or(0),
+        points: victim.points,
+        eligible: true,
+        victim: true,
+        skip_reason: None,
+        rss_source: victim.rss_source.clone(),
+        points_source: victim.points_source.clone(),
+    });
+    candidates
 }
 
 fn table_candidates(
@@ -213,6 +355,8 @@ fn hooked_candidates(
         points_recomputed: recompute.map(|_| inv.end.map(|e| e.chosen_points)),
         dropped: inv.end.map(|e| e.dropped),
         implausible,
+        snapshot_after_kill_ms: None,
+        snapshot_check: None,
     }
 }
 

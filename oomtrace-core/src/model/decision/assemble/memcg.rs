@@ -61,11 +61,7 @@ pub(super) fn oom_memcg(
             "kernel_report",
         ));
     }
-    let limited = chain
-        .iter()
-        .filter(|l| l.max_pages > 0 && l.max_pages < (u64::MAX / page_size))
-        .min_by_key(|l| l.max_pages.saturating_sub(l.usage_pages));
-    match limited {
+    match closest_to_limit(chain, page_size) {
         // Pages from the chain; `swap` and `memsw` share an offset, so which
         // one its swap counter is depends on the hierarchy: left unset.
         Some(level) => Some(OomMemcg::bare(
@@ -76,6 +72,15 @@ pub(super) fn oom_memcg(
         )),
         None => report_path.map(|path| OomMemcg::bare(Some(path), None, None, "kernel_report")),
     }
+}
+
+/// The level of a victim's memcg chain closest to its limit: the one whose
+/// limit fired, when no report names it.
+pub fn closest_to_limit(chain: &[MemcgLevel], page_size: u64) -> Option<&MemcgLevel> {
+    chain
+        .iter()
+        .filter(|l| l.max_pages > 0 && l.max_pages < (u64::MAX / page_size.max(1)))
+        .min_by_key(|l| l.max_pages.saturating_sub(l.usage_pages))
 }
 
 fn reported_oom_path(r: &KernelReport) -> Option<String> {

@@ -27,6 +27,7 @@ use crate::{
 
 #[cfg(test)]
 pub(super) use candidates::row_input;
+pub use memcg::closest_to_limit;
 
 /// The decision of one pending set of pieces, numbered `seq`.
 pub(super) fn assemble(
@@ -53,6 +54,7 @@ pub(super) fn assemble(
     );
     let mut ranked = candidates::candidates(p, scoring, env);
     let mut implausible = std::mem::take(&mut ranked.implausible);
+    let snapshot_check = ranked.snapshot_check.take();
     let victim = victim::victim(
         p,
         &ranked.candidates,
@@ -63,6 +65,10 @@ pub(super) fn assemble(
     let mut seen = std::collections::HashSet::new();
     implausible.retain(|(pid, _)| seen.insert(*pid));
     let reclaim = freed::reclaim(p, trigger.memcg.clone(), page_size, env);
+    let listed = match (&victim, ranked.source) {
+        (Some(victim), "proc_snapshot") => candidates::with_victim_row(ranked.candidates, victim),
+        _ => ranked.candidates,
+    };
     let mut decision = Decision {
         envelope: Envelope::new("decision", time.map(rfc3339)),
         seq,
@@ -74,8 +80,9 @@ pub(super) fn assemble(
         totalpages: totals.pages,
         page_size,
         badness_model: scoring.model,
-        candidates: victim::with_victim_memcg(ranked.candidates, victim.as_ref()),
+        candidates: victim::with_victim_memcg(listed, victim.as_ref()),
         candidates_source: ranked.source.into(),
+        candidates_snapshot_after_kill_ms: ranked.snapshot_after_kill_ms,
         rss_rule: rss_rule.map(|r| Cow::Borrowed(r.name())),
         candidates_dropped: ranked.dropped,
         killed: victim::killed(p),
@@ -91,6 +98,8 @@ pub(super) fn assemble(
         report_lines: evidence::report_lines(p),
         evidence: evidence::evidence(p),
         kernel_seconds: evidence::kernel_seconds(p),
+        recovered: false,
+        log_line: p.first_log_line(),
     };
     let extras = ExplainExtras {
         sources,
@@ -100,6 +109,7 @@ pub(super) fn assemble(
         implausible: &implausible,
     };
     decision.explanation = explanation(&decision, p, extras);
+    decision.explanation.extend(snapshot_check);
     // Explained in the order the killer visited them; listed by points.
     decision
         .candidates
@@ -138,6 +148,10 @@ fn explanation(d: &Decision, p: &Pending, extras: ExplainExtras<'_>) -> Vec<Stri
             victim: d.victim.as_ref(),
             candidates: &d.candidates,
             candidates_source: &d.candidates_source,
+            snapshot: (d.candidates_source == "proc_snapshot").then_some((
+                d.candidates_snapshot_after_kill_ms,
+                d.candidates_dropped.unwrap_or(0),
+            )),
             points_recomputed: extras.points_recomputed,
             model: d.badness_model,
             totalpages: d.totalpages,

@@ -22,6 +22,8 @@ pub(crate) struct ExplainInput<'a> {
     pub(crate) victim: Option<&'a Victim>,
     pub(crate) candidates: &'a [Candidate],
     pub(crate) candidates_source: &'a str,
+    /// With a /proc snapshot: its delay after the kill (ms) and tasks cut.
+    pub(crate) snapshot: Option<(Option<f64>, u32)>,
     pub(crate) model: Option<BadnessModel>,
     pub(crate) totalpages: Option<u64>,
     pub(crate) page_size: u64,

@@ -50,6 +50,20 @@ fn candidates_source(out: &mut Vec<String>, x: &ExplainInput<'_>, model: Badness
             x.candidates.len(),
             model.formula()
         ));
+    } else if let Some((after_ms, cut)) = x.snapshot {
+        let when = after_ms.map_or_else(
+            || "just after the kill".to_owned(),
+            |ms| format!("{ms:.1} ms after the kill"),
+        );
+        let cut = match cut {
+            0 => String::new(),
+            n => format!(" ({n} more tasks were not read: at most 512 are)"),
+        };
+        out.push(format!(
+            "Candidates are the OOM memcg's {} tasks as /proc showed them {when}{cut}: the kernel printed no task table for this OOM (its reports are rate-limited to 10 per 5 s) and no hook here sees the killer's own evaluation. Points are recomputed with the kernel's rule ({}, totalpages {total}); the victim's numbers are the kernel's own at the kill, the others' may have changed since the killer compared them (a task that grew or exited in between ranks differently).",
+            x.candidates.len(),
+            model.formula()
+        ));
     } else if x.candidates_source == "bpf" {
         out.push(format!(
             "Candidates are the killer's own evaluation: {} tasks visited, {} scored; points are oom_badness's return values ({}, totalpages {total}).",

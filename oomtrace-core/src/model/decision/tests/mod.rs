@@ -10,7 +10,7 @@ use oomtrace_ebpf::MemcgReclaimStats;
 use super::{
     Builder, Decision, Environment, OfflineEnv, OomMemcg, Sources, Trigger,
     assemble::row_input,
-    builder::{DEADLINE, SETTLE},
+    builder::DEADLINE,
     explain::{ExplainInput, explain_memory},
 };
 use crate::{
@@ -367,6 +367,7 @@ fn kernel_memory_share_is_explained() {
         victim: None,
         candidates: &[],
         candidates_source: "none",
+        snapshot: None,
         model: None,
         totalpages: None,
         page_size: 4096,
@@ -564,9 +565,8 @@ fn decisions_come_out_in_kill_order() {
         "b waits for a"
     );
     builder.on_report(t0 + second, a.clone());
-    // The first poll sees a complete, the next one (before the deadline) lets it settle.
-    assert!(builder.poll(t0 + second * 2, &mut env).is_empty());
-    let out = builder.poll(t0 + second * 5 / 2, &mut env);
+    // a complete, both go out at once, before the deadline.
+    let out = builder.poll(t0 + second, &mut env);
     let order: Vec<(u64, Option<u32>)> = out
         .iter()
         .map(|d| (d.seq, d.victim.as_ref().map(|v| v.pid)))
@@ -575,8 +575,8 @@ fn decisions_come_out_in_kill_order() {
 }
 
 /// The loop sleeps until the builder's next deadline: the first piece's
-/// deadline, then the settle time once complete, never a time already
-/// past (a due decision blocked behind an earlier one), none when empty.
+/// deadline, never a time already past (a complete decision blocked behind
+/// an earlier one), none when empty.
 #[test]
 fn the_next_deadline_is_the_earliest_decision_due() {
     let kills = storm_kills();
@@ -591,11 +591,8 @@ fn the_next_deadline_is_the_earliest_decision_due() {
     let t1 = t0 + std::time::Duration::from_millis(500);
     builder.on_event(t1, mark(kill_pid(b)));
     builder.on_report(t1, b.clone());
+    // b is complete, so due now, but waits for a: its due time is no deadline.
     assert!(builder.poll(t1, &mut env).is_empty());
-    // b is complete and settles before a's deadline.
-    assert_eq!(builder.next_deadline(), Some(t1 + SETTLE));
-    // b is due but waits for a: its past due time is no deadline.
-    assert!(builder.poll(t1 + SETTLE, &mut env).is_empty());
     assert_eq!(builder.next_deadline(), Some(t0 + DEADLINE));
     let out = builder.poll(t0 + DEADLINE, &mut env);
     assert_eq!(out.len(), 2);
@@ -1020,8 +1017,8 @@ fn a_no_victim_decision_waits_for_its_fault_or_its_tasks_next_oom() {
         in_oom_memcg: None,
         kernel_action: pagefault::RETRIES_FAULT.to_owned(),
     });
-    assert!(builder.poll(at(510), env).is_empty(), "settles first");
-    let first = builder.poll(at(700), env);
+    // Complete with its fault: out at once, no grace.
+    let first = builder.poll(at(510), env);
     assert_eq!(first.len(), 1);
     assert_eq!(
         first[0].pagefault_oom.as_ref().map(|j| j.boot_ns),
@@ -1043,8 +1040,7 @@ fn a_no_victim_decision_waits_for_its_fault_or_its_tasks_next_oom() {
             ..Default::default()
         }),
     );
-    assert!(builder.poll(at(1210), env).is_empty(), "settles first");
-    let second = builder.poll(at(1400), env);
+    let second = builder.poll(at(1210), env);
     assert_eq!(second.len(), 1);
     assert_eq!(second[0].pagefault_oom, None);
 }
@@ -1092,8 +1088,7 @@ fn a_no_victim_oom_waits_for_the_log_to_be_read_not_for_a_deadline() {
     // Read to its end after the OOM, the log had no report for it.
     builder.on_event(at(6000), end(2));
     builder.on_log_read(at(6001));
-    assert!(builder.poll(at(6001), env).is_empty(), "settles first");
-    let second = builder.poll(at(6200), env);
+    let second = builder.poll(at(6001), env);
     assert_eq!(second.len(), 1);
     assert_ne!(second[0].kernel_report, "complete");
 }
@@ -1143,7 +1138,7 @@ fn no_killable_report() -> KernelReport {
 }
 
 /// A fixture log whose memcg OOM found nothing killable.
-fn no_killable_log() -> Vec<u8> {
+pub(super) fn no_killable_log() -> Vec<u8> {
     let path = fixtures()
         .into_iter()
         .find(|p| {
@@ -1237,11 +1232,10 @@ fn a_decision_waits_for_its_memcg_path_until_its_deadline() {
         Some(t0 + DEADLINE),
         "not settling: a piece is missing"
     );
-    let t1 = t0 + SETTLE;
+    let t1 = t0 + DEADLINE / 10;
     env.answered = true;
-    assert!(builder.poll(t1, &mut env).is_empty(), "then it settles");
-    assert_eq!(builder.next_deadline(), Some(t1 + SETTLE));
-    let out = builder.poll(t1 + SETTLE, &mut env);
+    // Answered: out at the next poll, with no grace.
+    let out = builder.poll(t1, &mut env);
     assert_eq!(out.len(), 1);
     assert_eq!(
         out[0].victim.as_ref().and_then(|v| v.memcg.as_deref()),
@@ -1256,3 +1250,6 @@ fn a_decision_waits_for_its_memcg_path_until_its_deadline() {
     let out = builder.poll(t0 + DEADLINE, &mut env);
     assert_eq!(out.len(), 1, "out at its deadline without the path");
 }
+
+mod readiness;
+mod snapshot;
