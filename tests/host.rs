@@ -89,6 +89,28 @@ fn single_hog_decision_matches_the_kernel_report() {
     assert!(tracer.wait_exit().success());
 }
 
+/// A memcg made after the tracer's start scan: its id is looked up off the
+/// loop, and the decision waits for the answer (the trigger's memcg comes
+/// from that lookup alone, the kernel's report has no fallback for it).
+#[test]
+fn a_memcg_made_after_the_start_is_named() {
+    require_root();
+    let parent = TestCgroup::new_v1("late-parent", 1 << 30);
+    let (mut tracer, _) =
+        Tracer::start_json(&["--cgroup", parent.path.to_str().unwrap(), "--count", "1"]);
+    let child = parent.child("late", 64 << 20);
+    let log = KernelLog::open();
+    let mut hog = Hog::start("latehog", &child, &[]);
+    let killed = log.killed_line(hog.pid());
+    assert!(hog.wait_killed(), "the hog was not SIGKILLed");
+    let decision = tracer.next_record("decision");
+    assert_victim_matches_kernel(&decision, &killed);
+    assert_eq!(decision["victim"]["memcg"], child.relative.as_str());
+    assert_eq!(decision["trigger"]["memcg"], child.relative.as_str());
+    assert!(tracer.wait_exit().success());
+    assert!(tracer.seen_records("lost").is_empty(), "{:?}", tracer.seen);
+}
+
 #[test]
 fn parent_limit_is_named_as_the_oom_memcg() {
     require_root();
@@ -265,13 +287,54 @@ fn non_root_is_told_to_use_sudo() {
 
 // ---- Post-mortem, stalls and the seed incidents (issue: the decision, explained) ----
 
+/// A directory at the root of the v1 memory hierarchy, removed on drop if
+/// the test made it.
+struct RootDir {
+    path: std::path::PathBuf,
+    made: bool,
+}
+
+impl RootDir {
+    fn make(name: &str) -> Self {
+        let path = std::path::Path::new(MEMCG_V1).join(name);
+        let made = !path.exists();
+        if made {
+            fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        }
+        RootDir { path, made }
+    }
+
+    fn child(&self, name: &str, limit_bytes: u64) -> TestCgroup {
+        let path = self.path.join(name);
+        if path.exists() {
+            oomtrace_core::cgroup::throwaway::remove_cgroup(&path);
+        }
+        fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        fs::write(path.join("memory.limit_in_bytes"), limit_bytes.to_string()).unwrap();
+        let relative = format!(
+            "/{}/{name}",
+            self.path.file_name().unwrap().to_string_lossy()
+        );
+        TestCgroup { path, relative }
+    }
+}
+
+impl Drop for RootDir {
+    fn drop(&mut self) {
+        if self.made {
+            let _ = fs::remove_dir(&self.path);
+        }
+    }
+}
+
 /// Seed 001: a container vanishes at its 512 MiB limit, exit 137, nothing in its logs.
 #[test]
 fn seed_container_vanishes_at_512_mib_with_exit_137() {
     require_root();
     let id = "0ead341e639c2f2bd27a38666aa0834c969e8c7e6d2fb21516a2c698adce8d5f";
-    let host = TestCgroup::new_v1("docker-seed", 8 << 30);
-    let docker = host.child("docker", 8 << 30);
+    // Where dockerd (cgroupfs driver) makes it: `/docker/<id>` at the root
+    // (the same names below another cgroup are nobody's container).
+    let docker = RootDir::make("docker");
     let container = docker.child(id, 512 << 20);
     let log = KernelLog::open();
     let (mut tracer, _) =

@@ -3,13 +3,17 @@
 //! with containerd's or CRI-O's bundle directories and the kubelet's log
 //! directories laid out as they lay them out (its proc and sys are symlinks
 //! to the host's), a real OOM kill in the container memcg, and the decision
-//! naming namespace/pod/container as laid out.
+//! naming namespace/pod/container as laid out; and the same pod laid out
+//! inside another cgroup, where nobody may name it.
 mod support;
 
 use std::{
     fs,
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
     os::unix::fs::symlink,
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use serde_json::{Value, json};
@@ -91,6 +95,22 @@ fn memcg_dirs(driver: Driver, runtime: Runtime, pod: &Pod) -> Vec<String> {
     }
 }
 
+/// The bundle's `linux.cgroupsPath`, as the kubelet hands it to the runtime:
+/// the cgroupfs path, or the systemd driver's `slice:prefix:id`.
+fn cgroups_path(driver: Driver, runtime: Runtime, pod: &Pod) -> String {
+    let dirs = memcg_dirs(driver, runtime, pod);
+    match driver {
+        Driver::Cgroupfs => format!("/{}", dirs.join("/")),
+        Driver::Systemd => {
+            let prefix = match runtime {
+                Runtime::Containerd => "cri-containerd",
+                Runtime::Crio => "crio",
+            };
+            format!("{}:{prefix}:{}", dirs[2], pod.id)
+        }
+    }
+}
+
 /// The kubelet-shaped memcgs; the container's holds the limit. Removed
 /// innermost first on drop (a parent only when no one else uses it).
 struct KubeCgroups {
@@ -143,7 +163,7 @@ fn bundle_file(root: &Path, runtime: Runtime, id: &str) -> PathBuf {
     }
 }
 
-fn write_bundle(root: &Path, runtime: Runtime, pod: &Pod) {
+fn write_bundle(root: &Path, runtime: Runtime, driver: Driver, pod: &Pod) {
     let annotations = match runtime {
         Runtime::Containerd => json!({
             "io.kubernetes.cri.container-type": "container",
@@ -161,8 +181,12 @@ fn write_bundle(root: &Path, runtime: Runtime, pod: &Pod) {
             "io.kubernetes.container.name": CONTAINER,
         }),
     };
-    let spec =
-        json!({"ociVersion": "1.1.0", "process": {"args": ["/cart"]}, "annotations": annotations});
+    let spec = json!({
+        "ociVersion": "1.1.0",
+        "process": {"args": ["/cart"]},
+        "annotations": annotations,
+        "linux": {"cgroupsPath": cgroups_path(driver, runtime, pod)},
+    });
     let file = bundle_file(root, runtime, &pod.id);
     fs::create_dir_all(file.parent().unwrap()).unwrap();
     fs::write(file, spec.to_string()).unwrap();
@@ -215,7 +239,7 @@ fn oom_in_a_pod_with(
     let pod = Pod::new(salt);
     let root = host_root();
     if layout != Layout::LogsOnly {
-        write_bundle(root.path(), runtime, &pod);
+        write_bundle(root.path(), runtime, driver, &pod);
     }
     if layout == Layout::LogsOnly {
         write_logs(root.path(), &pod);
@@ -333,7 +357,7 @@ fn the_card_shows_namespace_pod_container() {
     require_root();
     let pod = Pod::new(9);
     let root = host_root();
-    write_bundle(root.path(), Runtime::Containerd, &pod);
+    write_bundle(root.path(), Runtime::Containerd, Driver::Cgroupfs, &pod);
     let cgroups = KubeCgroups::create(
         &memcg_dirs(Driver::Cgroupfs, Runtime::Containerd, &pod),
         64 << 20,
@@ -372,4 +396,144 @@ fn a_host_root_without_a_memory_hierarchy_is_one_clear_line() {
         stderr.contains("no memory cgroup hierarchy under"),
         "{stderr}"
     );
+}
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// `GET /metrics` over HTTP/1.0: the body.
+fn scrape(addr: SocketAddr) -> String {
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    assert!(
+        head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"),
+        "{head}"
+    );
+    body.to_owned()
+}
+
+/// What one OOM in a kubelet-shaped memcg below `parent` (`None`: the
+/// root, where the kubelet puts it) is called, with the pod's bundle and
+/// logs on the node naming it: the decision, the kill series of the
+/// `--metrics` scrape, and the card `oomtrace report` prints from the dump.
+struct Named {
+    pod: Pod,
+    memcg: String,
+    decision: Value,
+    kill_series: Vec<String>,
+    card: String,
+}
+
+fn oom_named_below(parent: Option<&str>, salt: u32) -> Named {
+    require_root();
+    let pod = Pod::new(salt);
+    let root = host_root();
+    write_bundle(root.path(), Runtime::Containerd, Driver::Cgroupfs, &pod);
+    write_logs(root.path(), &pod);
+    let mut dirs: Vec<String> = parent.map(str::to_owned).into_iter().collect();
+    dirs.extend(memcg_dirs(Driver::Cgroupfs, Runtime::Containerd, &pod));
+    let cgroups = KubeCgroups::create(&dirs, 64 << 20);
+    let dumps = tempfile::tempdir().unwrap();
+    let metrics: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let (mut tracer, _) = Tracer::start_json(&[
+        "--host-root",
+        root.path().to_str().unwrap(),
+        "--cgroup",
+        cgroups.leaf.path.to_str().unwrap(),
+        "--metrics",
+        &metrics.to_string(),
+        "--dump-dir",
+        dumps.path().to_str().unwrap(),
+    ]);
+    let log = KernelLog::open();
+    let mut hog = Hog::start("k8shog", &cgroups.leaf, &[]);
+    let killed = log.killed_line(hog.pid());
+    assert!(hog.wait_killed(), "the hog was not SIGKILLed");
+    let decision = tracer.next_record("decision");
+    assert_eq!(u64_of(&decision["victim"]["pid"]), u64::from(killed.pid));
+    assert_eq!(decision["victim"]["memcg"], cgroups.leaf.relative.as_str());
+    let kill_series = scrape(metrics)
+        .lines()
+        .filter(|l| l.starts_with("oomtrace_oom_kills_total{"))
+        .map(str::to_owned)
+        .collect();
+    // The dump is written by its own thread: the tracer's exit flushes it.
+    send_signal(&tracer.child, libc::SIGTERM);
+    assert!(tracer.wait_exit().success());
+    let (code, card, stderr) = run_oomtrace(&["report", dumps.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{stderr}");
+    Named {
+        pod,
+        memcg: cgroups.leaf.relative.clone(),
+        decision,
+        kill_series,
+        card,
+    }
+}
+
+#[test]
+fn a_pod_laid_out_at_the_root_is_named_everywhere() {
+    let named = oom_named_below(None, 10);
+    let c = &named.decision["container"];
+    assert_eq!(c["k8s.pod.name"], named.pod.name.as_str(), "{c}");
+    let pod_label = format!("pod=\"{}\"", named.pod.name);
+    assert!(
+        named
+            .kill_series
+            .iter()
+            .any(|l| l.contains(&pod_label) && l.contains("memcg=\"\"")),
+        "{:?}",
+        named.kill_series
+    );
+    let shown = format!("{NAMESPACE}/{}/{CONTAINER}", named.pod.name);
+    assert!(named.card.contains(&shown), "{}", named.card);
+}
+
+/// Anyone who may create cgroups can lay out `kubepods/.../pod<uid>/<id>`
+/// below their own: the OOM in it is not the pod's, whose bundle and logs
+/// are on the node, and nothing calls it that.
+#[test]
+fn the_same_pod_laid_out_inside_another_cgroup_is_named_by_nobody() {
+    let parent = format!("oomtrace-spoof-{}", std::process::id());
+    let named = oom_named_below(Some(&parent), 11);
+    let c = &named.decision["container"];
+    for key in [
+        "k8s.namespace.name",
+        "k8s.pod.name",
+        "k8s.container.name",
+        "k8s.pod.uid",
+    ] {
+        assert_eq!(c[key], Value::Null, "{key}: {c}");
+    }
+    assert_ne!(c["orchestrator"], "kubernetes", "{c}");
+    let memcg_label = format!("memcg=\"{}\"", named.memcg);
+    assert!(
+        named
+            .kill_series
+            .iter()
+            .any(|l| l.contains(&memcg_label) && l.contains("pod=\"\"")),
+        "{:?}",
+        named.kill_series
+    );
+    assert!(
+        !named
+            .kill_series
+            .iter()
+            .any(|l| l.contains(&named.pod.name)),
+        "{:?}",
+        named.kill_series
+    );
+    assert!(!named.card.contains(&named.pod.name), "{}", named.card);
+    assert!(named.card.contains(&named.memcg), "{}", named.card);
+    let explanation = named.decision["explanation"].to_string();
+    assert!(!explanation.contains(&named.pod.name), "{explanation}");
 }

@@ -37,7 +37,7 @@ pub const CHARGE_REPORTED: usize = 1 << 20;
 /// the poll): their memcgs and waiting tasks.
 pub const STALLS: usize = 1 << 20;
 
-/// Cgroup id → path cache (`cgroup::IdResolver`): about 70,000 cgroups.
+/// Cgroup id → path cache (`cgroup::IdCache`): about 70,000 cgroups.
 /// Past it a rescan starts over (the gone leave); what still does not fit
 /// resolves to no path.
 pub const MEMCG_PATHS: usize = 8 << 20;

@@ -12,7 +12,7 @@
 //! - Docker, cgroupfs driver: `/docker/<id>`.
 //! - Docker, systemd driver: `/system.slice/docker-<id>.scope` (also rootless,
 //!   under `user@UID.service`, and under a kubelet pod as with dockershim).
-//! - kubelet, cgroupfs driver: `/kubepods/pod<uid>/<id>` (guaranteed),
+//! - kubelet, cgroupfs driver (at the root): `/kubepods/pod<uid>/<id>` (guaranteed),
 //!   `/kubepods/burstable/pod<uid>/<id>`, `/kubepods/besteffort/pod<uid>/<id>`.
 //!   The bare `<id>` does not say which CRI runtime made it (containerd and
 //!   cri-dockerd both write it), so the runtime is reported as [`runtime::CRI`].
@@ -38,8 +38,24 @@
 //!   `/system.slice/nginx.service` or
 //!   `/user.slice/user-1000.slice/user@1000.service/app.slice/foo.service`.
 //!
-//! Nested layouts (kind, docker-in-docker, systemd inside a container) are
-//! attributed to the innermost container or pod named in the path.
+//! Trust: a path names what a runtime created, and anyone who may create
+//! cgroups (a delegated systemd user manager, rootless podman, a privileged
+//! pod) can write any name below their own cgroup. So
+//!
+//! - the kubelet's layouts count only from the root of the hierarchy
+//!   (`/kubepods/...`, or the systemd slices at the path systemd gives them,
+//!   a custom cgroup root's `/kubelet.slice/kubelet-kubepods.slice/...`
+//!   included), as do the cgroupfs `/docker/<id>`, `/default/<id>` and
+//!   `/libpod_parent/<id>`;
+//! - the outermost container or pod in the path wins: what is below it is
+//!   its own (docker-in-docker, a kind node, systemd inside a container are
+//!   the outer container's), never a pod or container named inside it.
+//!
+//! The systemd-driver scopes (`docker-<id>.scope`, ...) are also where
+//! rootless runtimes put them, inside a user's delegated subtree, so they
+//! are recognised anywhere; their ids are what the path says, and nothing
+//! names them further unless the runtime's own state confirms the path
+//! (`kubernetes`: the bundle's `linux.cgroupsPath`).
 //!
 //! Id validation: every runtime above names its cgroups with the full 64-hex
 //! id. None of them writes the 12-character short id (that is only how CLIs
@@ -191,29 +207,27 @@ pub fn attribute(memcg_path: &str) -> Option<Container> {
         .filter(|p| !p.is_empty())
         .collect();
 
-    for i in (0..parts.len()).rev() {
-        if let Some(found) = container_at(&parts, i) {
-            let pod = i.checked_sub(1).and_then(|p| pod_at(&parts, p));
-            let mut c = Container::new(found.runtime);
-            c.id = found.id;
-            c.name = found.name;
-            c.monitor = found.monitor;
-            c.unit = innermost_unit(&parts[i..]);
-            if let Some(pod) = pod {
-                c.pod_uid = Some(pod.uid);
-                c.qos_class = Some(pod.qos);
-                c.orchestrator = Some(KUBERNETES);
-            }
-            return Some(c);
-        }
+    // Outermost first: what a runtime created owns everything below it, so a
+    // pattern a tenant writes inside its own cgroup names nobody else.
+    for i in 0..parts.len() {
         if let Some(pod) = pod_at(&parts, i) {
-            let mut c = Container::new(runtime::CRI);
+            let inner = parts.get(i + 1).and_then(|_| container_at(&parts, i + 1));
+            let mut c = match inner {
+                Some(found) => found.container(&parts[i + 1..]),
+                None => {
+                    let mut c = Container::new(runtime::CRI);
+                    c.unit = innermost_unit(&parts[i + 1..]);
+                    c.pod_level = i + 1 == parts.len();
+                    c
+                }
+            };
             c.pod_uid = Some(pod.uid);
             c.qos_class = Some(pod.qos);
             c.orchestrator = Some(KUBERNETES);
-            c.unit = innermost_unit(&parts[i + 1..]);
-            c.pod_level = i + 1 == parts.len();
             return Some(c);
+        }
+        if let Some(found) = container_at(&parts, i) {
+            return Some(found.container(&parts[i..]));
         }
     }
 
@@ -250,6 +264,16 @@ impl Found {
             monitor,
         }
     }
+
+    /// The container, with the innermost unit of `parts` (its own cgroup first).
+    fn container(self, parts: &[&str]) -> Container {
+        let mut c = Container::new(self.runtime);
+        c.id = self.id;
+        c.name = self.name;
+        c.monitor = self.monitor;
+        c.unit = innermost_unit(parts);
+        c
+    }
 }
 
 /// `<prefix><id>[.scope]` names: (prefix, runtime, monitor, requires `.scope`).
@@ -282,15 +306,20 @@ fn container_at(parts: &[&str], i: usize) -> Option<Found> {
         }
     }
 
-    if is_full_id(name) {
+    // cgroupfs drivers' `/<parent>/<id>`: only the runtime's own parent at
+    // the root (anyone may make a `docker/<id>` inside a delegated subtree).
+    // A bare id in a pod cgroup is the pod's (see `attribute`).
+    if is_full_id(name) && i == 1 {
         let runtime = match parent? {
             "docker" => runtime::DOCKER,
             "default" => runtime::CONTAINERD,
             "libpod_parent" => runtime::PODMAN,
-            _ if pod_at(parts, i - 1).is_some() => runtime::CRI,
             _ => return None,
         };
         return Some(Found::id(runtime, name, false));
+    }
+    if is_full_id(name) && i >= 1 && pod_at(parts, i - 1).is_some() {
+        return Some(Found::id(runtime::CRI, name, false));
     }
 
     if let Some(n) = name.strip_prefix("lxc.payload.") {
@@ -310,12 +339,15 @@ struct Pod {
     qos: &'static str,
 }
 
-/// Whether `parts[i]` is a kubelet pod cgroup, and which.
+/// Whether `parts[i]` is a kubelet pod cgroup, and which. Only where the
+/// kubelet makes them, from the root of the hierarchy: a `kubepods` path
+/// inside some other cgroup is whoever made it, not a pod.
 fn pod_at(parts: &[&str], i: usize) -> Option<Pod> {
     let name = parts[i];
 
     // systemd driver: `<ancestry>-pod<uid_with_underscores>.slice`, where the
-    // ancestry is `[<root>-]kubepods[-burstable|-besteffort]`.
+    // ancestry is `[<root>-]kubepods[-burstable|-besteffort]`, at the path
+    // systemd gives that slice (`/a.slice/a-b.slice/a-b-c.slice`).
     if let Some(stem) = name.strip_suffix(".slice") {
         let (ancestry, leaf) = stem.rsplit_once('-')?;
         let uid = pod_uid(leaf.strip_prefix("pod")?, '_')?;
@@ -326,20 +358,45 @@ fn pod_at(parts: &[&str], i: usize) -> Option<Pod> {
             (Some("besteffort"), Some("kubepods")) => qos::BESTEFFORT,
             _ => return None,
         };
-        return Some(Pod { uid, qos });
+        let path = parts[..=i]
+            .iter()
+            .map(|p| format!("/{p}"))
+            .collect::<String>();
+        return (expand_slice(name)? == path).then_some(Pod { uid, qos });
     }
 
-    // cgroupfs driver: `kubepods/pod<uid>` or `kubepods/<qos>/pod<uid>`.
+    // cgroupfs driver: `/kubepods/pod<uid>` or `/kubepods/<qos>/pod<uid>`.
     let uid = pod_uid(name.strip_prefix("pod")?, '-')?;
-    let parent = parts[..i].last().copied();
-    let grandparent = parts[..i].iter().rev().nth(1).copied();
-    let qos = match (parent, grandparent) {
-        (Some("kubepods"), _) => qos::GUARANTEED,
-        (Some("burstable"), Some("kubepods")) => qos::BURSTABLE,
-        (Some("besteffort"), Some("kubepods")) => qos::BESTEFFORT,
+    let qos = match &parts[..i] {
+        ["kubepods"] => qos::GUARANTEED,
+        ["kubepods", "burstable"] => qos::BURSTABLE,
+        ["kubepods", "besteffort"] => qos::BESTEFFORT,
         _ => return None,
     };
     Some(Pod { uid, qos })
+}
+
+/// The cgroup path systemd gives a slice: `a-b-c.slice` is
+/// `/a.slice/a-b.slice/a-b-c.slice`, `-.slice` the root. None for a name
+/// that is no slice (systemd refuses empty parts, so `a--b` is none).
+pub fn expand_slice(slice: &str) -> Option<String> {
+    if slice == "-.slice" {
+        return Some("/".to_owned());
+    }
+    let stem = slice.strip_suffix(".slice")?;
+    if stem.is_empty() || stem.contains('/') || stem.split('-').any(str::is_empty) {
+        return None;
+    }
+    let mut path = String::new();
+    let mut prefix = String::new();
+    for part in stem.split('-') {
+        if !prefix.is_empty() {
+            prefix.push('-');
+        }
+        prefix.push_str(part);
+        path.push_str(&format!("/{prefix}.slice"));
+    }
+    Some(path)
 }
 
 /// A pod UID written with `sep` between the UUID groups, returned with dashes.
@@ -485,10 +542,10 @@ mod tests {
     }
 
     #[test]
-    fn docker_in_docker_innermost_wins() {
+    fn docker_in_docker_is_the_outer_container() {
         assert_eq!(
             attribute(&format!("/docker/{ID1}/docker/{ID2}")),
-            Some(with_id(runtime::DOCKER, ID2))
+            Some(with_id(runtime::DOCKER, ID1))
         );
     }
 
@@ -551,10 +608,28 @@ mod tests {
     }
 
     #[test]
-    fn kubepods_cgroupfs_custom_root() {
+    fn kubepods_cgroupfs_below_the_root_is_no_pod() {
+        // A kubelet `--cgroup-root=/kubelet` and a tenant's `mkdir -p
+        // kubelet/kubepods/...` look the same: neither is trusted.
         assert_eq!(
             attribute(&format!("/kubelet/kubepods/burstable/pod{UID1}/{ID1}")),
-            Some(in_pod(with_id(runtime::CRI, ID1), UID1, qos::BURSTABLE))
+            None
+        );
+    }
+
+    #[test]
+    fn kubepods_systemd_custom_root_slice() {
+        let path = format!(
+            "/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/\
+             kubelet-kubepods-besteffort-pod{}.slice/cri-containerd-{ID2}.scope",
+            us(UID3)
+        );
+        assert_eq!(
+            attribute(&path),
+            Some(with_unit(
+                in_pod(with_id(runtime::CONTAINERD, ID2), UID3, qos::BESTEFFORT),
+                &format!("cri-containerd-{ID2}.scope")
+            ))
         );
     }
 
@@ -856,8 +931,11 @@ mod tests {
 
     // ---- nested Kubernetes ----------------------------------------------------
 
+    // A kubelet inside a container (kind) is the node container's business:
+    // from the host its pods are what that container made, not pods.
+
     #[test]
-    fn kind_systemd_nested_in_docker_scope() {
+    fn kind_systemd_nested_in_docker_scope_is_the_node_container() {
         let path = format!(
             "/system.slice/docker-{ID1}.scope/kubelet.slice/kubelet-kubepods.slice/\
              kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod{}.slice/\
@@ -867,24 +945,22 @@ mod tests {
         assert_eq!(
             attribute(&path),
             Some(with_unit(
-                in_pod(with_id(runtime::CONTAINERD, ID2), UID3, qos::BESTEFFORT),
+                with_id(runtime::DOCKER, ID1),
                 &format!("cri-containerd-{ID2}.scope")
             ))
         );
     }
 
     #[test]
-    fn kind_cgroupfs_nested_in_docker() {
+    fn kind_cgroupfs_nested_in_docker_is_the_node_container() {
         assert_eq!(
             attribute(&format!("/docker/{ID1}/kubepods/burstable/pod{UID1}/{ID2}")),
-            Some(in_pod(with_id(runtime::CRI, ID2), UID1, qos::BURSTABLE))
+            Some(with_id(runtime::DOCKER, ID1))
         );
-        // The pod cgroup is deeper than the node container: the pod wins.
         assert_eq!(
             attribute(&format!("/docker/{ID1}/kubepods/pod{UID2}")),
-            Some(pod(UID2, qos::GUARANTEED, true))
+            Some(with_id(runtime::DOCKER, ID1))
         );
-        // Above the pods, the node container itself is the innermost match.
         assert_eq!(
             attribute(&format!("/docker/{ID1}/system.slice/containerd.service")),
             Some(with_unit(
@@ -1002,6 +1078,87 @@ mod tests {
         assert_eq!(attribute(&format!("/other/burstable/pod{UID1}")), None);
         let path = format!("/foo.slice/foo-burstable-pod{}.slice", us(UID1));
         assert_eq!(attribute(&path), None);
+    }
+
+    #[test]
+    fn a_pod_path_inside_another_cgroup_names_no_pod() {
+        let fake = format!("kubepods/burstable/pod{UID1}/{ID1}");
+        let systemd_fake = format!(
+            "kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{}.slice/\
+             cri-containerd-{ID1}.scope",
+            us(UID1)
+        );
+        // A delegated user manager, a plain directory, a privileged pod's own
+        // container: the outer owner stays the owner.
+        let user = "/user.slice/user-1000.slice/user@1000.service/app.slice/evil.scope";
+        assert_eq!(
+            attribute(&format!("{user}/{fake}")),
+            Some(systemd("evil.scope"))
+        );
+        assert_eq!(attribute(&format!("/evil/{fake}")), None);
+        let own = format!("/kubepods/besteffort/pod{UID2}/{ID2}");
+        let mine = in_pod(with_id(runtime::CRI, ID2), UID2, qos::BESTEFFORT);
+        assert_eq!(attribute(&format!("{own}/{fake}")), Some(mine.clone()));
+        let scope = format!("cri-containerd-{ID1}.scope");
+        assert_eq!(
+            attribute(&format!("{own}/{systemd_fake}")),
+            Some(with_unit(mine, &scope))
+        );
+        // The systemd slices must sit where systemd puts them.
+        let misplaced = format!(
+            "/kubepods.slice/{}",
+            systemd_fake.split_once('/').unwrap().1
+        );
+        assert_eq!(
+            attribute(&misplaced),
+            attribute(&format!("/{systemd_fake}"))
+        );
+        let skipped = format!(
+            "/kubepods.slice/kubepods-burstable-pod{}.slice/cri-containerd-{ID1}.scope",
+            us(UID1)
+        );
+        assert_eq!(
+            attribute(&skipped),
+            Some(with_unit(
+                with_id(runtime::CONTAINERD, ID1),
+                &format!("cri-containerd-{ID1}.scope")
+            ))
+        );
+    }
+
+    #[test]
+    fn cgroupfs_runtime_parents_count_at_the_root_only() {
+        for parent in ["docker", "default", "libpod_parent"] {
+            assert!(attribute(&format!("/{parent}/{ID1}")).is_some(), "{parent}");
+            assert_eq!(
+                attribute(&format!("/evil/{parent}/{ID1}")),
+                None,
+                "{parent}"
+            );
+        }
+    }
+
+    #[test]
+    fn slices_expand_as_systemd_expands_them() {
+        assert_eq!(expand_slice("-.slice").as_deref(), Some("/"));
+        assert_eq!(
+            expand_slice("system.slice").as_deref(),
+            Some("/system.slice")
+        );
+        assert_eq!(
+            expand_slice("kubepods-burstable-podx.slice").as_deref(),
+            Some("/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podx.slice")
+        );
+        for bad in [
+            "a--b.slice",
+            "-a.slice",
+            "a-.slice",
+            ".slice",
+            "a.scope",
+            "a/b.slice",
+        ] {
+            assert_eq!(expand_slice(bad), None, "{bad}");
+        }
     }
 
     // ---- misc -----------------------------------------------------------------

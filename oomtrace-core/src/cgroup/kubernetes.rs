@@ -25,6 +25,12 @@
 //! session fills it from the bundle directories once a second
 //! ([`KubeResolver::refresh`]) and as soon as an OOM names a memcg.
 //!
+//! Trust: names are given only to a container the kubelet's own layout
+//! places ([`super::container`] counts `kubepods` only from the root of the
+//! hierarchy), and only when its bundle's `linux.cgroupsPath` (the cgroup
+//! the runtime itself created, [`runtime_cgroup`]) is the memcg or one of
+//! its ancestors: a cgroup someone else named after a pod gets no names.
+//!
 //! Untrusted input: pod annotations are user-controlled and end up in
 //! `config.json`. The file is opened without following symlinks, must be a
 //! regular file of at most [`MAX_CONFIG_BYTES`], and every name must be a
@@ -39,7 +45,7 @@ use std::{
 
 use serde::Deserialize;
 
-use super::container::{Container, KUBERNETES, is_full_id, pod_uid, runtime};
+use super::container::{Container, KUBERNETES, expand_slice, is_full_id, pod_uid, runtime};
 
 /// containerd's CRI bundles, one directory per container id.
 pub const CONTAINERD_BUNDLES: &str = "run/containerd/io.containerd.runtime.v2.task/k8s.io";
@@ -75,6 +81,9 @@ pub struct KubeNames {
     pub pod_uid: Option<String>,
     /// One of the [`source`] constants.
     pub source: &'static str,
+    /// The memcg the runtime made for the container (its bundle's
+    /// `linux.cgroupsPath`, [`runtime_cgroup`]); None from the kubelet's logs.
+    pub cgroup: Option<String>,
 }
 
 impl KubeNames {
@@ -83,6 +92,7 @@ impl KubeNames {
             + self.pod.len()
             + self.container.as_ref().map_or(0, String::len)
             + self.pod_uid.as_ref().map_or(0, String::len)
+            + self.cgroup.as_ref().map_or(0, String::len)
     }
 
     /// Writes the names into the container identity.
@@ -139,6 +149,7 @@ impl SavedNames {
             container: self.container.clone().filter(|n| is_dns_label(n)),
             pod_uid: None,
             source,
+            cgroup: None,
         }
         .apply(c);
     }
@@ -233,19 +244,24 @@ impl KubeResolver {
         &self.cache
     }
 
-    /// The names of a container under a kubelet pod, from the cache, the
-    /// runtime's bundle or the kubelet's logs; None outside Kubernetes or
-    /// when nothing on the node names it.
-    pub fn resolve(&mut self, c: &Container) -> Option<KubeNames> {
+    /// The names of a container under a kubelet pod, attributed from its
+    /// `memcg` path: from the cache, the runtime's bundle or the kubelet's
+    /// logs; None outside Kubernetes, when nothing on the node names it, or
+    /// when the bundle puts the container in another cgroup.
+    pub fn resolve(&mut self, c: &Container, memcg: &str) -> Option<KubeNames> {
         if c.orchestrator != Some(KUBERNETES) {
             return None;
         }
         let uid = c.pod_uid.as_deref();
         if let Some(id) = c.id.as_deref() {
-            if let Some(names) = self.cache.get(id) {
-                return Some(names.clone());
-            }
-            if let Some(names) = self.read_bundle(id, c.runtime).filter(|n| same_pod(n, uid)) {
+            let known = match self.cache.get(id) {
+                Some(names) => Some(names.clone()),
+                None => self.read_bundle(id, c.runtime),
+            };
+            if let Some(names) = known.filter(|n| same_pod(n, uid)) {
+                if !placed(&names, memcg) {
+                    return None;
+                }
                 return Some(self.remember(id, names));
             }
         }
@@ -326,11 +342,7 @@ impl KubeResolver {
                 .join(CONTAINERD_BUNDLES)
                 .join(id)
                 .join("config.json");
-            names_of(
-                &read_annotations(&path)?,
-                &CONTAINERD_KEYS,
-                source::CONTAINERD,
-            )
+            names_of(&read_spec(&path)?, &CONTAINERD_KEYS, source::CONTAINERD)
         };
         let crio = || {
             let path = self
@@ -338,7 +350,7 @@ impl KubeResolver {
                 .join(CRIO_BUNDLES)
                 .join(id)
                 .join("userdata/config.json");
-            names_of(&read_annotations(&path)?, &CRIO_KEYS, source::CRIO)
+            names_of(&read_spec(&path)?, &CRIO_KEYS, source::CRIO)
         };
         match rt {
             runtime::CRIO => crio().or_else(containerd),
@@ -361,6 +373,7 @@ impl KubeResolver {
                     container: None,
                     pod_uid: Some(uid.to_owned()),
                     source: source::LOGS,
+                    cgroup: None,
                 })
             })
     }
@@ -391,6 +404,60 @@ fn same_pod(names: &KubeNames, uid: Option<&str>) -> bool {
     }
 }
 
+/// Names from a bundle must put the container where its path says; the
+/// kubelet's logs name a pod uid and a container id the (root-anchored)
+/// path itself carries.
+fn placed(names: &KubeNames, memcg: &str) -> bool {
+    names.source == source::LOGS || confirms(names.cgroup.as_deref(), memcg)
+}
+
+/// The runtime's own cgroup for the container is the memcg or one of its
+/// ancestors (what is below a container's cgroup is the container's).
+/// A bundle without a usable `linux.cgroupsPath` confirms nothing.
+pub fn confirms(runtime_cgroup: Option<&str>, memcg: &str) -> bool {
+    let memcg = memcg.trim();
+    runtime_cgroup.is_some_and(|own| {
+        memcg == own
+            || own == "/"
+            || memcg
+                .strip_prefix(own)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
+}
+
+/// The memcg path an OCI `linux.cgroupsPath` names: a cgroupfs path as is
+/// (`/kubepods/burstable/pod<uid>/<id>`), or the systemd driver's
+/// `slice:prefix:name` as the cgroup systemd makes for it
+/// (`/kubepods.slice/…/<slice>/<prefix>-<name>.scope`, as runc names the
+/// unit). None for anything else (a relative path, `..`, a bad slice).
+pub fn runtime_cgroup(cgroups_path: &str) -> Option<String> {
+    if cgroups_path.starts_with('/') {
+        let parts: Vec<&str> = cgroups_path.split('/').filter(|p| !p.is_empty()).collect();
+        if parts.iter().any(|p| *p == "." || *p == "..") {
+            return None;
+        }
+        return Some(format!("/{}", parts.join("/")));
+    }
+    let mut fields = cgroups_path.split(':');
+    let (slice, prefix, name) = (fields.next()?, fields.next()?, fields.next()?);
+    if fields.next().is_some() || name.is_empty() || name.contains('/') || prefix.contains('/') {
+        return None;
+    }
+    if name.ends_with(".slice") {
+        return expand_slice(name);
+    }
+    let parent = expand_slice(if slice.is_empty() {
+        "system.slice"
+    } else {
+        slice
+    })?;
+    let unit = match prefix {
+        "" => format!("{name}.scope"),
+        _ => format!("{prefix}-{name}.scope"),
+    };
+    Some(format!("{}/{unit}", parent.trim_end_matches('/')))
+}
+
 /// Annotation keys of one runtime.
 struct Keys {
     namespace: &'static str,
@@ -416,12 +483,8 @@ const CRIO_KEYS: Keys = Keys {
 /// CRI-O's name for the infra (pause) container.
 const CRIO_INFRA: &str = "POD";
 
-fn names_of(
-    annotations: &HashMap<String, serde_json::Value>,
-    keys: &Keys,
-    source: &'static str,
-) -> Option<KubeNames> {
-    let get = |key: &str| annotations.get(key).and_then(|v| v.as_str());
+fn names_of(spec: &Spec, keys: &Keys, source: &'static str) -> Option<KubeNames> {
+    let get = |key: &str| spec.annotations.get(key).and_then(|v| v.as_str());
     let namespace = get(keys.namespace).filter(|n| is_dns_label(n))?;
     let pod = get(keys.pod).filter(|n| is_dns_subdomain(n))?;
     let container = get(keys.container).filter(|n| *n != CRIO_INFRA && is_dns_label(n));
@@ -432,18 +495,32 @@ fn names_of(
         container: container.map(str::to_owned),
         pod_uid: pod_uid.map(str::to_owned),
         source,
+        cgroup: spec
+            .linux
+            .as_ref()
+            .and_then(|l| l.cgroups_path.as_deref())
+            .and_then(runtime_cgroup),
     })
 }
 
+/// What oomtrace reads of an OCI `config.json`.
 #[derive(Deserialize)]
 struct Spec {
     #[serde(default)]
     annotations: HashMap<String, serde_json::Value>,
+    #[serde(default)]
+    linux: Option<LinuxSpec>,
 }
 
-/// The annotations of an OCI `config.json`: a regular file, not a symlink,
-/// at most [`MAX_CONFIG_BYTES`]; None for anything else or bad JSON.
-fn read_annotations(path: &Path) -> Option<HashMap<String, serde_json::Value>> {
+#[derive(Deserialize)]
+struct LinuxSpec {
+    #[serde(rename = "cgroupsPath", default)]
+    cgroups_path: Option<String>,
+}
+
+/// An OCI `config.json`: a regular file, not a symlink, at most
+/// [`MAX_CONFIG_BYTES`]; None for anything else or bad JSON.
+fn read_spec(path: &Path) -> Option<Spec> {
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -460,9 +537,7 @@ fn read_annotations(path: &Path) -> Option<HashMap<String, serde_json::Value>> {
     if text.len() as u64 > MAX_CONFIG_BYTES {
         return None;
     }
-    serde_json::from_slice::<Spec>(&text)
-        .ok()
-        .map(|s| s.annotations)
+    serde_json::from_slice::<Spec>(&text).ok()
 }
 
 /// A pod UID as the API server writes it: a UUID, or a static pod's 32 hex.

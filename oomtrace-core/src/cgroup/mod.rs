@@ -7,11 +7,11 @@ pub mod tasks;
 pub mod throwaway;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 const CGROUP_SUPER_MAGIC: i64 = 0x27e0eb;
@@ -338,16 +338,28 @@ impl ScopeCgroup {
     }
 }
 
-/// Maps cgroup ids to paths by scanning the hierarchy, with a cache. A miss
-/// rescans at most once per `RESCAN_INTERVAL`, so a storm of unknown ids
-/// cannot turn into a storm of directory walks.
-pub struct IdResolver {
-    hierarchy: MemoryHierarchy,
+/// What a cgroup id resolves to, as far as the scans so far tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdLookup {
+    Path(String),
+    /// A scan made after the id was asked for did not find it (gone, too
+    /// deep, or left out of the cache): asking again costs nothing.
+    Absent,
+    /// No scan since it was asked for.
+    Unknown,
+}
+
+/// Cgroup ids → paths, filled by scans of the hierarchy ([`scan`], I/O kept
+/// apart so that the merge and its bounds are tested alone); ids a scan did
+/// not find are remembered as absent, so an id that stays unknown costs no
+/// further scan.
+#[derive(Debug)]
+pub struct IdCache {
     cache: HashMap<u64, String>,
     /// Estimated heap bytes of `cache` ([`entry_bytes`]), within `budget`.
     bytes: usize,
     budget: usize,
-    last_scan: Option<Instant>,
+    absent: HashSet<u64>,
     /// Cgroups a scan found but left out of the cache for lack of room
     /// (their ids resolve to no path).
     pub uncached: u64,
@@ -357,80 +369,102 @@ fn entry_bytes(path: &str) -> usize {
     std::mem::size_of::<(u64, String)>() + crate::base::bounds::text(path)
 }
 
-const RESCAN_INTERVAL: Duration = Duration::from_millis(200);
+/// Full rescans are at most this frequent, whoever asks.
+pub const RESCAN_INTERVAL: Duration = Duration::from_millis(200);
 /// Bound on the cache: a node running for months creates millions of cgroups.
 const CACHE_MAX: usize = crate::base::bounds::MEMCG_PATHS;
+/// Bound on the ids remembered as absent (cleared past it: asking again
+/// costs one more scan, nothing is lost).
+const ABSENT_MAX: usize = 4096;
 const MAX_WALK_DEPTH: usize = 32;
 
-impl IdResolver {
-    pub fn new(hierarchy: MemoryHierarchy) -> Self {
+impl Default for IdCache {
+    fn default() -> Self {
+        Self::with_budget(CACHE_MAX)
+    }
+}
+
+impl IdCache {
+    fn with_budget(budget: usize) -> Self {
         Self {
-            hierarchy,
             cache: HashMap::new(),
             bytes: 0,
-            budget: CACHE_MAX,
-            last_scan: None,
+            budget,
+            absent: HashSet::new(),
             uncached: 0,
         }
     }
 
-    pub fn hierarchy(&self) -> &MemoryHierarchy {
-        &self.hierarchy
-    }
-
-    pub fn path_of(&mut self, id: u64) -> Option<String> {
+    pub fn lookup(&self, id: u64) -> IdLookup {
         if id == 0 {
-            return None;
+            return IdLookup::Absent;
         }
-        if let Some(path) = self.cache.get(&id) {
-            return Some(path.clone());
+        match self.cache.get(&id) {
+            Some(path) => IdLookup::Path(path.clone()),
+            None if self.absent.contains(&id) => IdLookup::Absent,
+            None => IdLookup::Unknown,
         }
-        if self
-            .last_scan
-            .is_some_and(|at| at.elapsed() < RESCAN_INTERVAL)
-        {
-            return None;
-        }
-        self.rescan();
-        self.cache.get(&id).cloned()
     }
 
-    fn rescan(&mut self) {
-        self.last_scan = Some(Instant::now());
+    /// Takes in a scan made after `asked` were asked for: every cgroup it
+    /// found (within the byte budget), and the asked ids it did not find as
+    /// absent.
+    pub fn merge(&mut self, scan: Vec<(u64, String)>, asked: &[u64]) {
         // Past the budget, start over: the gone cgroups go, the scan re-adds the rest.
         if self.bytes > self.budget * 3 / 4 {
             self.cache.clear();
             self.bytes = 0;
         }
-        let mut stack = vec![(self.hierarchy.mount.clone(), 0usize)];
-        while let Some((dir, depth)) = stack.pop() {
-            let Ok(meta) = fs::metadata(&dir) else {
-                continue;
-            };
-            if let Some(relative) = self.hierarchy.relative(&dir)
-                && !self.cache.contains_key(&meta.ino())
-            {
-                let need = entry_bytes(&relative);
-                if self.bytes + need > self.budget {
-                    self.uncached += 1;
-                } else {
-                    self.bytes += need;
-                    self.cache.insert(meta.ino(), relative);
-                }
-            }
-            if depth >= MAX_WALK_DEPTH {
+        for (id, relative) in scan {
+            if self.cache.contains_key(&id) {
                 continue;
             }
-            let Ok(entries) = fs::read_dir(&dir) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                    stack.push((entry.path(), depth + 1));
+            let need = entry_bytes(&relative);
+            if self.bytes + need > self.budget {
+                self.uncached += 1;
+            } else {
+                self.bytes += need;
+                self.absent.remove(&id);
+                self.cache.insert(id, relative);
+            }
+        }
+        for &id in asked {
+            if !self.cache.contains_key(&id) {
+                if self.absent.len() >= ABSENT_MAX {
+                    self.absent.clear();
                 }
+                self.absent.insert(id);
             }
         }
     }
+}
+
+/// Every cgroup of the hierarchy (to [`MAX_WALK_DEPTH`]) as (id, path
+/// relative to the root): one walk of the tree, the cost [`IdCache`] and
+/// its callers keep rare.
+pub fn scan(hierarchy: &MemoryHierarchy) -> Vec<(u64, String)> {
+    let mut found = Vec::new();
+    let mut stack = vec![(hierarchy.mount.clone(), 0usize)];
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(meta) = fs::metadata(&dir) else {
+            continue;
+        };
+        if let Some(relative) = hierarchy.relative(&dir) {
+            found.push((meta.ino(), relative));
+        }
+        if depth >= MAX_WALK_DEPTH {
+            continue;
+        }
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push((entry.path(), depth + 1));
+            }
+        }
+    }
+    found
 }
 
 #[cfg(test)]
@@ -502,19 +536,40 @@ mod tests {
             fs::create_dir_all(root.join(child)).unwrap();
         }
         let ino = |p: &str| fs::metadata(root.join(p)).unwrap().ino();
-        let mut resolver = IdResolver::new(MemoryHierarchy {
+        let hierarchy = MemoryHierarchy {
             mount: root.clone(),
             version: CgroupVersion::V2,
-        });
+        };
+        let found = scan(&hierarchy);
+        assert_eq!(found.len(), 5, "{found:?}");
+        assert!(found.contains(&(ino("a"), "/a".to_owned())));
         // Room for the root and two children.
-        resolver.budget = entry_bytes("/") + 2 * entry_bytes("/a");
-        resolver.path_of(ino("a"));
-        assert!(resolver.bytes <= resolver.budget);
-        assert_eq!(resolver.cache.len(), 3);
-        assert_eq!(resolver.uncached, 2, "the scan's leftovers are counted");
-        let sum: usize = resolver.cache.values().map(|p| entry_bytes(p)).sum();
-        assert_eq!(sum, resolver.bytes);
+        let mut ids = IdCache::with_budget(entry_bytes("/") + 2 * entry_bytes("/a"));
+        ids.merge(found, &[ino("a")]);
+        assert!(ids.bytes <= ids.budget);
+        assert_eq!(ids.cache.len(), 3);
+        assert_eq!(ids.uncached, 2, "the scan's leftovers are counted");
+        let sum: usize = ids.cache.values().map(|p| entry_bytes(p)).sum();
+        assert_eq!(sum, ids.bytes);
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn an_id_no_scan_found_is_absent_until_a_scan_finds_it() {
+        let mut ids = IdCache::default();
+        assert_eq!(ids.lookup(7), IdLookup::Unknown);
+        assert_eq!(ids.lookup(0), IdLookup::Absent, "0 is no cgroup");
+        ids.merge(vec![(1, "/".into()), (5, "/a".into())], &[5, 7]);
+        assert_eq!(ids.lookup(5), IdLookup::Path("/a".into()));
+        assert_eq!(ids.lookup(7), IdLookup::Absent);
+        assert_eq!(ids.lookup(8), IdLookup::Unknown, "never asked");
+        // A later scan that finds it (a cgroup made since) wins.
+        ids.merge(vec![(7, "/b".into())], &[7]);
+        assert_eq!(ids.lookup(7), IdLookup::Path("/b".into()));
+        // The absent set is bounded.
+        let many: Vec<u64> = (1000..1000 + ABSENT_MAX as u64 + 10).collect();
+        ids.merge(Vec::new(), &many);
+        assert!(ids.absent.len() <= ABSENT_MAX);
     }
 
     #[test]

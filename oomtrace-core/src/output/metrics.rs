@@ -441,6 +441,7 @@ fn known_lost_causes() -> Vec<String> {
         "output_backlog",
         "output_write",
         "dump_backlog",
+        "memcg_path_queue",
     ]
     .into_iter()
     .map(str::to_owned)

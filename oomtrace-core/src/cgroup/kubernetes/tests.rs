@@ -59,6 +59,31 @@ fn memcg_path(driver: Driver, rt: Rt, qos: &str, uid: &str, id: &str) -> String 
     }
 }
 
+/// The `linux.cgroupsPath` the kubelet and `rt` write into the container's
+/// bundle: the cgroupfs path, or the systemd driver's `slice:prefix:id`.
+fn cgroups_path(driver: Driver, rt: Rt, qos: &str, uid: &str, id: &str) -> String {
+    match driver {
+        Driver::Cgroupfs => memcg_path(driver, rt, qos, uid, id),
+        Driver::Systemd => {
+            let uid = uid.replace('-', "_");
+            let slice = match qos {
+                "guaranteed" => format!("kubepods-pod{uid}.slice"),
+                _ => format!("kubepods-{qos}-pod{uid}.slice"),
+            };
+            let prefix = match rt {
+                Rt::Containerd => "cri-containerd",
+                Rt::Crio => "crio",
+            };
+            format!("{slice}:{prefix}:{id}")
+        }
+    }
+}
+
+/// The cgroupfs containerd path of [`UID`]/[`ID`] (burstable), in OCI form.
+fn the_containerd_path() -> String {
+    memcg_path(Driver::Cgroupfs, Rt::Containerd, "burstable", UID, ID)
+}
+
 fn write(path: &Path, text: &str) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, text).unwrap();
@@ -74,8 +99,9 @@ fn bundle_path(root: &Path, rt: Rt, id: &str) -> PathBuf {
     }
 }
 
-/// A bundle as the runtime writes it: an OCI spec whose annotations name the pod.
-fn bundle(root: &Path, rt: Rt, id: &str, uid: &str, container: Option<&str>) {
+/// A bundle as the runtime writes it: an OCI spec whose annotations name the
+/// pod and whose `linux.cgroupsPath` is `cgroup`.
+fn bundle(root: &Path, rt: Rt, id: &str, uid: &str, container: Option<&str>, cgroup: &str) {
     let annotations = match (rt, container) {
         (Rt::Containerd, Some(name)) => json!({
             "io.kubernetes.cri.container-type": "container",
@@ -108,20 +134,14 @@ fn bundle(root: &Path, rt: Rt, id: &str, uid: &str, container: Option<&str>) {
         "process": {"args": ["/cart"], "env": ["PATH=/bin"]},
         "root": {"path": "rootfs"},
         "annotations": annotations,
+        "linux": {"cgroupsPath": cgroup, "resources": {}},
     });
     write(&bundle_path(root, rt, id), &spec.to_string());
 }
 
 /// The container of [`UID`]/[`ID`] under containerd and cgroupfs.
 fn the_containerd_pod() -> Container {
-    attribute(&memcg_path(
-        Driver::Cgroupfs,
-        Rt::Containerd,
-        "burstable",
-        UID,
-        ID,
-    ))
-    .unwrap()
+    attribute(&the_containerd_path()).unwrap()
 }
 
 /// A host root holding only the pod log directory `name`, and the memcg
@@ -148,7 +168,7 @@ fn logs(root: &Path, uid: &str, container: &str, id: &str) {
 
 fn resolve(root: &Path, path: &str) -> Option<KubeNames> {
     let c = attribute(path).expect("a kubelet path");
-    KubeResolver::new(root).resolve(&c)
+    KubeResolver::new(root).resolve(&c, path)
 }
 
 fn expect(names: Option<KubeNames>, container: Option<&str>, source: &str) {
@@ -166,7 +186,8 @@ fn every_shape_driver_and_runtime_resolves_from_the_bundle() {
             for qos in ["guaranteed", "burstable", "besteffort"] {
                 for uid in [UID, STATIC_UID] {
                     let root = tempfile::tempdir().unwrap();
-                    bundle(root.path(), rt, ID, uid, Some("cart"));
+                    let cgroup = cgroups_path(driver, rt, qos, uid, ID);
+                    bundle(root.path(), rt, ID, uid, Some("cart"), &cgroup);
                     let path = memcg_path(driver, rt, qos, uid, ID);
                     let source = match rt {
                         Rt::Containerd => source::CONTAINERD,
@@ -199,7 +220,8 @@ fn the_systemd_drivers_docker_scope_in_a_pod_resolves_through_the_logs() {
 #[test]
 fn crio_container_child_cgroup_resolves() {
     let root = tempfile::tempdir().unwrap();
-    bundle(root.path(), Rt::Crio, ID, UID, Some("cart"));
+    let cgroup = cgroups_path(Driver::Systemd, Rt::Crio, "burstable", UID, ID);
+    bundle(root.path(), Rt::Crio, ID, UID, Some("cart"), &cgroup);
     let path = format!(
         "{}/container",
         memcg_path(Driver::Systemd, Rt::Crio, "burstable", UID, ID)
@@ -211,8 +233,8 @@ fn crio_container_child_cgroup_resolves() {
 fn sandboxes_name_the_pod_but_no_container() {
     for rt in [Rt::Containerd, Rt::Crio] {
         let root = tempfile::tempdir().unwrap();
-        bundle(root.path(), rt, SANDBOX, UID, None);
         let path = memcg_path(Driver::Cgroupfs, rt, "burstable", UID, SANDBOX);
+        bundle(root.path(), rt, SANDBOX, UID, None, &path);
         let names = resolve(root.path(), &path).expect("the pause container's pod");
         assert_eq!(names.container, None, "{rt:?}");
         assert_eq!(names.pod, "cart-7d9f8b6c5-x2x9z");
@@ -222,12 +244,14 @@ fn sandboxes_name_the_pod_but_no_container() {
 #[test]
 fn a_pod_level_cgroup_takes_the_names_of_its_sandbox_once_seen() {
     let root = tempfile::tempdir().unwrap();
-    bundle(root.path(), Rt::Containerd, SANDBOX, UID, None);
+    let sandbox = memcg_path(Driver::Cgroupfs, Rt::Containerd, "burstable", UID, SANDBOX);
+    bundle(root.path(), Rt::Containerd, SANDBOX, UID, None, &sandbox);
     let mut resolver = KubeResolver::new(root.path());
-    let pod = attribute(&format!("/kubepods/burstable/pod{UID}")).unwrap();
-    assert_eq!(resolver.resolve(&pod), None, "nothing seen, no logs");
+    let path = format!("/kubepods/burstable/pod{UID}");
+    let pod = attribute(&path).unwrap();
+    assert_eq!(resolver.resolve(&pod, &path), None, "nothing seen, no logs");
     resolver.refresh();
-    expect(resolver.resolve(&pod), None, source::CONTAINERD);
+    expect(resolver.resolve(&pod, &path), None, source::CONTAINERD);
 }
 
 #[test]
@@ -246,6 +270,11 @@ fn the_kubelet_logs_name_what_has_no_bundle() {
             );
             let path = memcg_path(driver, rt, "besteffort", UID, ID);
             expect(resolve(root.path(), &path), Some("cart"), source::LOGS);
+            // Again, from the cache.
+            let mut resolver = KubeResolver::new(root.path());
+            let c = attribute(&path).unwrap();
+            expect(resolver.resolve(&c, &path), Some("cart"), source::LOGS);
+            expect(resolver.resolve(&c, &path), Some("cart"), source::LOGS);
         }
     }
 }
@@ -260,30 +289,38 @@ fn the_pod_log_dir_alone_names_the_pod() {
 fn a_dead_containers_names_stay_resolvable() {
     let root = tempfile::tempdir().unwrap();
     for rt in [Rt::Containerd, Rt::Crio] {
-        bundle(root.path(), rt, ID, UID, Some("cart"));
+        let cgroup = cgroups_path(Driver::Systemd, rt, "burstable", UID, ID);
+        bundle(root.path(), rt, ID, UID, Some("cart"), &cgroup);
         let mut resolver = KubeResolver::new(root.path());
         resolver.refresh();
         // The runtime deletes the bundle of a container that died.
         fs::remove_dir_all(root.path().join("run")).unwrap();
-        let c = attribute(&memcg_path(Driver::Systemd, rt, "burstable", UID, ID)).unwrap();
+        let path = memcg_path(Driver::Systemd, rt, "burstable", UID, ID);
+        let c = attribute(&path).unwrap();
         let source = match rt {
             Rt::Containerd => source::CONTAINERD,
             Rt::Crio => source::CRIO,
         };
-        expect(resolver.resolve(&c), Some("cart"), source);
-        assert_eq!(KubeResolver::new(root.path()).resolve(&c), None, "uncached");
+        expect(resolver.resolve(&c, &path), Some("cart"), source);
+        let fresh = KubeResolver::new(root.path()).resolve(&c, &path);
+        assert_eq!(fresh, None, "uncached");
     }
 }
 
 #[test]
 fn resolved_names_are_cached_too() {
     let root = tempfile::tempdir().unwrap();
-    bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"));
+    let path = the_containerd_path();
+    bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"), &path);
     let mut resolver = KubeResolver::new(root.path());
     let c = the_containerd_pod();
-    assert!(resolver.resolve(&c).is_some());
+    assert!(resolver.resolve(&c, &path).is_some());
     fs::remove_dir_all(root.path().join("run")).unwrap();
-    expect(resolver.resolve(&c), Some("cart"), source::CONTAINERD);
+    expect(
+        resolver.resolve(&c, &path),
+        Some("cart"),
+        source::CONTAINERD,
+    );
 }
 
 fn names(n: usize) -> KubeNames {
@@ -293,6 +330,7 @@ fn names(n: usize) -> KubeNames {
         container: Some("c".into()),
         pod_uid: None,
         source: source::LOGS,
+        cgroup: None,
     }
 }
 
@@ -339,6 +377,7 @@ fn the_documented_bounds_hold_for_the_largest_valid_names() {
             container: Some("c".repeat(63)),
             pod_uid: Some(UID.into()),
             source: source::CRIO,
+            cgroup: Some(format!("/kubepods/burstable/pod{UID}/{}", "c".repeat(64))),
         };
         cache.insert(format!("{n:064}"), big);
     }
@@ -349,9 +388,10 @@ fn the_documented_bounds_hold_for_the_largest_valid_names() {
 #[test]
 fn outside_kubernetes_nothing_is_read() {
     let root = tempfile::tempdir().unwrap();
-    bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"));
-    let docker = attribute(&format!("/docker/{ID}")).unwrap();
-    assert_eq!(KubeResolver::new(root.path()).resolve(&docker), None);
+    let path = format!("/docker/{ID}");
+    bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"), &path);
+    let docker = attribute(&path).unwrap();
+    assert_eq!(KubeResolver::new(root.path()).resolve(&docker, &path), None);
 }
 
 #[test]
@@ -363,9 +403,9 @@ fn a_bundle_of_another_pod_is_not_believed() {
         ID,
         "b9cc78db-6f2c-4f4d-b634-cbcfe642281c",
         Some("cart"),
+        &the_containerd_path(),
     );
-    let path = memcg_path(Driver::Cgroupfs, Rt::Containerd, "burstable", UID, ID);
-    assert_eq!(resolve(root.path(), &path), None);
+    assert_eq!(resolve(root.path(), &the_containerd_path()), None);
 }
 
 /// A containerd bundle with `text` as its config.json.
@@ -385,7 +425,7 @@ fn annotated(namespace: &str, pod: &str, container: &str) -> Vec<u8> {
         "io.kubernetes.cri.sandbox-namespace": namespace,
         "io.kubernetes.cri.sandbox-name": pod,
         "io.kubernetes.cri.container-name": container,
-    }})
+    }, "linux": {"cgroupsPath": the_containerd_path()}})
     .to_string()
     .into_bytes()
 }
@@ -474,10 +514,12 @@ fn hostile_log_names_are_refused() {
 #[test]
 fn resolved_names_serialize_with_opentelemetry_keys() {
     let root = tempfile::tempdir().unwrap();
-    bundle(root.path(), Rt::Crio, ID, UID, Some("cart"));
-    let mut c = attribute(&memcg_path(Driver::Systemd, Rt::Crio, "burstable", UID, ID)).unwrap();
+    let cgroup = cgroups_path(Driver::Systemd, Rt::Crio, "burstable", UID, ID);
+    bundle(root.path(), Rt::Crio, ID, UID, Some("cart"), &cgroup);
+    let path = memcg_path(Driver::Systemd, Rt::Crio, "burstable", UID, ID);
+    let mut c = attribute(&path).unwrap();
     KubeResolver::new(root.path())
-        .resolve(&c)
+        .resolve(&c, &path)
         .unwrap()
         .apply(&mut c);
     assert_eq!(c.namespace.as_deref(), Some("shop"));
@@ -501,11 +543,12 @@ fn saved(value: serde_json::Value) -> Option<SavedNames> {
 #[test]
 fn saved_names_are_read_back_onto_the_path_attribution() {
     let root = tempfile::tempdir().unwrap();
-    bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"));
+    let cgroup = cgroups_path(Driver::Systemd, Rt::Containerd, "burstable", UID, ID);
+    bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"), &cgroup);
     let path = memcg_path(Driver::Systemd, Rt::Containerd, "burstable", UID, ID);
     let mut live = attribute(&path).unwrap();
     KubeResolver::new(root.path())
-        .resolve(&live)
+        .resolve(&live, &path)
         .unwrap()
         .apply(&mut live);
     let names = saved(serde_json::to_value(&live).unwrap()).expect("names");
@@ -547,10 +590,125 @@ fn refresh_reads_a_bundle_that_names_nothing_once_but_resolve_retries_it() {
     resolver.refresh();
     assert!(resolver.cache().is_empty());
     // Written since (the runtime was mid-write): refresh leaves it alone…
-    bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"));
+    let path = the_containerd_path();
+    bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"), &path);
     resolver.refresh();
     assert!(resolver.cache().is_empty());
     // …but an OOM's own lookup reads it again.
     let c = the_containerd_pod();
-    expect(resolver.resolve(&c), Some("cart"), source::CONTAINERD);
+    expect(
+        resolver.resolve(&c, &path),
+        Some("cart"),
+        source::CONTAINERD,
+    );
+}
+
+#[test]
+fn the_bundle_must_put_the_container_in_this_memcg() {
+    for rt in [Rt::Containerd, Rt::Crio] {
+        for driver in [Driver::Cgroupfs, Driver::Systemd] {
+            let path = memcg_path(driver, rt, "burstable", UID, ID);
+            let elsewhere = cgroups_path(driver, rt, "besteffort", UID, ID);
+            for (cgroup, named) in [
+                (cgroups_path(driver, rt, "burstable", UID, ID), true),
+                (elsewhere, false),
+                (String::new(), false),
+                ("kubepods".to_owned(), false),
+            ] {
+                let root = tempfile::tempdir().unwrap();
+                bundle(root.path(), rt, ID, UID, Some("cart"), &cgroup);
+                let names = resolve(root.path(), &path);
+                assert_eq!(names.is_some(), named, "{path} in {cgroup:?}");
+                // Not from the cache of running containers either.
+                let mut resolver = KubeResolver::new(root.path());
+                resolver.refresh();
+                let c = attribute(&path).unwrap();
+                let cached = resolver.resolve(&c, &path);
+                assert_eq!(cached.is_some(), named, "cached: {path} in {cgroup:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_pod_layout_inside_another_cgroup_gets_no_names() {
+    let root = tempfile::tempdir().unwrap();
+    let genuine = the_containerd_path();
+    bundle(root.path(), Rt::Containerd, ID, UID, Some("cart"), &genuine);
+    logs(root.path(), UID, "cart", ID);
+    let mut resolver = KubeResolver::new(root.path());
+    resolver.refresh();
+    for parent in [
+        "/user.slice/user-1000.slice/user@1000.service/app.slice/evil.scope",
+        "/evil",
+    ] {
+        let spoof = format!("{parent}{genuine}");
+        if let Some(c) = attribute(&spoof) {
+            assert_eq!(resolver.resolve(&c, &spoof), None, "{spoof}");
+        }
+    }
+    // Inside another pod's container: that pod's, by its own bundle.
+    let other = "b9cc78db-6f2c-4f4d-b634-cbcfe642281c";
+    let own = memcg_path(
+        Driver::Cgroupfs,
+        Rt::Containerd,
+        "burstable",
+        other,
+        SANDBOX,
+    );
+    bundle(
+        root.path(),
+        Rt::Containerd,
+        SANDBOX,
+        other,
+        Some("evil"),
+        &own,
+    );
+    let spoof = format!("{own}{genuine}");
+    let c = attribute(&spoof).unwrap();
+    assert_eq!(c.id.as_deref(), Some(SANDBOX));
+    let names = resolver.resolve(&c, &spoof).expect("its own pod's names");
+    assert_eq!(names.container.as_deref(), Some("evil"));
+    assert_eq!(names.pod_uid.as_deref(), Some(other));
+}
+
+#[test]
+fn cgroups_paths_name_the_cgroup_the_runtime_makes() {
+    let cases = [
+        (
+            "/kubepods/burstable/podx/abc",
+            Some("/kubepods/burstable/podx/abc"),
+        ),
+        ("/kubepods//burstable/", Some("/kubepods/burstable")),
+        (
+            "kubepods-burstable-podx.slice:cri-containerd:abc",
+            Some(
+                "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-podx.slice/cri-containerd-abc.scope",
+            ),
+        ),
+        (
+            "system.slice:docker:abc",
+            Some("/system.slice/docker-abc.scope"),
+        ),
+        (":docker:abc", Some("/system.slice/docker-abc.scope")),
+        ("machine.slice::abc", Some("/machine.slice/abc.scope")),
+        ("-.slice:p:abc", Some("/p-abc.scope")),
+        ("machine.slice:p:my-x.slice", Some("/my.slice/my-x.slice")),
+        ("/kubepods/../x", None),
+        ("kubepods/burstable", None),
+        ("a:b", None),
+        ("a.slice:b:c:d", None),
+        ("bad--x.slice:p:abc", None),
+        ("a.slice:p:", None),
+        ("a.slice:p:../x", None),
+        ("", None),
+    ];
+    for (oci, memcg) in cases {
+        assert_eq!(runtime_cgroup(oci).as_deref(), memcg, "{oci:?}");
+    }
+    assert!(confirms(Some("/a/b"), "/a/b"));
+    assert!(confirms(Some("/a/b"), "/a/b/container"));
+    assert!(!confirms(Some("/a/b"), "/a/bc"));
+    assert!(!confirms(Some("/a/b"), "/a"));
+    assert!(!confirms(None, "/a/b"));
 }

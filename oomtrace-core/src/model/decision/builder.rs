@@ -481,7 +481,10 @@ impl Builder {
         let mut ready = Vec::new();
         let mut blocked = false;
         for index in 0..self.pending.len() {
-            let complete = self.is_complete(&self.pending[index]);
+            let p = &self.pending[index];
+            // The cgroup paths it names are one more piece it waits for.
+            let complete = self.is_complete(p)
+                && (p.complete_since.is_some() || env.memcg_paths_ready(&p.memcg_ids()));
             let p = &mut self.pending[index];
             if complete && p.complete_since.is_none() {
                 p.complete_since = Some(now);

@@ -9,6 +9,13 @@ use crate::cgroup::{MemcgFiles, MemcgSnapshot};
 /// tested without root and reused on saved logs.
 pub trait Environment {
     fn memcg_path(&mut self, cgroup_id: u64) -> Option<String>;
+    /// Whether the paths of these cgroup ids are as known as they will get
+    /// (found, or looked for and absent); a live session looks for the
+    /// others off its loop, and a decision waits for them (its deadline
+    /// still holds).
+    fn memcg_paths_ready(&mut self, _cgroup_ids: &[u64]) -> bool {
+        true
+    }
     fn memcg_files(&self, relative: &str) -> Option<MemcgFiles>;
     fn swap_total_pages(&self) -> Option<u64>;
     fn mem_total_pages(&self) -> Option<u64>;
@@ -29,11 +36,13 @@ pub trait Environment {
     fn task_snapshot(&self, _victim_pid: u32) -> Option<crate::cgroup::tasks::TaskSnapshot> {
         None
     }
-    /// The Kubernetes names of a container found under a kubelet pod cgroup
-    /// (live mode only: they come from the node's runtime and kubelet files).
+    /// The Kubernetes names of a container found under a kubelet pod cgroup,
+    /// attributed from `memcg` (live mode only: they come from the node's
+    /// runtime and kubelet files).
     fn kubernetes_names(
         &mut self,
         _container: &crate::cgroup::container::Container,
+        _memcg: &str,
     ) -> Option<crate::cgroup::kubernetes::KubeNames> {
         None
     }

@@ -95,6 +95,26 @@ impl Pending {
     }
 
     /// How the killer's invocation ended (OOM-path hooks).
+    /// The cgroup ids the decision will name (its victim's memcg chain, the
+    /// trigger's memcg, the OOM memcg, the candidates' memcgs), without 0s
+    /// or repeats.
+    pub(super) fn memcg_ids(&self) -> Vec<u64> {
+        let mut ids = Vec::new();
+        if let Some(t) = self.task.as_deref() {
+            let depth = (t.memcg_depth as usize).min(t.memcg.len());
+            ids.extend(t.memcg[..depth].iter().map(|l| l.cgroup_id));
+            ids.push(t.trigger_memcg_id);
+        }
+        if let Some(i) = &self.invocation {
+            ids.extend(i.end.map(|e| e.memcg_id));
+            ids.extend(i.candidates.iter().map(|c| c.memcg_id));
+        }
+        ids.retain(|&id| id != 0);
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     pub(super) fn end(&self) -> Option<OomEndEvent> {
         self.invocation.as_ref().and_then(|i| i.end)
     }

@@ -14,7 +14,7 @@ use oomtrace_core::{
         time::{now_rfc3339, rfc3339},
     },
     cgroup::{
-        IdResolver, MemcgFiles, MemcgSnapshot, MemoryHierarchy,
+        MemcgFiles, MemcgSnapshot, MemoryHierarchy,
         container::{Container, attribute},
         kubernetes::{KubeNames, KubeResolver},
         tasks::TaskSnapshot,
@@ -24,13 +24,15 @@ use oomtrace_core::{
 };
 use oomtrace_ebpf::MemcgReclaimStats;
 
-use crate::kernel::loader::Tracer;
+use crate::{commands::run::memcg_paths::MemcgPaths, kernel::loader::Tracer};
 
 /// What the loop knows about this machine, for the decision rebuild.
 pub struct LiveEnv {
     /// The loaded programs: reclaim counters, drops, the charge hook.
     pub tracer: Tracer,
-    resolver: IdResolver,
+    /// Cgroup ids → paths, looked up off the loop.
+    paths: MemcgPaths,
+    hierarchy: MemoryHierarchy,
     page_size: u64,
     release: String,
     /// OOM memcgs' files read as their OOM events arrived, by path, with the
@@ -55,13 +57,15 @@ impl LiveEnv {
     pub fn new(
         tracer: Tracer,
         hierarchy: MemoryHierarchy,
+        paths: MemcgPaths,
         release: String,
         host_root: &Path,
         kube: KubeResolver,
     ) -> Self {
         Self {
             tracer,
-            resolver: IdResolver::new(hierarchy),
+            paths,
+            hierarchy,
             page_size: page_size() as u64,
             release,
             snapshots: HashMap::new(),
@@ -99,31 +103,45 @@ impl LiveEnv {
                 self.snapshot_tasks(t);
                 // The victim's names, while its container still exists.
                 if let Some(level) = t.memcg[..depth].first()
-                    && let Some(c) = self
-                        .resolver
-                        .path_of(level.cgroup_id)
-                        .as_deref()
-                        .and_then(attribute)
+                    && let Some(path) = self.paths.lookup(level.cgroup_id, false)
+                    && let Some(c) = attribute(&path)
                 {
-                    self.kube.resolve(&c);
+                    self.kube.resolve(&c, &path);
                 }
             }
             _ => {}
         }
     }
 
-    /// Reads the memcg's files now, while its OOM is being handled.
+    /// Reads the memcg's files now, while its OOM is being handled (a
+    /// memcg whose path is not known yet: by the lookup's worker, once found).
     fn snapshot(&mut self, cgroup_id: u64) {
-        let Some(path) = self.resolver.path_of(cgroup_id) else {
+        let Some(path) = self.paths.lookup(cgroup_id, true) else {
             return;
         };
         let read_ns = boot_ns_now();
-        if let Some(snapshot) = self.resolver.hierarchy().snapshot(&path) {
-            if self.snapshots.len() >= MAX_SNAPSHOTS {
-                self.snapshots.clear();
-            }
-            self.snapshots.insert(path, (snapshot, read_ns));
+        if let Some(snapshot) = self.hierarchy.snapshot(&path) {
+            self.keep_snapshot(path, snapshot, read_ns);
         }
+    }
+
+    fn keep_snapshot(&mut self, path: String, snapshot: MemcgSnapshot, read_ns: u64) {
+        if self.snapshots.len() >= MAX_SNAPSHOTS {
+            self.snapshots.clear();
+        }
+        self.snapshots.insert(path, (snapshot, read_ns));
+    }
+
+    /// Before the decisions are polled: what the lookups' worker read.
+    pub fn take_late_snapshots(&mut self) {
+        for (path, snapshot, read_ns) in self.paths.take_snapshots() {
+            self.keep_snapshot(path, snapshot, read_ns);
+        }
+    }
+
+    /// Notified when the lookups' worker answered (decisions may be ready).
+    pub fn paths_answered(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.paths.answered()
     }
 
     /// The tasks of the memcg closest to its limit in the victim's chain
@@ -136,12 +154,11 @@ impl LiveEnv {
         let Some(level) = closest_to_limit(&t.memcg[..depth], self.page_size) else {
             return;
         };
-        let Some(path) = self.resolver.path_of(level.cgroup_id) else {
+        let Some(path) = self.paths.lookup(level.cgroup_id, false) else {
             return;
         };
         let snapshot = self
-            .resolver
-            .hierarchy()
+            .hierarchy
             .task_snapshot(&path, &self.proc, boot_ns_now());
         let Some(tasks) = self.tasks.as_mut() else {
             return;
@@ -172,12 +189,17 @@ impl LiveEnv {
     /// The memcg (path relative to the root) still exists.
     pub fn memcg_exists(&self, relative: &str) -> bool {
         let relative = relative.trim_start_matches('/');
-        self.resolver.hierarchy().mount.join(relative).is_dir()
+        self.hierarchy.mount.join(relative).is_dir()
     }
 
     /// Cgroups left out of the id → path cache for lack of room.
     pub fn uncached_memcgs(&self) -> u64 {
-        self.resolver.uncached
+        self.paths.uncached()
+    }
+
+    /// Path lookups dropped because their queue was full.
+    pub fn dropped_path_lookups(&self) -> u64 {
+        self.paths.dropped()
     }
 
     /// An event's boot time as RFC 3339 (now, if the clocks cannot tell).
@@ -217,10 +239,13 @@ fn meminfo_kb(proc: &Path, key: &str) -> Option<u64> {
 
 impl Environment for LiveEnv {
     fn memcg_path(&mut self, cgroup_id: u64) -> Option<String> {
-        self.resolver.path_of(cgroup_id)
+        self.paths.lookup(cgroup_id, false)
+    }
+    fn memcg_paths_ready(&mut self, cgroup_ids: &[u64]) -> bool {
+        self.paths.ready(cgroup_ids)
     }
     fn memcg_files(&self, relative: &str) -> Option<MemcgFiles> {
-        let files = self.resolver.hierarchy().read_counters(relative);
+        let files = self.hierarchy.read_counters(relative);
         files.usage_bytes.is_some().then_some(files)
     }
     fn swap_total_pages(&self) -> Option<u64> {
@@ -252,8 +277,8 @@ impl Environment for LiveEnv {
             .find(|(pid, _)| *pid == victim_pid)
             .map(|(_, s)| s.clone())
     }
-    fn kubernetes_names(&mut self, container: &Container) -> Option<KubeNames> {
-        self.kube.resolve(container)
+    fn kubernetes_names(&mut self, container: &Container, memcg: &str) -> Option<KubeNames> {
+        self.kube.resolve(container, memcg)
     }
     fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime> {
         wall_time_of(

@@ -7,6 +7,7 @@
 //! - `decisions`: decisions on their way out (card or JSON, dump, `--count`);
 //! - `charge_hook`: when the on-demand charge hook is attached and detached;
 //! - `lost`: lost-event accounting;
+//! - `memcg_paths`: cgroup id → path lookups, on a worker thread;
 //! - `metrics`: the `--metrics` HTTP server;
 //! - `output`: where the records go (stdout or `--output`), on a thread of its own;
 //! - `rss_rule`: the rss read the model learned, handed to the kernel programs;
@@ -17,6 +18,7 @@ mod decisions;
 mod env;
 mod inputs;
 mod lost;
+mod memcg_paths;
 mod metrics;
 mod options;
 mod output;
@@ -49,6 +51,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
     session.start_charge_hook()?;
     stop.run_for(options.duration);
     let mut reader_gone = session.take_reader_gone();
+    let paths_answered = session.paths_answered();
     loop {
         let wake_at = session.next_deadline();
         tokio::select! {
@@ -62,6 +65,8 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
             },
             _ = sleep_until(wake_at) => {}
             _ = once(&mut reader_gone) => {}
+            // A decision may have been waiting for a cgroup's path.
+            _ = paths_answered.notified() => {}
             _ = stop.requested() => break,
         }
         session.catch_up(&mut inputs)?;

@@ -283,8 +283,9 @@ impl Environment for RecoveryEnv<'_> {
     fn kubernetes_names(
         &mut self,
         container: &Container,
+        memcg: &str,
     ) -> Option<oomtrace_core::cgroup::kubernetes::KubeNames> {
-        self.kube.resolve(container)
+        self.kube.resolve(container, memcg)
     }
 }
 

@@ -32,6 +32,7 @@ use crate::{
         env::{LiveEnv, boot_ns_now},
         inputs::Inputs,
         lost::Losses,
+        memcg_paths::MemcgPaths,
         metrics,
         options::RunOptions,
         output::{OpenedOutput, RunOutput},
@@ -129,6 +130,8 @@ impl Session {
         // Names of the containers running now, before anything can die.
         let mut kube = KubeResolver::new(&options.host_root);
         kube.refresh();
+        let paths =
+            MemcgPaths::start(hierarchy.clone()).context("starting the cgroup path lookups")?;
         let release = loader::kernel_release();
         let mut recovered = recovery.map(|r| r.finish(&scope, &release, &mut kube));
         let kmsg = match recovered.as_mut() {
@@ -150,7 +153,14 @@ impl Session {
         let sources = sources(&tracer);
         let stalls = stall_monitor(&hierarchy, &scope, &tracer);
         let timers = Timers::new(&tracer);
-        let mut env = LiveEnv::new(tracer, hierarchy, release.clone(), &options.host_root, kube);
+        let mut env = LiveEnv::new(
+            tracer,
+            hierarchy,
+            paths,
+            release.clone(),
+            &options.host_root,
+            kube,
+        );
         if !sources.oom_path_hooks {
             env.snapshot_tasks_on_kill();
         }
@@ -178,6 +188,11 @@ impl Session {
             session.emit_recovered(recovered)?;
         }
         Ok((session, inputs))
+    }
+
+    /// Notified when cgroup path lookups were answered off the loop.
+    pub fn paths_answered(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.env.paths_answered()
     }
 
     /// After the start record: what the kernel logged while oomtrace was
@@ -290,6 +305,7 @@ impl Session {
             return Ok(ControlFlow::Break(()));
         }
         let now = Instant::now();
+        self.env.take_late_snapshots();
         let mut decisions = self.builder.poll(now, &mut self.env);
         for victim in decisions.iter().filter_map(|d| d.victim.as_ref()) {
             self.env.forget_task_snapshot(victim.pid);
@@ -393,6 +409,7 @@ impl Session {
         );
         all.push(("evicted:report", self.parser.cut_by_bound));
         all.push(("evicted:memcg_paths", self.env.uncached_memcgs()));
+        all.push(("memcg_path_queue", self.env.dropped_path_lookups()));
         all.push(("evicted:task_snapshots", self.env.evicted_task_snapshots));
         all
     }
@@ -416,6 +433,7 @@ impl Session {
         for item in self.parser.finish() {
             self.builder.on_report(now, item);
         }
+        self.env.take_late_snapshots();
         self.position.closed();
         let mut decisions = self.builder.flush(&mut self.env);
         if let Some(state) = self.state.as_mut() {

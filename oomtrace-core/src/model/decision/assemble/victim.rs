@@ -250,10 +250,9 @@ pub(super) fn killed(p: &Pending) -> Vec<u32> {
 /// The container (or systemd unit) the victim's memcg belongs to, with its
 /// Kubernetes names where the node keeps them.
 pub(super) fn container(victim: Option<&Victim>, env: &mut dyn Environment) -> Option<Container> {
-    let mut c = victim
-        .and_then(|v| v.memcg.as_deref())
-        .and_then(attribute)?;
-    if let Some(names) = env.kubernetes_names(&c) {
+    let memcg = victim.and_then(|v| v.memcg.as_deref())?;
+    let mut c = attribute(memcg)?;
+    if let Some(names) = env.kubernetes_names(&c, memcg) {
         names.apply(&mut c);
     }
     Some(c)

@@ -1149,5 +1149,107 @@ pub(super) fn no_killable_log() -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
 
+/// A host whose cgroup path lookups are answered later, off the loop.
+struct LatePaths {
+    offline: OfflineEnv,
+    /// The scan answered: id 42 is `/late`.
+    answered: bool,
+    asked: Vec<u64>,
+}
+
+impl Environment for LatePaths {
+    fn memcg_path(&mut self, id: u64) -> Option<String> {
+        (self.answered && id == 42).then(|| "/late".to_owned())
+    }
+    fn memcg_paths_ready(&mut self, ids: &[u64]) -> bool {
+        self.asked.extend_from_slice(ids);
+        self.answered
+    }
+    fn memcg_files(&self, relative: &str) -> Option<MemcgFiles> {
+        self.offline.memcg_files(relative)
+    }
+    fn swap_total_pages(&self) -> Option<u64> {
+        None
+    }
+    fn mem_total_pages(&self) -> Option<u64> {
+        None
+    }
+    fn page_size(&self) -> u64 {
+        4096
+    }
+    fn kernel_release(&self) -> Option<String> {
+        None
+    }
+    fn reclaim_stats(&self, _: u64) -> Option<MemcgReclaimStats> {
+        None
+    }
+    fn wall_time_of_boot_ns(&self, _: u64) -> Option<SystemTime> {
+        None
+    }
+    fn wall_time_of_log_seconds(&self, _: f64) -> Option<SystemTime> {
+        None
+    }
+}
+
+/// A kill whose victim task (in memcg 42) and kill line are in.
+fn kill_in_memcg_42(builder: &mut Builder, t0: Instant) {
+    let kill = storm_kills().remove(0);
+    let pid = kill_pid(&kill);
+    let mut task = oomtrace_ebpf::VictimTaskEvent {
+        victim_pid: pid,
+        victim_tgid: pid,
+        valid: oomtrace_ebpf::victim_valid::MEMCG,
+        memcg_depth: 1,
+        ..Default::default()
+    };
+    task.memcg[0].cgroup_id = 42;
+    builder.on_event(t0, mark(pid));
+    builder.on_event(t0, crate::events::Event::VictimTask(Box::new(task)));
+    builder.on_report(t0, kill);
+}
+
+const VICTIM_TASK_HOOK: Sources = Sources {
+    victim_task_hook: true,
+    ..TRACEPOINTS
+};
+
+/// The victim's memcg path is one more piece a decision waits for: out
+/// once the lookup is answered, and at the deadline if it never is.
+#[test]
+fn a_decision_waits_for_its_memcg_path_until_its_deadline() {
+    let t0 = Instant::now();
+    let mut env = LatePaths {
+        offline: OfflineEnv::new(4096),
+        answered: false,
+        asked: Vec::new(),
+    };
+    let mut builder = Builder::new(VICTIM_TASK_HOOK, Vec::new());
+    kill_in_memcg_42(&mut builder, t0);
+    assert!(builder.poll(t0, &mut env).is_empty());
+    assert_eq!(env.asked, [42], "it asks for the ids it will name");
+    assert_eq!(
+        builder.next_deadline(),
+        Some(t0 + DEADLINE),
+        "not settling: a piece is missing"
+    );
+    let t1 = t0 + DEADLINE / 10;
+    env.answered = true;
+    // Answered: out at the next poll, with no grace.
+    let out = builder.poll(t1, &mut env);
+    assert_eq!(out.len(), 1);
+    assert_eq!(
+        out[0].victim.as_ref().and_then(|v| v.memcg.as_deref()),
+        Some("/late")
+    );
+
+    // Never answered: the deadline is the backstop.
+    env.answered = false;
+    let mut builder = Builder::new(VICTIM_TASK_HOOK, Vec::new());
+    kill_in_memcg_42(&mut builder, t0);
+    assert!(builder.poll(t0 + DEADLINE / 2, &mut env).is_empty());
+    let out = builder.poll(t0 + DEADLINE, &mut env);
+    assert_eq!(out.len(), 1, "out at its deadline without the path");
+}
+
 mod readiness;
 mod snapshot;
