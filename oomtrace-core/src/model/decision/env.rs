@@ -6,9 +6,12 @@ use oomtrace_ebpf::MemcgReclaimStats;
 use crate::cgroup::{MemcgFiles, MemcgSnapshot};
 
 /// What the collector knows about the machine; a trait so the rebuild can be
-/// tested without root and reused on saved logs.
+/// tested without root and reused on saved logs. What a saved log cannot
+/// tell defaults to unknown: the live environment implements every method.
 pub trait Environment {
-    fn memcg_path(&mut self, cgroup_id: u64) -> Option<String>;
+    fn memcg_path(&mut self, _cgroup_id: u64) -> Option<String> {
+        None
+    }
     /// Whether the paths of these cgroup ids are as known as they will get
     /// (found, or looked for and absent); a live session looks for the
     /// others off its loop, and a decision waits for them (its deadline
@@ -16,16 +19,30 @@ pub trait Environment {
     fn memcg_paths_ready(&mut self, _cgroup_ids: &[u64]) -> bool {
         true
     }
-    fn memcg_files(&self, relative: &str) -> Option<MemcgFiles>;
-    fn swap_total_pages(&self) -> Option<u64>;
-    fn mem_total_pages(&self) -> Option<u64>;
+    fn memcg_files(&self, _relative: &str) -> Option<MemcgFiles> {
+        None
+    }
+    fn swap_total_pages(&self) -> Option<u64> {
+        None
+    }
+    fn mem_total_pages(&self) -> Option<u64> {
+        None
+    }
     fn page_size(&self) -> u64;
-    fn kernel_release(&self) -> Option<String>;
-    fn reclaim_stats(&self, memcg_id: u64) -> Option<MemcgReclaimStats>;
+    fn kernel_release(&self) -> Option<String> {
+        None
+    }
+    fn reclaim_stats(&self, _memcg_id: u64) -> Option<MemcgReclaimStats> {
+        None
+    }
     /// Wall-clock time of a `bpf_ktime_get_boot_ns` value.
-    fn wall_time_of_boot_ns(&self, boot_ns: u64) -> Option<SystemTime>;
+    fn wall_time_of_boot_ns(&self, _boot_ns: u64) -> Option<SystemTime> {
+        None
+    }
     /// Wall-clock time of a kernel log timestamp (seconds since boot).
-    fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime>;
+    fn wall_time_of_log_seconds(&self, _seconds: f64) -> Option<SystemTime> {
+        None
+    }
     /// The memcg's files as read while its OOM was handled, with the
     /// `boot_ns` of the read (live mode only).
     fn memcg_snapshot(&self, _relative: &str) -> Option<(MemcgSnapshot, u64)> {
@@ -66,31 +83,10 @@ impl OfflineEnv {
 }
 
 impl Environment for OfflineEnv {
-    fn memcg_path(&mut self, _cgroup_id: u64) -> Option<String> {
-        None
-    }
-    fn memcg_files(&self, _relative: &str) -> Option<MemcgFiles> {
-        None
-    }
-    fn swap_total_pages(&self) -> Option<u64> {
-        None
-    }
-    fn mem_total_pages(&self) -> Option<u64> {
-        None
-    }
     fn page_size(&self) -> u64 {
         self.page_size
     }
     fn kernel_release(&self) -> Option<String> {
         self.kernel_release.clone()
-    }
-    fn reclaim_stats(&self, _memcg_id: u64) -> Option<MemcgReclaimStats> {
-        None
-    }
-    fn wall_time_of_boot_ns(&self, _boot_ns: u64) -> Option<SystemTime> {
-        None
-    }
-    fn wall_time_of_log_seconds(&self, _seconds: f64) -> Option<SystemTime> {
-        None
     }
 }

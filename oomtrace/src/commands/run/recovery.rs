@@ -250,29 +250,11 @@ struct RecoveryEnv<'a> {
 }
 
 impl Environment for RecoveryEnv<'_> {
-    fn memcg_path(&mut self, _cgroup_id: u64) -> Option<String> {
-        None
-    }
-    fn memcg_files(&self, _relative: &str) -> Option<oomtrace_core::cgroup::MemcgFiles> {
-        None
-    }
-    fn swap_total_pages(&self) -> Option<u64> {
-        None
-    }
-    fn mem_total_pages(&self) -> Option<u64> {
-        None
-    }
     fn page_size(&self) -> u64 {
         self.page_size
     }
     fn kernel_release(&self) -> Option<String> {
         Some(self.release.to_owned())
-    }
-    fn reclaim_stats(&self, _memcg_id: u64) -> Option<oomtrace_ebpf::MemcgReclaimStats> {
-        None
-    }
-    fn wall_time_of_boot_ns(&self, _boot_ns: u64) -> Option<std::time::SystemTime> {
-        None
     }
     fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<std::time::SystemTime> {
         wall_time_of(

@@ -1,11 +1,6 @@
 //! Decisions rebuilt from every kernel-report fixture, checked against the
 //! reports themselves, and sentences of the explanation.
-use std::{
-    path::PathBuf,
-    time::{Instant, SystemTime},
-};
-
-use oomtrace_ebpf::MemcgReclaimStats;
+use std::{path::PathBuf, time::Instant};
 
 use super::{
     Builder, Decision, Environment, OfflineEnv, OomMemcg, Sources, Trigger,
@@ -174,26 +169,8 @@ fn memcg_files_read_during_the_oom_stand_in_for_missing_stats() {
         fn memcg_files(&self, relative: &str) -> Option<MemcgFiles> {
             self.0.memcg_files(relative)
         }
-        fn swap_total_pages(&self) -> Option<u64> {
-            None
-        }
-        fn mem_total_pages(&self) -> Option<u64> {
-            None
-        }
         fn page_size(&self) -> u64 {
             4096
-        }
-        fn kernel_release(&self) -> Option<String> {
-            None
-        }
-        fn reclaim_stats(&self, _: u64) -> Option<MemcgReclaimStats> {
-            None
-        }
-        fn wall_time_of_boot_ns(&self, _: u64) -> Option<SystemTime> {
-            None
-        }
-        fn wall_time_of_log_seconds(&self, _: f64) -> Option<SystemTime> {
-            None
         }
         fn memcg_snapshot(&self, relative: &str) -> Option<(MemcgSnapshot, u64)> {
             (relative == "/oomtest").then(|| {
@@ -1168,26 +1145,8 @@ impl Environment for LatePaths {
     fn memcg_files(&self, relative: &str) -> Option<MemcgFiles> {
         self.offline.memcg_files(relative)
     }
-    fn swap_total_pages(&self) -> Option<u64> {
-        None
-    }
-    fn mem_total_pages(&self) -> Option<u64> {
-        None
-    }
     fn page_size(&self) -> u64 {
         4096
-    }
-    fn kernel_release(&self) -> Option<String> {
-        None
-    }
-    fn reclaim_stats(&self, _: u64) -> Option<MemcgReclaimStats> {
-        None
-    }
-    fn wall_time_of_boot_ns(&self, _: u64) -> Option<SystemTime> {
-        None
-    }
-    fn wall_time_of_log_seconds(&self, _: f64) -> Option<SystemTime> {
-        None
     }
 }
 

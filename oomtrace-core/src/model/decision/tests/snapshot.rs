@@ -1,16 +1,13 @@
 //! Candidates of a rate-limited OOM on a tracepoint-only node: the OOM
 //! memcg's tasks read from /proc just after the kill, the victim as the
 //! kernel saw it.
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use oomtrace_ebpf::{MemcgLevel, MemcgReclaimStats, VictimTaskEvent, victim_valid};
+use oomtrace_ebpf::{MemcgLevel, VictimTaskEvent, victim_valid};
 
 use super::{DEADLINE, TRACEPOINTS, kill_pid, mark, storm_kills};
 use crate::{
-    cgroup::{
-        MemcgFiles,
-        tasks::{TaskSample, TaskSnapshot},
-    },
+    cgroup::tasks::{TaskSample, TaskSnapshot},
     events::Event,
     model::decision::{Builder, Environment, Sources},
 };
@@ -25,29 +22,14 @@ impl Environment for TasksEnv {
     fn memcg_path(&mut self, id: u64) -> Option<String> {
         (id == MEMCG_ID).then(|| "/storm/m1".to_owned())
     }
-    fn memcg_files(&self, _: &str) -> Option<MemcgFiles> {
-        None
-    }
     fn swap_total_pages(&self) -> Option<u64> {
         Some(0)
-    }
-    fn mem_total_pages(&self) -> Option<u64> {
-        None
     }
     fn page_size(&self) -> u64 {
         4096
     }
     fn kernel_release(&self) -> Option<String> {
         Some("6.18.0".to_owned())
-    }
-    fn reclaim_stats(&self, _: u64) -> Option<MemcgReclaimStats> {
-        None
-    }
-    fn wall_time_of_boot_ns(&self, _: u64) -> Option<SystemTime> {
-        None
-    }
-    fn wall_time_of_log_seconds(&self, _: f64) -> Option<SystemTime> {
-        None
     }
     fn task_snapshot(&self, _victim_pid: u32) -> Option<TaskSnapshot> {
         self.0.clone()
