@@ -628,17 +628,7 @@ impl Ctx<'_> {
             self.not_checked(what, format!("this kernel has no {names} ({source})"));
             return Ok(false);
         }
-        let failed: Vec<String> = statuses
-            .iter()
-            .filter(|h| !h.attached)
-            .map(|h| {
-                format!(
-                    "{}: {}",
-                    h.hook,
-                    h.error.as_deref().unwrap_or("not attached")
-                )
-            })
-            .collect();
+        let failed = check::failures(statuses.iter().copied());
         bail!(
             "the {backend} backend's hook on {names} (in the kernel's {source}) did not attach: {}",
             if failed.is_empty() {

@@ -70,18 +70,23 @@ impl TracerRun {
     /// Hooks that did not attach, as "hook: error" (notes under the row;
     /// the checks that need one decide whether its absence fails, `Ctx::hook`).
     pub fn hook_failures(&self) -> Vec<String> {
-        self.hooks
-            .iter()
-            .filter(|h| !h.attached)
-            .map(|h| {
-                format!(
-                    "{}: {}",
-                    h.hook,
-                    h.error.as_deref().unwrap_or("not attached")
-                )
-            })
-            .collect()
+        failures(&self.hooks)
     }
+}
+
+/// The hooks among `statuses` that did not attach, as "hook: error".
+pub fn failures<'a>(statuses: impl IntoIterator<Item = &'a HookStatus>) -> Vec<String> {
+    statuses
+        .into_iter()
+        .filter(|h| !h.attached)
+        .map(|h| {
+            format!(
+                "{}: {}",
+                h.hook,
+                h.error.as_deref().unwrap_or("not attached")
+            )
+        })
+        .collect()
 }
 
 pub fn tracer_run(scenario: &ScenarioOutput) -> Result<TracerRun> {
