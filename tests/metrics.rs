@@ -351,10 +351,14 @@ fn the_alert_rules_pass_promtool_and_are_the_readme_s() {
         String::from_utf8_lossy(&output.stderr)
     );
     let rules = fs::read_to_string(ALERTS).unwrap();
-    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let operations = fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/operations.md"
+    ))
+    .unwrap();
     assert!(
-        readme.contains(&format!("```yaml\n{rules}```")),
-        "README.md must show deploy/prometheus/oomtrace-alerts.yml as it is"
+        operations.contains(&format!("```yaml\n{rules}```")),
+        "docs/operations.md must show deploy/prometheus/oomtrace-alerts.yml as it is"
     );
 }
 

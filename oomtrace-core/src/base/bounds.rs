@@ -73,14 +73,14 @@ mod tests {
     fn the_documented_total_is_the_sum_of_the_budgets() {
         let mib = TOTAL.div_ceil(1 << 20);
         let architecture = include_str!("../../../docs/architecture.md");
-        let readme = include_str!("../../../README.md");
+        let operations = include_str!("../../../docs/operations.md");
         assert!(
             architecture.contains(&format!("**≈ {mib} MiB**")),
             "docs/architecture.md's Memory bound total is not {mib} MiB"
         );
         assert!(
-            readme.contains(&format!("about {mib} MiB together")),
-            "README's Memory bound line is not {mib} MiB"
+            operations.contains(&format!("about {mib} MiB together")),
+            "docs/operations.md's Memory bound line is not {mib} MiB"
         );
     }
 }
