@@ -211,7 +211,11 @@ impl Container {
         if let Some(c) = &self.compose {
             return Some(format!("compose {}/{}", c.project, c.service));
         }
-        let short = || self.id.as_deref().map(|id| id.chars().take(12).collect::<String>());
+        let short = || {
+            self.id
+                .as_deref()
+                .map(|id| id.chars().take(12).collect::<String>())
+        };
         match (&self.runtime_namespace, &self.name) {
             (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
             (Some(ns), None) => Some(format!("{ns}/{}", short()?)),

@@ -149,7 +149,10 @@ fn container(s: &mut String, d: &Decision) {
     parts.extend(c.unit.clone());
     parts.extend(c.name.clone().filter(|_| c.owner_name().is_none()));
     parts.extend(c.image.as_ref().map(|i| format!("image {i}")));
-    parts.extend(c.memory_limit_bytes.map(|b| format!("{} limit {}", c.runtime, human_bytes(b))));
+    parts.extend(
+        c.memory_limit_bytes
+            .map(|b| format!("{} limit {}", c.runtime, human_bytes(b))),
+    );
     s.push_str(&format!("  container  {}\n", Escaped(&parts.join(" "))));
 }
 

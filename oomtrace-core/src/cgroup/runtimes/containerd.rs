@@ -1,5 +1,6 @@
 //! containerd without Kubernetes (`ctr`, nerdctl): the namespace and id of
-//! a container, and nerdctl's name, from the task's bundle
+//! a container (`ctr run`'s ids are names, `redis`: they go in the name,
+//! as the id is a 64-hex one), and nerdctl's name, from the task's bundle
 //! `run/containerd/io.containerd.runtime.v2.task/<namespace>/<id>/config.json`
 //! (`linux.cgroupsPath`, and the `nerdctl/name` annotation nerdctl copies
 //! from its labels). The image and `ctr`'s labels are kept only in
@@ -59,7 +60,7 @@ impl Resolver for ContainerdResolver {
             };
             for entry in entries.flatten() {
                 let name = entry.file_name();
-                let Some(id) = name.to_str().filter(|id| is_full_id(id)) else {
+                let Some(id) = name.to_str().filter(|id| is_identifier(id)) else {
                     continue;
                 };
                 if !self.remembered.known(id) {
@@ -91,13 +92,15 @@ impl Resolver for ContainerdResolver {
 /// The bundle's names, when it is a container's (not the CRI's).
 fn read(tasks: &Path, ns: &str, id: &str) -> Option<RuntimeNames> {
     let spec = read_spec(&tasks.join(ns).join(id).join("config.json"))?;
+    let nerdctl = spec
+        .annotation("nerdctl/name")
+        .filter(|n| is_container_name(n))
+        .map(str::to_owned);
     Some(RuntimeNames {
         runtime: runtime::CONTAINERD,
         id: id.to_owned(),
-        name: spec
-            .annotation("nerdctl/name")
-            .filter(|n| is_container_name(n))
-            .map(str::to_owned),
+        // `ctr run`'s id is the name its user gave.
+        name: nerdctl.or_else(|| (!is_full_id(id)).then(|| id.to_owned())),
         image: None,
         compose: None,
         pod_labels: None,
@@ -124,13 +127,18 @@ fn namespaces(tasks: &Path) -> Vec<String> {
 fn namespaced_path(memcg: &str) -> Option<(&str, &str)> {
     let mut parts = memcg.trim().split('/').filter(|p| !p.is_empty());
     let (ns, id) = (parts.next()?, parts.next()?);
-    (parts.next().is_none() && is_namespace(ns) && is_full_id(id)).then_some((ns, id))
+    (parts.next().is_none() && is_namespace(ns) && is_identifier(id)).then_some((ns, id))
 }
 
-/// A containerd namespace: `[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?`,
-/// at most 76 characters (containerd's identifiers rule).
-fn is_namespace(s: &str) -> bool {
+/// containerd's identifier rule, for namespaces and container ids:
+/// `[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?`, at most 76 characters.
+/// nerdctl's ids are 64 hex; `ctr run`'s are what the user typed (`redis`).
+fn is_identifier(s: &str) -> bool {
     s.len() <= 76
         && is_container_name(s)
         && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
+}
+
+fn is_namespace(s: &str) -> bool {
+    is_identifier(s)
 }

@@ -42,7 +42,6 @@ impl DockerResolver {
             remembered: Remembered::new(),
         }
     }
-
 }
 
 /// `containers/<id>`'s two files, when they describe container `id`.
@@ -79,8 +78,7 @@ impl Resolver for DockerResolver {
         }
         let id = c.id.as_deref()?;
         let containers = &self.containers;
-        self.remembered
-            .resolve(id, memcg, || read(containers, id))
+        self.remembered.resolve(id, memcg, || read(containers, id))
     }
 }
 

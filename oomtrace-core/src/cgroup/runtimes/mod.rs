@@ -63,7 +63,7 @@ pub struct PodLabels {
 pub struct RuntimeNames {
     /// One of `container::runtime`'s constants.
     pub runtime: &'static str,
-    /// The full 64-hex id.
+    /// The runtime's id: 64 hex, except `ctr run`'s, which its user named.
     pub id: String,
     /// The name `docker ps`, `podman ps` or nerdctl shows.
     pub name: Option<String>,
@@ -92,9 +92,10 @@ impl Weighed for RuntimeNames {
                 .compose
                 .as_ref()
                 .map_or(0, |c| c.project.len() + c.service.len())
-            + self.pod_labels.as_ref().map_or(0, |p| {
-                p.namespace.len() + p.pod.len() + opt(&p.container)
-            })
+            + self
+                .pod_labels
+                .as_ref()
+                .map_or(0, |p| p.namespace.len() + p.pod.len() + opt(&p.container))
             + opt(&self.namespace)
             + self.cgroups.iter().map(String::len).sum::<usize>()
     }
@@ -104,7 +105,11 @@ impl RuntimeNames {
     /// Writes the names into the container identity (made from the names
     /// when the path alone named no container: containerd's `/<ns>/<id>`).
     pub fn apply(&self, c: &mut Option<Container>) {
-        let c = c.get_or_insert_with(|| Container::named(self.runtime, &self.id));
+        let c = c.get_or_insert_with(|| {
+            let mut c = Container::named(self.runtime, &self.id);
+            c.id = c.id.filter(|id| super::container::is_full_id(id));
+            c
+        });
         c.name = self.name.clone().or(c.name.take());
         c.image = self.image.clone();
         c.compose = self.compose.clone();
@@ -257,8 +262,9 @@ pub fn is_image_reference(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 512
         && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/' | b':' | b'@'))
+        && s.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'/' | b':' | b'@')
+        })
 }
 
 /// A Compose project name (`[a-z0-9][a-z0-9_-]*`; Compose 1.x also kept

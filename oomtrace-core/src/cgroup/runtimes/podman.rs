@@ -141,7 +141,11 @@ fn names(graph: &Path, entry: &Entry, manager: &str) -> Option<RuntimeNames> {
     Some(RuntimeNames {
         runtime: runtime::PODMAN,
         id: entry.id.clone(),
-        name: entry.names.first().filter(|n| is_container_name(n)).cloned(),
+        name: entry
+            .names
+            .first()
+            .filter(|n| is_container_name(n))
+            .cloned(),
         image: metadata.image_name.filter(|i| is_image_reference(i)),
         compose: None,
         pod_labels: None,

@@ -45,7 +45,10 @@ fn docker_names_image_limit_and_compose() {
     assert_eq!(c.image.as_deref(), Some("busybox:1.36"));
     assert_eq!(c.memory_limit_bytes, Some(50331648));
     let compose = c.compose.unwrap();
-    assert_eq!((compose.project.as_str(), compose.service.as_str()), ("ledger", "sync"));
+    assert_eq!(
+        (compose.project.as_str(), compose.service.as_str()),
+        ("ledger", "sync")
+    );
     assert_eq!(compose.number, Some(2));
     assert_eq!(c.names_source, Some(source::DOCKER));
     // The systemd driver's scope of the same container.
@@ -79,7 +82,10 @@ fn docker_data_root_from_daemon_json() {
     write(&dir.join("hostconfig.json"), json!({}));
     let mut r = Runtimes::new(root.path());
     assert_eq!(
-        resolve(&mut r, &format!("/docker/{ID}")).unwrap().name.as_deref(),
+        resolve(&mut r, &format!("/docker/{ID}"))
+            .unwrap()
+            .name
+            .as_deref(),
         Some("moved")
     );
 }
@@ -92,7 +98,10 @@ fn a_cgroup_docker_did_not_make_gets_no_names() {
     // Docker put it under /custom: a `docker-<id>.scope` made elsewhere
     // (a delegated subtree) is not it.
     let elsewhere = format!("/user.slice/user-1000.slice/user@1000.service/docker-{ID}.scope");
-    assert!(r.resolve(attribute(&elsewhere).as_ref(), &elsewhere).is_none());
+    assert!(
+        r.resolve(attribute(&elsewhere).as_ref(), &elsewhere)
+            .is_none()
+    );
     // A config.v2.json of another id under this id's directory is refused.
     let dir = root.path().join("var/lib/docker/containers").join(ID2);
     write(&dir.join("config.v2.json"), json!({"ID": ID, "Name": "/x"}));
@@ -127,7 +136,10 @@ fn podman_container(graph: &Path, id: &str, manager: &str, cgroups_path: &str) {
             "metadata": json!({"image-name": "localhost/bb:1", "name": "ledger"}).to_string()}]),
     );
     write(
-        &graph.join("overlay-containers").join(id).join("userdata/config.json"),
+        &graph
+            .join("overlay-containers")
+            .join(id)
+            .join("userdata/config.json"),
         json!({"annotations": {"io.container.manager": manager},
                "linux": {"cgroupsPath": cgroups_path}}),
     );
@@ -155,11 +167,17 @@ fn podman_rootless_from_the_users_home() {
         "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
     )
     .unwrap();
-    let graph = root.path().join("home/alice/.local/share/containers/storage");
+    let graph = root
+        .path()
+        .join("home/alice/.local/share/containers/storage");
     podman_container(&graph, ID, "libpod", &format!("user.slice:libpod:{ID}"));
-    let memcg = format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope");
+    let memcg =
+        format!("/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{ID}.scope");
     let mut r = Runtimes::new(root.path());
-    assert_eq!(resolve(&mut r, &memcg).unwrap().name.as_deref(), Some("ledger"));
+    assert_eq!(
+        resolve(&mut r, &memcg).unwrap().name.as_deref(),
+        Some("ledger")
+    );
 }
 
 #[test]
@@ -174,7 +192,11 @@ fn a_crio_container_in_shared_storage_is_not_podmans() {
 
 fn containerd_bundle(root: &Path, ns: &str, id: &str, annotations: serde_json::Value) {
     write(
-        &root.join(containerd::TASKS).join(ns).join(id).join("config.json"),
+        &root
+            .join(containerd::TASKS)
+            .join(ns)
+            .join(id)
+            .join("config.json"),
         json!({"annotations": annotations, "linux": {"cgroupsPath": format!("/{ns}/{id}")}}),
     );
 }
@@ -195,7 +217,12 @@ fn containerd_namespace_of_its_own_confirmed_by_the_bundle() {
     let other = format!("/other/{ID2}");
     assert!(r.resolve(None, &other).is_none());
     containerd_bundle(root.path(), "other", ID2, json!({}));
-    let path = root.path().join(containerd::TASKS).join("other").join(ID2).join("config.json");
+    let path = root
+        .path()
+        .join(containerd::TASKS)
+        .join("other")
+        .join(ID2)
+        .join("config.json");
     write(&path, json!({"linux": {"cgroupsPath": "/elsewhere"}}));
     assert!(r.resolve(None, &other).is_none());
 }
@@ -226,4 +253,14 @@ fn names_are_bounded() {
         .map(|r| format!("{r:?}").matches("RuntimeNames").count())
         .sum::<usize>();
     assert!(cached <= CACHE_ENTRIES, "{cached}");
+}
+
+#[test]
+fn ctr_ids_are_names() {
+    let root = tempfile::tempdir().unwrap();
+    containerd_bundle(root.path(), "ledger", "redis", json!({}));
+    let mut r = Runtimes::new(root.path());
+    let c = resolve(&mut r, "/ledger/redis").unwrap();
+    assert_eq!((c.id.as_deref(), c.name.as_deref()), (None, Some("redis")));
+    assert_eq!(c.owner_name().as_deref(), Some("ledger/redis"));
 }

@@ -285,7 +285,11 @@ impl Environment for LiveEnv {
     fn kubernetes_names(&mut self, container: &Container, memcg: &str) -> Option<KubeNames> {
         self.names.kube.resolve(container, memcg)
     }
-    fn runtime_names(&mut self, container: Option<&Container>, memcg: &str) -> Option<RuntimeNames> {
+    fn runtime_names(
+        &mut self,
+        container: Option<&Container>,
+        memcg: &str,
+    ) -> Option<RuntimeNames> {
         self.names.runtimes.resolve(container, memcg)
     }
     fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime> {
