@@ -28,6 +28,14 @@ const LIMIT_BYTES: u64 = 48 << 20;
 const DOCKER: &str = "/usr/bin/docker";
 const DAEMON_TIMEOUT: Duration = Duration::from_secs(90);
 
+/// `program` under coreutils' `timeout` (exit status 124 when it fires): a
+/// container that is never killed fails the test instead of hanging it.
+fn bounded(program: &str) -> Command {
+    let mut c = Command::new("timeout");
+    c.args(["--signal=KILL", &TIMEOUT.as_secs().to_string(), program]);
+    c
+}
+
 /// Runs a command to success and returns its stdout; panics with its stderr.
 fn run(command: &mut Command) -> String {
     let output = command
@@ -278,7 +286,7 @@ impl Docker {
     }
 
     fn cli(&self) -> Command {
-        let mut c = Command::new(DOCKER);
+        let mut c = bounded(DOCKER);
         c.args(["-H", &self.host()]);
         c
     }
@@ -360,12 +368,14 @@ fn docker_compose_service_oom_is_named_by_project_and_service() {
         dir.path().join("docker-compose.yml"),
         format!(
             "version: \"2.4\"\nservices:\n  sync:\n    image: {DOCKER_IMAGE}\n    \
-             network_mode: none\n    mem_limit: {LIMIT}\n    command: [\"/bin/sh\", \"-c\", \"{GROW}\"]\n"
+             network_mode: none\n    mem_limit: {LIMIT}\n    command: [\"/bin/sh\", \"-c\", \"{}\"]\n",
+            // Compose substitutes `$x` itself: `$$` is a `$`.
+            GROW.replace('$', "$$")
         ),
     )
     .unwrap();
     let compose = || {
-        let mut c = Command::new("docker-compose");
+        let mut c = bounded("docker-compose");
         c.current_dir(dir.path())
             .env("DOCKER_HOST", docker.host())
             .args(["--no-ansi", "-p", &project]);
@@ -424,7 +434,7 @@ fn podman_run_oom_is_named_as_podman_inspect_names_it() {
     let parent = ParentCgroup::new("libpod_parent");
     let rootfs = Rootfs::new();
     let podman = || {
-        let mut c = Command::new("podman");
+        let mut c = bounded("podman");
         c.args(["--cgroup-manager", "cgroupfs"]);
         c
     };
@@ -463,7 +473,10 @@ fn podman_run_oom_is_named_as_podman_inspect_names_it() {
 
     let all: Value = serde_json::from_str(&run(podman().args(["inspect", &name]))).unwrap();
     let inspect = &all[0];
-    assert_oom_killed(inspect);
+    // Podman 4.3's conmon on cgroup v1 misses the memcg's OOM event of a
+    // container that dies at once (`OOMKilled: false`): its exit status and
+    // the kernel's kill line are the oracles here.
+    assert_eq!(inspect["State"]["ExitCode"], 137, "{}", inspect["State"]);
     let c = &decision["container"];
     assert_eq!(c["container.runtime"], "podman", "{c}");
     assert_eq!(c["container.id"], inspect["Id"], "{c}");
@@ -499,7 +512,7 @@ fn ctr_run_oom_in_its_own_namespace_is_named() {
         .arg("--address")
         .arg(&socket);
     let ctr = || {
-        let mut c = Command::new("ctr");
+        let mut c = bounded("ctr");
         c.arg("--address").arg(&socket).args(["-n", &namespace]);
         c
     };
@@ -531,14 +544,18 @@ fn ctr_run_oom_in_its_own_namespace_is_named() {
     let _rm = Rm(ctr, id);
     let mut tracer = tracer_on(&parent);
     let log = KernelLog::open();
-    let code = exit_code(ctr().arg("run").arg("--rootfs").arg(rootfs.dir()).args([
-        "--memory-limit",
-        &LIMIT_BYTES.to_string(),
-        id,
-        "/bin/sh",
-        "-c",
-        GROW,
-    ]));
+    // `--rootfs`: the first argument is a root filesystem, not an image.
+    let code = exit_code(
+        ctr()
+            .args([
+                "run",
+                "--rootfs",
+                "--memory-limit",
+                &LIMIT_BYTES.to_string(),
+            ])
+            .arg(rootfs.dir())
+            .args([id, "/bin/sh", "-c", GROW]),
+    );
     assert_eq!(code, 137, "ctr run's exit status");
     let decision = decision_of_the_kill(&mut tracer, &log);
 
