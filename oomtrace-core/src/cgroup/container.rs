@@ -66,6 +66,8 @@
 
 use serde::Serialize;
 
+use super::runtimes::Compose;
+
 /// Values of [`Container::runtime`].
 pub mod runtime {
     pub const DOCKER: &str = "docker";
@@ -111,8 +113,17 @@ pub struct Container {
     pub unit: Option<String>,
     /// The path is the pod's own cgroup, not a container inside it.
     pub pod_level: bool,
-    /// Container name, for runtimes that name cgroups by name (LXC/LXD).
+    /// Container name: LXC/LXD's from the path, Docker's, Podman's or
+    /// nerdctl's from the runtime's state (`cgroup::runtimes`).
     pub name: Option<String>,
+    /// The image as the user named it (Docker, Podman).
+    pub image: Option<String>,
+    /// The Docker Compose project, service and replica number.
+    pub compose: Option<Compose>,
+    /// containerd's namespace (`ctr -n`, nerdctl).
+    pub runtime_namespace: Option<String>,
+    /// The memory limit the runtime set (`docker run -m`), bytes.
+    pub memory_limit_bytes: Option<u64>,
     /// The cgroup holds the runtime's per-container monitor (CRI-O's or
     /// Podman's conmon, LXC's monitor), not the container's payload.
     pub monitor: bool,
@@ -122,7 +133,7 @@ pub struct Container {
     pub namespace: Option<String>,
     pub pod_name: Option<String>,
     pub container_name: Option<String>,
-    /// Where those names came from (`kubernetes::source`).
+    /// Where the names came from (`kubernetes::source`, `runtimes::source`).
     pub names_source: Option<&'static str>,
 }
 
@@ -139,8 +150,17 @@ struct ContainerJson<'a> {
     pod_level: bool,
     name: Option<&'a str>,
     monitor: bool,
+    compose: Option<&'a Compose>,
+    runtime_namespace: Option<&'a str>,
+    memory_limit_bytes: Option<u64>,
     #[serde(rename = "container.id")]
     container_id: Option<&'a str>,
+    #[serde(rename = "container.name")]
+    container_name: Option<&'a str>,
+    #[serde(rename = "container.image.name")]
+    container_image_name: Option<&'a str>,
+    #[serde(rename = "container.runtime")]
+    container_runtime: Option<&'static str>,
     #[serde(rename = "k8s.pod.uid")]
     k8s_pod_uid: Option<&'a str>,
     #[serde(rename = "k8s.namespace.name")]
@@ -165,7 +185,14 @@ impl Serialize for Container {
             pod_level: self.pod_level,
             name: self.name.as_deref(),
             monitor: self.monitor,
+            compose: self.compose.as_ref(),
+            runtime_namespace: self.runtime_namespace.as_deref(),
+            memory_limit_bytes: self.memory_limit_bytes,
             container_id: self.id.as_deref(),
+            container_name: self.name.as_deref(),
+            container_image_name: self.image.as_deref(),
+            // OpenTelemetry's is the engine's name; a systemd unit has none.
+            container_runtime: Some(self.runtime).filter(|r| *r != runtime::SYSTEMD),
             k8s_pod_uid: self.pod_uid.as_deref().filter(|_| kube),
             k8s_namespace_name: self.namespace.as_deref(),
             k8s_pod_name: self.pod_name.as_deref(),
@@ -177,6 +204,34 @@ impl Serialize for Container {
 }
 
 impl Container {
+    /// The name its owner knows the container by, outside Kubernetes:
+    /// `compose <project>/<service>`, else the runtime's own name (`docker
+    /// ps`, `podman ps`, LXC), in containerd's namespace where there is one.
+    pub fn owner_name(&self) -> Option<String> {
+        if let Some(c) = &self.compose {
+            return Some(format!("compose {}/{}", c.project, c.service));
+        }
+        let short = || {
+            self.id
+                .as_deref()
+                .map(|id| id.chars().take(12).collect::<String>())
+        };
+        match (&self.runtime_namespace, &self.name) {
+            (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
+            (Some(ns), None) => Some(format!("{ns}/{}", short()?)),
+            (None, Some(name)) => Some(name.clone()),
+            (None, None) => None,
+        }
+    }
+
+    /// A container of `runtime` with id `id`, nothing else known yet.
+    pub fn named(runtime: &'static str, id: &str) -> Self {
+        Container {
+            id: Some(id.to_owned()),
+            ..Container::new(runtime)
+        }
+    }
+
     fn new(runtime: &'static str) -> Self {
         Container {
             runtime,
@@ -187,6 +242,10 @@ impl Container {
             unit: None,
             pod_level: false,
             name: None,
+            image: None,
+            compose: None,
+            runtime_namespace: None,
+            memory_limit_bytes: None,
             monitor: false,
             namespace: None,
             pod_name: None,

@@ -36,16 +36,19 @@
 //! regular file of at most [`MAX_CONFIG_BYTES`], and every name must be a
 //! valid Kubernetes name (DNS label or subdomain), else it is ignored.
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, HashSet},
     fs,
-    io::Read,
-    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
 use serde::Deserialize;
 
-use super::container::{Container, KUBERNETES, expand_slice, is_full_id, pod_uid, runtime};
+pub use super::recent::RecentCache;
+use super::{
+    container::{Container, KUBERNETES, expand_slice, is_full_id, pod_uid, runtime},
+    recent::Weighed,
+    state_file::read_json,
+};
 
 /// containerd's CRI bundles, one directory per container id.
 pub const CONTAINERD_BUNDLES: &str = "run/containerd/io.containerd.runtime.v2.task/k8s.io";
@@ -86,7 +89,7 @@ pub struct KubeNames {
     pub cgroup: Option<String>,
 }
 
-impl KubeNames {
+impl Weighed for KubeNames {
     fn bytes(&self) -> usize {
         self.namespace.len()
             + self.pod.len()
@@ -94,7 +97,9 @@ impl KubeNames {
             + self.pod_uid.as_ref().map_or(0, String::len)
             + self.cgroup.as_ref().map_or(0, String::len)
     }
+}
 
+impl KubeNames {
     /// Writes the names into the container identity.
     pub fn apply(&self, c: &mut Container) {
         c.namespace = Some(self.namespace.clone());
@@ -155,72 +160,11 @@ impl SavedNames {
     }
 }
 
-/// Recently seen names, oldest evicted first, bounded in entries and bytes.
-#[derive(Debug)]
-pub struct RecentCache {
-    map: HashMap<String, KubeNames>,
-    order: VecDeque<String>,
-    bytes: usize,
-    max_entries: usize,
-    max_bytes: usize,
-}
-
-impl RecentCache {
-    pub fn new(max_entries: usize, max_bytes: usize) -> Self {
-        RecentCache {
-            map: HashMap::new(),
-            order: VecDeque::new(),
-            bytes: 0,
-            max_entries,
-            max_bytes,
-        }
-    }
-
-    pub fn get(&self, key: &str) -> Option<&KubeNames> {
-        self.map.get(key)
-    }
-
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    pub fn bytes(&self) -> usize {
-        self.bytes
-    }
-
-    pub fn insert(&mut self, key: String, names: KubeNames) {
-        let size = key.len() + names.bytes();
-        if let Some(old) = self.map.remove(&key) {
-            self.bytes -= key.len() + old.bytes();
-            self.order.retain(|k| k != &key);
-        }
-        while !self.order.is_empty()
-            && (self.map.len() >= self.max_entries || self.bytes + size > self.max_bytes)
-        {
-            if let Some(oldest) = self.order.pop_front()
-                && let Some(old) = self.map.remove(&oldest)
-            {
-                self.bytes -= oldest.len() + old.bytes();
-            }
-        }
-        if self.max_entries == 0 || size > self.max_bytes {
-            return;
-        }
-        self.bytes += size;
-        self.order.push_back(key.clone());
-        self.map.insert(key, names);
-    }
-}
-
 /// Resolves and remembers Kubernetes names under one root.
 #[derive(Debug)]
 pub struct KubeResolver {
     root: PathBuf,
-    cache: RecentCache,
+    cache: RecentCache<KubeNames>,
     /// Bundles that named nothing, so that [`refresh`](Self::refresh) does
     /// not re-read them every second (cleared past [`CACHE_ENTRIES`]).
     unnamed: HashSet<String>,
@@ -240,7 +184,7 @@ impl KubeResolver {
         }
     }
 
-    pub fn cache(&self) -> &RecentCache {
+    pub fn cache(&self) -> &RecentCache<KubeNames> {
         &self.cache
     }
 
@@ -495,21 +439,31 @@ fn names_of(spec: &Spec, keys: &Keys, source: &'static str) -> Option<KubeNames>
         container: container.map(str::to_owned),
         pod_uid: pod_uid.map(str::to_owned),
         source,
-        cgroup: spec
-            .linux
-            .as_ref()
-            .and_then(|l| l.cgroups_path.as_deref())
-            .and_then(runtime_cgroup),
+        cgroup: spec.cgroup(),
     })
 }
 
 /// What oomtrace reads of an OCI `config.json`.
 #[derive(Deserialize)]
-struct Spec {
+pub(super) struct Spec {
     #[serde(default)]
-    annotations: HashMap<String, serde_json::Value>,
+    pub(super) annotations: HashMap<String, serde_json::Value>,
     #[serde(default)]
     linux: Option<LinuxSpec>,
+}
+
+impl Spec {
+    /// The memcg the runtime made for the container ([`runtime_cgroup`]).
+    pub(super) fn cgroup(&self) -> Option<String> {
+        self.linux
+            .as_ref()
+            .and_then(|l| l.cgroups_path.as_deref())
+            .and_then(runtime_cgroup)
+    }
+
+    pub(super) fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key).and_then(|v| v.as_str())
+    }
 }
 
 #[derive(Deserialize)]
@@ -518,26 +472,9 @@ struct LinuxSpec {
     cgroups_path: Option<String>,
 }
 
-/// An OCI `config.json`: a regular file, not a symlink, at most
-/// [`MAX_CONFIG_BYTES`]; None for anything else or bad JSON.
-fn read_spec(path: &Path) -> Option<Spec> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-        .ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() > MAX_CONFIG_BYTES {
-        return None;
-    }
-    let mut text = Vec::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_end(&mut text)
-        .ok()?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return None;
-    }
-    serde_json::from_slice::<Spec>(&text).ok()
+/// An OCI `config.json` ([`read_json`]).
+pub(super) fn read_spec(path: &Path) -> Option<Spec> {
+    read_json(path, MAX_CONFIG_BYTES)
 }
 
 /// A pod UID as the API server writes it: a UUID, or a static pod's 32 hex.
@@ -546,7 +483,7 @@ fn is_pod_uid(s: &str) -> bool {
 }
 
 /// RFC 1123 label: namespaces and container names.
-fn is_dns_label(s: &str) -> bool {
+pub(super) fn is_dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.bytes()
@@ -556,7 +493,7 @@ fn is_dns_label(s: &str) -> bool {
 }
 
 /// RFC 1123 subdomain: pod names.
-fn is_dns_subdomain(s: &str) -> bool {
+pub(super) fn is_dns_subdomain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 

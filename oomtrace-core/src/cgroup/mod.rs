@@ -3,6 +3,9 @@
 //! into paths, and reading a memcg's own files.
 pub mod container;
 pub mod kubernetes;
+pub mod recent;
+pub mod runtimes;
+pub mod state_file;
 pub mod tasks;
 pub mod throwaway;
 

@@ -136,6 +136,9 @@ fn container(s: &mut String, d: &Decision) {
             names = format!("{names}/{container}");
         }
         parts.push(names);
+    } else if let Some(owner) = c.owner_name() {
+        // Else as the runtime's users know it: Compose's, `docker ps`'s.
+        parts.push(owner);
     }
     parts.push(c.runtime.to_owned());
     // The short id: its first 12 characters (never a byte slice, which a
@@ -144,7 +147,12 @@ fn container(s: &mut String, d: &Decision) {
     parts.extend(c.pod_uid.as_ref().map(|p| format!("pod {p}")));
     parts.extend(c.qos_class.map(|q| format!("QoS {q}")));
     parts.extend(c.unit.clone());
-    parts.extend(c.name.clone());
+    parts.extend(c.name.clone().filter(|_| c.owner_name().is_none()));
+    parts.extend(c.image.as_ref().map(|i| format!("image {i}")));
+    parts.extend(
+        c.memory_limit_bytes
+            .map(|b| format!("{} limit {}", c.runtime, human_bytes(b))),
+    );
     s.push_str(&format!("  container  {}\n", Escaped(&parts.join(" "))));
 }
 

@@ -17,7 +17,8 @@
 //!   and `oomtrace_build_info{version, schema_version}`.
 //!
 //! The container identity is `namespace`/`pod`/`container` where Kubernetes
-//! names are known, else `memcg`, the path relative to the cgroup root; the
+//! names are known, `container` alone for a Docker or Podman container's
+//! name (its own limit fired; never its id or image), else `memcg`, the path relative to the cgroup root; the
 //! labels left empty are absent to Prometheus. A memcg's series are removed
 //! once it is gone and none of them changed for [`FORGET_AFTER`].
 use std::{
@@ -34,6 +35,7 @@ use prometheus_client::{
 
 use crate::{
     base::{SCHEMA_VERSION, time::parse_rfc3339},
+    cgroup::container::runtime,
     events::kind_name,
     model::{
         charge::{ChargeFailureRecord, ChargeFailureSummary},
@@ -223,10 +225,23 @@ impl Metrics {
 
     pub fn on_decision(&mut self, decision: &Decision, now: Instant) {
         let names = decision.container.as_ref().and_then(|c| {
+            if let (Some(namespace), Some(pod)) = (c.namespace.as_deref(), c.pod_name.as_deref()) {
+                return Some(KubernetesNames {
+                    namespace,
+                    pod,
+                    container: c.container_name.as_deref().unwrap_or_default(),
+                });
+            }
+            // Docker's or Podman's name (`docker ps`): bounded by the
+            // containers a node runs, unlike an id or an image tag.
+            let name = c
+                .name
+                .as_deref()
+                .filter(|_| matches!(c.runtime, runtime::DOCKER | runtime::PODMAN))?;
             Some(KubernetesNames {
-                namespace: c.namespace.as_deref()?,
-                pod: c.pod_name.as_deref()?,
-                container: c.container_name.as_deref().unwrap_or_default(),
+                namespace: "",
+                pod: "",
+                container: name,
             })
         });
         let (identity, memcg) = kill_identity(decision, names);
@@ -391,7 +406,8 @@ fn kill_identity(decision: &Decision, names: Option<KubernetesNames<'_>>) -> (Id
         == Some(memcg.as_str());
     let identity = match names {
         Some(names)
-            if decision.constraint.as_deref() == Some("memcg") && (own_limit || pod_limit) =>
+            if decision.constraint.as_deref() == Some("memcg")
+                && (own_limit || (pod_limit && !names.pod.is_empty())) =>
         {
             Identity {
                 namespace: names.namespace.to_owned(),

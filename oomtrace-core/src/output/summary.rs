@@ -215,7 +215,7 @@ fn identity(decision: &Decision) -> (&'static str, String) {
         {
             return ("pod", uid.clone());
         }
-        if let Some(name) = c.name.as_ref().or(c.id.as_ref()) {
+        if let Some(name) = c.owner_name().or(c.id.clone()) {
             return ("container", format!("{} {name}", c.runtime));
         }
         if let Some(unit) = c.unit {

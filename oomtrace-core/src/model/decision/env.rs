@@ -63,6 +63,16 @@ pub trait Environment {
     ) -> Option<crate::cgroup::kubernetes::KubeNames> {
         None
     }
+    /// What Docker's, Podman's or containerd's own state says of the
+    /// container the memcg belongs to (`container`: what its path said, if
+    /// anything), live mode only.
+    fn runtime_names(
+        &mut self,
+        _container: Option<&crate::cgroup::container::Container>,
+        _memcg: &str,
+    ) -> Option<crate::cgroup::runtimes::RuntimeNames> {
+        None
+    }
 }
 
 /// What is known when rebuilding from a saved kernel log: only the log

@@ -16,7 +16,8 @@ use oomtrace_core::{
     cgroup::{
         MemcgFiles, MemcgSnapshot, MemoryHierarchy,
         container::{Container, attribute},
-        kubernetes::{KubeNames, KubeResolver},
+        kubernetes::KubeNames,
+        runtimes::{NodeNames, RuntimeNames},
         tasks::TaskSnapshot,
     },
     events::Event,
@@ -38,8 +39,9 @@ pub struct LiveEnv {
     /// OOM memcgs' files read as their OOM events arrived, by path, with the
     /// boot time of the read.
     snapshots: HashMap<String, (MemcgSnapshot, u64)>,
-    /// Kubernetes names of the node's containers, remembered past their death.
-    kube: KubeResolver,
+    /// Kubernetes and runtime names of the node's containers, remembered
+    /// past their death.
+    names: NodeNames,
     /// Where the host's /proc is (`--host-root`).
     proc: PathBuf,
     /// Without the killer's hooks: the OOM memcg's tasks, read as each
@@ -60,7 +62,7 @@ impl LiveEnv {
         paths: MemcgPaths,
         release: String,
         host_root: &Path,
-        kube: KubeResolver,
+        names: NodeNames,
     ) -> Self {
         Self {
             tracer,
@@ -69,7 +71,7 @@ impl LiveEnv {
             page_size: page_size() as u64,
             release,
             snapshots: HashMap::new(),
-            kube,
+            names,
             proc: host_root.join("proc"),
             tasks: None,
             evicted_task_snapshots: 0,
@@ -84,8 +86,8 @@ impl LiveEnv {
     }
 
     /// Once a second: remember the names of containers started since.
-    pub fn refresh_kubernetes_names(&mut self) {
-        self.kube.refresh();
+    pub fn refresh_names(&mut self) {
+        self.names.refresh();
     }
 
     /// The first events of an OOM: read the memcg's state before the kill
@@ -104,9 +106,12 @@ impl LiveEnv {
                 // The victim's names, while its container still exists.
                 if let Some(level) = t.memcg[..depth].first()
                     && let Some(path) = self.paths.lookup(level.cgroup_id, false)
-                    && let Some(c) = attribute(&path)
                 {
-                    self.kube.resolve(&c, &path);
+                    let c = attribute(&path);
+                    self.names.runtimes.resolve(c.as_ref(), &path);
+                    if let Some(c) = c {
+                        self.names.kube.resolve(&c, &path);
+                    }
                 }
             }
             _ => {}
@@ -278,7 +283,14 @@ impl Environment for LiveEnv {
             .map(|(_, s)| s.clone())
     }
     fn kubernetes_names(&mut self, container: &Container, memcg: &str) -> Option<KubeNames> {
-        self.kube.resolve(container, memcg)
+        self.names.kube.resolve(container, memcg)
+    }
+    fn runtime_names(
+        &mut self,
+        container: Option<&Container>,
+        memcg: &str,
+    ) -> Option<RuntimeNames> {
+        self.names.runtimes.resolve(container, memcg)
     }
     fn wall_time_of_log_seconds(&self, seconds: f64) -> Option<SystemTime> {
         wall_time_of(

@@ -11,7 +11,7 @@ use std::{path::Path, time::Instant};
 use anyhow::Result;
 use oomtrace_core::{
     base::{Envelope, host::page_size},
-    cgroup::{ScopeCgroup, container::Container, kubernetes::KubeResolver},
+    cgroup::{ScopeCgroup, container::Container, runtimes::NodeNames},
     model::decision::{Builder, Decision, Environment, Sources},
     output::{LostRecord, RecordSink, RecoveryStatus},
     report::{ReportItem, ReportParser, SourceLine},
@@ -95,11 +95,11 @@ impl Recovery {
         mut self,
         scope: &[ScopeCgroup],
         release: &str,
-        kube: &mut KubeResolver,
+        names: &mut NodeNames,
     ) -> Recovered {
         self.read(true);
         self.items.extend(self.parser.finish());
-        let decisions = self.rebuild(scope, release, kube);
+        let decisions = self.rebuild(scope, release, names);
         let status = RecoveryStatus {
             state: self.resume.name(),
             from_seq: self.from_seq,
@@ -176,7 +176,7 @@ impl Recovery {
         &mut self,
         scope: &[ScopeCgroup],
         release: &str,
-        kube: &mut KubeResolver,
+        names: &mut NodeNames,
     ) -> Vec<Decision> {
         let Resume::After { emitted, .. } = &self.resume else {
             return Vec::new();
@@ -184,7 +184,7 @@ impl Recovery {
         let mut env = RecoveryEnv {
             page_size: page_size() as u64,
             release,
-            kube,
+            names,
         };
         let items = std::mem::take(&mut self.items);
         recovered_decisions(items, emitted, scope, &mut env)
@@ -246,7 +246,7 @@ fn source_line(record: KmsgRecord) -> SourceLine {
 struct RecoveryEnv<'a> {
     page_size: u64,
     release: &'a str,
-    kube: &'a mut KubeResolver,
+    names: &'a mut NodeNames,
 }
 
 impl Environment for RecoveryEnv<'_> {
@@ -267,7 +267,14 @@ impl Environment for RecoveryEnv<'_> {
         container: &Container,
         memcg: &str,
     ) -> Option<oomtrace_core::cgroup::kubernetes::KubeNames> {
-        self.kube.resolve(container, memcg)
+        self.names.kube.resolve(container, memcg)
+    }
+    fn runtime_names(
+        &mut self,
+        container: Option<&Container>,
+        memcg: &str,
+    ) -> Option<oomtrace_core::cgroup::runtimes::RuntimeNames> {
+        self.names.runtimes.resolve(container, memcg)
     }
 }
 

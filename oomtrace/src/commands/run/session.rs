@@ -11,7 +11,7 @@ use tokio::io::unix::{AsyncFd, AsyncFdReadyMutGuard};
 
 use oomtrace_core::{
     base::{Envelope, privileges::Privileges, time::now_rfc3339},
-    cgroup::{CgroupVersion, MemoryHierarchy, ScopeCgroup, kubernetes::KubeResolver},
+    cgroup::{CgroupVersion, MemoryHierarchy, ScopeCgroup, runtimes::NodeNames},
     dump::DumpWriter,
     events::{Event, decode},
     model::{
@@ -128,12 +128,12 @@ impl Session {
             out.warning(warning)?;
         }
         // Names of the containers running now, before anything can die.
-        let mut kube = KubeResolver::new(&options.host_root);
-        kube.refresh();
+        let mut names = NodeNames::new(&options.host_root);
+        names.refresh();
         let paths =
             MemcgPaths::start(hierarchy.clone()).context("starting the cgroup path lookups")?;
         let release = loader::kernel_release();
-        let mut recovered = recovery.map(|r| r.finish(&scope, &release, &mut kube));
+        let mut recovered = recovery.map(|r| r.finish(&scope, &release, &mut names));
         let kmsg = match recovered.as_mut() {
             Some(recovered) => log_of(recovered, &mut out)?,
             None => kmsg,
@@ -159,7 +159,7 @@ impl Session {
             paths,
             release.clone(),
             &options.host_root,
-            kube,
+            names,
         );
         if !sources.oom_path_hooks {
             env.snapshot_tasks_on_kill();
@@ -348,7 +348,7 @@ impl Session {
         // Names of containers started since: on wake-ups that happen anyway
         // (an OOM's events among them), at most once a second.
         if self.timers.names_refreshed + NAMES_REFRESH <= now {
-            self.env.refresh_kubernetes_names();
+            self.env.refresh_names();
             self.timers.names_refreshed = now;
         }
         Ok(ControlFlow::Continue(()))

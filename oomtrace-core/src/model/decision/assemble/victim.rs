@@ -247,11 +247,15 @@ pub(super) fn killed(p: &Pending) -> Vec<u32> {
     killed
 }
 
-/// The container (or systemd unit) the victim's memcg belongs to, with its
-/// Kubernetes names where the node keeps them.
+/// The container (or systemd unit) the victim's memcg belongs to, with the
+/// names its runtime and Kubernetes keep on the node.
 pub(super) fn container(victim: Option<&Victim>, env: &mut dyn Environment) -> Option<Container> {
     let memcg = victim.and_then(|v| v.memcg.as_deref())?;
-    let mut c = attribute(memcg)?;
+    let mut found = attribute(memcg);
+    if let Some(names) = env.runtime_names(found.as_ref(), memcg) {
+        names.apply(&mut found);
+    }
+    let mut c = found?;
     if let Some(names) = env.kubernetes_names(&c, memcg) {
         names.apply(&mut c);
     }

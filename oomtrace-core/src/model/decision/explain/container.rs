@@ -47,6 +47,19 @@ fn container_name(c: &Container) -> String {
             }
         );
     }
+    if c.pod_uid.is_none()
+        && c.runtime != "lxc"
+        && let Some(owner) = c.owner_name()
+    {
+        return format!(
+            "{} container {owner}{}{}",
+            c.runtime,
+            id.map_or(String::new(), |id| format!(" ({id})")),
+            c.image
+                .as_ref()
+                .map_or(String::new(), |i| format!(", image {i}"))
+        );
+    }
     match (c.runtime, id, &c.pod_uid, &c.unit) {
         (_, _, Some(pod), _) => format!(
             "Kubernetes pod {pod}{}{}",

@@ -1,0 +1,192 @@
+//! Podman's names, rootful and rootless, from containers/storage:
+//! `<graph root>/overlay-containers/containers.json` (names, and in its
+//! `metadata` string the image as the user named it) and each container's
+//! OCI spec `overlay-containers/<id>/userdata/config.json`, which says that
+//! libpod made it (`io.container.manager: libpod`) and where its cgroup is
+//! (`linux.cgroupsPath`). The graph root is `var/lib/containers/storage`,
+//! or a rootless user's `~/.local/share/containers/storage` (home from
+//! `etc/passwd`, uid from the `user@UID.service` in the memcg's path).
+//!
+//! CRI-O shares containers/storage (and its `containers.json`): a
+//! container whose spec libpod did not write is not Podman's, and gets no
+//! Podman names. The pod a container belongs to is kept only in libpod's
+//! BoltDB, which oomtrace does not parse: pods are not named.
+use std::{
+    collections::HashMap,
+    fs,
+    path::{Path, PathBuf},
+    time::SystemTime,
+};
+
+use serde::Deserialize;
+
+use super::{Remembered, Resolver, RuntimeNames, is_container_name, is_image_reference, source};
+use crate::cgroup::{
+    container::{Container, runtime},
+    kubernetes::read_spec,
+    state_file::{modified, read_json},
+};
+
+/// Rootful Podman's graph root.
+pub const GRAPH_ROOT: &str = "var/lib/containers/storage";
+/// A rootless user's graph root, under their home.
+pub const ROOTLESS_GRAPH_ROOT: &str = ".local/share/containers/storage";
+/// The index of containers/storage's containers.
+pub const CONTAINERS_JSON: &str = "overlay-containers/containers.json";
+/// containers.json larger than this is refused (about 500 bytes a container).
+pub const MAX_INDEX_BYTES: u64 = 16 << 20;
+/// `etc/passwd` larger than this is refused.
+const MAX_PASSWD_BYTES: u64 = 4 << 20;
+
+#[derive(Debug)]
+pub struct PodmanResolver {
+    root: PathBuf,
+    remembered: Remembered,
+    /// containers.json's modification time when last read (rootful).
+    index_read: Option<SystemTime>,
+}
+
+impl PodmanResolver {
+    pub fn new(root: &Path) -> Self {
+        PodmanResolver {
+            root: root.to_owned(),
+            remembered: Remembered::new(),
+            index_read: None,
+        }
+    }
+
+    /// The graph root of a memcg's container: rootless under a user's
+    /// systemd manager, else rootful; with the cgroup that manager roots.
+    fn graph_root(&self, memcg: &str) -> Option<(PathBuf, String)> {
+        let Some(uid) = rootless_uid(memcg) else {
+            return Some((self.root.join(GRAPH_ROOT), String::new()));
+        };
+        let home = home_of(&self.root, uid)?;
+        let manager = format!("/user.slice/user-{uid}.slice/user@{uid}.service");
+        Some((
+            self.root
+                .join(home.trim_start_matches('/'))
+                .join(ROOTLESS_GRAPH_ROOT),
+            manager,
+        ))
+    }
+}
+
+impl Resolver for PodmanResolver {
+    fn refresh(&mut self) {
+        let graph = self.root.join(GRAPH_ROOT);
+        let index = graph.join(CONTAINERS_JSON);
+        let mtime = modified(&index);
+        if mtime.is_none() || mtime == self.index_read {
+            return;
+        }
+        self.index_read = mtime;
+        for entry in read_index(&graph) {
+            if !self.remembered.known(&entry.id) {
+                let names = names(&graph, &entry, "");
+                self.remembered.learn(&entry.id, names);
+            }
+        }
+    }
+
+    fn resolve(&mut self, c: Option<&Container>, memcg: &str) -> Option<RuntimeNames> {
+        let c = c.filter(|c| c.runtime == runtime::PODMAN && !c.monitor)?;
+        let id = c.id.as_deref()?;
+        let (graph, manager) = self.graph_root(memcg)?;
+        self.remembered.resolve(id, memcg, || {
+            let entry = read_index(&graph).into_iter().find(|e| e.id == id)?;
+            names(&graph, &entry, &manager)
+        })
+    }
+}
+
+/// One container in containers.json.
+#[derive(Deserialize)]
+struct Entry {
+    id: String,
+    #[serde(default)]
+    names: Vec<String>,
+    /// A JSON document in a string: libpod's `image-name`, `name`, ...
+    #[serde(default)]
+    metadata: String,
+}
+
+#[derive(Deserialize, Default)]
+struct Metadata {
+    #[serde(rename = "image-name", default)]
+    image_name: Option<String>,
+}
+
+fn read_index(graph: &Path) -> Vec<Entry> {
+    read_json(&graph.join(CONTAINERS_JSON), MAX_INDEX_BYTES).unwrap_or_default()
+}
+
+/// The names of a containers.json entry whose spec libpod wrote; `manager`
+/// roots a rootless user's cgroups (empty when rootful).
+fn names(graph: &Path, entry: &Entry, manager: &str) -> Option<RuntimeNames> {
+    if !super::super::container::is_full_id(&entry.id) {
+        return None;
+    }
+    let spec = read_spec(
+        &graph
+            .join("overlay-containers")
+            .join(&entry.id)
+            .join("userdata/config.json"),
+    )?;
+    if spec.annotation("io.container.manager") != Some("libpod") {
+        return None;
+    }
+    let cgroup = spec.cgroup()?;
+    let metadata: Metadata = serde_json::from_str(&entry.metadata).unwrap_or_default();
+    Some(RuntimeNames {
+        runtime: runtime::PODMAN,
+        id: entry.id.clone(),
+        name: entry
+            .names
+            .first()
+            .filter(|n| is_container_name(n))
+            .cloned(),
+        image: metadata.image_name.filter(|i| is_image_reference(i)),
+        compose: None,
+        pod_labels: None,
+        namespace: None,
+        memory_limit_bytes: None,
+        source: source::PODMAN,
+        cgroups: vec![match manager {
+            "" => cgroup,
+            m => format!("{m}{}", cgroup.trim_end_matches('/')),
+        }],
+    })
+}
+
+/// The uid of a rootless user's memcg: `/user.slice/user-UID.slice/user@UID.service/...`.
+fn rootless_uid(memcg: &str) -> Option<u32> {
+    let mut parts = memcg.split('/').filter(|p| !p.is_empty());
+    let (slice, user, service) = (parts.next()?, parts.next()?, parts.next()?);
+    let uid = user.strip_prefix("user-")?.strip_suffix(".slice")?;
+    (slice == "user.slice" && service == format!("user@{uid}.service"))
+        .then(|| uid.parse().ok())
+        .flatten()
+        .filter(|uid| *uid != 0)
+}
+
+/// A user's home from `etc/passwd` under the root (absolute, no `..`).
+fn home_of(root: &Path, uid: u32) -> Option<String> {
+    let path = root.join("etc/passwd");
+    let meta = fs::symlink_metadata(&path).ok()?;
+    if !meta.is_file() || meta.len() > MAX_PASSWD_BYTES {
+        return None;
+    }
+    let text = fs::read_to_string(&path).ok()?;
+    let homes: HashMap<u32, &str> = text
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(':').collect();
+            Some((fields.get(2)?.parse().ok()?, *fields.get(5)?))
+        })
+        .collect();
+    homes
+        .get(&uid)
+        .filter(|h| h.starts_with('/') && !h.split('/').any(|c| c == ".."))
+        .map(|h| (*h).to_owned())
+}
