@@ -262,7 +262,9 @@ fn setup() -> Result<()> {
     // prometheus: the metrics host test scrapes a real OOM with the real
     // server and checks the exposition and the README's alert with promtool.
     // dwarves: pahole, the BTF offsets' cross-check. cpio: reads back the
-    // initramfs archive the VM tests build.
+    // initramfs archive the VM tests build. containerd (with runc): the CRI
+    // test drives its CRI plugin; protobuf-compiler: protoc, for that test's
+    // gRPC client (the k8s-cri crate's build script).
     let mut packages = vec![
         llvm_dev.as_str(),
         "libzstd-dev",
@@ -272,6 +274,8 @@ fn setup() -> Result<()> {
         "prometheus",
         "dwarves",
         "cpio",
+        "containerd",
+        "protobuf-compiler",
     ];
     packages.extend_from_slice(vm::PACKAGES);
     apt_install(&packages)?;
