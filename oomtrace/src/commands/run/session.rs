@@ -113,6 +113,7 @@ impl Session {
             backend: options.backend,
             cgroup_ids: scope.iter().map(|s| s.id).collect(),
             btf_path: options.btf_path.clone(),
+            cmdline: options.cmdline,
         })?;
         // Warnings wait for the output, which starts after the drop.
         let mut warnings = Vec::new();
