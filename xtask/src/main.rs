@@ -262,7 +262,8 @@ fn setup() -> Result<()> {
     // prometheus: the metrics host test scrapes a real OOM with the real
     // server and checks the exposition and the README's alert with promtool.
     // dwarves: pahole, the BTF offsets' cross-check. cpio: reads back the
-    // initramfs archive the VM tests build.
+    // initramfs archive the VM tests build. openjdk-17-jdk-headless: the
+    // cmdline host test compiles and runs a JVM that its memcg kills.
     let mut packages = vec![
         llvm_dev.as_str(),
         "libzstd-dev",
@@ -272,6 +273,7 @@ fn setup() -> Result<()> {
         "prometheus",
         "dwarves",
         "cpio",
+        "openjdk-17-jdk-headless",
     ];
     packages.extend_from_slice(vm::PACKAGES);
     apt_install(&packages)?;
