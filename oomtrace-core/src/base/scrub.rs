@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn long_arguments_and_lines_are_cut_and_marked() {
         let long = "a".repeat(MAX_ARG_BYTES * 2);
-        let line = scrub(&[long.clone()]);
+        let line = scrub(std::slice::from_ref(&long));
         assert!(line.truncated);
         assert!(line.args[0].len() <= MAX_ARG_BYTES && line.args[0].ends_with(CUT));
         let many = vec![long; 64];
