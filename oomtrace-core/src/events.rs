@@ -2,8 +2,8 @@
 //! trusting the kernel's byte count beyond what each record type needs.
 use oomtrace_ebpf::{
     ChargeFailureEvent, EventHeader, MarkVictimEvent, MemcgAtLimitEvent, OomCandidateEvent,
-    OomChoiceEvent, OomEndEvent, OomWaitEvent, PagefaultOomEvent, ReaperEvent, RssSums,
-    UNAVAILABLE_U64, VictimExitEvent, VictimTaskEvent, kind,
+    OomChoiceEvent, OomEndEvent, OomWaitEvent, PagefaultOomEvent, ProcessExecEvent, ReaperEvent,
+    RssSums, UNAVAILABLE_U64, VictimExitEvent, VictimTaskEvent, kind,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,7 @@ pub enum Event {
     ChargeFailure(ChargeFailureEvent),
     OomWait(OomWaitEvent),
     MemcgAtLimit(MemcgAtLimitEvent),
+    ProcessExec(ProcessExecEvent),
 }
 
 impl Event {
@@ -35,6 +36,7 @@ impl Event {
             Event::ChargeFailure(e) => &e.header,
             Event::OomWait(e) => &e.header,
             Event::MemcgAtLimit(e) => &e.header,
+            Event::ProcessExec(e) => &e.header,
         }
     }
 }
@@ -84,6 +86,7 @@ pub fn decode(bytes: &[u8]) -> Result<Event, DecodeError> {
         kind::CHARGE_FAILURE => read_pod(bytes, event_kind).map(Event::ChargeFailure),
         kind::OOM_WAIT => read_pod(bytes, event_kind).map(Event::OomWait),
         kind::MEMCG_AT_LIMIT => read_pod(bytes, event_kind).map(Event::MemcgAtLimit),
+        kind::PROCESS_EXEC => read_pod(bytes, event_kind).map(Event::ProcessExec),
         other => Err(DecodeError::UnknownKind(other)),
     }
 }
@@ -217,6 +220,7 @@ pub fn to_json(event: &Event) -> serde_json::Value {
             "gfp_mask": e.gfp_mask,
             "order": e.order,
         }),
+        Event::ProcessExec(_) => json!({}),
     };
     json!({ "header": header, "event": body })
 }
@@ -246,6 +250,7 @@ pub fn kind_name(event_kind: u32) -> &'static str {
         kind::CHARGE_FAILURE => "charge_failure",
         kind::OOM_WAIT => "oom_wait",
         kind::MEMCG_AT_LIMIT => "memcg_at_limit",
+        kind::PROCESS_EXEC => "process_exec",
         _ => "unknown",
     }
 }

@@ -45,8 +45,11 @@ pub mod kind {
     /// armed or not: the collector arms the charge hook on it and keeps it
     /// armed while such passes go on.
     pub const MEMCG_AT_LIMIT: u32 = 11;
+    /// `sched:sched_process_exec` of a task in scope: the collector reads
+    /// its command line while it lives (not with `--no-cmdline`).
+    pub const PROCESS_EXEC: u32 = 12;
     /// Number of kinds (size of the per-kind drop counter array).
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 13;
 }
 
 /// Why a [`ChargeFailureEvent`] was emitted.
@@ -246,6 +249,14 @@ pub struct VictimExitEvent {
     pub marked_boot_ns: u64,
 }
 const _: () = assert!(core::mem::size_of::<VictimExitEvent>() == 48);
+
+/// A task in scope called `execve` (header is the task, after the exec).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcessExecEvent {
+    pub header: EventHeader,
+}
+const _: () = assert!(core::mem::size_of::<ProcessExecEvent>() == 40);
 
 /// Bits of [`OomCandidateEvent::flags`].
 pub mod candidate_flag {

@@ -103,6 +103,10 @@ pub struct TraceArgs {
     /// still dropped and no_new_privs set).
     #[arg(long)]
     pub no_seccomp: bool,
+    /// Record no command line (nor the runtime memory settings read from
+    /// the environment: GOMEMLIMIT, JAVA_TOOL_OPTIONS, NODE_OPTIONS, …).
+    #[arg(long)]
+    pub no_cmdline: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -188,6 +192,7 @@ impl TraceArgs {
             metrics: self.metrics,
             host_root: self.host_root,
             seccomp: !self.no_seccomp,
+            cmdline: !self.no_cmdline,
             demo: false,
             state_dir: self.state_dir,
             dump: self.dump_dir.map(|dir| DumpConfig {

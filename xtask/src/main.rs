@@ -264,7 +264,8 @@ fn setup() -> Result<()> {
     // dwarves: pahole, the BTF offsets' cross-check. cpio: reads back the
     // initramfs archive the VM tests build. containerd (with runc): the CRI
     // test drives its CRI plugin; protobuf-compiler: protoc, for that test's
-    // gRPC client (the k8s-cri crate's build script).
+    // gRPC client (the k8s-cri crate's build script). openjdk-17-jdk-headless:
+    // the cmdline host test compiles and runs a JVM that its memcg kills.
     let mut packages = vec![
         llvm_dev.as_str(),
         "libzstd-dev",
@@ -276,6 +277,7 @@ fn setup() -> Result<()> {
         "cpio",
         "containerd",
         "protobuf-compiler",
+        "openjdk-17-jdk-headless",
     ];
     packages.extend_from_slice(vm::PACKAGES);
     apt_install(&packages)?;

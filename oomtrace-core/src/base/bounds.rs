@@ -48,6 +48,11 @@ pub const MEMCG_PATHS: usize = 8 << 20;
 /// oldest is evicted past it, and counted.
 pub const TASK_SNAPSHOTS: usize = 2 << 20;
 
+/// Command lines kept past their process's death (`cgroup::process`), read
+/// at each exec, at start and at each kill: about 16,000 processes of 256
+/// bytes. The oldest read is evicted past it, and counted.
+pub const CMDLINES: usize = 4 << 20;
+
 /// Sum of the budgets above.
 pub const TOTAL: usize = OPEN_REPORT
     + PENDING
@@ -57,7 +62,8 @@ pub const TOTAL: usize = OPEN_REPORT
     + CHARGE_REPORTED
     + 2 * STALLS
     + MEMCG_PATHS
-    + TASK_SNAPSHOTS;
+    + TASK_SNAPSHOTS
+    + CMDLINES;
 
 /// Heap bytes of a string's text plus its slot.
 pub fn text(s: &str) -> usize {

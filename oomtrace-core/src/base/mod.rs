@@ -8,6 +8,7 @@ pub mod host;
 pub mod lines;
 pub mod privileges;
 pub mod record;
+pub mod scrub;
 pub mod text;
 pub mod time;
 pub mod units;

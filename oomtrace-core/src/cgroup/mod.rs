@@ -3,6 +3,7 @@
 //! into paths, and reading a memcg's own files.
 pub mod container;
 pub mod kubernetes;
+pub mod process;
 pub mod recent;
 pub mod runtimes;
 pub mod state_file;

@@ -116,12 +116,29 @@ fn victim(s: &mut String, d: &Decision) {
                 opt_bytes(v.pgtables_bytes),
                 v.oom_score_adj.map_or("?".to_owned(), |a| a.to_string()),
             ));
+            if let Some(args) = &v.cmdline {
+                s.push_str(&format!("  command    {}\n", Escaped(&args.join(" "))));
+            }
+            runtime_heap(s, d);
         }
         None if d.kernel_report == "incomplete" => {
             s.push_str("  victim     unknown: the kernel's report is cut off\n")
         }
         None => s.push_str("  victim     none: nothing was killed\n"),
     }
+}
+
+/// The victim's runtime heap bound next to the limit (the why says more).
+fn runtime_heap(s: &mut String, d: &Decision) {
+    let Some(h) = &d.runtime_heap else { return };
+    s.push_str(&format!(
+        "  heap       {} {}: up to {}, limit {}{}\n",
+        Escaped(&h.runtime),
+        Escaped(&h.setting),
+        human_bytes(h.heap_max_bytes),
+        human_bytes(h.limit_bytes),
+        if h.fits { "" } else { " — above the limit" },
+    ));
 }
 
 fn container(s: &mut String, d: &Decision) {
@@ -424,6 +441,7 @@ pub(crate) mod tests {
         let victim = d.victim.as_mut().expect("a victim");
         victim.comm = Some(EVIL.to_owned());
         victim.memcg = Some(EVIL.to_owned());
+        victim.cmdline = Some(vec!["java".to_owned(), EVIL.to_owned()]);
         for c in &mut d.candidates {
             c.comm = EVIL.to_owned();
         }
@@ -456,6 +474,7 @@ pub(crate) mod tests {
         let json = serde_json::to_string(&d).unwrap();
         let back: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(back["victim"]["comm"], EVIL);
+        assert_eq!(back["victim"]["cmdline"][1], EVIL);
         assert_eq!(back["candidates"][0]["comm"], EVIL);
         assert_eq!(
             back["explanation"].as_array().unwrap().last().unwrap(),

@@ -9,6 +9,7 @@ mod oom_fentry;
 mod oom_kprobe;
 mod oom_path;
 mod percpu;
+mod process_exec;
 mod reaper;
 mod rss;
 mod victim_exit;

@@ -85,6 +85,7 @@ fn examine(options: &DoctorOptions) -> DoctorRecord {
                 backend: BackendRequest::Auto,
                 cgroup_ids: Vec::new(),
                 btf_path: options.btf_path.clone(),
+                cmdline: true,
             })
             .map_err(anyhow::Error::from)
         });

@@ -278,7 +278,8 @@ impl Builder {
             Event::PagefaultOom(_)
             | Event::ChargeFailure(_)
             | Event::OomWait(_)
-            | Event::MemcgAtLimit(_) => {}
+            | Event::MemcgAtLimit(_)
+            | Event::ProcessExec(_) => {}
         }
     }
 

@@ -53,6 +53,11 @@ pub trait Environment {
     fn task_snapshot(&self, _victim_pid: u32) -> Option<crate::cgroup::tasks::TaskSnapshot> {
         None
     }
+    /// A process's command line (and allowlisted environment) as read
+    /// while it lived (live mode only, not with `--no-cmdline`).
+    fn process_args(&self, _pid: u32) -> Option<crate::cgroup::process::ProcessArgs> {
+        None
+    }
     /// The Kubernetes names of a container found under a kubelet pod cgroup,
     /// attributed from `memcg` (live mode only: they come from the node's
     /// runtime and kubelet files).

@@ -120,6 +120,13 @@ pub struct Candidate {
     /// kernel's rule applied to the numbers above); null without points.
     #[serde(default)]
     pub points_source: Option<Cow<'static, str>>,
+    /// Its command line, secrets masked (`base::scrub`); absent when not
+    /// read (gone before it could be, `--no-cmdline`, a saved log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmdline: Option<Vec<String>>,
+    /// An argument of `cmdline` was shortened or its tail left out (`…`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cmdline_truncated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -144,6 +151,14 @@ pub struct Victim {
     /// `kernel` (oc->chosen_points or oom_badness) or `recomputed`.
     #[serde(default)]
     pub points_source: Option<Cow<'static, str>>,
+    /// Its command line as read while it lived, secrets masked
+    /// (`base::scrub`); null when not read (`--no-cmdline`, a saved log,
+    /// a process gone before any read).
+    #[serde(default)]
+    pub cmdline: Option<Vec<String>>,
+    /// An argument of `cmdline` was shortened or its tail left out (`…`).
+    #[serde(default)]
+    pub cmdline_truncated: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -206,6 +221,10 @@ pub struct Decision {
     #[serde(default)]
     pub candidates_dropped: Option<u32>,
     pub victim: Option<Victim>,
+    /// The victim's runtime heap setting (JVM, Node, Go) against the OOM
+    /// memcg's limit (`model::runtime_heap`); null when none is known.
+    #[serde(default)]
+    pub runtime_heap: Option<crate::model::runtime_heap::RuntimeHeap>,
     pub killed: Vec<u32>,
     /// The container (or systemd unit) the victim's memcg belongs to; derived
     /// from the path, so recomputed rather than read back from dumps.

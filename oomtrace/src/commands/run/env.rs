@@ -17,6 +17,7 @@ use oomtrace_core::{
         MemcgFiles, MemcgSnapshot, MemoryHierarchy,
         container::{Container, attribute},
         kubernetes::KubeNames,
+        process::{CmdlineCache, ProcessArgs},
         runtimes::{NodeNames, RuntimeNames},
         tasks::TaskSnapshot,
     },
@@ -50,6 +51,9 @@ pub struct LiveEnv {
     tasks: Option<VecDeque<(u32, TaskSnapshot)>>,
     /// Task snapshots evicted past their budget before their decision.
     pub evicted_task_snapshots: u64,
+    /// Command lines read at start, at each exec and at each kill (None:
+    /// `--no-cmdline`).
+    cmdlines: Option<CmdlineCache>,
 }
 
 /// Bound on kept snapshots (one per memcg that OOMed recently).
@@ -63,6 +67,7 @@ impl LiveEnv {
         release: String,
         host_root: &Path,
         names: NodeNames,
+        cmdlines: Option<CmdlineCache>,
     ) -> Self {
         Self {
             tracer,
@@ -75,7 +80,32 @@ impl LiveEnv {
             proc: host_root.join("proc"),
             tasks: None,
             evicted_task_snapshots: 0,
+            cmdlines,
         }
+    }
+
+    /// Reads the command line of a task that just exec'd, or of a victim
+    /// just marked (its memory may already be gone: the read at exec or at
+    /// start then stands).
+    pub fn read_cmdlines(&mut self, event: &Event) {
+        let pid = match event {
+            Event::ProcessExec(e) => e.header.tgid,
+            Event::VictimTask(t) => t.victim_tgid,
+            Event::MarkVictim(m) => m.pid as u32,
+            _ => return,
+        };
+        self.read_cmdline(pid);
+    }
+
+    fn read_cmdline(&mut self, pid: u32) {
+        if let Some(cache) = self.cmdlines.as_mut() {
+            cache.read(&self.proc, pid, true);
+        }
+    }
+
+    /// Command lines evicted past their budget.
+    pub fn evicted_cmdlines(&self) -> u64 {
+        self.cmdlines.as_ref().map_or(0, |c| c.evicted)
     }
 
     /// Read the OOM memcg's tasks as each kill is seen: the candidates of
@@ -165,6 +195,15 @@ impl LiveEnv {
         let snapshot = self
             .hierarchy
             .task_snapshot(&path, &self.proc, boot_ns_now());
+        for task in &snapshot.tasks {
+            if self
+                .cmdlines
+                .as_ref()
+                .is_some_and(|c| c.get(task.tgid).is_none())
+            {
+                self.read_cmdline(task.tgid);
+            }
+        }
         let Some(tasks) = self.tasks.as_mut() else {
             return;
         };
@@ -281,6 +320,9 @@ impl Environment for LiveEnv {
             .rev()
             .find(|(pid, _)| *pid == victim_pid)
             .map(|(_, s)| s.clone())
+    }
+    fn process_args(&self, pid: u32) -> Option<ProcessArgs> {
+        self.cmdlines.as_ref()?.get(pid).cloned()
     }
     fn kubernetes_names(&mut self, container: &Container, memcg: &str) -> Option<KubeNames> {
         self.names.kube.resolve(container, memcg)

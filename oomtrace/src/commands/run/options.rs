@@ -34,4 +34,7 @@ pub struct RunOptions {
     /// `--state-dir`: where the position in the kernel log is kept, so that
     /// a restart recovers the kills it missed; None keeps nothing.
     pub state_dir: Option<PathBuf>,
+    /// Record command lines (and the allowlisted environment variables);
+    /// `--no-cmdline`: none, and no `/proc/<pid>/environ` is read.
+    pub cmdline: bool,
 }

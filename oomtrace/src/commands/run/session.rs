@@ -11,7 +11,9 @@ use tokio::io::unix::{AsyncFd, AsyncFdReadyMutGuard};
 
 use oomtrace_core::{
     base::{Envelope, privileges::Privileges, time::now_rfc3339},
-    cgroup::{CgroupVersion, MemoryHierarchy, ScopeCgroup, runtimes::NodeNames},
+    cgroup::{
+        CgroupVersion, MemoryHierarchy, ScopeCgroup, process::CmdlineCache, runtimes::NodeNames,
+    },
     dump::DumpWriter,
     events::{Event, decode},
     model::{
@@ -113,6 +115,7 @@ impl Session {
             backend: options.backend,
             cgroup_ids: scope.iter().map(|s| s.id).collect(),
             btf_path: options.btf_path.clone(),
+            cmdline: options.cmdline,
         })?;
         // Warnings wait for the output, which starts after the drop.
         let mut warnings = Vec::new();
@@ -122,6 +125,13 @@ impl Session {
             Some(_) => None,
             None => open_kmsg(&mut warnings),
         };
+        // Every process's command line and environment while the
+        // capabilities still allow reading other users' environments.
+        let cmdlines = options.cmdline.then(|| {
+            let mut cache = CmdlineCache::default();
+            cache.scan(&options.host_root.join("proc"), true);
+            cache
+        });
         let privileges = drop_privileges(options)?;
         let mut out = output.start()?;
         for warning in &warnings {
@@ -160,6 +170,7 @@ impl Session {
             release.clone(),
             &options.host_root,
             names,
+            cmdlines,
         );
         if !sources.oom_path_hooks {
             env.snapshot_tasks_on_kill();
@@ -411,6 +422,7 @@ impl Session {
         all.push(("evicted:memcg_paths", self.env.uncached_memcgs()));
         all.push(("memcg_path_queue", self.env.dropped_path_lookups()));
         all.push(("evicted:task_snapshots", self.env.evicted_task_snapshots));
+        all.push(("evicted:cmdlines", self.env.evicted_cmdlines()));
         all
     }
 
@@ -518,7 +530,9 @@ impl Session {
                 self.charge_hook
                     .on_memcg_at_limit(&e, &mut self.env, &mut self.out)?
             }
+            Event::ProcessExec(_) => self.env.read_cmdlines(&event),
             other => {
+                self.env.read_cmdlines(&other);
                 self.env.snapshot_oom_memcgs(&other);
                 self.builder.on_event(now, other)
             }

@@ -131,7 +131,12 @@ pub(super) const TRACEPOINT_HOOKS: &[Hook] = &[
     tp("memcg_reclaim_begin",     "vmscan", "mm_vmscan_memcg_reclaim_begin", OPTIONAL),
     tp("memcg_reclaim_end",       "vmscan", "mm_vmscan_memcg_reclaim_end",   OPTIONAL),
     tp("sched_process_exit",      "sched",  "sched_process_exit",            OPTIONAL),
+    tp(PROCESS_EXEC,              "sched",  "sched_process_exec",            OPTIONAL),
 ];
+
+/// The exec hook whose events make the collector read command lines; not
+/// attached with `--no-cmdline`.
+pub(super) const PROCESS_EXEC: &str = "sched_process_exec";
 
 /// The OOM killer's own path as fentry/fexit. An fexit sees the arguments
 /// too, so one exit hook does where kprobes need an entry and an exit.

@@ -29,7 +29,7 @@ pub use oomtrace_core::base::hooks::HookStatus;
 use self::{
     attach::Targets,
     charge_hook::ChargeHook,
-    hooks::{Hook, RAW_MARK_VICTIM, TRACEPOINT_HOOKS},
+    hooks::{Hook, PROCESS_EXEC, RAW_MARK_VICTIM, TRACEPOINT_HOOKS},
     maps::Maps,
 };
 use crate::kernel::{btf, percpu, tracefs};
@@ -70,6 +70,8 @@ pub struct TraceOptions {
     /// cgroup ids of `--cgroup` directories (empty: no filter).
     pub cgroup_ids: Vec<u64>,
     pub btf_path: PathBuf,
+    /// Attach the exec hook (command lines are read): not with `--no-cmdline`.
+    pub cmdline: bool,
 }
 
 /// Loaded and attached programs with the maps the collector reads.
@@ -121,7 +123,12 @@ impl Tracer {
         let mut ebpf = load(&kernel, !options.cgroup_ids.is_empty())?;
         maps::fill_cgroup_filter(&mut ebpf, &options.cgroup_ids)?;
         let mut targets = Targets::new(&kernel.signatures, &options.btf_path, &kernel.tracefs_root);
-        let mut hooks = attach_tracepoints(&mut ebpf, &mut targets, kernel.victim_task_hook)?;
+        let mut hooks = attach_tracepoints(
+            &mut ebpf,
+            &mut targets,
+            kernel.victim_task_hook,
+            options.cmdline,
+        )?;
         let backend = choose_backend(&mut ebpf, &mut targets, options.backend, &mut hooks)?;
         let charge_hook = load_charge_hook(&mut ebpf, &mut targets, backend, &mut hooks);
         let maps = Maps::take(&mut ebpf)?;
@@ -303,9 +310,13 @@ fn attach_tracepoints(
     ebpf: &mut Ebpf,
     targets: &mut Targets,
     victim_task_hook: bool,
+    cmdline: bool,
 ) -> Result<Vec<HookStatus>, LoaderError> {
     let mut statuses = Vec::new();
     for hook in TRACEPOINT_HOOKS {
+        if hook.program == PROCESS_EXEC && !cmdline {
+            continue;
+        }
         let outcome = if hook.program == RAW_MARK_VICTIM && !victim_task_hook {
             Err(AttachError::NoTaskArgument {
                 tracepoint: "mark_victim",

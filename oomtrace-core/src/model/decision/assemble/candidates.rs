@@ -212,6 +212,8 @@ fn snapshot_candidates(snapshot: &TaskSnapshot, p: &Pending, scoring: Scoring) -
                     .then_some(Cow::Borrowed("oom_score_adj_min")),
                 rss_source: Some(Cow::Borrowed("proc_status")),
                 points_source: points.map(|_| Cow::Borrowed("recomputed")),
+                cmdline: None,
+                cmdline_truncated: false,
             }
         })
         .collect();
@@ -255,6 +257,8 @@ pub(super) fn with_victim_row(mut candidates: Vec<Candidate>, victim: &Victim) -
         skip_reason: None,
         rss_source: victim.rss_source.clone(),
         points_source: victim.points_source.clone(),
+        cmdline: None,
+        cmdline_truncated: false,
     });
     candidates
 }
@@ -297,6 +301,8 @@ fn table_candidates(
                 .then_some(Cow::Borrowed("oom_score_adj_min")),
             rss_source: Some(RssSource::KernelReport.label()),
             points_source: points.map(|_| Cow::Borrowed("recomputed")),
+            cmdline: None,
+            cmdline_truncated: false,
         }
     };
     table.rows.iter().map(row_candidate).collect()
@@ -411,6 +417,8 @@ fn bpf_candidate(
             Some(_) => Cow::Borrowed("recomputed"),
             None => Cow::Borrowed("kernel"),
         }),
+        cmdline: None,
+        cmdline_truncated: false,
     }
 }
 

@@ -5,6 +5,7 @@ mod candidates;
 mod evidence;
 mod freed;
 mod memcg;
+mod process;
 mod trigger;
 mod victim;
 
@@ -92,6 +93,7 @@ pub(super) fn assemble(
         pagefault_oom: None,
         freed: freed::freed(p, sources, victim.as_ref()),
         victim,
+        runtime_heap: None,
         reclaim,
         kernel_report: evidence::report_state(p).into(),
         explanation: Vec::new(),
@@ -108,7 +110,10 @@ pub(super) fn assemble(
         swap_assumed: totals.swap_assumed,
         implausible: &implausible,
     };
+    process::attach_cmdlines(&mut decision, env);
     decision.explanation = explanation(&decision, p, extras);
+    let heap = decision.runtime_heap.as_ref();
+    decision.explanation.extend(heap.map(|h| h.sentence()));
     decision.explanation.extend(snapshot_check);
     // Explained in the order the killer visited them; listed by points.
     decision

@@ -64,6 +64,8 @@ pub(super) fn victim(
         oom_score_adj: memory.oom_score_adj,
         rss_source: memory.rss_source.map(RssSource::label),
         points_source,
+        cmdline: None,
+        cmdline_truncated: false,
     })
 }
 
