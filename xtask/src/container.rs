@@ -41,7 +41,8 @@ pub fn run() -> Result<()> {
     for arch in [Arch::X86_64, Arch::Arm64] {
         build_image(&tool, arch)?;
     }
-    let platforms = manifest_platforms(&tool.output("buildah", &["manifest", "inspect", MANIFEST])?)?;
+    let platforms =
+        manifest_platforms(&tool.output("buildah", &["manifest", "inspect", MANIFEST])?)?;
     ensure!(
         platforms == ["amd64", "arm64"],
         "{MANIFEST} holds {platforms:?}, expected amd64 and arm64"

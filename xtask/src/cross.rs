@@ -118,9 +118,9 @@ pub fn shared_libraries(arch: Arch, binary: &Path) -> Result<Vec<(String, PathBu
             }
             let name = guest_path.rsplit('/').next().unwrap_or_default();
             let host = lib.join(name);
-            host.exists()
-                .then_some(())
-                .with_context(|| format!("{} needs {name}, not in {}", file.display(), lib.display()))?;
+            host.exists().then_some(()).with_context(|| {
+                format!("{} needs {name}, not in {}", file.display(), lib.display())
+            })?;
             pending.push(host.clone());
             out.push((guest_path, host));
         }

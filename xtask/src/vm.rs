@@ -26,9 +26,9 @@ use std::{
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
+pub use arch::Arch;
 use check::{KernelLog, TracerRun};
 use guest::{GuestOutput, ScenarioOutput};
-pub use arch::Arch;
 pub use kernels::Series;
 use kernels::{Kernel, KernelCache};
 use oomtrace_core::base::hooks::HookStatus;
@@ -68,9 +68,15 @@ pub fn ci_arm64() -> Options {
         arch: Arch::Arm64,
         kernels: vec![Series::V6_12, Series::Newest],
         backends: vec!["tracepoint".into(), "kprobe".into(), "fentry".into()],
-        only: ["v2-single", "v2-hierarchy", "v2-group", "v2-unkillable", "v2-pfleak"]
-            .map(String::from)
-            .to_vec(),
+        only: [
+            "v2-single",
+            "v2-hierarchy",
+            "v2-group",
+            "v2-unkillable",
+            "v2-pfleak",
+        ]
+        .map(String::from)
+        .to_vec(),
     }
 }
 
@@ -495,7 +501,14 @@ impl Boot<'_> {
         // another vCPU has just patched back from int3 and dies with
         // "Oops: int3" outside any code of ours; one thread keeps code
         // patching coherent, and boot_all runs guests side by side instead.
-        command.args(["-accel", "tcg,thread=single", "-cpu", arch.cpu(), "-smp", "2"]);
+        command.args([
+            "-accel",
+            "tcg,thread=single",
+            "-cpu",
+            arch.cpu(),
+            "-smp",
+            "2",
+        ]);
         eprintln!(
             "xtask: booting {} ({} MiB, backend {}): {}",
             self.kernel.package,

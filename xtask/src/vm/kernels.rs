@@ -592,7 +592,9 @@ impl KernelCache {
         if busybox.exists() {
             return Ok(busybox);
         }
-        let staging = self.root.join(format!(".download-busybox-{}", self.arch.debian()));
+        let staging = self
+            .root
+            .join(format!(".download-busybox-{}", self.arch.debian()));
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging)?;
         crate::run(
