@@ -81,7 +81,7 @@ pub fn run(options: &Options) -> Result<()> {
     let configs = configs_to_run(options);
     let root = crate::workspace_root();
     crate::apt_install(crate::vm::PACKAGES)?;
-    let mut cache = KernelCache::new(root.join(".cache/vm"));
+    let mut cache = KernelCache::new(root.join(".cache/vm"), vm::Arch::X86_64);
     let kernel = cache.get(options.kernel)?;
     let work = target_dir().join("bench");
     let _ = fs::remove_dir_all(&work);

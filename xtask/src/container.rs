@@ -1,5 +1,7 @@
 //! `cargo xtask container`: the image of deploy/container/Containerfile,
-//! built with buildah and run with podman the way the DaemonSet runs it.
+//! built with buildah for amd64 and arm64 into one manifest list
+//! (`localhost/oomtrace:multiarch`), and the amd64 one run with podman the
+//! way the DaemonSet runs it.
 //!
 //! Nothing is pulled (the image is `FROM scratch`): the release binary and
 //! the libraries `ldd` lists are laid out under `rootfs/` of a build context
@@ -17,12 +19,14 @@ use std::{
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 
-use crate::vm::{check::Schema, initramfs::shared_libraries, target_dir};
+use crate::vm::{Arch, check::Schema, initramfs::shared_libraries, target_dir};
 
 /// runc rather than crun: crun refuses hosts with cgroup v1 and v2 mounted
 /// side by side (hybrid), which this project tests on.
 const PACKAGES: &[&str] = &["buildah", "podman", "runc"];
 const IMAGE: &str = "localhost/oomtrace:latest";
+/// The multi-arch image: a manifest list of the amd64 image and the arm64 one.
+const MANIFEST: &str = "localhost/oomtrace:multiarch";
 /// deploy/kubernetes/daemonset.yaml's capabilities.
 const CAPABILITIES: &str = "BPF,PERFMON,DAC_READ_SEARCH,SYSLOG,SYS_RESOURCE";
 
@@ -30,28 +34,20 @@ pub fn run() -> Result<()> {
     crate::apt_install(PACKAGES)?;
     crate::run(crate::cargo().args(["build", "--release", "-p", "oomtrace", "--bin", "oomtrace"]))?;
     let work = target_dir().join("container");
-    let _ = fs::remove_dir_all(work.join("context"));
-    let context = work.join("context");
-    lay_out_rootfs(
-        &target_dir().join("release/oomtrace"),
-        &context.join("rootfs"),
-    )?;
-    let containerfile = crate::workspace_root().join("deploy/container/Containerfile");
     let tool = Tool { work: &work };
-    tool.output(
-        "buildah",
-        &[
-            "bud",
-            "--quiet",
-            "--isolation",
-            "chroot",
-            "-f",
-            &containerfile.to_string_lossy(),
-            "-t",
-            IMAGE,
-            &context.to_string_lossy(),
-        ],
-    )?;
+    // A manifest list left by an earlier run would keep its old images.
+    let _ = tool.output("buildah", &["manifest", "rm", MANIFEST]);
+    tool.output("buildah", &["manifest", "create", MANIFEST])?;
+    for arch in [Arch::X86_64, Arch::Arm64] {
+        build_image(&tool, arch)?;
+    }
+    let platforms =
+        manifest_platforms(&tool.output("buildah", &["manifest", "inspect", MANIFEST])?)?;
+    ensure!(
+        platforms == ["amd64", "arm64"],
+        "{MANIFEST} holds {platforms:?}, expected amd64 and arm64"
+    );
+    eprintln!("xtask: {MANIFEST}: linux/amd64 and linux/arm64");
 
     let version = tool.podman_run(&["--version"])?;
     let expected = format!("oomtrace {}", env!("CARGO_PKG_VERSION"));
@@ -71,12 +67,70 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
-/// `binary` at /usr/bin/oomtrace and each library at its own path.
-fn lay_out_rootfs(binary: &Path, rootfs: &Path) -> Result<()> {
+/// The image of `arch` from its release binary (the host's is tagged
+/// [`IMAGE`] and run below; arm64's is cross-built and only built: FROM
+/// scratch with COPY runs nothing of the target's), added to [`MANIFEST`].
+fn build_image(tool: &Tool<'_>, arch: Arch) -> Result<()> {
+    let binary = if arch == Arch::X86_64 {
+        target_dir().join("release/oomtrace")
+    } else {
+        crate::cross::build_release(arch)?.0
+    };
+    let context = tool.work.join(format!("context-{}", arch.debian()));
+    let _ = fs::remove_dir_all(&context);
+    lay_out_rootfs(arch, &binary, &context.join("rootfs"))?;
+    let containerfile = crate::workspace_root().join("deploy/container/Containerfile");
+    let platform = format!("linux/{}", arch.debian());
+    let mut args = vec![
+        "bud",
+        "--quiet",
+        "--isolation",
+        "chroot",
+        "--platform",
+        &platform,
+        "--manifest",
+        MANIFEST,
+        "-f",
+    ];
+    let containerfile = containerfile.to_string_lossy();
+    args.push(&containerfile);
+    if arch == Arch::X86_64 {
+        args.extend(["-t", IMAGE]);
+    }
+    let context = context.to_string_lossy();
+    args.push(&context);
+    tool.output("buildah", &args)?;
+    Ok(())
+}
+
+/// The architectures of a `buildah manifest inspect` document, sorted.
+fn manifest_platforms(inspect: &str) -> Result<Vec<String>> {
+    let document: Value = serde_json::from_str(inspect).context("the manifest list's JSON")?;
+    let mut platforms: Vec<String> = document["manifests"]
+        .as_array()
+        .context("the manifest list has no manifests")?
+        .iter()
+        .filter_map(|m| m["platform"]["architecture"].as_str().map(str::to_owned))
+        .collect();
+    platforms.sort();
+    Ok(platforms)
+}
+
+/// `binary` at /usr/bin/oomtrace and each library at its own path (the
+/// host's from ldd; another architecture's from its cross sysroot).
+fn lay_out_rootfs(arch: Arch, binary: &Path, rootfs: &Path) -> Result<()> {
     let mut files: Vec<(PathBuf, PathBuf)> =
         vec![(binary.to_owned(), rootfs.join("usr/bin/oomtrace"))];
-    for library in shared_libraries(binary)? {
-        let inside = rootfs.join(library.strip_prefix("/").unwrap_or(&library));
+    let libraries: Vec<(String, PathBuf)> = if arch == Arch::X86_64 {
+        shared_libraries(binary)?
+            .into_iter()
+            .map(|l| (l.to_string_lossy().into_owned(), l))
+            .collect()
+    } else {
+        crate::cross::shared_libraries(arch, binary)?
+    };
+    for (path, library) in libraries {
+        let inside = rootfs.join(path.trim_start_matches('/'));
         files.push((fs::canonicalize(&library)?, inside));
     }
     for (from, to) in files {

@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 
 mod bench;
 mod container;
+mod cross;
 mod vm;
 
 #[derive(Parser)]
@@ -25,13 +26,27 @@ struct Cli {
 enum Task {
     /// Install what building and testing need (apt packages, rust-src, bpf-linker) and mount tracefs.
     Setup,
-    /// Setup, then format check, clippy (host and eBPF), every test, and the VM tests.
+    /// Setup, then format check, clippy (host and eBPF), every test, and the
+    /// VM tests (x86_64, then the arm64 subset).
     Test,
+    /// Release build of oomtrace and oomtrace-hog, eBPF object included, for
+    /// an architecture (arm64: cross-built with the installed nightly and
+    /// Debian's aarch64 gcc); prints the binary's path.
+    Build {
+        /// x86_64 (the host) or arm64.
+        #[arg(long, alias = "target", default_value = "x86_64")]
+        arch: String,
+    },
     /// oomtrace on Debian kernels booted under QEMU: real OOM kills, each
     /// decision checked against the kernel's own report.
     VmTest {
+        /// Guest architecture: x86_64, or arm64 (qemu-system-aarch64, TCG).
+        #[arg(long, default_value = "x86_64")]
+        arch: String,
         /// Kernel series: 5.10, 6.1, 6.12, newest (Debian's newest kernel, from
-        /// backports or unstable), newest-cloud (its -cloud-amd64 flavour) or all.
+        /// backports or unstable), newest-cloud (its -cloud-amd64 flavour),
+        /// newest-16k (arm64's 16 KiB-page flavour) or all (the
+        /// architecture's list).
         #[arg(long, default_value = "all")]
         kernel: String,
         /// `oomtrace --backend` in the guests; several (comma-separated) run
@@ -111,19 +126,31 @@ fn main() -> Result<()> {
             lint()?;
             test()?;
             vm::run(&vm::Options {
-                kernels: vm::Series::ALL.to_vec(),
+                arch: vm::Arch::X86_64,
+                kernels: vm::Arch::X86_64.series().to_vec(),
                 backends: vec!["tracepoint".into(), "auto".into(), "kprobe".into()],
                 only: Vec::new(),
-            })
+            })?;
+            vm::run(&vm::ci_arm64())
+        }
+        Task::Build { arch } => {
+            let arch = parse_arch(&arch)?;
+            setup()?;
+            let (oomtrace, hog) = cross::build_release(arch)?;
+            println!("{}", oomtrace.display());
+            println!("{}", hog.display());
+            Ok(())
         }
         Task::VmTest {
+            arch,
             kernel,
             backend,
             scenario,
         } => {
             // Names first: a typo is one line, before any setup.
+            let arch = parse_arch(&arch)?;
             let kernels = match kernel.as_str() {
-                "all" => vm::Series::ALL.to_vec(),
+                "all" => arch.series().to_vec(),
                 name => vec![vm::Series::parse(name).with_context(|| {
                     format!(
                         "unknown kernel series {name:?} ({} or all)",
@@ -132,6 +159,7 @@ fn main() -> Result<()> {
                 })?],
             };
             let options = vm::Options {
+                arch,
                 kernels,
                 backends: backend,
                 only: scenario,
@@ -174,6 +202,10 @@ fn main() -> Result<()> {
             .env("CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS", "true")
             .env("CARGO_PROFILE_RELEASE_DEBUG_ASSERTIONS", "true")),
     }
+}
+
+fn parse_arch(name: &str) -> Result<vm::Arch> {
+    vm::Arch::parse(name).with_context(|| format!("unknown architecture {name:?} (x86_64, arm64)"))
 }
 
 fn workspace_root() -> PathBuf {

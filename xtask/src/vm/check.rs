@@ -503,6 +503,17 @@ pub fn kill_decision_matches(
     Ok(())
 }
 
+/// Every decision's page size is the guest kernel's (`KernelPageSize` in
+/// its smaps, sent by the guest as `page_size`): the report's page counts
+/// become bytes with it (4 KiB on x86_64; 4, 16 or 64 KiB on arm64).
+pub fn page_size_is_the_kernels(run: &TracerRun, kernel: Option<u64>) -> Result<()> {
+    let kernel = kernel.context("the guest did not send its kernel's page size")?;
+    for decision in &run.decisions {
+        check_eq!(decision.page_size, kernel, "page size");
+    }
+    Ok(())
+}
+
 /// The first decision and the first report of a scenario.
 pub fn first<'a>(run: &'a TracerRun, log: &'a KernelLog) -> Result<(&'a Decision, &'a Report)> {
     let decision = run

@@ -11,6 +11,8 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+use super::arch::Arch;
+
 /// Names `oomtrace-hog` is linked under in the guest: the kernel's comm of
 /// each workload (see tests/vm/init), and the bench's `faultstorm`.
 pub const WORKLOADS: &[&str] = &[
@@ -220,30 +222,39 @@ fn busybox_applets(busybox: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
+/// The guest's userland besides oomtrace: its architecture and the static
+/// busybox built for it.
+pub struct Userland {
+    pub arch: Arch,
+    pub busybox: PathBuf,
+}
+
+impl Userland {
+    /// The host's architecture with the host's busybox-static.
+    pub fn host() -> Self {
+        Self {
+            arch: Arch::X86_64,
+            busybox: PathBuf::from("/bin/busybox"),
+        }
+    }
+}
+
 /// Builds oomtrace and oomtrace-hog in release mode, then the guest
 /// initramfs around them and `init_script` (the VM tests' and the bench's).
 /// `extra`: files to add, each (path in the guest, file on the host).
 pub fn build_release(out: &Path, init_script: &Path, extra: &[(&str, &Path)]) -> Result<()> {
-    crate::run(crate::cargo().args([
-        "build",
-        "--release",
-        "-p",
-        "oomtrace",
-        "-p",
-        "oomtrace-hog",
-        "--bin",
-        "oomtrace",
-        "--bin",
-        "oomtrace-hog",
-    ]))?;
-    let release = super::target_dir().join("release");
-    build(
-        out,
-        &release.join("oomtrace"),
-        &release.join("oomtrace-hog"),
-        init_script,
-        extra,
-    )
+    build_release_for(&Userland::host(), out, init_script, extra)
+}
+
+/// [`build_release`] for `userland`'s architecture.
+pub fn build_release_for(
+    userland: &Userland,
+    out: &Path,
+    init_script: &Path,
+    extra: &[(&str, &Path)],
+) -> Result<()> {
+    let (oomtrace, hog) = crate::cross::build_release(userland.arch)?;
+    build(out, &oomtrace, &hog, userland, init_script, extra)
 }
 
 /// Builds the guest initramfs (gzip-compressed newc) at `out`, with `extra`
@@ -252,17 +263,20 @@ pub fn build(
     out: &Path,
     oomtrace: &Path,
     hog: &Path,
+    userland: &Userland,
     init_script: &Path,
     extra: &[(&str, &Path)],
 ) -> Result<()> {
-    let busybox = Path::new("/bin/busybox");
-    if !shared_libraries(busybox)?.is_empty() {
+    let busybox = userland.busybox.as_path();
+    let host_busybox = Path::new("/bin/busybox");
+    if !shared_libraries(host_busybox)?.is_empty() {
         bail!(
             "{} is dynamically linked; install busybox-static",
-            busybox.display()
+            host_busybox.display()
         );
     }
-    check_syntax(busybox, init_script)?;
+    // The host's busybox of the same version speaks for a foreign one.
+    check_syntax(host_busybox, init_script)?;
     let mut archive = Archive::default();
     for dir in ["dev", "proc", "sys", "run", "tmp", "bin"] {
         archive.dir(dir);
@@ -270,7 +284,7 @@ pub fn build(
     // The kernel opens /dev/console for init before init can mount devtmpfs.
     archive.char_device("dev/console", 5, 1);
     archive.copy("bin/busybox", busybox)?;
-    for applet in busybox_applets(busybox)? {
+    for applet in busybox_applets(host_busybox)? {
         // No `init` applet: should /init fail, the kernel would fall back to
         // it and wait forever instead of failing.
         if applet != "busybox" && applet != "init" && applet != "linuxrc" {
@@ -282,13 +296,21 @@ pub fn build(
     for name in WORKLOADS {
         archive.symlink(&format!("bin/{name}"), "oomtrace-hog");
     }
-    let mut libraries = shared_libraries(oomtrace)?;
-    libraries.extend(shared_libraries(hog)?);
+    let mut libraries = Vec::new();
+    for binary in [oomtrace, hog] {
+        if userland.arch == Arch::X86_64 {
+            for library in shared_libraries(binary)? {
+                let path = library.to_str().context("library path is not UTF-8")?;
+                libraries.push((path.to_owned(), library));
+            }
+        } else {
+            libraries.extend(crate::cross::shared_libraries(userland.arch, binary)?);
+        }
+    }
     libraries.sort();
     libraries.dedup();
-    for library in libraries {
-        let path = library.to_str().context("library path is not UTF-8")?;
-        archive.copy(path, &library)?;
+    for (path, library) in libraries {
+        archive.copy(&path, &library)?;
     }
     for (path, from) in extra {
         archive.copy(path, from)?;

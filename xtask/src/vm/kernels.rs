@@ -12,6 +12,8 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 
+use super::arch::Arch;
+
 /// A kernel series the harness boots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Series {
@@ -24,15 +26,18 @@ pub enum Series {
     /// The same, in the `-cloud-amd64` flavour (a smaller configuration
     /// for virtual machines).
     NewestCloud,
+    /// The same, in arm64's `-arm64-16k` flavour (16 KiB pages).
+    Newest16k,
 }
 
 impl Series {
-    pub const ALL: [Series; 5] = [
+    pub const ALL: [Series; 6] = [
         Series::V5_10,
         Series::V6_1,
         Series::V6_12,
         Series::Newest,
         Series::NewestCloud,
+        Series::Newest16k,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +47,7 @@ impl Series {
             Series::V6_12 => "6.12",
             Series::Newest => "newest",
             Series::NewestCloud => "newest-cloud",
+            Series::Newest16k => "newest-16k",
         }
     }
 
@@ -54,18 +60,19 @@ impl Series {
         Series::ALL.map(Series::name).join(", ")
     }
 
-    /// Sort key of a package name of this series, `None` for other packages
-    /// (other series, -dbg, -unsigned, -rt and backport-ABI images; -cloud
-    /// except for `NewestCloud`).
+    /// Sort key of a package name of this series on `arch`, `None` for
+    /// other packages (other series, -dbg, -unsigned, -rt and backport-ABI
+    /// images; other flavours than the series' own, see [`Arch::flavour`]).
     ///
     /// 5.10 and 6.1 are `linux-image-5.10.0-N-amd64`, `linux-image-6.1.0-N-amd64`;
     /// 6.12 in bookworm is `linux-image-6.12.N+deb12[.R]-amd64`; the newest
-    /// are `linux-image-X.Y.Z+debN[.R][-cloud]-amd64` of any suite, the
-    /// highest X.Y.Z (then R) first.
-    pub fn package_key(self, package: &str) -> Option<Vec<u64>> {
+    /// are `linux-image-X.Y.Z+debN[.R]-<flavour>` of any suite, the
+    /// highest X.Y.Z (then R) first. arm64 alike with `arm64` flavours.
+    pub fn package_key(self, arch: Arch, package: &str) -> Option<Vec<u64>> {
         let rest = package
             .strip_prefix("linux-image-")?
-            .strip_suffix("-amd64")?;
+            .strip_suffix(arch.flavour(self).as_str())?
+            .strip_suffix('-')?;
         let number = |s: &str| -> Option<u64> {
             (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
                 .then(|| s.parse().ok())
@@ -93,8 +100,7 @@ impl Series {
                 let key = release(rest)?;
                 (key[..2] == [6, 12] && key[4] == 12).then_some(key)
             }
-            Series::Newest => release(rest),
-            Series::NewestCloud => release(rest.strip_suffix("-cloud")?),
+            Series::Newest | Series::NewestCloud | Series::Newest16k => release(rest),
         }
     }
 }
@@ -259,6 +265,7 @@ const INDEX_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// A kernel ready to boot.
 #[derive(Debug, Clone)]
 pub struct Kernel {
+    pub arch: Arch,
     pub series: Series,
     pub package: String,
     pub version: String,
@@ -292,19 +299,25 @@ impl Kernel {
 
 pub struct KernelCache {
     root: PathBuf,
+    arch: Arch,
     index_refreshed: bool,
 }
 
 impl KernelCache {
-    pub fn new(root: PathBuf) -> Self {
+    pub fn new(root: PathBuf, arch: Arch) -> Self {
         Self {
             root,
+            arch,
             index_refreshed: false,
         }
     }
 
+    /// One package index per architecture (amd64's keeps its old place).
     fn apt_dir(&self) -> PathBuf {
-        self.root.join("apt")
+        match self.arch {
+            Arch::X86_64 => self.root.join("apt"),
+            arch => self.root.join(format!("apt-{}", arch.debian())),
+        }
     }
 
     fn kernels_dir(&self) -> PathBuf {
@@ -325,7 +338,7 @@ impl KernelCache {
                 apt.join("lists").display()
             ))
             .arg(format!("-oDir::Cache={}", apt.join("cache").display()))
-            .arg("-oAPT::Architectures=amd64")
+            .arg(format!("-oAPT::Architectures={}", self.arch.debian()))
             .arg("-oAcquire::Languages=none");
         if crate::is_root() {
             // Root apt downloads as _apt, which cannot write into this cache.
@@ -394,7 +407,7 @@ impl KernelCache {
         let package = text
             .lines()
             .filter_map(|l| l.split_whitespace().next())
-            .filter_map(|p| Some((series.package_key(p)?, p.to_owned())))
+            .filter_map(|p| Some((series.package_key(self.arch, p)?, p.to_owned())))
             .max()
             .map(|(_, p)| p)
             .with_context(|| {
@@ -424,6 +437,7 @@ impl KernelCache {
         let (package, version, depends) = self.newest(series)?;
         let dir = self.kernels_dir().join(format!("{package}_{version}"));
         let kernel = Kernel {
+            arch: self.arch,
             series,
             package: package.clone(),
             version: version.clone(),
@@ -545,6 +559,62 @@ impl KernelCache {
     }
 }
 
+/// Debian's busybox-static for a guest architecture: the build of the same
+/// source version as the host's (`host_version`, a binNMU suffix `+bN`
+/// aside), so the host's busybox can list its applets and check the init
+/// script's syntax for it.
+impl KernelCache {
+    pub fn busybox(&mut self, host_version: &str) -> Result<PathBuf> {
+        self.refresh_index()?;
+        // The index holds the host's architecture too: name the package's.
+        let package = format!("busybox-static:{}", self.arch.debian());
+        let show = crate::run_output(self.apt("apt-cache").args(["show", &package]))?;
+        let source = |v: &str| v.split("+b").next().unwrap_or(v).to_owned();
+        let versions: Vec<&str> = show
+            .lines()
+            .filter_map(|l| l.strip_prefix("Version: "))
+            .collect();
+        let version = versions
+            .iter()
+            .find(|v| **v == host_version)
+            .or_else(|| versions.iter().find(|v| source(v) == source(host_version)))
+            .with_context(|| {
+                format!(
+                    "no busybox-static:{} of the host's version {host_version} in the index (has {})",
+                    self.arch.debian(),
+                    versions.join(", ")
+                )
+            })?;
+        let dir = self
+            .root
+            .join(format!("busybox/{}_{version}", self.arch.debian()));
+        let busybox = dir.join("busybox");
+        if busybox.exists() {
+            return Ok(busybox);
+        }
+        let staging = self
+            .root
+            .join(format!(".download-busybox-{}", self.arch.debian()));
+        let _ = fs::remove_dir_all(&staging);
+        fs::create_dir_all(&staging)?;
+        crate::run(
+            self.apt("apt-get")
+                .args(["-q", "download", &format!("{package}={version}")])
+                .current_dir(&staging)
+                .stdout(Stdio::null()),
+        )?;
+        let deb = fs::read_dir(&staging)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| p.extension().is_some_and(|x| x == "deb"))
+            .with_context(|| format!("apt-get download left no .deb in {}", staging.display()))?;
+        extract(&deb, &staging, &["./bin/busybox".to_owned()])?;
+        fs::create_dir_all(&dir)?;
+        fs::rename(staging.join("bin/busybox"), &busybox)?;
+        fs::remove_dir_all(&staging)?;
+        Ok(busybox)
+    }
+}
+
 /// `tool -dc file` (xz, zstd) into memory.
 fn decompress(tool: &str, file: &Path) -> Result<Vec<u8>> {
     crate::run_stdout(Command::new(tool).arg("-dc").arg(file))
@@ -644,27 +714,27 @@ mod tests {
     #[test]
     fn package_names_select_one_series_and_no_variants() {
         assert_eq!(
-            Series::V5_10.package_key("linux-image-5.10.0-46-amd64"),
+            Series::V5_10.package_key(Arch::X86_64, "linux-image-5.10.0-46-amd64"),
             Some(vec![46])
         );
         assert_eq!(
-            Series::V6_1.package_key("linux-image-6.1.0-56-amd64"),
+            Series::V6_1.package_key(Arch::X86_64, "linux-image-6.1.0-56-amd64"),
             Some(vec![56])
         );
         assert_eq!(
-            Series::V6_12.package_key("linux-image-6.12.117+deb12-amd64"),
+            Series::V6_12.package_key(Arch::X86_64, "linux-image-6.12.117+deb12-amd64"),
             Some(vec![6, 12, 117, 0, 12])
         );
         assert_eq!(
-            Series::V6_12.package_key("linux-image-6.12.90+deb12.1-amd64"),
+            Series::V6_12.package_key(Arch::X86_64, "linux-image-6.12.90+deb12.1-amd64"),
             Some(vec![6, 12, 90, 1, 12])
         );
         assert_eq!(
-            Series::Newest.package_key("linux-image-7.3.4+deb13-amd64"),
+            Series::Newest.package_key(Arch::X86_64, "linux-image-7.3.4+deb13-amd64"),
             Some(vec![7, 3, 4, 0, 13])
         );
         assert_eq!(
-            Series::NewestCloud.package_key("linux-image-7.3.4+deb13-cloud-amd64"),
+            Series::NewestCloud.package_key(Arch::X86_64, "linux-image-7.3.4+deb13-cloud-amd64"),
             Some(vec![7, 3, 4, 0, 13])
         );
         for other in [
@@ -680,7 +750,7 @@ mod tests {
             "linux-image-cloud-amd64",
         ] {
             for series in Series::ALL {
-                assert_eq!(series.package_key(other), None, "{other}");
+                assert_eq!(series.package_key(Arch::X86_64, other), None, "{other}");
             }
         }
         for (package, series) in [
@@ -690,10 +760,10 @@ mod tests {
             ("linux-image-7.3.4+deb13-cloud-amd64", Series::Newest),
             ("linux-image-7.3.4+deb13-amd64", Series::NewestCloud),
         ] {
-            assert_eq!(series.package_key(package), None, "{package}");
+            assert_eq!(series.package_key(Arch::X86_64, package), None, "{package}");
         }
         // Newest by number, not by string order; the release before the ABI.
-        let key = |series: Series, p: &str| series.package_key(p).unwrap();
+        let key = |series: Series, p: &str| series.package_key(Arch::X86_64, p).unwrap();
         assert!(
             key(Series::V6_12, "linux-image-6.12.117+deb12-amd64")
                 > key(Series::V6_12, "linux-image-6.12.95+deb12-amd64")
@@ -707,6 +777,33 @@ mod tests {
                 > key(Series::Newest, "linux-image-7.3.4+deb13-amd64")
         );
         assert_eq!(Series::parse("newest-cloud"), Some(Series::NewestCloud));
+    }
+
+    #[test]
+    fn arm64_packages_of_each_series_and_flavour() {
+        let key = |series: Series, p: &str| series.package_key(Arch::Arm64, p);
+        assert_eq!(
+            key(Series::V6_1, "linux-image-6.1.0-56-arm64"),
+            Some(vec![56])
+        );
+        assert_eq!(
+            key(Series::V6_12, "linux-image-6.12.117+deb12-arm64"),
+            Some(vec![6, 12, 117, 0, 12])
+        );
+        assert_eq!(
+            key(Series::Newest16k, "linux-image-7.3.4+deb13-arm64-16k"),
+            Some(vec![7, 3, 4, 0, 13])
+        );
+        for (package, series) in [
+            ("linux-image-6.12.117+deb12-amd64", Series::V6_12),
+            ("linux-image-7.3.4+deb13-arm64-16k", Series::Newest),
+            ("linux-image-7.3.4+deb13-arm64", Series::Newest16k),
+            ("linux-image-7.3.4+deb13-cloud-arm64", Series::Newest),
+            ("linux-image-7.3.4+deb13-rt-arm64", Series::Newest),
+            ("linux-image-7.3.4+deb13-arm64-16k-dbg", Series::Newest16k),
+        ] {
+            assert_eq!(key(series, package), None, "{package}");
+        }
     }
 
     #[test]
