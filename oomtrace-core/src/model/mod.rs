@@ -7,5 +7,6 @@ pub mod decision;
 pub mod episode;
 pub mod exact;
 pub mod pagefault;
+pub mod risk;
 pub mod score;
 pub mod stall;
