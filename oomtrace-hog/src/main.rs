@@ -11,6 +11,8 @@ use std::{
 
 use anyhow::{Context, Result};
 
+mod patterns;
+
 use clap::{Args, Parser};
 use oomtrace_core::base::host::page_size;
 
@@ -24,6 +26,12 @@ enum Cli {
     Hog(HogArgs),
     /// Fault in fresh anonymous 4 KiB pages round after round and print the rate.
     Faultstorm(FaultstormArgs),
+    /// Grow at a steady rate until killed (anon, or a file on a tmpfs).
+    Leak(patterns::LeakArgs),
+    /// A garbage collector's sawtooth: rise, hold, free, again.
+    Sawtooth(patterns::SawtoothArgs),
+    /// Read (or write) a file over and over: page cache at the limit.
+    Pagecache(patterns::PagecacheArgs),
     /// Read oomtrace's JSON Lines on stdin and print how long after its kill
     /// each decision was read.
     Latency(LatencyArgs),
@@ -42,6 +50,9 @@ fn main() {
         Cli::Hog(args) => hog(&args),
         Cli::Faultstorm(args) => faultstorm(&args),
         Cli::Latency(args) => latency(&args),
+        Cli::Leak(args) => patterns::leak(&args),
+        Cli::Sawtooth(args) => patterns::sawtooth(&args),
+        Cli::Pagecache(args) => patterns::pagecache(&args),
     };
     if let Err(error) = result {
         eprintln!("oomtrace-hog: {error:#}");
@@ -98,10 +109,7 @@ pub struct FaultstormArgs {
 /// Allocates and touches memory 1 MiB at a time (up to `--mib`), then holds
 /// it until killed; returns only on error.
 fn hog(args: &HogArgs) -> Result<()> {
-    if let Some(dir) = &args.join {
-        fs::write(dir.join("cgroup.procs"), "0")
-            .with_context(|| format!("joining cgroup {}", dir.display()))?;
-    }
+    join(args.join.as_deref())?;
     if let Some(adj) = args.oom_score_adj {
         fs::write("/proc/self/oom_score_adj", adj.to_string()).context("setting oom_score_adj")?;
     }
@@ -124,6 +132,15 @@ fn grow(args: &HogArgs) -> Result<Held> {
         (true, None) => anyhow::bail!("--populate needs --mib"),
         (false, limit) => (touch(limit), None),
     })
+}
+
+/// Moves this process into the cgroup directory, if one is given.
+fn join(dir: Option<&std::path::Path>) -> Result<()> {
+    if let Some(dir) = dir {
+        fs::write(dir.join("cgroup.procs"), "0")
+            .with_context(|| format!("joining cgroup {}", dir.display()))?;
+    }
+    Ok(())
 }
 
 fn announce() -> Result<()> {
@@ -301,10 +318,7 @@ fn fork_children(args: &HogArgs, count: u32) -> Result<()> {
 const HUGE_PAGE: usize = 2 << 20;
 
 fn faultstorm(args: &FaultstormArgs) -> Result<()> {
-    if let Some(dir) = &args.join {
-        fs::write(dir.join("cgroup.procs"), "0")
-            .with_context(|| format!("joining cgroup {}", dir.display()))?;
-    }
+    join(args.join.as_deref())?;
     let page = page_size();
     let len = usize::try_from(args.mib)
         .ok()

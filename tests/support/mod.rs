@@ -138,8 +138,13 @@ pub struct Hog {
 impl Hog {
     /// Starts `name hog --join cgroup extra...`.
     pub fn start(name: &str, cgroup: &TestCgroup, extra: &[&str]) -> Self {
+        Self::start_mode(name, "hog", cgroup, extra)
+    }
+
+    /// Starts `name mode --join cgroup extra...` (a workload of oomtrace-hog).
+    pub fn start_mode(name: &str, mode: &str, cgroup: &TestCgroup, extra: &[&str]) -> Self {
         let mut child = Command::new(named_binary(name))
-            .arg("hog")
+            .arg(mode)
             .arg("--join")
             .arg(&cgroup.path)
             .args(extra)
@@ -277,6 +282,14 @@ impl Tracer {
                 }
             }
         }
+    }
+
+    /// The next output line within `timeout` (kept in `seen`); `None` when
+    /// none came in time or the output ended.
+    pub fn line_within(&mut self, timeout: Duration) -> Option<String> {
+        let line = self.lines.recv_timeout(timeout).ok()?;
+        self.seen.push(line.clone());
+        Some(line)
     }
 
     /// Waits for a plain-text line starting with `prefix` (card mode).

@@ -7,6 +7,7 @@ pub mod decision;
 pub mod episode;
 pub mod exact;
 pub mod pagefault;
+pub mod risk;
 pub mod runtime_heap;
 pub mod score;
 pub mod stall;

@@ -10,6 +10,7 @@ use crate::{
         charge::ChargeFailureRecord,
         decision::{Candidate, Decision},
         pagefault::PagefaultOomRecord,
+        risk::{OomWarning, OomWarningClear},
         stall::StallRecord,
     },
 };
@@ -342,6 +343,47 @@ pub fn stall_card(record: &StallRecord) -> String {
         text.push_str(&format!("\n    • {}", Escaped(line)));
     }
     text
+}
+
+/// A memcg heading for an OOM kill: how fast, how soon, and who grows.
+pub fn warning_card(record: &OomWarning) -> String {
+    let mut text = format!(
+        "━━ OOM warning for {} — limit in about {:.0} s\n  memory     {} used of {}, {} unreclaimable (anon, shmem, kernel), growing {}/s",
+        Escaped(&record.memcg),
+        record.eta_seconds,
+        human_bytes(record.usage_bytes),
+        human_bytes(record.limit_bytes),
+        human_bytes(record.unreclaimable_bytes),
+        human_bytes(record.growth_bytes_per_s),
+    );
+    for grower in &record.top_growers {
+        text.push_str(&format!(
+            "\n  grower     {:>7} {:<16} rss {:>9}  {:>9}/s{}",
+            grower.pid,
+            Escaped(&grower.comm),
+            human_bytes(grower.rss_bytes),
+            human_bytes(grower.growth_bytes_per_s.max(0) as u64),
+            if grower.would_be_killed {
+                "  ← the killer's choice now"
+            } else {
+                ""
+            },
+        ));
+    }
+    for line in &record.explanation {
+        text.push_str(&format!("\n    • {}", Escaped(line)));
+    }
+    text
+}
+
+/// The risk of a warning passed.
+pub fn warning_clear_text(record: &OomWarningClear) -> String {
+    format!(
+        "OOM warning for {} cleared after {:.0} s: {}",
+        Escaped(&record.memcg),
+        record.warned_ms as f64 / 1000.0,
+        record.reason.replace('_', " "),
+    )
 }
 
 /// A page fault whose `VM_FAULT_OOM` reached the #PF handler.

@@ -510,6 +510,7 @@ impl RecordSink for Metrics {
             Record::Lost(lost) => self.on_lost(lost),
             // Fixed for the run: the info metrics were made from the start.
             Record::Start(_) | Record::ChargeHook(_) | Record::Pagefault(_) => {}
+            Record::Warning(_) | Record::WarningClear(_) => {}
         }
         Ok(())
     }

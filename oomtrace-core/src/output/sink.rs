@@ -10,6 +10,7 @@ use crate::{
         charge::{ChargeFailureRecord, ChargeFailureSummary},
         decision::Decision,
         pagefault::PagefaultOomRecord,
+        risk::{OomWarning, OomWarningClear},
         stall::StallRecord,
     },
     output::records::{ChargeHookRecord, LostRecord, StartRecord},
@@ -26,6 +27,10 @@ pub enum Record<'a> {
     /// `oom_stall`.
     Stall(&'a StallRecord),
     Pagefault(&'a PagefaultOomRecord),
+    /// `oom_warning`.
+    Warning(&'a OomWarning),
+    /// `oom_warning_clear`.
+    WarningClear(&'a OomWarningClear),
     Lost(&'a LostRecord),
 }
 
@@ -40,6 +45,8 @@ impl Record<'_> {
             Record::ChargeHook(_) => "charge_hook",
             Record::Stall(_) => "oom_stall",
             Record::Pagefault(_) => "pagefault_oom",
+            Record::Warning(_) => "oom_warning",
+            Record::WarningClear(_) => "oom_warning_clear",
             Record::Lost(_) => "lost",
         }
     }
@@ -82,6 +89,14 @@ pub trait RecordSink {
 
     fn pagefault(&mut self, record: &PagefaultOomRecord) -> io::Result<()> {
         self.record(Record::Pagefault(record))
+    }
+
+    fn warning_record(&mut self, record: &OomWarning) -> io::Result<()> {
+        self.record(Record::Warning(record))
+    }
+
+    fn warning_clear(&mut self, record: &OomWarningClear) -> io::Result<()> {
+        self.record(Record::WarningClear(record))
     }
 
     fn lost(&mut self, record: &LostRecord) -> io::Result<()> {

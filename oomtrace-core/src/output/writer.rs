@@ -5,7 +5,10 @@ use std::io::Write;
 use crate::{
     base::text::Escaped,
     output::{
-        card::{charge_failure_card, pagefault_card, render_card, stall_card},
+        card::{
+            charge_failure_card, pagefault_card, render_card, stall_card, warning_card,
+            warning_clear_text,
+        },
         records::{charge_failure_summary_text, charge_hook_text, lost_text, start_text},
         sink::{Record, RecordSink},
     },
@@ -34,6 +37,8 @@ impl Render {
             Record::ChargeHook(r) => charge_hook_text(r),
             Record::Stall(r) => stall_card(r),
             Record::Pagefault(r) => pagefault_card(r),
+            Record::Warning(r) => warning_card(r),
+            Record::WarningClear(r) => warning_clear_text(r),
             Record::Lost(r) => lost_text(r),
         })
     }
@@ -48,6 +53,8 @@ fn json_line(record: Record<'_>) -> serde_json::Result<String> {
         Record::ChargeHook(r) => serde_json::to_string(r),
         Record::Stall(r) => serde_json::to_string(r),
         Record::Pagefault(r) => serde_json::to_string(r),
+        Record::Warning(r) => serde_json::to_string(r),
+        Record::WarningClear(r) => serde_json::to_string(r),
         Record::Lost(r) => serde_json::to_string(r),
     }
 }

@@ -192,6 +192,21 @@ impl NodeNames {
         self.kube.refresh();
         self.runtimes.refresh();
     }
+
+    /// The owner of `memcg` as the path says, named by its runtime's and
+    /// the kubelet's state (the decision's `assemble::victim::container`
+    /// does the same through its `Environment`).
+    pub fn container(&mut self, memcg: &str) -> Option<Container> {
+        let mut found = super::container::attribute(memcg);
+        if let Some(names) = self.runtimes.resolve(found.as_ref(), memcg) {
+            names.apply(&mut found);
+        }
+        let mut c = found?;
+        if let Some(names) = self.kube.resolve(&c, memcg) {
+            names.apply(&mut c);
+        }
+        Some(c)
+    }
 }
 
 /// Names read, by container id, and the ids whose state named nothing (so

@@ -27,7 +27,7 @@ pub use builder::Builder;
 pub use env::{Environment, OfflineEnv};
 pub use pending::{Invocation, Sources};
 pub use record::{
-    Candidate, Decision, Freed, MemcgStat, OomMemcg, ReclaimSummary, Trigger, Victim,
+    Candidate, Decision, Freed, MemcgStat, OomMemcg, PriorWarning, ReclaimSummary, Trigger, Victim,
 };
 
 #[cfg(test)]

@@ -240,6 +240,13 @@ pub struct Decision {
     )]
     pub saved_names: Option<crate::cgroup::kubernetes::SavedNames>,
     pub oom_group: Option<String>,
+    /// The `oom_warning` that came before this kill (`model::risk`); absent
+    /// when none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<PriorWarning>,
+    /// How long before the kill it was warned, in ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lead_ms: Option<u64>,
     /// The page fault of the trigger task that reached `pagefault_out_of_memory`
     /// before this OOM (fentry/kprobe backends): on cgroup v1 with the OOM
     /// killer disabled, the wait this kill ended; null when none.
@@ -267,4 +274,16 @@ pub struct Decision {
     /// else its kill line (the `/dev/kmsg` sequence number live).
     #[serde(skip)]
     pub log_line: Option<usize>,
+}
+
+/// The early warning a decision follows (`oom_warning`, same `oom_id`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PriorWarning {
+    /// When it was emitted (RFC 3339).
+    pub time: String,
+    pub growth_bytes_per_s: u64,
+    /// The first of its `top_growers`.
+    pub grower_pid: Option<u32>,
+    pub grower_comm: Option<String>,
+    pub grower_growth_bytes_per_s: Option<i64>,
 }

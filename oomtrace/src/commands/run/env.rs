@@ -14,15 +14,19 @@ use oomtrace_core::{
         time::{now_rfc3339, rfc3339},
     },
     cgroup::{
-        MemcgFiles, MemcgSnapshot, MemoryHierarchy,
+        CgroupVersion, MemcgFiles, MemcgSnapshot, MemoryHierarchy,
         container::{Container, attribute},
         kubernetes::KubeNames,
         process::{CmdlineCache, ProcessArgs},
         runtimes::{NodeNames, RuntimeNames},
-        tasks::TaskSnapshot,
+        tasks::{TaskSample, TaskSnapshot},
     },
     events::Event,
-    model::decision::{Environment, closest_to_limit},
+    model::{
+        decision::{Environment, closest_to_limit},
+        risk::{MemcgSample, RiskEnvironment, parse_stat},
+        score::BadnessModel,
+    },
 };
 use oomtrace_ebpf::MemcgReclaimStats;
 
@@ -340,4 +344,64 @@ impl Environment for LiveEnv {
             Duration::from_secs_f64(seconds.max(0.0)),
         )
     }
+}
+
+/// The risk model's reads: the memcg's counters and, while it grows, its
+/// tasks (`model::risk`).
+impl RiskEnvironment for LiveEnv {
+    fn sample(&mut self, memcg: &str) -> Option<MemcgSample> {
+        let dir = self.hierarchy.absolute(memcg);
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+        let number = |name: &str| read(name).and_then(|s| s.trim().parse::<u64>().ok());
+        let stat = read("memory.stat")?;
+        let version = self.hierarchy.version;
+        let (usage, limit, high, failcnt) = match version {
+            CgroupVersion::V1 => (
+                number("memory.usage_in_bytes")?,
+                number("memory.limit_in_bytes"),
+                None,
+                number("memory.failcnt"),
+            ),
+            CgroupVersion::V2 => (
+                number("memory.current")?,
+                number("memory.max"),
+                number("memory.high"),
+                read("memory.events").and_then(|e| events_max(&e)),
+            ),
+        };
+        Some(MemcgSample {
+            boot_ms: boot_ns_now() / 1_000_000,
+            usage_bytes: usage,
+            // v1 says "no limit" with a page-rounded i64::MAX.
+            limit_bytes: limit.filter(|&l| l < 1 << 62),
+            high_bytes: high.filter(|&h| h < 1 << 62),
+            stat: parse_stat(&stat, version),
+            failcnt,
+            reclaim_passes: None,
+            short_reclaim_passes: None,
+        })
+    }
+
+    fn tasks(&mut self, memcg: &str) -> Vec<TaskSample> {
+        self.hierarchy.task_snapshot(memcg, &self.proc, 0).tasks
+    }
+
+    fn container(&mut self, memcg: &str) -> Option<Container> {
+        self.names.container(memcg)
+    }
+
+    fn badness_model(&self) -> Option<BadnessModel> {
+        BadnessModel::for_release(&self.release)
+    }
+
+    fn page_size(&self) -> u64 {
+        self.page_size
+    }
+}
+
+/// The `max` count of a v2 `memory.events`.
+fn events_max(text: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix("max "))
+        .and_then(|v| v.trim().parse().ok())
 }

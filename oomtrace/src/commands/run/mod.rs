@@ -23,6 +23,7 @@ mod metrics;
 mod options;
 mod output;
 mod recovery;
+mod risk;
 mod rss_rule;
 mod session;
 mod state;
@@ -52,6 +53,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
     stop.run_for(options.duration);
     let mut reader_gone = session.take_reader_gone();
     let paths_answered = session.paths_answered();
+    let risk_notified = session.risk_notified();
     loop {
         let wake_at = session.next_deadline();
         tokio::select! {
@@ -67,6 +69,8 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
             _ = once(&mut reader_gone) => {}
             // A decision may have been waiting for a cgroup's path.
             _ = paths_answered.notified() => {}
+            // A memcg crossed its early-warning threshold.
+            _ = notified(risk_notified.as_deref()) => {}
             _ = stop.requested() => break,
         }
         session.catch_up(&mut inputs)?;
@@ -85,6 +89,14 @@ async fn once(signal: &mut Option<tokio::sync::oneshot::Receiver<()>>) {
             let _ = receiver.await;
             *signal = None;
         }
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes when `notify` is notified; never without one.
+async fn notified(notify: Option<&tokio::sync::Notify>) {
+    match notify {
+        Some(notify) => notify.notified().await,
         None => std::future::pending().await,
     }
 }

@@ -21,6 +21,7 @@ use oomtrace_core::{
         decision::{Builder, Decision, Environment, Sources},
         episode::Episodes,
         pagefault::{PagefaultJoin, TASK_DYING, pagefault_record, retries_fault},
+        risk::{RiskMonitor, RiskRecord, link_decision},
         stall::{StallMonitor, StallRecord},
     },
     output::{RecordSink, StartRecord},
@@ -39,6 +40,7 @@ use crate::{
         options::RunOptions,
         output::{OpenedOutput, RunOutput},
         recovery::{self, Recovered, Recovery},
+        risk::RiskWatch,
         rss_rule::SharedRssRule,
         state::{Position, StateFile},
     },
@@ -89,6 +91,9 @@ pub struct Session {
     /// `--state-dir`: the position in the kernel log a restart resumes from.
     state: Option<StateFile>,
     position: Position,
+    /// The early warning (`model::risk`) and what wakes it.
+    risk: RiskMonitor,
+    risk_watch: Option<RiskWatch>,
 }
 
 impl Session {
@@ -132,7 +137,14 @@ impl Session {
             cache.scan(&options.host_root.join("proc"), true);
             cache
         });
+        // Registering a threshold writes to cgroup.event_control: before the drop.
+        let mut risk_watch = RiskWatch::register(&hierarchy, &scope);
         let privileges = drop_privileges(options)?;
+        if let Some(watch) = risk_watch.as_mut() {
+            watch
+                .start()
+                .context("starting the early warning's thread")?;
+        }
         let mut out = output.start()?;
         for warning in &warnings {
             out.warning(warning)?;
@@ -194,6 +206,8 @@ impl Session {
             out,
             state: None,
             position: Position::default(),
+            risk: RiskMonitor::new(),
+            risk_watch,
         };
         if let Some(recovered) = recovered {
             session.emit_recovered(recovered)?;
@@ -204,6 +218,11 @@ impl Session {
     /// Notified when cgroup path lookups were answered off the loop.
     pub fn paths_answered(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.env.paths_answered()
+    }
+
+    /// Notified when a memcg crossed its early-warning threshold.
+    pub fn risk_notified(&self) -> Option<std::sync::Arc<tokio::sync::Notify>> {
+        self.risk_watch.as_ref().map(RiskWatch::notified)
     }
 
     /// After the start record: what the kernel logged while oomtrace was
@@ -322,6 +341,7 @@ impl Session {
             self.env.forget_task_snapshot(victim.pid);
         }
         self.episodes_of(&mut decisions);
+        self.link_warnings(&mut decisions);
         self.rss_rule
             .share(&self.env.tracer, &decisions, &mut self.out)?;
         if let Some(state) = self.state.as_mut() {
@@ -331,6 +351,7 @@ impl Session {
             return Ok(ControlFlow::Break(()));
         }
         self.save_state(false)?;
+        self.poll_risk()?;
         for record in self.charges.poll(now, false, &now_rfc3339(), &mut self.env) {
             self.stall(record)?;
         }
@@ -375,6 +396,7 @@ impl Session {
             self.timers.drops,
             self.timers.charge_hook,
             self.timers.forget_series,
+            self.risk_deadline(),
             self.out.next_deadline(),
             self.decisions.next_deadline(),
             // `--count` reached by recovered decisions: end now.
@@ -452,6 +474,7 @@ impl Session {
             state.emitted(&decisions);
         }
         self.episodes_of(&mut decisions);
+        self.link_warnings(&mut decisions);
         self.decisions.write(&mut self.out, decisions)?;
         Ok(())
     }
@@ -581,6 +604,46 @@ impl Session {
         record.oom_id = Some(id);
         self.out.stall(&record)?;
         Ok(())
+    }
+
+    /// Memcgs that crossed their threshold are watched; the watched are
+    /// sampled when due, their warnings and clears written in their episode.
+    fn poll_risk(&mut self) -> Result<()> {
+        if let Some(watch) = self.risk_watch.as_mut() {
+            for memcg in watch.take_crossed() {
+                self.risk.watch(&memcg);
+            }
+        }
+        let now_ms = boot_ms();
+        for record in self.risk.poll(now_ms, &mut self.env) {
+            match record {
+                RiskRecord::Warning(mut warning) => {
+                    warning.oom_id = Some(self.episodes.hold(Some(&warning.memcg), now_ms));
+                    self.out.warning_record(&warning)?;
+                }
+                RiskRecord::Clear(mut clear) => {
+                    clear.oom_id = Some(self.episodes.close(Some(&clear.memcg), now_ms));
+                    self.out.warning_clear(&clear)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next sample of the watched memcgs; none while nothing is watched.
+    fn risk_deadline(&self) -> Option<Instant> {
+        let at_ms = self.risk.next_deadline_ms()?;
+        Some(Instant::now() + Duration::from_millis(at_ms.saturating_sub(boot_ms())))
+    }
+
+    /// A decision after a warning of its memcg says so.
+    fn link_warnings(&mut self, decisions: &mut [Decision]) {
+        for decision in decisions {
+            let memcg = decision.oom_memcg.as_ref().and_then(|m| m.path.clone());
+            if let Some(link) = memcg.and_then(|m| self.risk.on_kill(&m)) {
+                link_decision(decision, link, boot_ms());
+            }
+        }
     }
 
     /// Each decision ends its memcg's episode.

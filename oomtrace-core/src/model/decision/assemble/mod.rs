@@ -90,6 +90,8 @@ pub(super) fn assemble(
         container: victim::container(victim.as_ref(), env),
         saved_names: None,
         oom_group: p.oom_group.clone(),
+        warning: None,
+        lead_ms: None,
         pagefault_oom: None,
         freed: freed::freed(p, sources, victim.as_ref()),
         victim,
