@@ -230,6 +230,8 @@ fn no_secret_of_the_command_line_reaches_any_output() {
     // Stdout JSON, the card, and a run with --output, --dump-dir and --metrics.
     let (mut json, _) = Tracer::start_json(&["--cgroup", cgroup_arg, "--count", "1"]);
     let mut card = Tracer::start(&["--cgroup", cgroup_arg, "--count", "1"]);
+    let (mut without, _) =
+        Tracer::start_json(&["--cgroup", cgroup_arg, "--count", "1", "--no-cmdline"]);
     let files = Tracer::start(&[
         "--cgroup",
         cgroup_arg,
@@ -259,6 +261,11 @@ fn no_secret_of_the_command_line_reaches_any_output() {
     ] {
         assert!(cmdline.contains(masked), "{masked} not in {cmdline}");
     }
+    // --no-cmdline records none, so no heap setting either.
+    let bare = without.next_record("decision");
+    assert_eq!(bare["victim"]["pid"], decision["victim"]["pid"]);
+    assert!(bare["victim"]["cmdline"].is_null(), "{bare}");
+    assert!(bare["runtime_heap"].is_null(), "{bare}");
     assert!(card.wait_exit().success());
     assert!(json.wait_exit().success());
     let decided = await_value("decision in --output", || {
@@ -275,14 +282,15 @@ fn no_secret_of_the_command_line_reaches_any_output() {
 
     let mut outputs: Vec<(String, String)> = vec![
         ("stdout JSON".into(), json.seen.join("\n")),
+        ("--no-cmdline".into(), without.seen.join("\n")),
         ("card".into(), card.seen.join("\n")),
         ("--output".into(), decided),
         ("--metrics".into(), scrape),
     ];
+    let card_text = &outputs[2].1;
     assert!(
-        outputs[1].1.contains("command"),
-        "no command line on the card: {}",
-        outputs[1].1
+        card_text.contains("  command    "),
+        "no command line on the card: {card_text}"
     );
     outputs.extend(
         dumped
