@@ -40,8 +40,21 @@ struct Containerd {
     dir: tempfile::TempDir,
 }
 
+/// The bundles of CRI containers, where the tracer reads them.
+const K8S_BUNDLES: &str = "/run/containerd/io.containerd.runtime.v2.task/k8s.io";
+
 impl Containerd {
+    /// Fails when another containerd's CRI containers live in the shared
+    /// state dir: this one would clean up their bundles as its own.
     fn start() -> Self {
+        let others: Vec<_> = fs::read_dir(K8S_BUNDLES)
+            .map(|d| d.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(
+            others.is_empty(),
+            "{K8S_BUNDLES} holds another containerd's containers ({others:?}): \
+             stop it before this test"
+        );
         let dir = tempfile::Builder::new()
             .prefix("oomtrace-cri-")
             .tempdir()
