@@ -936,11 +936,11 @@ mod tests {
         assert_eq!(value(&m, &risk), Some(0.0));
         assert_eq!(value(&m, &warnings), Some(2.0));
         assert_eq!(
-            value(&m, "oomtrace_oom_warning_lead_seconds_bucket{le=\"20.0\"}"),
+            value(&m, "oomtrace_oom_warning_lead_seconds_bucket{le=\"20\"}"),
             Some(1.0)
         );
         assert_eq!(
-            value(&m, "oomtrace_oom_warning_lead_seconds_bucket{le=\"10.0\"}"),
+            value(&m, "oomtrace_oom_warning_lead_seconds_bucket{le=\"10\"}"),
             Some(0.0)
         );
     }
