@@ -554,44 +554,9 @@ pub(crate) mod tests {
 
     #[test]
     fn hostile_text_is_inert_on_the_warning_cards() {
-        use crate::{
-            base::Envelope,
-            model::risk::{Grower, OomWarning, OomWarningClear},
-        };
-        let warning = OomWarning {
-            envelope: Envelope::now("oom_warning"),
-            memcg: EVIL.to_owned(),
-            container: None,
-            usage_bytes: 1,
-            limit_bytes: 2,
-            unreclaimable_bytes: 1,
-            reclaimable_bytes: 0,
-            growth_bytes_per_s: 1,
-            eta_seconds: 1.0,
-            signals: vec![],
-            top_growers: vec![Grower {
-                pid: 7,
-                comm: EVIL.to_owned(),
-                rss_bytes: 1,
-                growth_bytes_per_s: 1,
-                would_be_killed: true,
-            }],
-            oom_id: None,
-            explanation: vec![EVIL.to_owned()],
-        };
-        assert_inert(&warning_card(&warning));
-        let clear = OomWarningClear {
-            envelope: Envelope::now("oom_warning_clear"),
-            memcg: EVIL.to_owned(),
-            container: None,
-            reason: "growth_stopped",
-            warned_ms: 1,
-            usage_bytes: None,
-            limit_bytes: None,
-            unreclaimable_bytes: None,
-            oom_id: None,
-        };
-        assert_inert(&warning_clear_text(&clear));
+        use crate::model::risk::{OomWarning, OomWarningClear};
+        assert_inert(&warning_card(&OomWarning::fixture(EVIL, EVIL)));
+        assert_inert(&warning_clear_text(&OomWarningClear::fixture(EVIL)));
     }
 
     #[test]

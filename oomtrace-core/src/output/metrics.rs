@@ -897,37 +897,10 @@ mod tests {
         let identity = "{namespace=\"\",pod=\"\",container=\"\",memcg=\"/leaky\"}";
         let risk = format!("oomtrace_memcg_oom_risk{identity}");
         let warnings = format!("oomtrace_oom_warnings_total{identity}");
-        let warning = OomWarning {
-            envelope: Envelope::now("oom_warning"),
-            memcg: "/leaky".to_owned(),
-            container: None,
-            usage_bytes: 0,
-            limit_bytes: 0,
-            unreclaimable_bytes: 0,
-            reclaimable_bytes: 0,
-            growth_bytes_per_s: 0,
-            eta_seconds: 0.0,
-            signals: vec![],
-            top_growers: vec![],
-            oom_id: None,
-            explanation: vec![],
-        };
+        let warning = OomWarning::fixture("/leaky", "leaker");
         m.on_warning(&warning, now);
         assert_eq!(value(&m, &risk), Some(1.0));
-        m.on_warning_clear(
-            &OomWarningClear {
-                envelope: Envelope::now("oom_warning_clear"),
-                memcg: "/leaky".to_owned(),
-                container: None,
-                reason: "growth_stopped",
-                warned_ms: 1,
-                usage_bytes: None,
-                limit_bytes: None,
-                unreclaimable_bytes: None,
-                oom_id: None,
-            },
-            now,
-        );
+        m.on_warning_clear(&OomWarningClear::fixture("/leaky"), now);
         assert_eq!(value(&m, &risk), Some(0.0));
         m.on_warning(&warning, now);
         let mut killed = decision(Some("memcg"), Some("/leaky"));
