@@ -21,6 +21,11 @@ const ALERTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../deploy/prometheus/oomtrace-alerts.yml"
 );
+/// The example alert on the early warning (issue #18).
+const EARLY_WARNING: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../deploy/prometheus/oomtrace-early-warning.yml"
+);
 
 fn percent_encode(text: &str) -> String {
     text.bytes()
@@ -335,7 +340,7 @@ fn held_half_requests_do_not_starve_a_scrape() {
 
 #[test]
 fn the_alert_rules_pass_promtool_and_are_the_readme_s() {
-    let (ok, out) = promtool(&["check", "rules", ALERTS], None);
+    let (ok, out) = promtool(&["check", "rules", ALERTS, EARLY_WARNING], None);
     assert!(ok, "promtool check rules: {out}");
     // Which series fire which alert when, with which text.
     let tests = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/prometheus");

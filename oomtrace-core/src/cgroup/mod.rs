@@ -443,6 +443,27 @@ impl IdCache {
     }
 }
 
+/// `root` and the directories below it, parents first, at most `max`.
+pub fn subtree(root: PathBuf, max: usize) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root];
+    while let Some(dir) = dirs.pop() {
+        if found.len() >= max {
+            break;
+        }
+        if let Ok(entries) = fs::read_dir(&dir) {
+            dirs.extend(
+                entries
+                    .flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.path()),
+            );
+        }
+        found.push(dir);
+    }
+    found
+}
+
 /// Every cgroup of the hierarchy (to [`MAX_WALK_DEPTH`]) as (id, path
 /// relative to the root): one walk of the tree, the cost [`IdCache`] and
 /// its callers keep rare.

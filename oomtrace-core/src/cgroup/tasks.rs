@@ -4,7 +4,7 @@
 //! killer's own evaluation.
 use std::{fs, path::Path};
 
-use crate::cgroup::MemoryHierarchy;
+use crate::cgroup::{MemoryHierarchy, subtree};
 
 /// Bound on the tasks read for one OOM: a memcg with thousands of tasks
 /// costs at most this many `/proc` reads; the rest are counted in `cut`.
@@ -57,8 +57,8 @@ impl MemoryHierarchy {
     pub fn task_snapshot(&self, relative: &str, proc: &Path, read_boot_ns: u64) -> TaskSnapshot {
         let mut pids = Vec::new();
         let mut cut = 0u32;
-        let mut dirs = vec![self.absolute(relative)];
-        while let Some(dir) = dirs.pop() {
+        // Descendants too: the killer of a parent's limit scores their tasks.
+        for dir in subtree(self.absolute(relative), usize::MAX) {
             if let Ok(text) = fs::read_to_string(dir.join("cgroup.procs")) {
                 for pid in text.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
                     if pids.len() < MAX_SNAPSHOT_TASKS {
@@ -67,15 +67,6 @@ impl MemoryHierarchy {
                         cut = cut.saturating_add(1);
                     }
                 }
-            }
-            // Descendants: the killer of a parent's limit scores their tasks too.
-            if let Ok(entries) = fs::read_dir(&dir) {
-                dirs.extend(
-                    entries
-                        .flatten()
-                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                        .map(|e| e.path()),
-                );
             }
         }
         let tasks = pids

@@ -580,6 +580,13 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn hostile_text_is_inert_on_the_warning_cards() {
+        use crate::model::risk::{OomWarning, OomWarningClear};
+        assert_inert(&warning_card(&OomWarning::fixture(EVIL, EVIL)));
+        assert_inert(&warning_clear_text(&OomWarningClear::fixture(EVIL)));
+    }
+
+    #[test]
     fn hostile_text_is_inert_on_the_pagefault_card() {
         use crate::{
             base::Envelope,

@@ -12,6 +12,10 @@
 //!   those the kernel's rate limit held back included;
 //! - `oomtrace_oom_stalls_total{…}` and `oomtrace_oom_stalled{…}`: stalls of
 //!   OOM-disabled memcgs begun, and whether one lasts now;
+//! - `oomtrace_memcg_oom_risk{…}` (1 while an `oom_warning` stands, 0 once
+//!   cleared or killed) and `oomtrace_oom_warnings_total{…}`; the lead of
+//!   the warnings that came true, `oomtrace_oom_warning_lead_seconds`, a
+//!   histogram without labels;
 //! - `oomtrace_lost_events_total{cause}`: what the `lost` records count;
 //! - `oomtrace_tracer_info{backend, kernel}`, `oomtrace_hook_attached{hook}`
 //!   and `oomtrace_build_info{version, schema_version}`.
@@ -29,7 +33,7 @@ use std::{
 
 use prometheus_client::{
     encoding::{EncodeLabelSet, prometheus_text, text},
-    metrics::{counter::Counter, family::Family, gauge::Gauge, info::Info},
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info},
     registry::{Metric, Registry},
 };
 
@@ -40,6 +44,7 @@ use crate::{
     model::{
         charge::{ChargeFailureRecord, ChargeFailureSummary},
         decision::Decision,
+        risk::{OomWarning, OomWarningClear},
         stall::StallRecord,
     },
     output::{
@@ -152,6 +157,7 @@ struct Tracked {
     constraints: BTreeSet<String>,
     reasons: BTreeSet<String>,
     stalls: bool,
+    risk: bool,
 }
 
 /// The observer: one method per record type, each record counted once.
@@ -161,6 +167,9 @@ pub struct Metrics {
     charge_failures: Family<ChargeLabels, Counter>,
     stalls: Family<Identity, Counter>,
     stalled: Family<Identity, Gauge>,
+    risk: Family<Identity, Gauge>,
+    warnings: Family<Identity, Counter>,
+    lead: Histogram,
     lost: Family<CauseLabels, Counter>,
     tracked: HashMap<Identity, Tracked>,
     exposition: Exposition,
@@ -198,6 +207,22 @@ impl Metrics {
             "oomtrace_oom_stalled",
             "1 while a memory cgroup's tasks wait with its OOM killer disabled",
         );
+        let risk = register(
+            r,
+            "oomtrace_memcg_oom_risk",
+            "1 while an early warning of an OOM kill stands for the memory cgroup",
+        );
+        let warnings = register(
+            r,
+            "oomtrace_oom_warnings",
+            "Early warnings of an OOM kill (oom_warning records)",
+        );
+        let lead = Histogram::new([1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0]);
+        r.register(
+            "oomtrace_oom_warning_lead_seconds",
+            "How long before its OOM kill each warning that came true went out",
+            lead.clone(),
+        );
         let lost: Family<CauseLabels, Counter> = register(
             r,
             "oomtrace_lost_events",
@@ -213,6 +238,9 @@ impl Metrics {
             charge_failures,
             stalls,
             stalled,
+            risk,
+            warnings,
+            lead,
             lost,
             tracked: HashMap::new(),
             exposition: Exposition(Arc::new(registry)),
@@ -251,9 +279,26 @@ impl Metrics {
         self.last_kill
             .get_or_create(&labels)
             .set(unix_seconds(decision));
+        if let Some(lead_ms) = decision.lead_ms {
+            self.lead.observe(lead_ms as f64 / 1000.0);
+            self.risk.get_or_create(&identity).set(0);
+        }
         self.track(identity, memcg, now)
             .constraints
             .insert(constraint.to_owned());
+    }
+
+    pub fn on_warning(&mut self, record: &OomWarning, now: Instant) {
+        let identity = risk_identity(record.container.as_ref(), &record.memcg);
+        self.warnings.get_or_create(&identity).inc();
+        self.risk.get_or_create(&identity).set(1);
+        self.track(identity, record.memcg.clone(), now).risk = true;
+    }
+
+    pub fn on_warning_clear(&mut self, record: &OomWarningClear, now: Instant) {
+        let identity = risk_identity(record.container.as_ref(), &record.memcg);
+        self.risk.get_or_create(&identity).set(0);
+        self.track(identity, record.memcg.clone(), now).risk = true;
     }
 
     /// A failure, with those the kernel's rate limit held back since the
@@ -339,6 +384,7 @@ impl Metrics {
             constraints: BTreeSet::new(),
             reasons: BTreeSet::new(),
             stalls: false,
+            risk: false,
         });
         tracked.memcg = memcg;
         tracked.changed = now;
@@ -358,6 +404,10 @@ impl Metrics {
         if tracked.stalls {
             self.stalls.remove(identity);
             self.stalled.remove(identity);
+        }
+        if tracked.risk {
+            self.risk.remove(identity);
+            self.warnings.remove(identity);
         }
     }
 }
@@ -390,6 +440,21 @@ struct KubernetesNames<'a> {
 /// its series: the memcg whose limit fired, the root for a global OOM.
 /// Kubernetes names replace the path where known; the container's name
 /// only when its own limit fired (a pod-level limit is the pod's).
+/// A warned memcg: its Kubernetes names where known (the memcg is the
+/// container's or the pod's own), else its path.
+fn risk_identity(container: Option<&crate::cgroup::container::Container>, memcg: &str) -> Identity {
+    let named = container.and_then(|c| Some((c, c.namespace.as_deref()?, c.pod_name.as_deref()?)));
+    match named {
+        Some((c, namespace, pod)) => Identity {
+            namespace: namespace.to_owned(),
+            pod: pod.to_owned(),
+            container: c.container_name.clone().unwrap_or_default(),
+            memcg: String::new(),
+        },
+        None => Identity::memcg(memcg),
+    }
+}
+
 fn kill_identity(decision: &Decision, names: Option<KubernetesNames<'_>>) -> (Identity, String) {
     let oom_memcg = decision.oom_memcg.as_ref().and_then(|m| m.path.clone());
     let memcg = match decision.constraint.as_deref() {
@@ -510,7 +575,8 @@ impl RecordSink for Metrics {
             Record::Lost(lost) => self.on_lost(lost),
             // Fixed for the run: the info metrics were made from the start.
             Record::Start(_) | Record::ChargeHook(_) | Record::Pagefault(_) => {}
-            Record::Warning(_) | Record::WarningClear(_) => {}
+            Record::Warning(warning) => self.on_warning(warning, now),
+            Record::WarningClear(clear) => self.on_warning_clear(clear, now),
         }
         Ok(())
     }
@@ -837,6 +903,35 @@ mod tests {
         m.on_stall(&stall("/frozen", "gone"), now);
         assert_eq!(value(&m, stalls), Some(2.0));
         assert_eq!(value(&m, stalled), Some(0.0));
+    }
+
+    #[test]
+    fn a_warning_raises_the_risk_until_its_kill_which_observes_the_lead() {
+        use crate::model::risk::{OomWarning, OomWarningClear};
+        let mut m = metrics(&[]);
+        let now = Instant::now();
+        let identity = "{namespace=\"\",pod=\"\",container=\"\",memcg=\"/leaky\"}";
+        let risk = format!("oomtrace_memcg_oom_risk{identity}");
+        let warnings = format!("oomtrace_oom_warnings_total{identity}");
+        let warning = OomWarning::fixture("/leaky", "leaker");
+        m.on_warning(&warning, now);
+        assert_eq!(value(&m, &risk), Some(1.0));
+        m.on_warning_clear(&OomWarningClear::fixture("/leaky"), now);
+        assert_eq!(value(&m, &risk), Some(0.0));
+        m.on_warning(&warning, now);
+        let mut killed = decision(Some("memcg"), Some("/leaky"));
+        killed.lead_ms = Some(12_000);
+        m.on_decision(&killed, now);
+        assert_eq!(value(&m, &risk), Some(0.0));
+        assert_eq!(value(&m, &warnings), Some(2.0));
+        assert_eq!(
+            value(&m, "oomtrace_oom_warning_lead_seconds_bucket{le=\"20\"}"),
+            Some(1.0)
+        );
+        assert_eq!(
+            value(&m, "oomtrace_oom_warning_lead_seconds_bucket{le=\"10\"}"),
+            Some(0.0)
+        );
     }
 
     #[test]

@@ -25,7 +25,7 @@ const FREED_FRACTION: f64 = 0.10;
 #[derive(Debug, Clone, PartialEq)]
 pub enum RiskRecord {
     Warning(Box<OomWarning>),
-    Clear(OomWarningClear),
+    Clear(Box<OomWarningClear>),
 }
 
 /// What a decision says of the warning before it.
@@ -162,13 +162,7 @@ impl RiskMonitor {
                 if let Some(reason) = clear_reason(warned, &sample, &assessment) {
                     let since = warned.link.warned_boot_ms;
                     let container = env.container(memcg);
-                    records.push(RiskRecord::Clear(clear(
-                        memcg,
-                        container,
-                        reason,
-                        since,
-                        Some(&sample),
-                    )));
+                    records.push(clear(memcg, container, reason, since, Some(&sample)));
                     watched.warned = None;
                 }
             }
@@ -182,13 +176,13 @@ impl RiskMonitor {
     fn gone(&mut self, memcg: &str, env: &mut dyn RiskEnvironment) -> Option<RiskRecord> {
         let warned = self.memcgs.get_mut(memcg)?.warned.take()?;
         let container = env.container(memcg);
-        Some(RiskRecord::Clear(clear(
+        Some(clear(
             memcg,
             container,
             "memcg_gone",
             warned.link.warned_boot_ms,
             None,
-        )))
+        ))
     }
 }
 
@@ -302,8 +296,8 @@ fn clear(
     reason: &'static str,
     warned_boot_ms: u64,
     sample: Option<&MemcgSample>,
-) -> OomWarningClear {
-    OomWarningClear {
+) -> RiskRecord {
+    RiskRecord::Clear(Box::new(OomWarningClear {
         envelope: Envelope::new("oom_warning_clear", now_rfc3339()),
         memcg: memcg.to_owned(),
         container,
@@ -313,5 +307,5 @@ fn clear(
         limit_bytes: sample.and_then(|s| s.limit_bytes),
         unreclaimable_bytes: sample.map(MemcgSample::unreclaimable_bytes),
         oom_id: None,
-    }
+    }))
 }

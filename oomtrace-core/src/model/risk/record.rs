@@ -51,3 +51,48 @@ pub struct OomWarningClear {
     pub unreclaimable_bytes: Option<u64>,
     pub oom_id: Option<String>,
 }
+
+#[cfg(test)]
+impl OomWarning {
+    /// A warning of `memcg` whose one grower is `comm`, for the sinks' tests.
+    pub(crate) fn fixture(memcg: &str, comm: &str) -> Self {
+        Self {
+            envelope: Envelope::now("oom_warning"),
+            memcg: memcg.to_owned(),
+            container: None,
+            usage_bytes: 1,
+            limit_bytes: 2,
+            unreclaimable_bytes: 1,
+            reclaimable_bytes: 0,
+            growth_bytes_per_s: 1,
+            eta_seconds: 1.0,
+            signals: vec![],
+            top_growers: vec![Grower {
+                pid: 7,
+                comm: comm.to_owned(),
+                rss_bytes: 1,
+                growth_bytes_per_s: 1,
+                would_be_killed: true,
+            }],
+            oom_id: None,
+            explanation: vec![comm.to_owned()],
+        }
+    }
+}
+
+#[cfg(test)]
+impl OomWarningClear {
+    pub(crate) fn fixture(memcg: &str) -> Self {
+        Self {
+            envelope: Envelope::now("oom_warning_clear"),
+            memcg: memcg.to_owned(),
+            container: None,
+            reason: "growth_stopped",
+            warned_ms: 1,
+            usage_bytes: None,
+            limit_bytes: None,
+            unreclaimable_bytes: None,
+            oom_id: None,
+        }
+    }
+}

@@ -369,6 +369,12 @@ impl RiskEnvironment for LiveEnv {
                 read("memory.events").and_then(|e| events_max(&e)),
             ),
         };
+        // The in-kernel reclaim statistics of tasks of this very memcg (by
+        // its cgroup id, the directory's inode).
+        let reclaim = std::fs::metadata(&dir).ok().and_then(|m| {
+            self.tracer
+                .reclaim_stats(std::os::unix::fs::MetadataExt::ino(&m))
+        });
         Some(MemcgSample {
             boot_ms: boot_ns_now() / 1_000_000,
             usage_bytes: usage,
@@ -377,8 +383,8 @@ impl RiskEnvironment for LiveEnv {
             high_bytes: high.filter(|&h| h < 1 << 62),
             stat: parse_stat(&stat, version),
             failcnt,
-            reclaim_passes: None,
-            short_reclaim_passes: None,
+            reclaim_passes: reclaim.map(|r| r.passes),
+            short_reclaim_passes: reclaim.map(|r| r.short_passes),
         })
     }
 

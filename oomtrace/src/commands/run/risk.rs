@@ -15,7 +15,7 @@ use std::{
 };
 
 use oomtrace_core::{
-    cgroup::{CgroupVersion, MemoryHierarchy, ScopeCgroup},
+    cgroup::{CgroupVersion, MemoryHierarchy, ScopeCgroup, subtree},
     model::risk::watch_threshold,
 };
 use tokio::sync::Notify;
@@ -55,7 +55,10 @@ impl RiskWatch {
         };
         let mut registered = Vec::new();
         let mut initially_above = Vec::new();
-        for dir in memcgs_under(roots) {
+        let dirs = roots
+            .into_iter()
+            .flat_map(|root| subtree(root, MAX_REGISTERED));
+        for dir in dirs {
             if registered.len() >= MAX_REGISTERED {
                 break;
             }
@@ -102,27 +105,6 @@ impl RiskWatch {
         crossed.extend(std::mem::take(&mut *self.crossed.lock().unwrap()));
         crossed
     }
-}
-
-/// The memcg directories at and below `roots`.
-fn memcgs_under(roots: Vec<PathBuf>) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut dirs = roots;
-    while let Some(dir) = dirs.pop() {
-        if found.len() >= MAX_REGISTERED {
-            break;
-        }
-        if let Ok(entries) = fs::read_dir(&dir) {
-            dirs.extend(
-                entries
-                    .flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.path()),
-            );
-        }
-        found.push(dir);
-    }
-    found
 }
 
 /// One memcg's threshold; returns it and whether usage is above it now.
