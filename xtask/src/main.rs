@@ -130,6 +130,7 @@ fn main() -> Result<()> {
                 kernels: vm::Arch::X86_64.series().to_vec(),
                 backends: vec!["tracepoint".into(), "auto".into(), "kprobe".into()],
                 only: Vec::new(),
+                pairs: Vec::new(),
             })?;
             vm::run(&vm::ci_arm64())
         }
@@ -163,6 +164,7 @@ fn main() -> Result<()> {
                 kernels,
                 backends: backend,
                 only: scenario,
+                pairs: Vec::new(),
             };
             options.check()?;
             setup()?;
