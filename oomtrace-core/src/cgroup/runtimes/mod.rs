@@ -21,8 +21,7 @@ pub mod podman;
 
 use std::{collections::HashSet, path::Path};
 
-use serde::Serialize;
-
+pub use super::container::Compose;
 use super::{
     container::Container,
     kubernetes::KubeResolver,
@@ -39,15 +38,6 @@ pub mod source {
     pub const DOCKER: &str = "docker_config";
     pub const PODMAN: &str = "podman_storage";
     pub const CONTAINERD: &str = "containerd_bundle";
-}
-
-/// A Docker Compose service's container: the `com.docker.compose.*` labels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Compose {
-    pub project: String,
-    pub service: String,
-    /// `com.docker.compose.container-number` (1 for a service's first replica).
-    pub number: Option<u32>,
 }
 
 /// Kubernetes names a runtime's labels carry (cri-dockerd's `io.kubernetes.*`).
