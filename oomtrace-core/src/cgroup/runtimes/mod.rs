@@ -218,6 +218,28 @@ impl Remembered {
         read
     }
 
+    /// Reads the containers of `dir` (one directory per id) not seen yet.
+    fn learn_dir(
+        &mut self,
+        dir: &Path,
+        valid_id: fn(&str) -> bool,
+        mut read: impl FnMut(&str) -> Option<RuntimeNames>,
+    ) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().filter(|id| valid_id(id)) else {
+                continue;
+            };
+            if !self.known(id) {
+                let names = read(id);
+                self.learn(id, names);
+            }
+        }
+    }
+
     /// The cached names of `key`, else `read`'s, kept when they place the
     /// container in the memcg.
     fn resolve(
