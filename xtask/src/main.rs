@@ -317,9 +317,14 @@ fn setup() -> Result<()> {
         "prometheus",
         "dwarves",
         "cpio",
-        "containerd",
         "protobuf-compiler",
         "openjdk-17-jdk-headless",
+        // tests/runtimes.rs: real runtimes' OOMs (their image is the
+        // busybox-static of vm::PACKAGES).
+        "docker.io",
+        "docker-compose",
+        "podman",
+        "containerd",
     ];
     packages.extend_from_slice(vm::PACKAGES);
     apt_install(&packages)?;

@@ -66,8 +66,6 @@
 
 use serde::Serialize;
 
-use super::runtimes::Compose;
-
 /// Values of [`Container::runtime`].
 pub mod runtime {
     pub const DOCKER: &str = "docker";
@@ -87,6 +85,15 @@ pub mod qos {
     pub const GUARANTEED: &str = "guaranteed";
     pub const BURSTABLE: &str = "burstable";
     pub const BESTEFFORT: &str = "besteffort";
+}
+
+/// A Docker Compose service's container: the `com.docker.compose.*` labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Compose {
+    pub project: String,
+    pub service: String,
+    /// `com.docker.compose.container-number` (1 for a service's first replica).
+    pub number: Option<u32>,
 }
 
 /// Value of [`Container::orchestrator`] for paths under the kubelet's pods.

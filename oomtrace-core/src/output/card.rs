@@ -641,6 +641,31 @@ pub(crate) mod tests {
         assert!(render_card(&d, 5).contains("  container  shop/cart-1 cri "));
     }
 
+    #[test]
+    fn docker_names_show_as_compose_or_docker_ps_shows_them() {
+        let mut d = fixture_decision("6.1.0-50-amd64-a-v2-single-hog.log");
+        let path = "/docker/8d083e51abd2e1096bc106e308144c7efe71ae92f3c12e6be5bc7bc78f5cc751";
+        let mut c = crate::cgroup::container::attribute(path).expect("a container");
+        c.name = Some("ledger-sync".to_owned());
+        c.image = Some("busybox:1.36".to_owned());
+        c.memory_limit_bytes = Some(48 << 20);
+        d.container = Some(c.clone());
+        let card = render_card(&d, 5);
+        assert!(
+            card.contains(
+                "  container  ledger-sync docker 8d083e51abd2 image busybox:1.36 docker limit 48.0 MiB"
+            ),
+            "{card}"
+        );
+        c.compose = Some(crate::cgroup::container::Compose {
+            project: "ledger".to_owned(),
+            service: "sync".to_owned(),
+            number: Some(1),
+        });
+        d.container = Some(c);
+        assert!(render_card(&d, 5).contains("  container  compose ledger/sync docker "));
+    }
+
     /// u64::MAX rss and adj 1000 from the events: the card shows saturated
     /// sizes, "? pts" for the unscorable victim, and never that a small task
     /// "scored higher".

@@ -834,6 +834,25 @@ mod tests {
     }
 
     #[test]
+    fn a_docker_name_is_the_container_label_when_its_own_limit_fired() {
+        let name = KubernetesNames {
+            namespace: "",
+            pod: "",
+            container: "ledger-sync",
+        };
+        let mut d = decision(Some("memcg"), Some("/docker/abc"));
+        d.victim.as_mut().unwrap().memcg = Some("/docker/abc".to_owned());
+        let (identity, memcg) = kill_identity(&d, Some(name));
+        assert_eq!(memcg, "/docker/abc");
+        assert_eq!(identity.container, "ledger-sync");
+        assert_eq!(identity.memcg, "");
+        // A limit above it (`/docker`) is no container's: the path.
+        let mut d = decision(Some("memcg"), Some("/docker"));
+        d.victim.as_mut().unwrap().memcg = Some("/docker/abc".to_owned());
+        assert_eq!(kill_identity(&d, Some(name)).0, Identity::memcg("/docker"));
+    }
+
+    #[test]
     fn a_global_kill_counts_on_the_root() {
         let mut m = metrics(&[]);
         m.on_decision(&decision(Some("global"), None), Instant::now());

@@ -54,20 +54,10 @@ impl ContainerdResolver {
 
 impl Resolver for ContainerdResolver {
     fn refresh(&mut self) {
-        for ns in namespaces(&self.tasks) {
-            let Ok(entries) = fs::read_dir(self.tasks.join(&ns)) else {
-                continue;
-            };
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let Some(id) = name.to_str().filter(|id| is_identifier(id)) else {
-                    continue;
-                };
-                if !self.remembered.known(id) {
-                    let names = read(&self.tasks, &ns, id);
-                    self.remembered.learn(id, names);
-                }
-            }
+        let tasks = &self.tasks;
+        for ns in namespaces(tasks) {
+            self.remembered
+                .learn_dir(&tasks.join(&ns), is_identifier, |id| read(tasks, &ns, id));
         }
     }
 

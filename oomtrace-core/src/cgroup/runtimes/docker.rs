@@ -5,7 +5,6 @@
 //! `docker rm` (at once with `--rm`), hence the refresh.
 use std::{
     collections::HashMap,
-    fs,
     path::{Path, PathBuf},
 };
 
@@ -54,19 +53,9 @@ fn read(containers: &Path, id: &str) -> Option<RuntimeNames> {
 
 impl Resolver for DockerResolver {
     fn refresh(&mut self) {
-        let Ok(entries) = fs::read_dir(&self.containers) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some(id) = name.to_str().filter(|id| is_full_id(id)) else {
-                continue;
-            };
-            if !self.remembered.known(id) {
-                let names = read(&self.containers, id);
-                self.remembered.learn(id, names);
-            }
-        }
+        let containers = &self.containers;
+        self.remembered
+            .learn_dir(containers, is_full_id, |id| read(containers, id));
     }
 
     /// Docker's containers, and the bare ids under a kubelet pod

@@ -21,8 +21,7 @@ pub mod podman;
 
 use std::{collections::HashSet, path::Path};
 
-use serde::Serialize;
-
+pub use super::container::Compose;
 use super::{
     container::Container,
     kubernetes::KubeResolver,
@@ -39,15 +38,6 @@ pub mod source {
     pub const DOCKER: &str = "docker_config";
     pub const PODMAN: &str = "podman_storage";
     pub const CONTAINERD: &str = "containerd_bundle";
-}
-
-/// A Docker Compose service's container: the `com.docker.compose.*` labels.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Compose {
-    pub project: String,
-    pub service: String,
-    /// `com.docker.compose.container-number` (1 for a service's first replica).
-    pub number: Option<u32>,
 }
 
 /// Kubernetes names a runtime's labels carry (cri-dockerd's `io.kubernetes.*`).
@@ -241,6 +231,28 @@ impl Remembered {
             }
         }
         read
+    }
+
+    /// Reads the containers of `dir` (one directory per id) not seen yet.
+    fn learn_dir(
+        &mut self,
+        dir: &Path,
+        valid_id: fn(&str) -> bool,
+        mut read: impl FnMut(&str) -> Option<RuntimeNames>,
+    ) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(id) = name.to_str().filter(|id| valid_id(id)) else {
+                continue;
+            };
+            if !self.known(id) {
+                let names = read(id);
+                self.learn(id, names);
+            }
+        }
     }
 
     /// The cached names of `key`, else `read`'s, kept when they place the
