@@ -235,6 +235,62 @@ fn demo_traces_its_own_oom_and_cleans_up() {
     let cgroup = decision["oom_memcg"]["path"].as_str().unwrap().to_owned();
     assert!(cgroup.starts_with("/oomtrace-demo-"));
     assert!(!std::path::Path::new(&format!("{MEMCG_V1}{cgroup}")).exists());
+    assert_readme_card_is_the_demos(&stdout);
+}
+
+/// The card README.md shows is what the demo prints: this run's decision,
+/// rendered by `oomtrace report`, has the same header, the same lines in
+/// the same order and the same first reason, numbers and names aside.
+fn assert_readme_card_is_the_demos(demo_json: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("demo.jsonl");
+    fs::write(&saved, demo_json).unwrap();
+    let (code, card, stderr) = run_oomtrace(&["report", saved.to_str().unwrap()]);
+    assert_eq!(code, 0, "stderr: {stderr}");
+    let readme = include_str!("../README.md");
+    let shown = readme
+        .split("```\n━━")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .map(|card| format!("━━{card}"))
+        .expect("README.md shows a card in a code block");
+    let outline = |card: &str| -> Vec<String> {
+        let mut lines = card.lines();
+        let mut outline = vec![mask(lines.next().unwrap_or_default())];
+        for line in lines {
+            let label = line.strip_prefix("  ").filter(|l| !l.starts_with(' '));
+            if let Some(label) = label.and_then(|l| l.split_whitespace().next()) {
+                outline.push(label.to_owned());
+                if label == "why" {
+                    break;
+                }
+            }
+        }
+        outline
+    };
+    assert_eq!(
+        outline(&shown),
+        outline(&card),
+        "README.md's card:\n{shown}\nthe demo's:\n{card}"
+    );
+    let first_reason = |card: &str| card.lines().find(|l| l.starts_with("    • ")).map(mask);
+    assert_eq!(first_reason(&shown), first_reason(&card));
+}
+
+/// `line` with its numbers (and so timestamps and demo memcg names) as `N`.
+fn mask(line: &str) -> String {
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in line.chars() {
+        let digit = c.is_ascii_digit() || (in_number && c == '.');
+        if digit && !in_number {
+            out.push('N');
+        } else if !digit {
+            out.push(c);
+        }
+        in_number = digit;
+    }
+    out
 }
 
 /// Bad input: one clear line on stderr, a non-zero exit, never a panic.

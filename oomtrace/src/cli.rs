@@ -1,5 +1,8 @@
 //! The command line as typed (clap derive), resolved once into the options
 //! the commands take (ripgrep's lowargs -> hiargs): clap types stop here.
+//! [`pages`] renders the same definition as man pages and completions.
+pub mod pages;
+
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};

@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | test | vm-test | bench | demo | lint | container`.
+//! Project tasks: `cargo xtask setup | test | vm-test | bench | demo | lint | container | package`.
 //!
 //! `setup` is idempotent and installs only what is missing, so `test` and
 //! `demo` can run it every time on a fresh machine or a warm one.
@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand};
 mod bench;
 mod container;
 mod cross;
+mod links;
+mod package;
 mod vm;
 
 #[derive(Parser)]
@@ -26,8 +28,9 @@ struct Cli {
 enum Task {
     /// Install what building and testing need (apt packages, rust-src, bpf-linker) and mount tracefs.
     Setup,
-    /// Setup, then format check, clippy (host and eBPF), every test, and the
-    /// VM tests (x86_64, then the arm64 subset).
+    /// Setup, then format check, clippy (host and eBPF), every test, the VM
+    /// tests (x86_64, then the arm64 subset), and the Debian package
+    /// installed and purged on this machine.
     Test,
     /// Release build of oomtrace and oomtrace-hog, eBPF object included, for
     /// an architecture (arm64: cross-built with the installed nightly and
@@ -99,13 +102,20 @@ enum Task {
     },
     /// Setup, build, and run `oomtrace demo` (needs root).
     Demo,
-    /// Format check and clippy only.
+    /// Format check, clippy, the systemd unit and the docs' links.
     Lint,
     /// Build the container image (deploy/container/Containerfile) with
     /// buildah and run `oomtrace --version` and `oomtrace doctor --json` in
     /// it with podman, as the DaemonSet runs it (installs buildah, podman
     /// and runc if missing; needs root; not part of `test`).
     Container,
+    /// Build the Debian package target/package/oomtrace_<version>_amd64.deb
+    /// (cargo-deb) and check it with lintian.
+    Package {
+        /// Then install it here, check it and purge it, as `test` does (root).
+        #[arg(long)]
+        check: bool,
+    },
     /// Property-based fuzzing of the kernel-report parser, the journal and
     /// dump readers and the badness arithmetic, with overflow checks on; a
     /// crash found is kept as a regression test in oomtrace-core/tests/fuzz.rs.
@@ -135,6 +145,8 @@ fn main() -> Result<()> {
                 only: Vec::new(),
                 pairs: Vec::new(),
             })?;
+            // After the x86_64 VM tests, whose release build is the package's binary.
+            package::check_installed(&package::build()?)?;
             vm::run(&vm::ci_arm64())
         }
         Task::Build { arch } => {
@@ -206,6 +218,15 @@ fn main() -> Result<()> {
         }
         Task::Lint => lint(),
         Task::Container => container::run(),
+        Task::Package { check } => {
+            setup()?;
+            let deb = package::build()?;
+            eprintln!("xtask: built {}", deb.display());
+            if check {
+                package::check_installed(&deb)?;
+            }
+            Ok(())
+        }
         Task::Fuzz { cases } => run(cargo()
             .args(["test", "--release", "-p", "oomtrace-core", "--test", "fuzz"])
             .env("PROPTEST_CASES", cases.to_string())
@@ -302,7 +323,7 @@ fn setup() -> Result<()> {
     let llvm_dev = format!("llvm-{LLVM_MAJOR}-dev");
     // systemd: `systemd-analyze verify` of the unit in deploy/.
     // prometheus: the metrics host test scrapes a real OOM with the real
-    // server and checks the exposition and the README's alert with promtool.
+    // server and checks the exposition and the alert rules with promtool.
     // dwarves: pahole, the BTF offsets' cross-check. cpio: reads back the
     // initramfs archive the VM tests build. containerd (with runc): the CRI
     // test drives its CRI plugin; protobuf-compiler: protoc, for that test's
@@ -327,6 +348,7 @@ fn setup() -> Result<()> {
         "containerd",
     ];
     packages.extend_from_slice(vm::PACKAGES);
+    packages.extend_from_slice(package::PACKAGES);
     apt_install(&packages)?;
 
     let has_rust_src = Command::new("rustup")
@@ -343,11 +365,10 @@ fn setup() -> Result<()> {
         ]))?;
     }
 
-    let linker_ok = Command::new("bpf-linker")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(BPF_LINKER_VERSION));
-    if !linker_ok {
+    if !prints_version(
+        Command::new("bpf-linker").arg("--version"),
+        BPF_LINKER_VERSION,
+    ) {
         run(Command::new("cargo")
             .args([
                 "install",
@@ -361,9 +382,27 @@ fn setup() -> Result<()> {
             ])
             .env("LLVM_PREFIX", format!("/usr/lib/llvm-{LLVM_MAJOR}")))?;
     }
-
+    if !prints_version(
+        Command::new("cargo-deb").arg("--version"),
+        package::CARGO_DEB_VERSION,
+    ) {
+        run(Command::new("cargo").args([
+            "install",
+            "cargo-deb",
+            "--locked",
+            "--version",
+            package::CARGO_DEB_VERSION,
+        ]))?;
+    }
     mount_tracefs()?;
     Ok(())
+}
+
+/// Whether `probe` (a tool's `--version`) runs and names `version`.
+fn prints_version(probe: &mut Command, version: &str) -> bool {
+    probe
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains(version))
 }
 
 /// The collector needs tracefs for tracepoint formats and attach ids.
@@ -384,6 +423,7 @@ fn cargo() -> Command {
 fn lint() -> Result<()> {
     run(cargo().args(["fmt", "--all", "--check"]))?;
     verify_systemd_unit()?;
+    links::check(&workspace_root())?;
     run(cargo().args([
         "clippy",
         "--workspace",
@@ -448,6 +488,6 @@ fn verify_systemd_unit() -> Result<()> {
     let dir = vm::target_dir().join("unit-check");
     std::fs::create_dir_all(&dir)?;
     let copy = dir.join("oomtrace.service");
-    std::fs::write(&copy, text.replace("/usr/local/bin/oomtrace", "/bin/true"))?;
+    std::fs::write(&copy, text.replace("/usr/bin/oomtrace", "/bin/true"))?;
     run(Command::new("systemd-analyze").arg("verify").arg(&copy))
 }

@@ -3,7 +3,7 @@
 //! feature (decisions, dumps, `--output` rotation and its retry,
 //! `--metrics` scrapes, `--state-dir` saves and recovery, the tracepoint
 //! backend's /proc task snapshots, stalls, the on-demand charge hook; docs
-//! in README "Least privilege").
+//! in docs/operations.md "Least privilege").
 //!
 //! Any other call fails with EPERM rather than killing the tracer: a call
 //! we missed (a libc update, a rare error path) then costs one operation
