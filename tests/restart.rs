@@ -82,6 +82,16 @@ fn hog_killed(cgroup: &TestCgroup) -> u32 {
     hog.pid()
 }
 
+/// The tracer's arguments: `cgroup` traced, its state in `state`.
+fn traced_with_state<'a>(cgroup: &'a TestCgroup, state: &'a StateDir) -> [&'a str; 4] {
+    [
+        "--cgroup",
+        cgroup.path.to_str().unwrap(),
+        "--state-dir",
+        state.arg(),
+    ]
+}
+
 fn victim_pid(decision: &Value) -> u32 {
     u64_of(&decision["victim"]["pid"]) as u32
 }
@@ -107,12 +117,7 @@ fn a_restart_recovers_exactly_the_kills_it_missed_then_traces_live() {
     let state = StateDir::new("resume");
     let cgroup = TestCgroup::new_v1("restart", 48 << 20);
     let log = KernelLog::open();
-    let args = [
-        "--cgroup",
-        cgroup.path.to_str().unwrap(),
-        "--state-dir",
-        state.arg(),
-    ];
+    let args = traced_with_state(&cgroup, &state);
 
     let (mut first, start) = Tracer::start_json(&args);
     assert_eq!(start["recovery"]["state"], "none", "{start}");
@@ -249,12 +254,7 @@ fn decisions_cut_by_count_are_recovered_at_the_next_start() {
     let state = StateDir::new("count");
     let cgroup = TestCgroup::new_v1("restartcount", 48 << 20);
     let log = KernelLog::open();
-    let args = [
-        "--cgroup",
-        cgroup.path.to_str().unwrap(),
-        "--state-dir",
-        state.arg(),
-    ];
+    let args = traced_with_state(&cgroup, &state);
     // This boot's position saved, then two kills while no tracer runs.
     let (mut first, _) = Tracer::start_json(&args);
     send_signal(&first.child, libc::SIGTERM);
