@@ -82,6 +82,16 @@ fn hog_killed(cgroup: &TestCgroup) -> u32 {
     hog.pid()
 }
 
+/// The tracer's arguments: `cgroup` traced, its state in `state`.
+fn traced_with_state<'a>(cgroup: &'a TestCgroup, state: &'a StateDir) -> [&'a str; 4] {
+    [
+        "--cgroup",
+        cgroup.path.to_str().unwrap(),
+        "--state-dir",
+        state.arg(),
+    ]
+}
+
 fn victim_pid(decision: &Value) -> u32 {
     u64_of(&decision["victim"]["pid"]) as u32
 }
@@ -107,12 +117,7 @@ fn a_restart_recovers_exactly_the_kills_it_missed_then_traces_live() {
     let state = StateDir::new("resume");
     let cgroup = TestCgroup::new_v1("restart", 48 << 20);
     let log = KernelLog::open();
-    let args = [
-        "--cgroup",
-        cgroup.path.to_str().unwrap(),
-        "--state-dir",
-        state.arg(),
-    ];
+    let args = traced_with_state(&cgroup, &state);
 
     let (mut first, start) = Tracer::start_json(&args);
     assert_eq!(start["recovery"]["state"], "none", "{start}");
@@ -238,4 +243,43 @@ fn a_state_from_another_boot_recovers_nothing() {
     let saved: Value = serde_json::from_str(&state.read().unwrap()).unwrap();
     assert_eq!(saved["boot_id"], this_boot_id().as_str());
     assert!(Path::new(&state.file()).exists());
+}
+
+/// `--count` ends a run before every decision it built went out: those it
+/// cut stay undecided in the state, and the next start recovers them (and
+/// not the one that went out). The kernel's lines are the oracle.
+#[test]
+fn decisions_cut_by_count_are_recovered_at_the_next_start() {
+    require_root();
+    let state = StateDir::new("count");
+    let cgroup = TestCgroup::new_v1("restartcount", 48 << 20);
+    let log = KernelLog::open();
+    let args = traced_with_state(&cgroup, &state);
+    // This boot's position saved, then two kills while no tracer runs.
+    let (mut first, _) = Tracer::start_json(&args);
+    send_signal(&first.child, libc::SIGTERM);
+    assert!(first.wait_exit().success());
+    let missed: Vec<u32> = (0..2).map(|_| hog_killed(&cgroup)).collect();
+    assert_eq!(log.oom_kills_in_so_far(&cgroup.relative), missed);
+
+    let mut counted = args.to_vec();
+    counted.extend(["--count", "1"]);
+    let (mut second, start) = Tracer::start_json(&counted);
+    assert_eq!(u64_of(&start["recovery"]["recovered"]), 2, "{start}");
+    assert!(second.wait_exit().success());
+    let out: Vec<u32> = second
+        .seen_records("decision")
+        .iter()
+        .map(victim_pid)
+        .collect();
+    assert_eq!(out, missed[..1], "--count 1");
+
+    let (mut third, start) = Tracer::start_json(&args);
+    assert_eq!(u64_of(&start["recovery"]["recovered"]), 1, "{start}");
+    let decision = third.next_record("decision");
+    assert_eq!(decision["recovered"], true, "{decision}");
+    assert_eq!(victim_pid(&decision), missed[1], "the one --count cut");
+    send_signal(&third.child, libc::SIGTERM);
+    assert!(third.wait_exit().success());
+    assert_eq!(third.seen_records("decision").len(), 1);
 }

@@ -6,7 +6,7 @@ use std::{
     fs,
     io::{BufRead as _, Write},
     path::PathBuf,
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use anyhow::{Context, Result};
@@ -382,10 +382,11 @@ fn faultstorm(args: &FaultstormArgs) -> Result<()> {
 /// record on stdin, the wall clock when its line is read minus its `time`,
 /// which is the kill (the kernel's timestamp of the kill event or kill
 /// line, converted by oomtrace). Prints `latency decisions=N untimed=N
-/// lost=N p50_us=N p99_us=N max_us=N` after `--expect` decisions or at EOF
-/// (`untimed`: decisions without a time; `lost`: `lost` records seen).
+/// lost=N p50_us=N p99_us=N max_us=N` and the breakdown of [`Waits`]
+/// after `--expect` decisions or at EOF (`untimed`: decisions without a
+/// time; `lost`: `lost` records seen).
 fn latency(args: &LatencyArgs) -> Result<()> {
-    let (mut micros, mut untimed, mut lost) = (Vec::new(), 0u64, 0u64);
+    let (mut waits, mut untimed, mut lost) = (Waits::default(), 0u64, 0u64);
     let mut lines = std::io::stdin().lines();
     for line in lines.by_ref() {
         let line = line.context("reading stdin")?;
@@ -399,29 +400,25 @@ fn latency(args: &LatencyArgs) -> Result<()> {
             _ => continue,
         }
         match record_field(&line, "time").and_then(oomtrace_core::base::time::parse_rfc3339) {
-            // A kill stamped after the read would be a clock step: 0.
             Some(killed) => {
-                let waited = read_at.duration_since(killed).unwrap_or_default();
-                micros.push(waited.as_micros() as u64);
+                let exit_ms = number_field(&line, "exit_after_ms").unwrap_or(0.0);
+                waits.push(killed, exit_ms, read_at);
             }
             None => untimed += 1,
         }
         if args
             .expect
-            .is_some_and(|n| micros.len() as u64 + untimed >= n)
+            .is_some_and(|n| waits.total.len() as u64 + untimed >= n)
         {
             break;
         }
     }
-    micros.sort_unstable();
     let mut out = std::io::stdout();
     writeln!(
         out,
-        "latency decisions={} untimed={untimed} lost={lost} p50_us={} p99_us={} max_us={}",
-        micros.len() as u64 + untimed,
-        percentile(&micros, 50),
-        percentile(&micros, 99),
-        micros.last().copied().unwrap_or(0)
+        "latency decisions={} untimed={untimed} lost={lost} {}",
+        waits.total.len() as u64 + untimed,
+        waits.summary()
     )?;
     out.flush()?;
     // Keep reading so that the tracer never writes into a closed pipe.
@@ -429,6 +426,67 @@ fn latency(args: &LatencyArgs) -> Result<()> {
         line.context("reading stdin")?;
     }
     Ok(())
+}
+
+/// Each decision's latency (kill to line read, in microseconds) in three
+/// parts, in the order the lines are read: its victim's exit after the kill
+/// (`exit`, the physical floor), the time after it that an earlier
+/// decision's victim still had to exit (`order`: decisions go out in their
+/// order), and what is left (`rest`: the tracer's own reads and work).
+#[derive(Default)]
+struct Waits {
+    total: Vec<u64>,
+    exit: Vec<u64>,
+    order: Vec<u64>,
+    rest: Vec<u64>,
+    /// The latest victim exit among the decisions read so far.
+    latest_exit: Option<SystemTime>,
+}
+
+impl Waits {
+    fn push(&mut self, killed: SystemTime, exit_ms: f64, read_at: SystemTime) {
+        let micros = |from: SystemTime, to: SystemTime| {
+            // A kill stamped after the read would be a clock step: 0.
+            to.duration_since(from).unwrap_or_default().as_micros() as u64
+        };
+        let exited = killed + Duration::from_secs_f64(exit_ms.max(0.0) / 1000.0);
+        let latest = self.latest_exit.map_or(exited, |at| at.max(exited));
+        self.latest_exit = Some(latest);
+        self.total.push(micros(killed, read_at));
+        self.exit.push(micros(killed, exited));
+        self.order.push(micros(exited, latest));
+        self.rest.push(micros(latest, read_at));
+    }
+
+    /// `p50_us p99_us max_us` of the latency, the p99 of each part, and the
+    /// mean of each part over the slowest 1% (`slow_*`): what they waited for.
+    fn summary(&self) -> String {
+        let mut sorted = self.total.clone();
+        sorted.sort_unstable();
+        let p99 = percentile(&sorted, 99);
+        let slow: Vec<usize> = (0..self.total.len())
+            .filter(|&i| self.total[i] >= p99)
+            .collect();
+        let mut text = format!(
+            "p50_us={} p99_us={p99} max_us={}",
+            percentile(&sorted, 50),
+            sorted.last().copied().unwrap_or(0)
+        );
+        for (name, part) in [
+            ("exit", &self.exit),
+            ("order", &self.order),
+            ("rest", &self.rest),
+        ] {
+            let mut sorted = part.clone();
+            sorted.sort_unstable();
+            let mean = slow.iter().map(|&i| part[i]).sum::<u64>() / slow.len().max(1) as u64;
+            text.push_str(&format!(
+                " {name}_p99_us={} slow_{name}_us={mean}",
+                percentile(&sorted, 99)
+            ));
+        }
+        text
+    }
 }
 
 /// The nearest-rank `p`th percentile of sorted values (0 when empty).
@@ -446,6 +504,15 @@ fn record_field<'l>(line: &'l str, key: &str) -> Option<&'l str> {
     let start = line.find(&format!("\"{key}\":\""))? + key.len() + 4;
     let len = line[start..].find('"')?;
     Some(&line[start..start + len])
+}
+
+/// The number value of `"key":N` in a JSON record (None: null or absent).
+fn number_field(line: &str, key: &str) -> Option<f64> {
+    let start = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+    let len = line[start..]
+        .find(|c: char| !(c.is_ascii_digit() || ".-+eE".contains(c)))
+        .unwrap_or(line.len() - start);
+    line[start..start + len].parse().ok()
 }
 
 /// CLOCK_PROCESS_CPUTIME_ID in nanoseconds.
@@ -476,6 +543,33 @@ mod tests {
         assert_eq!(percentile(&values, 99), 198);
         assert_eq!(percentile(&[7], 99), 7);
         assert_eq!(percentile(&[], 50), 0);
+    }
+
+    #[test]
+    fn waits_split_into_the_exit_the_earlier_decisions_and_the_rest() {
+        let at = |ms: u64| SystemTime::UNIX_EPOCH + Duration::from_millis(ms);
+        let line = r#"{"freed":{"exited":true,"exit_after_ms":2.5},"x":null}"#;
+        assert_eq!(number_field(line, "exit_after_ms"), Some(2.5));
+        assert_eq!(number_field(line, "x"), None);
+        let mut waits = Waits::default();
+        // Killed at 0, exited at 50, read at 52; killed at 10, exited at
+        // 12, read at 53: it waited 38 ms for the first one's victim.
+        waits.push(at(0), 50.0, at(52));
+        waits.push(at(10), 2.0, at(53));
+        assert_eq!(waits.total, [52_000, 43_000]);
+        assert_eq!(waits.exit, [50_000, 2_000]);
+        assert_eq!(waits.order, [0, 38_000]);
+        assert_eq!(waits.rest, [2_000, 3_000]);
+        let summary = waits.summary();
+        assert!(
+            summary.starts_with("p50_us=43000 p99_us=52000 max_us=52000"),
+            "{summary}"
+        );
+        assert!(summary.contains("slow_exit_us=50000 "), "{summary}");
+        assert!(
+            summary.contains("order_p99_us=38000 slow_order_us=0 "),
+            "{summary}"
+        );
     }
 
     /// `--populate` leaves every page of the mapping resident (charged now,

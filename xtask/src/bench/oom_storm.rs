@@ -231,6 +231,17 @@ fn latency_line(text: &mut String, series: &StormResult) -> Result<f64> {
         ms("p50_us")?,
         ms("max_us")?
     )?;
+    writeln!(
+        text,
+        "  parts    the slowest 1% waited on average {:.1} ms for their victim's exit, {:.1} ms more for an earlier \
+         decision's victim, {:.1} ms in the tracer (p99 of each: {:.1}, {:.1}, {:.1} ms)",
+        ms("slow_exit_us")?,
+        ms("slow_order_us")?,
+        ms("slow_rest_us")?,
+        ms("exit_p99_us")?,
+        ms("order_p99_us")?,
+        ms("rest_p99_us")?
+    )?;
     Ok(p99)
 }
 
@@ -282,8 +293,10 @@ mod tests {
     #[test]
     fn the_storm_record_becomes_its_table() {
         let text = "@@info kernel x\r\n@@storm name=isolated backend=fentry kills=3 decisions=3 lost=0 \
-                    p50_us=1000 p99_us=30000 max_us=30000\r\n@@storm name=storm backend=fentry cgs=2 mib=8 planned=4 kills=4 \
-                    decisions=4 untimed=0 lost=0 p50_us=2000 p99_us=9000 max_us=9500 start_hwm_kb=20480 \
+                    p50_us=1000 p99_us=30000 max_us=30000 exit_p99_us=5000 slow_exit_us=5000 \
+                    order_p99_us=0 slow_order_us=0 rest_p99_us=25000 slow_rest_us=25000\r\n@@storm name=storm backend=fentry cgs=2 mib=8 planned=4 kills=4 \
+                    decisions=4 untimed=0 lost=0 p50_us=2000 p99_us=9000 max_us=9500 exit_p99_us=3000 slow_exit_us=3000 \
+                    order_p99_us=5000 slow_order_us=5000 rest_p99_us=1000 slow_rest_us=1000 start_hwm_kb=20480 \
                     idle_rss_kb=10240 hwm_kb=20480 rss_kb=11264 cpu_ns=500000000 tracer_exit=0\r\n";
         let storm = parse(text, "storm").unwrap();
         let shape = StormShape::parse("2x2x8").unwrap().unwrap();
@@ -294,6 +307,10 @@ mod tests {
         );
         assert!(table.contains("125.00 s per 1,000 kills"), "{table}");
         assert!(table.contains("p50 2.0 ms, p99 9.0 ms"), "{table}");
+        assert!(
+            table.contains("3.0 ms for their victim's exit, 5.0 ms more for an earlier decision's victim, 1.0 ms in the tracer"),
+            "{table}"
+        );
         assert!(table.contains("peak RSS <= 64 MiB met (20.0)"), "{table}");
         assert!(table.contains("latency p99 <= 100 ms met (9.0)"), "{table}");
         let isolated = parse(text, "isolated").unwrap();

@@ -48,6 +48,13 @@ impl Decisions {
         self.emitted
     }
 
+    /// How many more decisions may go out (`--count`).
+    pub fn room(&self) -> usize {
+        self.count.map_or(usize::MAX, |n| {
+            usize::try_from(n.saturating_sub(self.emitted)).unwrap_or(usize::MAX)
+        })
+    }
+
     /// `--count` decisions have gone out.
     pub fn done(&self) -> bool {
         self.count.is_some_and(|n| self.emitted >= n)

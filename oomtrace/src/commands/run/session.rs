@@ -232,10 +232,28 @@ impl Session {
         recovery::report(&mut recovered, &mut self.out)?;
         let mut decisions = std::mem::take(&mut recovered.decisions);
         self.episodes_of(&mut decisions);
-        self.decisions.write(&mut self.out, decisions)?;
         self.position = recovered.position;
         self.state = Some(recovered.state);
+        self.write_decisions(decisions)?;
         self.save_state(true)
+    }
+
+    /// Writes decisions until `--count` (true once reached). Those that go
+    /// out are noted in the state; those cut by `--count` stay undecided
+    /// there, so that a restart recovers them.
+    fn write_decisions(&mut self, decisions: Vec<Decision>) -> Result<bool> {
+        let room = self.decisions.room().min(decisions.len());
+        let (written, cut) = decisions.split_at(room);
+        if let Some(state) = self.state.as_mut() {
+            state.emitted(written);
+        }
+        self.position.hold(
+            cut.iter()
+                .filter_map(|d| d.log_line)
+                .min()
+                .map(|l| l as u64),
+        );
+        self.decisions.write(&mut self.out, decisions)
     }
 
     /// Saves the last kernel-log record decided (`--state-dir`): `now`
@@ -344,10 +362,7 @@ impl Session {
         self.link_warnings(&mut decisions);
         self.rss_rule
             .share(&self.env.tracer, &decisions, &mut self.out)?;
-        if let Some(state) = self.state.as_mut() {
-            state.emitted(&decisions);
-        }
-        if self.decisions.write(&mut self.out, decisions)? {
+        if self.write_decisions(decisions)? {
             return Ok(ControlFlow::Break(()));
         }
         self.save_state(false)?;
@@ -470,12 +485,9 @@ impl Session {
         self.env.take_late_snapshots();
         self.position.closed();
         let mut decisions = self.builder.flush(&mut self.env);
-        if let Some(state) = self.state.as_mut() {
-            state.emitted(&decisions);
-        }
         self.episodes_of(&mut decisions);
         self.link_warnings(&mut decisions);
-        self.decisions.write(&mut self.out, decisions)?;
+        self.write_decisions(decisions)?;
         Ok(())
     }
 

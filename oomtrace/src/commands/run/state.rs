@@ -216,6 +216,8 @@ fn resume_from(bytes: &[u8], boot_id: &str, dir: &PrivateDir) -> Resume {
 pub struct Position {
     last: Option<u64>,
     clear: Option<u64>,
+    /// The first line of the first decision `--count` cut: never decided.
+    held: Option<u64>,
 }
 
 impl Position {
@@ -224,7 +226,17 @@ impl Position {
         Self {
             last: seq,
             clear: seq,
+            held: None,
         }
+    }
+
+    /// A decision beginning at log line `line` was built but not written
+    /// (`--count`): the position stays before it, so a restart recovers it.
+    pub fn hold(&mut self, line: Option<u64>) {
+        self.held = match (self.held, line) {
+            (Some(held), Some(line)) => Some(held.min(line)),
+            (held, line) => held.or(line),
+        };
     }
 
     /// Record `seq` went to the parser, which now holds a report open or not.
@@ -243,7 +255,12 @@ impl Position {
     /// The last record decided, given the first log line of the oldest
     /// decision in flight.
     pub fn decided(&self, oldest_pending: Option<usize>) -> Option<u64> {
-        let pending = oldest_pending.map(|line| (line as u64).saturating_sub(1));
+        let pending = oldest_pending
+            .map(|line| line as u64)
+            .into_iter()
+            .chain(self.held)
+            .min()
+            .map(|line| line.saturating_sub(1));
         match (self.clear, pending) {
             (Some(clear), Some(pending)) => Some(clear.min(pending)),
             (clear, None) => clear,
@@ -288,6 +305,13 @@ mod tests {
         position.read(15, true);
         position.closed();
         assert_eq!(position.decided(None), Some(15));
+        position.hold(Some(13));
+        position.hold(Some(14));
+        assert_eq!(
+            position.decided(None),
+            Some(12),
+            "a decision cut by --count at 13"
+        );
     }
 
     #[test]
