@@ -24,10 +24,13 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::vm::{
-    self, Series, initramfs,
-    kernels::{Kernel, KernelCache},
-    run_with_timeout, target_dir,
+use crate::{
+    target_dir,
+    vm::{
+        self, Series, initramfs,
+        kernels::{Kernel, KernelCache},
+        run_with_timeout,
+    },
 };
 
 mod oom_storm;

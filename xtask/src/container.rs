@@ -19,7 +19,11 @@ use std::{
 use anyhow::{Context, Result, ensure};
 use serde_json::Value;
 
-use crate::vm::{Arch, check::Schema, initramfs::shared_libraries, target_dir};
+use crate::{
+    arch::Arch,
+    target_dir,
+    vm::{check::Schema, initramfs::shared_libraries},
+};
 
 /// runc rather than crun: crun refuses hosts with cgroup v1 and v2 mounted
 /// side by side (hybrid), which this project tests on.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use crate::vm::arch::Arch;
+use crate::arch::Arch;
 
 /// Debian packages a cross build for `arch` needs (linker and C library).
 pub fn packages(arch: Arch) -> &'static [&'static str] {
@@ -28,7 +28,7 @@ fn sysroot(arch: Arch) -> Option<&'static Path> {
 
 /// The directory the release binaries for `arch` land in.
 pub fn release_dir(arch: Arch) -> PathBuf {
-    let target = crate::vm::target_dir();
+    let target = crate::target_dir();
     match arch.rust_target() {
         None => target.join("release"),
         Some(triple) => target.join(triple).join("release"),

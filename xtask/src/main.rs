@@ -10,6 +10,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 
+mod arch;
 mod bench;
 mod container;
 mod cross;
@@ -239,6 +240,19 @@ fn parse_arch(name: &str) -> Result<vm::Arch> {
     vm::Arch::parse(name).with_context(|| format!("unknown architecture {name:?} (x86_64, arm64)"))
 }
 
+pub(crate) fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|p| {
+            if p.is_absolute() {
+                p
+            } else {
+                workspace_root().join(p)
+            }
+        })
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -466,7 +480,7 @@ fn test() -> Result<()> {
     }
     // The kernel tests run their workloads from the oomtrace-hog binary.
     run(cargo().args(["build", "-p", "oomtrace-hog"]))?;
-    let hog = vm::target_dir().join("debug/oomtrace-hog");
+    let hog = target_dir().join("debug/oomtrace-hog");
     // One test thread: the kernel tests create cgroups and read /dev/kmsg.
     run(cargo()
         .args(["test", "--workspace", "--", "--test-threads=1"])
@@ -485,7 +499,7 @@ fn verify_systemd_unit() -> Result<()> {
     let unit = workspace_root().join("deploy/systemd/oomtrace.service");
     let text =
         std::fs::read_to_string(&unit).with_context(|| format!("reading {}", unit.display()))?;
-    let dir = vm::target_dir().join("unit-check");
+    let dir = target_dir().join("unit-check");
     std::fs::create_dir_all(&dir)?;
     let copy = dir.join("oomtrace.service");
     std::fs::write(&copy, text.replace("/usr/bin/oomtrace", "/bin/true"))?;

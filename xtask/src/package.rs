@@ -15,7 +15,7 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::vm::target_dir;
+use crate::target_dir;
 
 /// Built by `cargo xtask setup` with `cargo install --locked`.
 pub const CARGO_DEB_VERSION: &str = "3.8.0";

@@ -5,7 +5,6 @@
 //! Per kernel and backend: one boot runs the cgroup-v2 memcg scenarios, one
 //! the cgroup-v1 ones (where the kernel has v1), and a smaller one the global
 //! OOM. The guest side is tests/vm/init; the checks are in vm/check.rs.
-pub(crate) mod arch;
 pub(crate) mod check;
 mod guest;
 pub(crate) mod initramfs;
@@ -26,7 +25,8 @@ use std::{
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::Value;
 
-pub use arch::Arch;
+pub use crate::arch::Arch;
+use crate::target_dir;
 use check::{KernelLog, TracerRun};
 use guest::{GuestOutput, ScenarioOutput};
 pub use kernels::Series;
@@ -392,19 +392,6 @@ fn boot_all(jobs: &[Job<'_>], initrd: &Path) -> Vec<Result<GuestOutput>> {
                 .unwrap_or_else(|| Err(anyhow::anyhow!("the guest was never booted")))
         })
         .collect()
-}
-
-pub(crate) fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|p| {
-            if p.is_absolute() {
-                p
-            } else {
-                crate::workspace_root().join(p)
-            }
-        })
-        .unwrap_or_else(|| crate::workspace_root().join("target"))
 }
 
 /// The boots for one kernel: cgroup v2 scenarios, cgroup v1 scenarios, the

@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use super::arch::Arch;
+use crate::arch::Arch;
 
 /// Names `oomtrace-hog` is linked under in the guest: the kernel's comm of
 /// each workload (see tests/vm/init), and the bench's `faultstorm`.

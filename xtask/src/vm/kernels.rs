@@ -12,7 +12,7 @@ use std::{
 
 use anyhow::{Context, Result, bail, ensure};
 
-use super::arch::Arch;
+use crate::arch::Arch;
 
 /// A kernel series the harness boots.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -705,6 +705,40 @@ fn extract(deb: &Path, into: &Path, members: &[String]) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Each architecture's kernel table (here, beside [`Series`], so that
+/// `arch.rs` needs nothing of this file).
+impl Arch {
+    /// The series `--kernel all` boots. arm64: no cloud flavour (its
+    /// config is the generic one's minus drivers), and the 16 KiB-page
+    /// flavour, which proves page sizes are read from the kernel.
+    pub fn series(self) -> &'static [Series] {
+        match self {
+            Arch::X86_64 => &[
+                Series::V5_10,
+                Series::V6_1,
+                Series::V6_12,
+                Series::Newest,
+                Series::NewestCloud,
+            ],
+            Arch::Arm64 => &[
+                Series::V6_1,
+                Series::V6_12,
+                Series::Newest,
+                Series::Newest16k,
+            ],
+        }
+    }
+
+    /// The kernel flavour `series` is packaged as: `linux-image-<release>-<flavour>`.
+    pub fn flavour(self, series: Series) -> String {
+        match series {
+            Series::NewestCloud => format!("cloud-{}", self.debian()),
+            Series::Newest16k => format!("{}-16k", self.debian()),
+            _ => self.debian().to_owned(),
+        }
+    }
 }
 
 #[cfg(test)]

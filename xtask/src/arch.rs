@@ -3,8 +3,6 @@
 //! the guest sees.
 use std::{path::Path, process::Command};
 
-use super::kernels::Series;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Arch {
     #[default]
@@ -43,36 +41,6 @@ impl Arch {
         match self {
             Arch::X86_64 => None,
             Arch::Arm64 => Some("aarch64-unknown-linux-gnu"),
-        }
-    }
-
-    /// The series `--kernel all` boots. arm64: no cloud flavour (its
-    /// config is the generic one's minus drivers), and the 16 KiB-page
-    /// flavour, which proves page sizes are read from the kernel.
-    pub fn series(self) -> &'static [Series] {
-        match self {
-            Arch::X86_64 => &[
-                Series::V5_10,
-                Series::V6_1,
-                Series::V6_12,
-                Series::Newest,
-                Series::NewestCloud,
-            ],
-            Arch::Arm64 => &[
-                Series::V6_1,
-                Series::V6_12,
-                Series::Newest,
-                Series::Newest16k,
-            ],
-        }
-    }
-
-    /// The kernel flavour `series` is packaged as: `linux-image-<release>-<flavour>`.
-    pub fn flavour(self, series: Series) -> String {
-        match series {
-            Series::NewestCloud => format!("cloud-{}", self.debian()),
-            Series::Newest16k => format!("{}-16k", self.debian()),
-            _ => self.debian().to_owned(),
         }
     }
 
