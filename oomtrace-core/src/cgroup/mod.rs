@@ -373,8 +373,20 @@ fn entry_bytes(path: &str) -> usize {
     std::mem::size_of::<(u64, String)>() + crate::base::bounds::text(path)
 }
 
-/// Full rescans are at most this frequent, whoever asks.
-pub const RESCAN_INTERVAL: Duration = Duration::from_millis(200);
+/// The least idle time between two full rescans, whoever asks: a storm of
+/// new ids shares scans instead of making one each.
+pub const RESCAN_MIN_GAP: Duration = Duration::from_millis(10);
+
+/// How long to wait before a rescan asked for after the last one started,
+/// `since_last_end` after that one ended: at least as long as it took (a
+/// large hierarchy keeps the scans to half of one thread) and at least
+/// [`RESCAN_MIN_GAP`]; no longer, so a new cgroup's first lookup is
+/// answered within about two scans.
+pub fn rescan_delay(last_scan_took: Duration, since_last_end: Duration) -> Duration {
+    last_scan_took
+        .max(RESCAN_MIN_GAP)
+        .saturating_sub(since_last_end)
+}
 /// Bound on the cache: a node running for months creates millions of cgroups.
 const CACHE_MAX: usize = crate::base::bounds::MEMCG_PATHS;
 /// Bound on the ids remembered as absent (cleared past it: asking again
@@ -502,6 +514,21 @@ mod tests {
 37 25 0:32 / /sys/fs/cgroup/memory rw,relatime shared:15 - cgroup cgroup rw,memory
 38 25 0:33 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 ";
+
+    #[test]
+    fn a_rescan_waits_as_long_as_the_last_scan_took_and_no_longer() {
+        let took = RESCAN_MIN_GAP * 3;
+        // Asked right after a slow scan: idle as long as it took.
+        assert_eq!(rescan_delay(took, Duration::ZERO), took);
+        assert_eq!(rescan_delay(took, took / 3), took - took / 3);
+        // Asked long after: at once.
+        assert_eq!(rescan_delay(took, took), Duration::ZERO);
+        assert_eq!(rescan_delay(took, took * 10), Duration::ZERO);
+        // A quick scan still leaves the least gap, then none.
+        let quick = RESCAN_MIN_GAP / 10;
+        assert_eq!(rescan_delay(quick, Duration::ZERO), RESCAN_MIN_GAP);
+        assert_eq!(rescan_delay(quick, RESCAN_MIN_GAP), Duration::ZERO);
+    }
 
     #[test]
     fn v1_memory_mount_wins_over_cgroup2() {

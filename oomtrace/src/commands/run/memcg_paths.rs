@@ -1,7 +1,8 @@
 //! Cgroup id → path lookups off the event loop. The loop only reads what
 //! the scans found so far ([`IdCache`]) and queues the ids they have not
-//! seen; a worker thread walks the hierarchy for them, at most once per
-//! [`RESCAN_INTERVAL`] however many ask, and wakes the loop. An id a scan
+//! seen; a worker thread walks the hierarchy for them, once for all the ids
+//! queued, as soon as asked but paced by [`rescan_delay`] (a storm of new
+//! ids shares scans), and wakes the loop. An id a scan
 //! did not find is absent from then on: asking again costs nothing. The
 //! decisions that name a queued id wait for it (`Environment::memcg_paths_ready`).
 use std::{
@@ -11,11 +12,11 @@ use std::{
         mpsc::{Receiver, SyncSender, TrySendError, sync_channel},
     },
     thread,
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use oomtrace_core::cgroup::{
-    IdCache, IdLookup, MemcgSnapshot, MemoryHierarchy, RESCAN_INTERVAL, scan,
+    IdCache, IdLookup, MemcgSnapshot, MemoryHierarchy, rescan_delay, scan,
 };
 use tokio::sync::Notify;
 
@@ -62,7 +63,8 @@ impl MemcgPaths {
             shared: Arc::clone(&shared),
             hierarchy,
             answered: Arc::clone(&answered),
-            last_scan: Instant::now(),
+            last_scan_took: Duration::ZERO,
+            last_scan_end: Instant::now(),
         };
         thread::Builder::new()
             .name("memcg-paths".into())
@@ -154,19 +156,26 @@ struct Worker {
     shared: Arc<Mutex<Shared>>,
     hierarchy: MemoryHierarchy,
     answered: Arc<Notify>,
-    last_scan: Instant,
+    last_scan_took: Duration,
+    last_scan_end: Instant,
 }
 
 impl Worker {
     /// Until the loop's side is dropped: the queued ids, one scan for all of
-    /// them (made after they were asked for), their memcgs' files where
-    /// wanted, then the answer.
+    /// them (made after they were asked for: every id on the queue came after
+    /// the last scan's drain), their memcgs' files where wanted, then the
+    /// answer. Blocked on the queue while nothing is asked: no wake-ups.
     fn run(mut self, requests: Receiver<u64>) {
         while let Ok(first) = requests.recv() {
-            thread::sleep(RESCAN_INTERVAL.saturating_sub(self.last_scan.elapsed()));
+            thread::sleep(rescan_delay(
+                self.last_scan_took,
+                self.last_scan_end.elapsed(),
+            ));
             let asked: Vec<u64> = std::iter::once(first).chain(requests.try_iter()).collect();
+            let started = Instant::now();
             let found = scan(&self.hierarchy);
-            self.last_scan = Instant::now();
+            self.last_scan_end = Instant::now();
+            self.last_scan_took = self.last_scan_end - started;
             let files_of: Vec<String> = {
                 let mut shared = lock(&self.shared);
                 shared.ids.merge(found, &asked);
@@ -273,8 +282,9 @@ mod tests {
     fn a_full_queue_drops_and_counts() {
         let root = tempfile::tempdir().unwrap();
         let mut paths = MemcgPaths::start(hierarchy(root.path())).unwrap();
-        // More unknown ids than the queue holds, faster than one scan.
-        for id in 1_000_000..1_000_000 + 2 * QUEUE as u64 + 2 {
+        // More unknown ids than two drains of the queue take (the worker
+        // idles at least `RESCAN_MIN_GAP` after a scan), faster than that.
+        for id in 1_000_000..1_000_000 + 3 * QUEUE as u64 + 2 {
             paths.lookup(id, false);
         }
         assert!(paths.dropped() >= QUEUE as u64, "{}", paths.dropped());
