@@ -12,6 +12,7 @@ pub(crate) mod kernels;
 mod oracle;
 mod pagefault;
 mod scale;
+mod warning;
 
 use std::{
     cell::RefCell,
@@ -111,6 +112,7 @@ const MEMCG_SCENARIOS: &[ScenarioSpec] = &[
     ("stall", true, false, check_stall),
     ("doctor", false, true, check_doctor),
     ("tasks2000", false, true, scale::check_tasks2000),
+    ("warnleak", false, true, warning::check_warnleak),
 ];
 
 struct Scenario {

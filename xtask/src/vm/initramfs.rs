@@ -32,6 +32,8 @@ pub const WORKLOADS: &[&str] = &[
     "globalhog",
     "thphog",
     "thphog2",
+    "leaker",
+    "neighbour",
 ];
 
 enum Entry {
