@@ -9,6 +9,18 @@ use super::{
     memcg_kill,
 };
 
+/// A leak runs ~35 s under TCG: by default only on 6.12 and the newest
+/// kernel with the `auto` backend (the rule does not depend on the backend),
+/// to keep the early warning's CI time within its budget. `--scenario`
+/// runs it anywhere.
+pub fn runs_by_default(series: &str, backend: &str) -> bool {
+    matches!(series, "6.12" | "newest") && backend == "auto"
+}
+
+pub fn is_early_warning(scenario: &str) -> bool {
+    scenario.ends_with("-warnleak")
+}
+
 pub fn check_warnleak(ctx: &Ctx) -> Result<()> {
     memcg_kill(ctx, "leaker", "/warnleak", "/warnleak")?;
     let leaker = pid(ctx.scenario, "leaker")?;
