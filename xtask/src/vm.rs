@@ -12,6 +12,7 @@ pub(crate) mod kernels;
 mod oracle;
 mod pagefault;
 mod scale;
+mod warning;
 
 use std::{
     cell::RefCell,
@@ -146,6 +147,7 @@ const MEMCG_SCENARIOS: &[ScenarioSpec] = &[
     ("stall", true, false, check_stall),
     ("doctor", false, true, check_doctor),
     ("tasks2000", false, true, scale::check_tasks2000),
+    ("warnleak", false, true, warning::check_warnleak),
 ];
 
 struct Scenario {
@@ -261,6 +263,9 @@ fn plan_jobs<'a>(options: &'a Options, kernels: &'a [Kernel], work: &Path) -> Re
             for mut plan in plan(kernel, backend)? {
                 if !options.only.is_empty() {
                     plan.scenarios.retain(|s| options.only.contains(&s.name));
+                } else if !warning::runs_by_default(kernel.series.name(), backend) {
+                    plan.scenarios
+                        .retain(|s| !warning::is_early_warning(&s.name));
                 }
                 if plan.scenarios.is_empty() {
                     continue;

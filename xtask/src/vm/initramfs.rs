@@ -34,6 +34,8 @@ pub const WORKLOADS: &[&str] = &[
     "globalhog",
     "thphog",
     "thphog2",
+    "leaker",
+    "neighbour",
 ];
 
 enum Entry {
