@@ -263,7 +263,7 @@ fn plan_jobs<'a>(options: &'a Options, kernels: &'a [Kernel], work: &Path) -> Re
             for mut plan in plan(kernel, backend)? {
                 if !options.only.is_empty() {
                     plan.scenarios.retain(|s| options.only.contains(&s.name));
-                } else if !warning::runs_by_default(kernel.series.name(), backend) {
+                } else {
                     plan.scenarios
                         .retain(|s| !warning::is_early_warning(&s.name));
                 }
