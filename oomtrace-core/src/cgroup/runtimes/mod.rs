@@ -24,7 +24,7 @@ use std::{collections::HashSet, path::Path};
 pub use super::container::Compose;
 use super::{
     container::Container,
-    kubernetes::KubeResolver,
+    kubernetes::{KubeNames, KubeResolver},
     recent::{RecentCache, Weighed},
 };
 
@@ -184,19 +184,37 @@ impl NodeNames {
     }
 
     /// The owner of `memcg` as the path says, named by its runtime's and
-    /// the kubelet's state (the decision's `assemble::victim::container`
-    /// does the same through its `Environment`).
+    /// the kubelet's state.
     pub fn container(&mut self, memcg: &str) -> Option<Container> {
-        let mut found = super::container::attribute(memcg);
-        if let Some(names) = self.runtimes.resolve(found.as_ref(), memcg) {
-            names.apply(&mut found);
-        }
-        let mut c = found?;
-        if let Some(names) = self.kube.resolve(&c, memcg) {
-            names.apply(&mut c);
-        }
-        Some(c)
+        owner(
+            memcg,
+            self,
+            |n, found| n.runtimes.resolve(found, memcg),
+            |n, c| n.kube.resolve(c, memcg),
+        )
     }
+}
+
+/// The owner of `memcg` as the path says, then named: first by its
+/// runtime's own state (which may name a container the path alone does
+/// not, e.g. `ctr`'s `/<ns>/<id>`), then by the kubelet's. The live session
+/// and the decision model (through its `Environment`) both name this way;
+/// `source` is what both lookups read from.
+pub fn owner<S: ?Sized>(
+    memcg: &str,
+    source: &mut S,
+    runtime: impl FnOnce(&mut S, Option<&Container>) -> Option<RuntimeNames>,
+    kube: impl FnOnce(&mut S, &Container) -> Option<KubeNames>,
+) -> Option<Container> {
+    let mut found = super::container::attribute(memcg);
+    if let Some(names) = runtime(source, found.as_ref()) {
+        names.apply(&mut found);
+    }
+    let mut c = found?;
+    if let Some(names) = kube(source, &c) {
+        names.apply(&mut c);
+    }
+    Some(c)
 }
 
 /// Names read, by container id, and the ids whose state named nothing (so

@@ -10,7 +10,7 @@ use oomtrace_ebpf::{
 };
 
 use crate::{
-    cgroup::container::{Container, attribute},
+    cgroup::{container::Container, runtimes},
     events::comm_str,
     model::{
         decision::{
@@ -253,13 +253,10 @@ pub(super) fn killed(p: &Pending) -> Vec<u32> {
 /// names its runtime and Kubernetes keep on the node.
 pub(super) fn container(victim: Option<&Victim>, env: &mut dyn Environment) -> Option<Container> {
     let memcg = victim.and_then(|v| v.memcg.as_deref())?;
-    let mut found = attribute(memcg);
-    if let Some(names) = env.runtime_names(found.as_ref(), memcg) {
-        names.apply(&mut found);
-    }
-    let mut c = found?;
-    if let Some(names) = env.kubernetes_names(&c, memcg) {
-        names.apply(&mut c);
-    }
-    Some(c)
+    runtimes::owner(
+        memcg,
+        env,
+        |env, found| env.runtime_names(found, memcg),
+        |env, c| env.kubernetes_names(c, memcg),
+    )
 }
