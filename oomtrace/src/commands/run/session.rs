@@ -580,7 +580,7 @@ impl Session {
                 self.charge_hook
                     .on_memcg_at_limit(&e, &mut self.env, &mut self.out)?
             }
-            Event::ProcessExec(_) => self.env.read_cmdlines(&event),
+            Event::ProcessExec(e) => self.env.read_cmdline(e.header.tgid),
             // What the kill freed is read after it: not before the
             // victim's memory is released (`victim_exits`).
             Event::VictimExit(exit) => {
@@ -589,7 +589,6 @@ impl Session {
                 }
             }
             other => {
-                self.env.read_cmdlines(&other);
                 self.env.snapshot_oom_memcgs(&other);
                 self.builder.on_event(now, other)
             }
