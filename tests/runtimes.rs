@@ -428,51 +428,76 @@ fn docker_compose_service_oom_is_named_by_project_and_service() {
 
 // ---- Podman -----------------------------------------------------------------
 
-#[test]
-fn podman_run_oom_is_named_as_podman_inspect_names_it() {
-    require_root();
-    let parent = ParentCgroup::new("libpod_parent");
-    let rootfs = Rootfs::new();
-    let podman = || {
-        let mut c = bounded("podman");
-        c.args(["--cgroup-manager", "cgroupfs"]);
-        c
-    };
-    let image = "localhost/oomtrace-busybox:1";
-    run(podman().arg("import").arg(rootfs.tar()).arg(image));
-    let name = format!("oomtrace-ledger-{}", std::process::id());
-    struct Rm<F: Fn() -> Command>(F, String);
-    impl<F: Fn() -> Command> Drop for Rm<F> {
-        fn drop(&mut self) {
-            let _ = (self.0)().args(["rm", "-f", &self.1]).output();
-        }
-    }
-    let _rm = Rm(podman, name.clone());
-    let mut tracer = tracer_on(&parent);
-    let log = KernelLog::open();
-    let code = exit_code(podman().args([
-        "run",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "--memory",
-        LIMIT,
-        // This host's hard limits are above what the OCI runtime may set.
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        image,
-        "/bin/sh",
-        "-c",
-        GROW,
-    ]));
-    assert_eq!(code, 137, "podman run's exit status");
-    let decision = decision_of_the_kill(&mut tracer, &log);
+const PODMAN_IMAGE: &str = "localhost/oomtrace-busybox:1";
 
-    let all: Value = serde_json::from_str(&run(podman().args(["inspect", &name]))).unwrap();
-    let inspect = &all[0];
+/// Podman's CLI on the cgroupfs manager, with a containers.conf of the
+/// test's: this host's hard limits are above what the OCI runtime may set,
+/// and a pod's infra container takes no `--ulimit` of its own.
+struct Podman {
+    conf: tempfile::NamedTempFile,
+    rootfs: Rootfs,
+}
+
+impl Podman {
+    fn new() -> Self {
+        let conf = tempfile::NamedTempFile::new().unwrap();
+        fs::write(
+            conf.path(),
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n",
+        )
+        .unwrap();
+        let podman = Podman {
+            conf,
+            rootfs: Rootfs::new(),
+        };
+        run(podman
+            .cli()
+            .arg("import")
+            .arg(podman.rootfs.tar())
+            .arg(PODMAN_IMAGE));
+        podman
+    }
+
+    fn cli(&self) -> Command {
+        let mut c = bounded("podman");
+        c.env("CONTAINERS_CONF", self.conf.path())
+            .args(["--cgroup-manager", "cgroupfs"]);
+        c
+    }
+
+    fn inspect(&self, what: &[&str]) -> Value {
+        let all: Value = serde_json::from_str(&run(self.cli().arg("inspect").args(what))).unwrap();
+        all[0].clone()
+    }
+
+    /// `podman run --name NAME --memory LIMIT [extra] IMAGE GROW` until the
+    /// kernel kills it: exit 137.
+    fn run_until_killed(&self, name: &str, extra: &[&str]) {
+        let code = exit_code(
+            self.cli()
+                .args(["run", "--name", name, "--memory", LIMIT])
+                .args(extra)
+                .args([PODMAN_IMAGE, "/bin/sh", "-c", GROW]),
+        );
+        assert_eq!(code, 137, "podman run's exit status");
+    }
+}
+
+/// Removes a podman container or pod whatever the test's outcome.
+struct PodmanRm<'a>(&'a Podman, &'static str, String);
+
+impl Drop for PodmanRm<'_> {
+    fn drop(&mut self) {
+        let rm = match self.1 {
+            "pod" => vec!["pod", "rm", "-f", "-t", "0"],
+            _ => vec!["rm", "-f", "-t", "0"],
+        };
+        let _ = self.0.cli().args(rm).arg(&self.2).output();
+    }
+}
+
+/// The decision's Podman names against `podman inspect`'s.
+fn assert_podman_names(decision: &Value, inspect: &Value) {
     // Podman 4.3's conmon on cgroup v1 misses the memcg's OOM event of a
     // container that dies at once (`OOMKilled: false`): its exit status and
     // the kernel's kill line are the oracles here.
@@ -483,6 +508,75 @@ fn podman_run_oom_is_named_as_podman_inspect_names_it() {
     assert_eq!(c["container.name"], inspect["Name"], "{c}");
     assert_eq!(c["container.image.name"], inspect["ImageName"], "{c}");
     assert_eq!(c["names_source"], "podman_storage", "{c}");
+}
+
+#[test]
+fn podman_run_oom_is_named_as_podman_inspect_names_it() {
+    require_root();
+    let parent = ParentCgroup::new("libpod_parent");
+    let podman = Podman::new();
+    let name = format!("oomtrace-ledger-{}", std::process::id());
+    let _rm = PodmanRm(&podman, "container", name.clone());
+    let mut tracer = tracer_on(&parent);
+    let log = KernelLog::open();
+    podman.run_until_killed(&name, &["--network", "none"]);
+    let decision = decision_of_the_kill(&mut tracer, &log);
+
+    let inspect = podman.inspect(&[&name]);
+    assert_podman_names(&decision, &inspect);
+    assert!(decision["container"]["podman.pod.id"].is_null());
+}
+
+#[test]
+fn podman_pod_member_oom_is_named_by_its_pod() {
+    require_root();
+    let parent = ParentCgroup::new("libpod_parent");
+    let podman = Podman::new();
+    // The pod's infra container: a local image that sleeps (no pause image
+    // can be pulled, and Debian's podman builds one only with catatonit).
+    let infra = "localhost/oomtrace-infra:1";
+    run(podman
+        .cli()
+        .args([
+            "import",
+            "--change",
+            r#"ENTRYPOINT ["/bin/sh", "-c", "sleep 100000"]"#,
+        ])
+        .arg(podman.rootfs.tar())
+        .arg(infra));
+    let pod = format!("oomtrace-ledger-pod-{}", std::process::id());
+    let name = format!("oomtrace-ledger-{}", std::process::id());
+    let _rm_pod = PodmanRm(&podman, "pod", pod.clone());
+    run(podman.cli().args([
+        "pod",
+        "create",
+        "--name",
+        &pod,
+        "--network",
+        "none",
+        "--infra-image",
+        infra,
+    ]));
+    let mut tracer = tracer_on(&parent);
+    let log = KernelLog::open();
+    podman.run_until_killed(&name, &["--pod", &pod]);
+    let decision = decision_of_the_kill(&mut tracer, &log);
+
+    let inspect = podman.inspect(&[&name]);
+    assert_podman_names(&decision, &inspect);
+    let pod_inspect: Value =
+        serde_json::from_str(&run(podman.cli().args(["pod", "inspect", &pod]))).unwrap();
+    let c = &decision["container"];
+    assert_eq!(pod_inspect["Name"], pod.as_str());
+    assert_eq!(c["podman.pod.id"], pod_inspect["Id"], "{c}");
+    assert_eq!(c["podman.pod.id"], inspect["Pod"], "{c}");
+    let short: String = inspect["Pod"].as_str().unwrap().chars().take(12).collect();
+    let owner = format!("pod {short}/{name}");
+    assert!(
+        decision["explanation"].to_string().contains(&owner),
+        "{owner}: {}",
+        decision["explanation"]
+    );
 }
 
 // ---- containerd (ctr) -------------------------------------------------------

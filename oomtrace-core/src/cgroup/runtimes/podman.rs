@@ -9,8 +9,10 @@
 //!
 //! CRI-O shares containers/storage (and its `containers.json`): a
 //! container whose spec libpod did not write is not Podman's, and gets no
-//! Podman names. The pod a container belongs to is kept only in libpod's
-//! BoltDB, which oomtrace does not parse: pods are not named.
+//! Podman names. A pod member's pod id is its cgroup's parent, which the
+//! path gives (`container::attribute`) and the spec's `cgroupsPath`
+//! confirms; the pod's name is kept only in libpod's BoltDB, which
+//! oomtrace does not read (docs/architecture.md, "Names").
 use std::{
     collections::HashMap,
     fs,

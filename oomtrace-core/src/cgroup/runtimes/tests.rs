@@ -159,6 +159,32 @@ fn podman_rootful_names_and_image() {
 }
 
 #[test]
+fn a_podman_pod_member_is_named_with_its_pods_id() {
+    let root = tempfile::tempdir().unwrap();
+    let graph = root.path().join("var/lib/containers/storage");
+    for (cgroups_path, memcg) in [
+        (
+            format!("/libpod_parent/{ID2}/libpod-{ID}"),
+            format!("/libpod_parent/{ID2}/libpod-{ID}"),
+        ),
+        (
+            format!("machine-libpod_pod_{ID2}.slice:libpod:{ID}"),
+            format!("/machine.slice/machine-libpod_pod_{ID2}.slice/libpod-{ID}.scope"),
+        ),
+    ] {
+        podman_container(&graph, ID, "libpod", &cgroups_path);
+        let c = resolve(&mut Runtimes::new(root.path()), &memcg).unwrap();
+        assert_eq!(c.podman_pod.as_deref(), Some(ID2), "{memcg}");
+        assert_eq!(c.name.as_deref(), Some("ledger"), "{memcg}");
+        assert_eq!(
+            c.owner_name(),
+            Some(format!("pod {}/ledger", &ID2[..12])),
+            "{memcg}"
+        );
+    }
+}
+
+#[test]
 fn podman_rootless_from_the_users_home() {
     let root = tempfile::tempdir().unwrap();
     write(&root.path().join("etc/placeholder"), json!(null));
