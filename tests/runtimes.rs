@@ -544,39 +544,40 @@ fn podman_pod_member_oom_is_named_by_its_pod() {
         ])
         .arg(podman.rootfs.tar())
         .arg(infra));
-    let pod = format!("oomtrace-ledger-pod-{}", std::process::id());
-    let name = format!("oomtrace-ledger-{}", std::process::id());
-    let _rm_pod = PodmanRm(&podman, "pod", pod.clone());
-    run(podman.cli().args([
-        "pod",
-        "create",
-        "--name",
-        &pod,
-        "--network",
-        "none",
-        "--infra-image",
-        infra,
-    ]));
-    let mut tracer = tracer_on(&parent);
-    let log = KernelLog::open();
-    podman.run_until_killed(&name, &["--pod", &pod]);
-    let decision = decision_of_the_kill(&mut tracer, &log);
+    // A pod with an infra container (its own cgroup holds its members'),
+    // and one without (no pod cgroup: libpod's spec names the pod; the
+    // network is then each member's own).
+    let with_infra: [&[&str]; 2] = [&["--infra-image", infra, "--network", "none"], &[]];
+    let without: [&[&str]; 2] = [&["--infra=false"], &["--network", "none"]];
+    for (kind, [pod_args, member_args]) in [("infra", with_infra), ("noinfra", without)] {
+        let pod = format!("oomtrace-ledger-{kind}-{}", std::process::id());
+        let name = format!("oomtrace-ledger-{kind}-member-{}", std::process::id());
+        let _rm_pod = PodmanRm(&podman, "pod", pod.clone());
+        run(podman
+            .cli()
+            .args(["pod", "create", "--name", &pod])
+            .args(pod_args));
+        let mut tracer = tracer_on(&parent);
+        let log = KernelLog::open();
+        podman.run_until_killed(&name, &[&["--pod", &pod], member_args].concat());
+        let decision = decision_of_the_kill(&mut tracer, &log);
 
-    let inspect = podman.inspect(&[&name]);
-    assert_podman_names(&decision, &inspect);
-    let pod_inspect: Value =
-        serde_json::from_str(&run(podman.cli().args(["pod", "inspect", &pod]))).unwrap();
-    let c = &decision["container"];
-    assert_eq!(pod_inspect["Name"], pod.as_str());
-    assert_eq!(c["podman.pod.id"], pod_inspect["Id"], "{c}");
-    assert_eq!(c["podman.pod.id"], inspect["Pod"], "{c}");
-    let short: String = inspect["Pod"].as_str().unwrap().chars().take(12).collect();
-    let owner = format!("pod {short}/{name}");
-    assert!(
-        decision["explanation"].to_string().contains(&owner),
-        "{owner}: {}",
-        decision["explanation"]
-    );
+        let inspect = podman.inspect(&[&name]);
+        assert_podman_names(&decision, &inspect);
+        let pod_inspect: Value =
+            serde_json::from_str(&run(podman.cli().args(["pod", "inspect", &pod]))).unwrap();
+        let c = &decision["container"];
+        assert_eq!(pod_inspect["Name"], pod.as_str());
+        assert_eq!(c["podman.pod.id"], pod_inspect["Id"], "{kind}: {c}");
+        assert_eq!(c["podman.pod.id"], inspect["Pod"], "{kind}: {c}");
+        let short: String = inspect["Pod"].as_str().unwrap().chars().take(12).collect();
+        let owner = format!("pod {short}/{name}");
+        assert!(
+            decision["explanation"].to_string().contains(&owner),
+            "{kind}: {owner}: {}",
+            decision["explanation"]
+        );
+    }
 }
 
 // ---- containerd (ctr) -------------------------------------------------------

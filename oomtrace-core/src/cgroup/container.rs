@@ -133,8 +133,8 @@ pub struct Container {
     /// containerd's namespace (`ctr -n`, nerdctl).
     pub runtime_namespace: Option<String>,
     /// The id (64 hex) of the podman pod the container is in, from the
-    /// pod's cgroup. Its name is kept only in libpod's BoltDB, which
-    /// oomtrace does not read.
+    /// pod's cgroup (or libpod's spec: `cgroup::runtimes::podman`). Its
+    /// name is kept only in libpod's BoltDB, which oomtrace does not read.
     pub podman_pod: Option<String>,
     /// The memory limit the runtime set (`docker run -m`), bytes.
     pub memory_limit_bytes: Option<u64>,
