@@ -187,6 +187,11 @@ impl Rootfs {
     fn tar(&self) -> PathBuf {
         self.dir.path().join("rootfs.tar")
     }
+
+    /// `<cli> import [options] <tar> <image>`: the tar as an image.
+    fn import(&self, mut cli: Command, options: &[&str], image: &str) {
+        run(cli.arg("import").args(options).arg(self.tar()).arg(image));
+    }
 }
 
 /// The tracer on the runtime's parent memcg, until one decision.
@@ -270,11 +275,7 @@ impl Docker {
             rootfs,
             run_dir,
         };
-        run(docker
-            .cli()
-            .arg("import")
-            .arg(docker.rootfs.tar())
-            .arg(DOCKER_IMAGE));
+        docker.rootfs.import(docker.cli(), &[], DOCKER_IMAGE);
         docker
     }
 
@@ -450,11 +451,7 @@ impl Podman {
             conf,
             rootfs: Rootfs::new(),
         };
-        run(podman
-            .cli()
-            .arg("import")
-            .arg(podman.rootfs.tar())
-            .arg(PODMAN_IMAGE));
+        podman.rootfs.import(podman.cli(), &[], PODMAN_IMAGE);
         podman
     }
 
@@ -535,15 +532,10 @@ fn podman_pod_member_oom_is_named_by_its_pod() {
     // The pod's infra container: a local image that sleeps (no pause image
     // can be pulled, and Debian's podman builds one only with catatonit).
     let infra = "localhost/oomtrace-infra:1";
-    run(podman
-        .cli()
-        .args([
-            "import",
-            "--change",
-            r#"ENTRYPOINT ["/bin/sh", "-c", "sleep 100000"]"#,
-        ])
-        .arg(podman.rootfs.tar())
-        .arg(infra));
+    let sleep = r#"ENTRYPOINT ["/bin/sh", "-c", "sleep 100000"]"#;
+    podman
+        .rootfs
+        .import(podman.cli(), &["--change", sleep], infra);
     // A pod with an infra container (its own cgroup holds its members'),
     // and one without (no pod cgroup: libpod's spec names the pod; the
     // network is then each member's own).
