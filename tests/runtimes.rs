@@ -457,7 +457,11 @@ impl Podman {
 
     fn cli(&self) -> Command {
         let mut c = bounded("podman");
-        c.env("CONTAINERS_CONF", self.conf.path())
+        // conmon may leave an `oom` marker in the working directory it
+        // inherits when it sees the OOM event (one was left in the tree):
+        // the test's temporary directory, not the tree.
+        c.current_dir(self.rootfs.dir.path())
+            .env("CONTAINERS_CONF", self.conf.path())
             .args(["--cgroup-manager", "cgroupfs"]);
         c
     }
