@@ -10,9 +10,7 @@ use super::WarningLink;
 /// Gives `decision` its warning and lead time (`now_boot_ms`: the kill's
 /// time where the decision does not carry the kernel's).
 pub fn link_decision(decision: &mut Decision, link: WarningLink, now_boot_ms: u64) {
-    let kill_ms = decision
-        .kernel_seconds
-        .map_or(now_boot_ms, |s| (s * 1000.0) as u64);
+    let kill_ms = kill_boot_ms(decision, now_boot_ms);
     let lead_ms = kill_ms.saturating_sub(link.warned_boot_ms);
     let leader = link.leader.as_ref();
     let who = leader.map_or_else(
@@ -35,4 +33,12 @@ pub fn link_decision(decision: &mut Decision, link: WarningLink, now_boot_ms: u6
         grower_comm: leader.map(|g| g.comm.clone()),
         grower_growth_bytes_per_s: leader.map(|g| g.growth_bytes_per_s),
     });
+}
+
+/// When the decision's kill happened (boot ms): the kernel's timestamp of
+/// it, else `now_boot_ms`.
+pub fn kill_boot_ms(decision: &Decision, now_boot_ms: u64) -> u64 {
+    decision
+        .kernel_seconds
+        .map_or(now_boot_ms, |s| (s * 1000.0) as u64)
 }

@@ -20,7 +20,7 @@ mod tests;
 
 pub use env::RiskEnvironment;
 pub use growers::Grower;
-pub use link::link_decision;
+pub use link::{kill_boot_ms, link_decision};
 pub use monitor::{RiskMonitor, RiskRecord, WarningLink};
 pub use record::{OomWarning, OomWarningClear, Signal};
 pub use rule::{Assessment, HORIZON_S, MIN_GROWTH_BYTES_PER_S, SEGMENT_MS, SEGMENTS};

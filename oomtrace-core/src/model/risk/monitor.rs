@@ -20,6 +20,10 @@ pub const MAX_WATCHED: usize = 256;
 /// A warning clears as memory freed when the unreclaimable memory fell this
 /// fraction of the limit below its level at the warning.
 const FREED_FRACTION: f64 = 0.10;
+/// A cleared warning is kept this long for the kill it may have preceded:
+/// the sample that clears it can come after the kill (the kill froze the
+/// growth, or freed the memory) and before the kill's decision.
+const CLEARED_KEEP_MS: u64 = 60_000;
 
 /// A record the monitor emits.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,6 +60,9 @@ struct Watched {
 #[derive(Debug, Default)]
 pub struct RiskMonitor {
     memcgs: HashMap<String, Watched>,
+    /// Warnings cleared in the last [`CLEARED_KEEP_MS`], by memcg, with
+    /// when they were cleared (boot ms).
+    cleared: HashMap<String, (WarningLink, u64)>,
     /// `None`: a memcg was just watched, the next poll is due at once.
     last_poll_ms: Option<u64>,
 }
@@ -93,6 +100,8 @@ impl RiskMonitor {
             return Vec::new();
         }
         self.last_poll_ms = Some(now_ms);
+        self.cleared
+            .retain(|_, (_, at)| at.saturating_add(CLEARED_KEEP_MS) > now_ms);
         let names: Vec<String> = self.memcgs.keys().cloned().collect();
         let mut records = Vec::new();
         for memcg in names {
@@ -110,13 +119,19 @@ impl RiskMonitor {
         records
     }
 
-    /// The memcg's OOM killed: the warning that came before it, if any.
-    /// Its history starts over.
-    pub fn on_kill(&mut self, memcg: &str) -> Option<WarningLink> {
-        let watched = self.memcgs.get_mut(memcg)?;
-        watched.history.clear();
-        watched.tasks.clear();
-        watched.warned.take().map(|w| w.link)
+    /// The memcg's OOM killed at `kill_ms` (boot ms): the warning that
+    /// stood then, if any, even when a sample taken after the kill cleared
+    /// it before the decision came. Its history starts over.
+    pub fn on_kill(&mut self, memcg: &str, kill_ms: u64) -> Option<WarningLink> {
+        if let Some(watched) = self.memcgs.get_mut(memcg) {
+            watched.history.clear();
+            watched.tasks.clear();
+            if let Some(warned) = watched.warned.take() {
+                return Some(warned.link);
+            }
+        }
+        let (link, cleared_ms) = self.cleared.remove(memcg)?;
+        (link.warned_boot_ms <= kill_ms && cleared_ms >= kill_ms).then_some(link)
     }
 
     /// One sample of a watched memcg; returns whether it stays watched.
@@ -163,6 +178,7 @@ impl RiskMonitor {
                     let since = warned.link.warned_boot_ms;
                     let container = env.container(memcg);
                     records.push(clear(memcg, container, reason, since, Some(&sample)));
+                    remember_cleared(&mut self.cleared, memcg, &warned.link, sample.boot_ms);
                     watched.warned = None;
                 }
             }
@@ -175,6 +191,8 @@ impl RiskMonitor {
 
     fn gone(&mut self, memcg: &str, env: &mut dyn RiskEnvironment) -> Option<RiskRecord> {
         let warned = self.memcgs.get_mut(memcg)?.warned.take()?;
+        let now_ms = self.last_poll_ms.unwrap_or(0);
+        remember_cleared(&mut self.cleared, memcg, &warned.link, now_ms);
         let container = env.container(memcg);
         Some(clear(
             memcg,
@@ -183,6 +201,19 @@ impl RiskMonitor {
             warned.link.warned_boot_ms,
             None,
         ))
+    }
+}
+
+/// Keeps a cleared warning for the kill it may have preceded (bounded
+/// like the watched memcgs).
+fn remember_cleared(
+    cleared: &mut HashMap<String, (WarningLink, u64)>,
+    memcg: &str,
+    link: &WarningLink,
+    at_ms: u64,
+) {
+    if cleared.len() < MAX_WATCHED || cleared.contains_key(memcg) {
+        cleared.insert(memcg.to_owned(), (link.clone(), at_ms));
     }
 }
 

@@ -202,10 +202,47 @@ fn the_kill_takes_the_warning_for_its_decision() {
             warned_at.get_or_insert(t);
         }
     }
-    let link = monitor.on_kill(MEMCG).unwrap();
+    let link = monitor.on_kill(MEMCG, 40_000).unwrap();
     assert_eq!(Some(link.warned_boot_ms / 1000), warned_at);
     assert_eq!(link.leader.unwrap().pid, 3);
-    assert_eq!(monitor.on_kill(MEMCG), None);
+    assert_eq!(monitor.on_kill(MEMCG, 40_000), None);
+}
+
+/// A leak frozen at the limit from second 30 (the kernel reclaiming before
+/// it kills): its warning clears as growth stopped at `cleared`.
+fn warned_then_cleared() -> (RiskMonitor, u64) {
+    let trace = |t: u64| {
+        let level = 40 * MIB + t.min(30) * 4 * MIB;
+        (level, 0, vec![(1, level)])
+    };
+    let mut env = Trace { at: trace, t: 0 };
+    let mut monitor = RiskMonitor::new();
+    let mut cleared = None;
+    for t in 0..60 {
+        env.t = t;
+        monitor.watch(MEMCG);
+        for record in monitor.poll(t * 1000, &mut env) {
+            if let RiskRecord::Clear(_) = record {
+                cleared.get_or_insert(t * 1000);
+            }
+        }
+    }
+    (monitor, cleared.expect("the warning clears"))
+}
+
+/// The sample that clears a warning may come after the kill, and before
+/// the kill's decision: the decision still links the warning that stood.
+#[test]
+fn a_warning_cleared_after_the_kill_still_links_its_decision() {
+    let (mut monitor, cleared) = warned_then_cleared();
+    assert!(monitor.on_kill(MEMCG, cleared - 1).is_some());
+    assert_eq!(monitor.on_kill(MEMCG, cleared - 1), None, "taken once");
+}
+
+#[test]
+fn a_warning_cleared_before_the_kill_does_not() {
+    let (mut monitor, cleared) = warned_then_cleared();
+    assert_eq!(monitor.on_kill(MEMCG, cleared + 1), None);
 }
 
 #[test]

@@ -21,7 +21,7 @@ use oomtrace_core::{
         decision::{Builder, Decision, Environment, Sources},
         episode::Episodes,
         pagefault::{PagefaultJoin, TASK_DYING, pagefault_record, retries_fault},
-        risk::{RiskMonitor, RiskRecord, link_decision},
+        risk::{RiskMonitor, RiskRecord, kill_boot_ms, link_decision},
         stall::{StallMonitor, StallRecord},
     },
     output::{RecordSink, StartRecord},
@@ -673,8 +673,10 @@ impl Session {
     fn link_warnings(&mut self, decisions: &mut [Decision]) {
         for decision in decisions {
             let memcg = decision.oom_memcg.as_ref().and_then(|m| m.path.clone());
-            if let Some(link) = memcg.and_then(|m| self.risk.on_kill(&m)) {
-                link_decision(decision, link, boot_ms());
+            let now = boot_ms();
+            let killed = kill_boot_ms(decision, now);
+            if let Some(link) = memcg.and_then(|m| self.risk.on_kill(&m, killed)) {
+                link_decision(decision, link, now);
             }
         }
     }
