@@ -264,8 +264,10 @@ fn plan_jobs<'a>(options: &'a Options, kernels: &'a [Kernel], work: &Path) -> Re
                 if !options.only.is_empty() {
                     plan.scenarios.retain(|s| options.only.contains(&s.name));
                 } else {
-                    plan.scenarios
-                        .retain(|s| !warning::is_early_warning(&s.name));
+                    plan.scenarios.retain(|s| {
+                        !warning::is_early_warning(&s.name)
+                            || warning::in_default_matrix(kernel.series, backend)
+                    });
                 }
                 if plan.scenarios.is_empty() {
                     continue;
