@@ -68,6 +68,9 @@ enum Task {
     /// without the tracer side by side in one QEMU guest whose clock counts
     /// instructions (-icount). A measurement: high overhead is reported, not failed.
     Bench {
+        /// Guest architecture: x86_64, or arm64 (qemu-system-aarch64, TCG).
+        #[arg(long, default_value = "x86_64")]
+        arch: String,
         /// Kernel series: 5.10, 6.1, 6.12, newest or newest-cloud.
         #[arg(long, default_value = "6.12")]
         kernel: String,
@@ -204,6 +207,7 @@ fn main() -> Result<()> {
             vm::run(&options)
         }
         Task::Bench {
+            arch,
             kernel,
             mib,
             rounds,
@@ -214,6 +218,7 @@ fn main() -> Result<()> {
         } => {
             setup()?;
             bench::run(&bench::Options {
+                arch: parse_arch(&arch)?,
                 kernel: vm::Series::parse(&kernel).with_context(|| {
                     format!("unknown kernel series {kernel:?} ({})", vm::Series::names())
                 })?,

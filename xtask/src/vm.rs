@@ -198,7 +198,7 @@ pub fn run(options: &Options) -> Result<()> {
     fs::create_dir_all(&work)?;
     let initrd = work.join("initrd.gz");
     let userland = userland(&mut cache, options.arch)?;
-    initramfs::build_release_for(&userland, &initrd, &root.join("tests/vm/init"), &[])?;
+    initramfs::build_release(&userland, &initrd, &root.join("tests/vm/init"), &[])?;
     let jobs = plan_jobs(options, &kernels, &work)?;
     let outcomes = boot_all(&jobs, &initrd);
     let judged = judge_all(&jobs, outcomes, &schema);
@@ -211,7 +211,7 @@ pub fn run(options: &Options) -> Result<()> {
 }
 
 /// The guest's busybox: the host's, or Debian's build for another architecture.
-fn userland(cache: &mut KernelCache, arch: Arch) -> Result<initramfs::Userland> {
+pub(crate) fn userland(cache: &mut KernelCache, arch: Arch) -> Result<initramfs::Userland> {
     if arch == Arch::X86_64 {
         return Ok(initramfs::Userland::host());
     }
