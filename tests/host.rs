@@ -85,6 +85,14 @@ fn single_hog_decision_matches_the_kernel_report() {
         killed.anon_rss_kb * 1024
     );
     assert_eq!(decision["freed"]["exited"], true);
+    // Read once the victim's memory was uncharged: the memcg's anonymous
+    // memory in the kernel's report (the hog's alone) is no longer counted.
+    let after = u64_of(&oom_memcg["usage_after_kill_bytes"]);
+    let anon = u64_of(&oom_memcg["stat"]["anon_bytes"]);
+    assert!(
+        after + anon <= u64_of(&oom_memcg["usage_bytes"]),
+        "{oom_memcg}"
+    );
     assert_eq!(cgroup.oom_kill_count(), 1);
     assert!(tracer.wait_exit().success());
 }

@@ -187,6 +187,11 @@ impl Rootfs {
     fn tar(&self) -> PathBuf {
         self.dir.path().join("rootfs.tar")
     }
+
+    /// `<cli> import [options] <tar> <image>`: the tar as an image.
+    fn import(&self, mut cli: Command, options: &[&str], image: &str) {
+        run(cli.arg("import").args(options).arg(self.tar()).arg(image));
+    }
 }
 
 /// The tracer on the runtime's parent memcg, until one decision.
@@ -270,11 +275,7 @@ impl Docker {
             rootfs,
             run_dir,
         };
-        run(docker
-            .cli()
-            .arg("import")
-            .arg(docker.rootfs.tar())
-            .arg(DOCKER_IMAGE));
+        docker.rootfs.import(docker.cli(), &[], DOCKER_IMAGE);
         docker
     }
 
@@ -428,51 +429,76 @@ fn docker_compose_service_oom_is_named_by_project_and_service() {
 
 // ---- Podman -----------------------------------------------------------------
 
-#[test]
-fn podman_run_oom_is_named_as_podman_inspect_names_it() {
-    require_root();
-    let parent = ParentCgroup::new("libpod_parent");
-    let rootfs = Rootfs::new();
-    let podman = || {
-        let mut c = bounded("podman");
-        c.args(["--cgroup-manager", "cgroupfs"]);
-        c
-    };
-    let image = "localhost/oomtrace-busybox:1";
-    run(podman().arg("import").arg(rootfs.tar()).arg(image));
-    let name = format!("oomtrace-ledger-{}", std::process::id());
-    struct Rm<F: Fn() -> Command>(F, String);
-    impl<F: Fn() -> Command> Drop for Rm<F> {
-        fn drop(&mut self) {
-            let _ = (self.0)().args(["rm", "-f", &self.1]).output();
-        }
-    }
-    let _rm = Rm(podman, name.clone());
-    let mut tracer = tracer_on(&parent);
-    let log = KernelLog::open();
-    let code = exit_code(podman().args([
-        "run",
-        "--name",
-        &name,
-        "--network",
-        "none",
-        "--memory",
-        LIMIT,
-        // This host's hard limits are above what the OCI runtime may set.
-        "--ulimit",
-        "nofile=1024:1024",
-        "--ulimit",
-        "nproc=1024:1024",
-        image,
-        "/bin/sh",
-        "-c",
-        GROW,
-    ]));
-    assert_eq!(code, 137, "podman run's exit status");
-    let decision = decision_of_the_kill(&mut tracer, &log);
+const PODMAN_IMAGE: &str = "localhost/oomtrace-busybox:1";
 
-    let all: Value = serde_json::from_str(&run(podman().args(["inspect", &name]))).unwrap();
-    let inspect = &all[0];
+/// Podman's CLI on the cgroupfs manager, with a containers.conf of the
+/// test's: this host's hard limits are above what the OCI runtime may set,
+/// and a pod's infra container takes no `--ulimit` of its own.
+struct Podman {
+    conf: tempfile::NamedTempFile,
+    rootfs: Rootfs,
+}
+
+impl Podman {
+    fn new() -> Self {
+        let conf = tempfile::NamedTempFile::new().unwrap();
+        fs::write(
+            conf.path(),
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=1024:1024\"]\n",
+        )
+        .unwrap();
+        let podman = Podman {
+            conf,
+            rootfs: Rootfs::new(),
+        };
+        podman.rootfs.import(podman.cli(), &[], PODMAN_IMAGE);
+        podman
+    }
+
+    fn cli(&self) -> Command {
+        let mut c = bounded("podman");
+        // conmon may leave an `oom` marker in the working directory it
+        // inherits when it sees the OOM event (one was left in the tree):
+        // the test's temporary directory, not the tree.
+        c.current_dir(self.rootfs.dir.path())
+            .env("CONTAINERS_CONF", self.conf.path())
+            .args(["--cgroup-manager", "cgroupfs"]);
+        c
+    }
+
+    fn inspect(&self, what: &[&str]) -> Value {
+        let all: Value = serde_json::from_str(&run(self.cli().arg("inspect").args(what))).unwrap();
+        all[0].clone()
+    }
+
+    /// `podman run --name NAME --memory LIMIT [extra] IMAGE GROW` until the
+    /// kernel kills it: exit 137.
+    fn run_until_killed(&self, name: &str, extra: &[&str]) {
+        let code = exit_code(
+            self.cli()
+                .args(["run", "--name", name, "--memory", LIMIT])
+                .args(extra)
+                .args([PODMAN_IMAGE, "/bin/sh", "-c", GROW]),
+        );
+        assert_eq!(code, 137, "podman run's exit status");
+    }
+}
+
+/// Removes a podman container or pod whatever the test's outcome.
+struct PodmanRm<'a>(&'a Podman, &'static str, String);
+
+impl Drop for PodmanRm<'_> {
+    fn drop(&mut self) {
+        let rm = match self.1 {
+            "pod" => vec!["pod", "rm", "-f", "-t", "0"],
+            _ => vec!["rm", "-f", "-t", "0"],
+        };
+        let _ = self.0.cli().args(rm).arg(&self.2).output();
+    }
+}
+
+/// The decision's Podman names against `podman inspect`'s.
+fn assert_podman_names(decision: &Value, inspect: &Value) {
     // Podman 4.3's conmon on cgroup v1 misses the memcg's OOM event of a
     // container that dies at once (`OOMKilled: false`): its exit status and
     // the kernel's kill line are the oracles here.
@@ -483,6 +509,71 @@ fn podman_run_oom_is_named_as_podman_inspect_names_it() {
     assert_eq!(c["container.name"], inspect["Name"], "{c}");
     assert_eq!(c["container.image.name"], inspect["ImageName"], "{c}");
     assert_eq!(c["names_source"], "podman_storage", "{c}");
+}
+
+#[test]
+fn podman_run_oom_is_named_as_podman_inspect_names_it() {
+    require_root();
+    let parent = ParentCgroup::new("libpod_parent");
+    let podman = Podman::new();
+    let name = format!("oomtrace-ledger-{}", std::process::id());
+    let _rm = PodmanRm(&podman, "container", name.clone());
+    let mut tracer = tracer_on(&parent);
+    let log = KernelLog::open();
+    podman.run_until_killed(&name, &["--network", "none"]);
+    let decision = decision_of_the_kill(&mut tracer, &log);
+
+    let inspect = podman.inspect(&[&name]);
+    assert_podman_names(&decision, &inspect);
+    assert!(decision["container"]["podman.pod.id"].is_null());
+}
+
+#[test]
+fn podman_pod_member_oom_is_named_by_its_pod() {
+    require_root();
+    let parent = ParentCgroup::new("libpod_parent");
+    let podman = Podman::new();
+    // The pod's infra container: a local image that sleeps (no pause image
+    // can be pulled, and Debian's podman builds one only with catatonit).
+    let infra = "localhost/oomtrace-infra:1";
+    let sleep = r#"ENTRYPOINT ["/bin/sh", "-c", "sleep 100000"]"#;
+    podman
+        .rootfs
+        .import(podman.cli(), &["--change", sleep], infra);
+    // A pod with an infra container (its own cgroup holds its members'),
+    // and one without (no pod cgroup: libpod's spec names the pod; the
+    // network is then each member's own).
+    let with_infra: [&[&str]; 2] = [&["--infra-image", infra, "--network", "none"], &[]];
+    let without: [&[&str]; 2] = [&["--infra=false"], &["--network", "none"]];
+    for (kind, [pod_args, member_args]) in [("infra", with_infra), ("noinfra", without)] {
+        let pod = format!("oomtrace-ledger-{kind}-{}", std::process::id());
+        let name = format!("oomtrace-ledger-{kind}-member-{}", std::process::id());
+        let _rm_pod = PodmanRm(&podman, "pod", pod.clone());
+        run(podman
+            .cli()
+            .args(["pod", "create", "--name", &pod])
+            .args(pod_args));
+        let mut tracer = tracer_on(&parent);
+        let log = KernelLog::open();
+        podman.run_until_killed(&name, &[&["--pod", &pod], member_args].concat());
+        let decision = decision_of_the_kill(&mut tracer, &log);
+
+        let inspect = podman.inspect(&[&name]);
+        assert_podman_names(&decision, &inspect);
+        let pod_inspect: Value =
+            serde_json::from_str(&run(podman.cli().args(["pod", "inspect", &pod]))).unwrap();
+        let c = &decision["container"];
+        assert_eq!(pod_inspect["Name"], pod.as_str());
+        assert_eq!(c["podman.pod.id"], pod_inspect["Id"], "{kind}: {c}");
+        assert_eq!(c["podman.pod.id"], inspect["Pod"], "{kind}: {c}");
+        let short: String = inspect["Pod"].as_str().unwrap().chars().take(12).collect();
+        let owner = format!("pod {short}/{name}");
+        assert!(
+            decision["explanation"].to_string().contains(&owner),
+            "{kind}: {owner}: {}",
+            decision["explanation"]
+        );
+    }
 }
 
 // ---- containerd (ctr) -------------------------------------------------------

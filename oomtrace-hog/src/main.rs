@@ -1,6 +1,7 @@
 //! `oomtrace-hog`: the workloads of the tests, the VM scenarios and the bench,
 //! kept out of the product binary. `hog` allocates until killed (or holds
-//! `--mib`); `faultstorm` faults fresh pages round after round. Tests link
+//! `--mib`); `faultstorm` faults fresh pages round after round; `execstorm`
+//! runs a short-lived command over and over. Tests link
 //! it under the name the kernel should print (`hog64 -> oomtrace-hog`).
 use std::{
     fs,
@@ -11,6 +12,7 @@ use std::{
 
 use anyhow::{Context, Result};
 
+mod execstorm;
 mod patterns;
 
 use clap::{Args, Parser};
@@ -26,6 +28,8 @@ enum Cli {
     Hog(HogArgs),
     /// Fault in fresh anonymous 4 KiB pages round after round and print the rate.
     Faultstorm(FaultstormArgs),
+    /// Run a short-lived command over and over and print the rate.
+    Execstorm(execstorm::ExecstormArgs),
     /// Grow at a steady rate until killed (anon, or a file on a tmpfs).
     Leak(patterns::LeakArgs),
     /// A garbage collector's sawtooth: rise, hold, free, again.
@@ -49,6 +53,7 @@ fn main() {
     let result = match Cli::parse() {
         Cli::Hog(args) => hog(&args),
         Cli::Faultstorm(args) => faultstorm(&args),
+        Cli::Execstorm(args) => execstorm::execstorm(&args),
         Cli::Latency(args) => latency(&args),
         Cli::Leak(args) => patterns::leak(&args),
         Cli::Sawtooth(args) => patterns::sawtooth(&args),
@@ -364,16 +369,29 @@ fn faultstorm(args: &FaultstormArgs) -> Result<()> {
         drop(mapping);
     }
     let cpu = process_cpu_ns()? - cpu_started;
+    print_storm(
+        &format!("faultstorm pages={total}"),
+        started,
+        wall_started,
+        cpu,
+    )
+}
+
+/// Prints a storm's line: `<what> ns=<elapsed> cpu_ns=<cpu> start_ns=<wall>`,
+/// from its CLOCK_MONOTONIC and CLOCK_REALTIME starts.
+fn print_storm(
+    what: &str,
+    started: std::time::Instant,
+    wall_started: SystemTime,
+    cpu: u128,
+) -> Result<()> {
     let elapsed = started.elapsed().as_nanos();
     let start_ns = wall_started
         .duration_since(std::time::UNIX_EPOCH)
         .context("the clock is before 1970")?
         .as_nanos();
     let mut out = std::io::stdout();
-    writeln!(
-        out,
-        "faultstorm pages={total} ns={elapsed} cpu_ns={cpu} start_ns={start_ns}"
-    )?;
+    writeln!(out, "{what} ns={elapsed} cpu_ns={cpu} start_ns={start_ns}")?;
     out.flush()?;
     Ok(())
 }

@@ -14,6 +14,12 @@
 //! module of the kernel's package); `cache` is compared with `cache-base`,
 //! and the share of the storm during which oomtrace had its on-demand charge
 //! hook attached is reported from its `charge_hook` records.
+//!
+//! `exec-base`, `exec` and `exec-nocmd` measure something else: the cost of
+//! reading command lines at exec. A loop of short-lived execs (busybox's
+//! `true` with a service's command line, `oomtrace-hog execstorm`) without
+//! oomtrace, with it, and with `--no-cmdline`; execs/s in guest time, in a
+//! table of their own.
 use std::{
     fmt::Write as _,
     fs,
@@ -42,8 +48,8 @@ const VM_MIB: u32 = 512;
 /// The storm maps this much at most at once: the rest of the guest's RAM
 /// holds the kernel, the initramfs and the tracer.
 const MAX_STORM_MIB: u64 = 256;
-/// Configurations bench-init knows; the oomtrace backends are the ones the
-/// budget applies to.
+/// Configurations bench-init knows; [`TRACED`] are the ones with oomtrace
+/// running, and those of the fault storm the ones the budget applies to.
 const CONFIGS: &[&str] = &[
     "baseline",
     "auto",
@@ -54,14 +60,31 @@ const CONFIGS: &[&str] = &[
     "control",
     "cache-base",
     "cache",
+    "exec-base",
+    "exec",
+    "exec-nocmd",
 ];
-const TRACED: &[&str] = &["auto", "kprobe", "fentry", "tracepoint", "cache"];
+const TRACED: &[&str] = &[
+    "auto",
+    "kprobe",
+    "fentry",
+    "tracepoint",
+    "cache",
+    "exec",
+    "exec-nocmd",
+];
+
+/// The exec loop's configurations, not the fault storm's.
+fn is_exec(config: &str) -> bool {
+    config.starts_with("exec")
+}
 
 /// The configuration a ratio is taken against: the same storm without
 /// oomtrace, and with whatever else shares the guest.
 fn reference(config: &str) -> &'static str {
     match config {
         "cache" => "cache-base",
+        "exec" | "exec-nocmd" => "exec-base",
         _ => "baseline",
     }
 }
@@ -74,6 +97,8 @@ pub struct Options {
     pub mib: u64,
     pub rounds: u64,
     pub reps: u32,
+    /// Execs per run of the exec configurations.
+    pub execs: u64,
     pub configs: Vec<String>,
     /// The OOM storm after the overhead runs (None: none).
     pub storm: Option<StormShape>,
@@ -103,8 +128,12 @@ pub fn run(options: &Options) -> Result<()> {
     let raw = fs::read(&results).context("reading the guest's results")?;
     let guest = parse(&String::from_utf8_lossy(&raw));
     let mut report = report_header(options, &configs, &kernel, &guest)?;
-    let table = table(&guest, &configs)?;
+    let table = table(&guest, &configs, false)?;
     report.push_str(&table.text);
+    let execs = match configs.iter().any(|c| is_exec(c)) {
+        true => table_of_execs(&mut report, &guest, &configs, options.execs)?,
+        false => None,
+    };
     let shapes = (options.isolated, options.storm);
     let storm_missing = footprint(&mut report, &guest, &configs, shapes, &raw)?;
     print!("{report}");
@@ -131,7 +160,7 @@ pub fn run(options: &Options) -> Result<()> {
             guest.failures.len()
         );
     }
-    if let Some(missing) = table.missing {
+    if let Some(missing) = table.missing.or(execs) {
         bail!("no measurement for {missing}");
     }
     if let Some(why) = storm_missing {
@@ -147,6 +176,7 @@ fn check_options(options: &Options) -> Result<()> {
     );
     ensure!(options.rounds >= 1, "--rounds must be at least 1");
     ensure!(options.reps >= 1, "--reps must be at least 1");
+    ensure!(options.execs >= 1, "--execs must be at least 1");
     for config in &options.configs {
         ensure!(
             CONFIGS.contains(&config.as_str()),
@@ -216,12 +246,14 @@ fn boot(
         "console={} panic=-1 quiet transparent_hugepage=never cryptomgr.notests \
          oomtrace_bench.results={} \
          oomtrace_bench.mib={} oomtrace_bench.rounds={} oomtrace_bench.reps={} \
-         oomtrace_bench.configs={} oomtrace_bench.storm={} oomtrace_bench.isolated={}",
+         oomtrace_bench.execs={} oomtrace_bench.configs={} oomtrace_bench.storm={} \
+         oomtrace_bench.isolated={}",
         kernel.arch.console(),
         kernel.arch.results_device(),
         options.mib,
         options.rounds,
         options.reps,
+        options.execs,
         configs.join(","),
         options.storm.map_or("off".to_owned(), |s| s.arg()),
         options.isolated.map_or("off".to_owned(), |s| s.arg())
@@ -235,8 +267,10 @@ fn boot(
         .args(["-icount", "shift=0,align=off,sleep=off"])
         .args(["-cpu", kernel.arch.cpu(), "-smp", "1"]);
     let runs = 1 + configs.len() as u64 * u64::from(options.reps);
-    // Pages per run: the measured rounds and the settling one.
-    let timeout = timeout(runs, options.mib * 256 * (options.rounds + 1)) * kernel.arch.slowdown()
+    // Pages per run: the measured rounds and the settling one (an exec
+    // counted as 50 pages: a run of the exec loop is timed as the larger).
+    let pages = (options.mib * 256 * (options.rounds + 1)).max(options.execs * 50);
+    let timeout = timeout(runs, pages) * kernel.arch.slowdown()
         + Duration::from_secs(options.storm.map_or(0, |s| s.timeout_secs()))
         + Duration::from_secs(options.isolated.map_or(0, |s| s.timeout_secs()));
     eprintln!(
@@ -271,7 +305,7 @@ fn report_header(
     let qemu_version = qemu_version(options.arch);
     writeln!(
         report,
-        "cargo xtask bench{} --kernel {} --mib {} --rounds {} --reps {} --config {} --storm {} --isolated {}",
+        "cargo xtask bench{} --kernel {} --mib {} --rounds {} --reps {} --execs {} --config {} --storm {} --isolated {}",
         match options.arch {
             vm::Arch::X86_64 => String::new(),
             arch => format!(" --arch {}", arch.name()),
@@ -280,6 +314,7 @@ fn report_header(
         options.mib,
         options.rounds,
         options.reps,
+        options.execs,
         configs[1..].join(","),
         options.storm.map_or("off".to_owned(), |s| s.arg()),
         options.isolated.map_or(0, |s| s.kills)
@@ -382,12 +417,14 @@ fn tail(path: &Path, lines: usize) -> String {
     all[all.len().saturating_sub(lines)..].join(" | ")
 }
 
-/// One storm: `@@run <config> <rep> pages=N ns=N cpu_ns=N [key=value...]`.
+/// One storm: `@@run <config> <rep> pages=N ns=N cpu_ns=N [key=value...]`
+/// (`execs=N` for the exec loop).
 #[derive(Debug, Clone, PartialEq)]
 struct Sample {
     config: String,
     rep: u32,
-    pages: u64,
+    /// Pages faulted, or execs run (the exec configurations).
+    ops: u64,
     /// Guest CLOCK_MONOTONIC over the storm: instructions run on the vCPU.
     ns: u64,
     /// The storm's own CPU time: without what other tasks ran meanwhile.
@@ -397,12 +434,12 @@ struct Sample {
 }
 
 impl Sample {
-    fn pages_per_second(&self) -> f64 {
-        self.pages as f64 * 1e9 / self.ns as f64
+    fn rate(&self) -> f64 {
+        self.ops as f64 * 1e9 / self.ns as f64
     }
 
-    fn pages_per_cpu_second(&self) -> Option<f64> {
-        Some(self.pages as f64 * 1e9 / self.cpu_ns.filter(|&n| n > 0)? as f64)
+    fn cpu_rate(&self) -> Option<f64> {
+        Some(self.ops as f64 * 1e9 / self.cpu_ns.filter(|&n| n > 0)? as f64)
     }
 
     /// The tracer's CPU time over the storm's, in percent.
@@ -545,16 +582,20 @@ fn parse_run(rest: &str) -> Option<Sample> {
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     let number = |key: &str| fields.iter().find(|(k, _)| k == key)?.1.parse::<u64>().ok();
-    let (pages, ns, cpu_ns) = (number("pages")?, number("ns")?, number("cpu_ns"));
-    (pages > 0 && ns > 0).then(|| Sample {
+    let ops = match is_exec(&config) {
+        true => number("execs")?,
+        false => number("pages")?,
+    };
+    let (ns, cpu_ns) = (number("ns")?, number("cpu_ns"));
+    (ops > 0 && ns > 0).then(|| Sample {
         config,
         rep,
-        pages,
+        ops,
         ns,
         cpu_ns,
         fields: fields
             .into_iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "pages" | "ns" | "cpu_ns"))
+            .filter(|(k, _)| !matches!(k.as_str(), "pages" | "execs" | "ns" | "cpu_ns"))
             .collect(),
     })
 }
@@ -582,8 +623,9 @@ struct Table {
 /// the storm's own CPU time (what hooks on its path cost it), the tracer's
 /// own CPU time (its wakeups, paid on the same vCPU) and the share of the
 /// storm with the charge hook attached. The budget applies to the first,
-/// the whole cost.
-fn table(guest: &GuestResults, configs: &[String]) -> Result<Table> {
+/// the whole cost. `execs`: the exec configurations' rows (execs/s), else
+/// the fault storm's with their legend and the budget.
+fn table(guest: &GuestResults, configs: &[String], execs: bool) -> Result<Table> {
     let mut text = String::new();
     let mut missing = None;
     writeln!(
@@ -593,7 +635,10 @@ fn table(guest: &GuestResults, configs: &[String]) -> Result<Table> {
         "backend",
         "hooks",
         "runs",
-        "median pages/s",
+        match execs {
+            true => "median execs/s",
+            false => "median pages/s",
+        },
         "ratio",
         "overhead",
         "spread",
@@ -604,7 +649,7 @@ fn table(guest: &GuestResults, configs: &[String]) -> Result<Table> {
     // Median pages/s and pages per CPU-second of each measured configuration.
     let mut medians: Vec<(&str, f64, Option<f64>)> = Vec::new();
     let mut verdicts = Vec::new();
-    for config in configs {
+    for config in configs.iter().filter(|c| is_exec(c) == execs) {
         let samples: Vec<&Sample> = guest
             .samples
             .iter()
@@ -654,6 +699,9 @@ fn table(guest: &GuestResults, configs: &[String]) -> Result<Table> {
             verdicts.push((config.clone(), m.backend.to_owned(), overhead));
         }
     }
+    if execs {
+        return Ok(Table { text, missing });
+    }
     writeln!(
         text,
         "\noverhead: 1 - ratio, pages/s in guest time (instructions), against baseline\n\
@@ -691,10 +739,10 @@ fn measure<'a>(
     medians: &[(&str, f64, Option<f64>)],
     hooks: &[Hook],
 ) -> Measured<'a> {
-    let mut rates: Vec<f64> = samples.iter().map(|s| s.pages_per_second()).collect();
+    let mut rates: Vec<f64> = samples.iter().map(|s| s.rate()).collect();
     let median_rate = median(&mut rates);
     let spread = (rates[rates.len() - 1] - rates[0]) / median_rate * 100.0;
-    let cpu_rates: Option<Vec<f64>> = samples.iter().map(|s| s.pages_per_cpu_second()).collect();
+    let cpu_rates: Option<Vec<f64>> = samples.iter().map(|s| s.cpu_rate()).collect();
     let cpu_median = cpu_rates.map(|mut r| median(&mut r));
     // The baseline is its own reference: no ratio.
     let reference = medians
@@ -724,6 +772,31 @@ fn measure<'a>(
             .unwrap_or("-"),
         hooks: first.field("hooks").unwrap_or("-"),
     }
+}
+
+/// The exec configurations' table and legend, appended to the report;
+/// returns the one asked for that has no sample.
+fn table_of_execs(
+    report: &mut String,
+    guest: &GuestResults,
+    configs: &[String],
+    execs: u64,
+) -> Result<Option<String>> {
+    let table = table(guest, configs, true)?;
+    writeln!(
+        report,
+        "\ncommand lines at exec: {execs} runs of busybox's true with a JVM service's\n\
+         command line (tests/vm/bench-init), one after another, per run\n"
+    )?;
+    report.push_str(&table.text);
+    writeln!(
+        report,
+        "\nexec-base: no oomtrace; exec: oomtrace --json --backend auto (exec hook, command\n\
+         lines read from /proc); exec-nocmd: the same with --no-cmdline;\n\
+         overhead: 1 - ratio, execs/s in guest time, against exec-base;\n\
+         on-cpu: the same on the loop's and its children's own CPU time"
+    )?;
+    Ok(table.missing)
 }
 
 /// Each traced configuration's overhead against the budget.
@@ -788,7 +861,7 @@ mod tests {
         assert_eq!(auto.cpu_ns, Some(9_000_000));
         assert_eq!(auto.field("backend"), Some("fentry"));
         assert_eq!(auto.field("cpu_ns"), None);
-        assert!((auto.pages_per_second() - 1000.0 / 0.0101).abs() < 1e-6);
+        assert!((auto.rate() - 1000.0 / 0.0101).abs() < 1e-6);
         assert!((auto.tracer_cpu_percent().unwrap() - 0.990099).abs() < 1e-5);
         assert_eq!(
             guest.failures,
@@ -801,7 +874,7 @@ mod tests {
     fn table_gives_median_ratios_and_the_budget_verdict() {
         let guest = parse(RESULTS);
         let configs = ["baseline", "auto", "control", "kprobe"].map(str::to_owned);
-        let table = table(&guest, &configs).unwrap();
+        let table = table(&guest, &configs, false).unwrap();
         let row = |name: &str| row_of(&table.text, name);
         // The baseline median is 100,000 pages/s; auto's 99,010 (1 - 1/1.01),
         // the same on the CPU (median), the tracer at 1% of the vCPU.
@@ -872,7 +945,7 @@ mod tests {
             "{armed}"
         );
         let configs = ["baseline", "cache-base", "cache"].map(str::to_owned);
-        let table = table(&guest, &configs).unwrap();
+        let table = table(&guest, &configs, false).unwrap();
         let row = |name: &str| row_of(&table.text, name);
         // cache-base at half the baseline's rate (the reader's share of the
         // vCPU); cache 1% under cache-base, on the CPU too; armed 49.5%.
@@ -893,6 +966,35 @@ mod tests {
             .find(|s| s.config == "cache-base")
             .unwrap();
         assert_eq!(base.armed_percent(&[]), Some(0.0));
+    }
+
+    #[test]
+    fn exec_runs_count_execs_and_are_compared_with_exec_base_in_a_table_of_their_own() {
+        let results = "@@run baseline 1 pages=1000 ns=10000000 cpu_ns=9000000\n\
+            @@run exec-base 1 execs=100 ns=100000000 cpu_ns=90000000\n\
+            @@run exec 1 execs=100 ns=125000000 cpu_ns=92000000 backend=fentry hooks=13 tracer_cpu_ns=20000000 tracer_exit=0\n\
+            @@run exec-nocmd 1 execs=100 ns=101000000 cpu_ns=90000000 backend=fentry hooks=12 tracer_cpu_ns=0 tracer_exit=0\n\
+            @@run exec 2 pages=100 ns=1\n\
+            @@done\n";
+        let guest = parse(results);
+        assert_eq!(
+            guest.failures,
+            ["malformed record: @@run exec 2 pages=100 ns=1"]
+        );
+        let configs = ["baseline", "exec-base", "exec", "exec-nocmd"].map(str::to_owned);
+        let faults = table(&guest, &configs, false).unwrap();
+        assert!(row_of(&faults.text, "exec").is_empty(), "{}", faults.text);
+        let mut report = String::new();
+        let missing = table_of_execs(&mut report, &guest, &configs, 100).unwrap();
+        assert_eq!(missing, None);
+        assert!(report.contains("median execs/s"), "{report}");
+        assert!(!report.contains("budget"), "{report}");
+        // 1,000 execs/s without oomtrace; 800 with it (20% fewer), 16% of
+        // the vCPU its own; 990.1 with --no-cmdline.
+        assert_eq!(row_of(&report, "exec-base")[4..6], ["1000", "1.0000"]);
+        assert_eq!(row_of(&report, "exec")[4..7], ["800", "0.8000", "20.00%"]);
+        assert_eq!(row_of(&report, "exec")[9], "16.00%");
+        assert_eq!(row_of(&report, "exec-nocmd")[5], "0.9901");
     }
 
     #[test]

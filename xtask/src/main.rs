@@ -83,12 +83,17 @@ enum Task {
         /// Alternating repetitions of every configuration.
         #[arg(long, default_value_t = 5)]
         reps: u32,
+        /// Execs per run of the exec configurations.
+        #[arg(long, default_value_t = 2000)]
+        execs: u64,
         /// Configurations besides the baseline: auto, kprobe, fentry,
         /// tracepoint (oomtrace backends), armed (auto with the on-demand
         /// charge hook attached throughout), control (a kprobe event on
         /// try_charge_memcg, to show the method sees a per-charge hook),
         /// cache (auto beside a memcg at its limit full of page cache,
-        /// compared with cache-base, the same without oomtrace).
+        /// compared with cache-base, the same without oomtrace); exec and
+        /// exec-nocmd (a loop of short-lived execs with oomtrace, and with
+        /// --no-cmdline, compared with exec-base, the loop without it).
         #[arg(
             long,
             default_value = "auto,kprobe,armed,control,cache",
@@ -212,6 +217,7 @@ fn main() -> Result<()> {
             mib,
             rounds,
             reps,
+            execs,
             config,
             storm,
             isolated,
@@ -225,6 +231,7 @@ fn main() -> Result<()> {
                 mib,
                 rounds,
                 reps,
+                execs,
                 configs: config,
                 storm: bench::StormShape::parse(&storm)?,
                 isolated: bench::StormShape::isolated(isolated),

@@ -29,9 +29,12 @@
 //!   a `container` child; its monitor `crio-conmon-<id>[.scope]` is reported
 //!   with `monitor: true`.
 //! - Podman: `libpod-<id>.scope` (systemd, root under `machine.slice`,
-//!   rootless under `user@UID.service`, or inside a podman pod's
-//!   `machine-libpod_pod_<podid>.slice`), `/libpod_parent/libpod-<id>` or
-//!   `/libpod_parent/<id>` (cgroupfs); monitor `libpod-conmon-<id>[.scope]`.
+//!   rootless under `user@UID.service`), `/libpod_parent/libpod-<id>`
+//!   (cgroupfs); monitor `libpod-conmon-<id>[.scope]`. A podman pod's
+//!   members are below the pod's cgroup, `machine-libpod_pod_<podid>.slice`
+//!   (`user-libpod_pod_<podid>.slice` rootless) or `/libpod_parent/<podid>`
+//!   (cgroupfs, whose conmons share the pod's `conmon` child): the pod's id
+//!   goes in `podman_pod`.
 //! - LXC / LXD: `/lxc.payload.<name>`, monitor `/lxc.monitor.<name>`, and the
 //!   pre-4.0 layout `/lxc/<name>`. LXC has no hex id; the name goes in `name`.
 //! - Plain systemd: the innermost `*.service` or `*.scope`, e.g.
@@ -46,7 +49,7 @@
 //!   (`/kubepods/...`, or the systemd slices at the path systemd gives them,
 //!   a custom cgroup root's `/kubelet.slice/kubelet-kubepods.slice/...`
 //!   included), as do the cgroupfs `/docker/<id>`, `/default/<id>` and
-//!   `/libpod_parent/<id>`;
+//!   `/libpod_parent/<podid>`;
 //! - the outermost container or pod in the path wins: what is below it is
 //!   its own (docker-in-docker, a kind node, systemd inside a container are
 //!   the outer container's), never a pod or container named inside it.
@@ -129,6 +132,10 @@ pub struct Container {
     pub compose: Option<Compose>,
     /// containerd's namespace (`ctr -n`, nerdctl).
     pub runtime_namespace: Option<String>,
+    /// The id (64 hex) of the podman pod the container is in, from the
+    /// pod's cgroup (or libpod's spec: `cgroup::runtimes::podman`). Its
+    /// name is kept only in libpod's BoltDB, which oomtrace does not read.
+    pub podman_pod: Option<String>,
     /// The memory limit the runtime set (`docker run -m`), bytes.
     pub memory_limit_bytes: Option<u64>,
     /// The cgroup holds the runtime's per-container monitor (CRI-O's or
@@ -160,6 +167,10 @@ struct ContainerJson<'a> {
     compose: Option<&'a Compose>,
     runtime_namespace: Option<&'a str>,
     memory_limit_bytes: Option<u64>,
+    /// No OpenTelemetry convention names podman pods: `podman.*` as the
+    /// `k8s.*` keys are made.
+    #[serde(rename = "podman.pod.id")]
+    podman_pod_id: Option<&'a str>,
     #[serde(rename = "container.id")]
     container_id: Option<&'a str>,
     #[serde(rename = "container.name")]
@@ -195,6 +206,7 @@ impl Serialize for Container {
             compose: self.compose.as_ref(),
             runtime_namespace: self.runtime_namespace.as_deref(),
             memory_limit_bytes: self.memory_limit_bytes,
+            podman_pod_id: self.podman_pod.as_deref(),
             container_id: self.id.as_deref(),
             container_name: self.name.as_deref(),
             container_image_name: self.image.as_deref(),
@@ -212,17 +224,20 @@ impl Serialize for Container {
 
 impl Container {
     /// The name its owner knows the container by, outside Kubernetes:
-    /// `compose <project>/<service>`, else the runtime's own name (`docker
-    /// ps`, `podman ps`, LXC), in containerd's namespace where there is one.
+    /// `compose <project>/<service>`, `pod <podman pod>/<name>` (the pod's
+    /// short id, as `podman ps --pod` shows it), else the runtime's own name
+    /// (`docker ps`, `podman ps`, LXC), in containerd's namespace where
+    /// there is one.
     pub fn owner_name(&self) -> Option<String> {
         if let Some(c) = &self.compose {
             return Some(format!("compose {}/{}", c.project, c.service));
         }
-        let short = || {
-            self.id
-                .as_deref()
-                .map(|id| id.chars().take(12).collect::<String>())
-        };
+        let short = |id: Option<&str>| id.map(|id| id.chars().take(12).collect::<String>());
+        if let Some(pod) = short(self.podman_pod.as_deref()) {
+            let member = self.name.clone().or(short(self.id.as_deref()))?;
+            return Some(format!("pod {pod}/{member}"));
+        }
+        let short = || short(self.id.as_deref());
         match (&self.runtime_namespace, &self.name) {
             (Some(ns), Some(name)) => Some(format!("{ns}/{name}")),
             (Some(ns), None) => Some(format!("{ns}/{}", short()?)),
@@ -252,6 +267,7 @@ impl Container {
             image: None,
             compose: None,
             runtime_namespace: None,
+            podman_pod: None,
             memory_limit_bytes: None,
             monitor: false,
             namespace: None,
@@ -291,6 +307,9 @@ pub fn attribute(memcg_path: &str) -> Option<Container> {
             c.qos_class = Some(pod.qos);
             c.orchestrator = Some(KUBERNETES);
             return Some(c);
+        }
+        if let Some(pod) = podman_pod_at(&parts, i) {
+            return Some(podman_pod_member(&parts[i + 1..], pod));
         }
         if let Some(found) = container_at(&parts, i) {
             return Some(found.container(&parts[i..]));
@@ -379,7 +398,6 @@ fn container_at(parts: &[&str], i: usize) -> Option<Found> {
         let runtime = match parent? {
             "docker" => runtime::DOCKER,
             "default" => runtime::CONTAINERD,
-            "libpod_parent" => runtime::PODMAN,
             _ => return None,
         };
         return Some(Found::id(runtime, name, false));
@@ -398,6 +416,37 @@ fn container_at(parts: &[&str], i: usize) -> Option<Found> {
         return Some(Found::lxc(name, false));
     }
     None
+}
+
+/// Whether `parts[i]` is a podman pod's cgroup, and its id: the systemd
+/// driver's `<parent>-libpod_pod_<id>.slice` (anywhere: rootless pods are
+/// in a user's delegated subtree), cgroupfs's `/libpod_parent/<id>` (at the
+/// root only, as the other cgroupfs parents).
+fn podman_pod_at(parts: &[&str], i: usize) -> Option<String> {
+    let name = parts[i];
+    let id = match name.strip_suffix(".slice") {
+        Some(stem) => stem.rsplit_once("-libpod_pod_")?.1,
+        None if i == 1 && parts[0] == "libpod_parent" => name,
+        None => return None,
+    };
+    is_full_id(id).then(|| id.to_owned())
+}
+
+/// A podman pod's member (`inner`: the path below the pod's cgroup), the
+/// pod's shared `conmon` cgroup, or the pod's own cgroup.
+fn podman_pod_member(inner: &[&str], pod: String) -> Container {
+    let mut c = match inner.first().and_then(|_| container_at(inner, 0)) {
+        Some(found) => found.container(inner),
+        None => {
+            let mut c = Container::new(runtime::PODMAN);
+            c.monitor = inner.first() == Some(&"conmon");
+            c.pod_level = inner.is_empty();
+            c.unit = innermost_unit(inner);
+            c
+        }
+    };
+    c.podman_pod = Some(pod);
+    c
 }
 
 struct Pod {
@@ -880,15 +929,66 @@ mod tests {
         );
     }
 
+    fn in_podman_pod(mut c: Container, pod: &str) -> Container {
+        c.podman_pod = Some(pod.to_owned());
+        c
+    }
+
     #[test]
     fn podman_pod_is_not_a_kubernetes_pod() {
         let path = format!("/machine.slice/machine-libpod_pod_{ID1}.slice/libpod-{ID5}.scope");
         assert_eq!(
             attribute(&path),
-            Some(with_unit(
-                with_id(runtime::PODMAN, ID5),
-                &format!("libpod-{ID5}.scope")
+            Some(in_podman_pod(
+                with_unit(
+                    with_id(runtime::PODMAN, ID5),
+                    &format!("libpod-{ID5}.scope")
+                ),
+                ID1
             ))
+        );
+    }
+
+    #[test]
+    fn rootless_podman_pod_member() {
+        let path = format!(
+            "/user.slice/user-1000.slice/user@1000.service/user.slice/\
+             user-libpod_pod_{ID1}.slice/libpod-{ID6}.scope"
+        );
+        let c = attribute(&path).unwrap();
+        assert_eq!((c.runtime, c.id.as_deref()), (runtime::PODMAN, Some(ID6)));
+        assert_eq!(c.podman_pod.as_deref(), Some(ID1));
+    }
+
+    #[test]
+    fn podman_cgroupfs_pod_members_its_conmon_and_its_own_cgroup() {
+        assert_eq!(
+            attribute(&format!("/libpod_parent/{ID1}/libpod-{ID5}")),
+            Some(in_podman_pod(with_id(runtime::PODMAN, ID5), ID1))
+        );
+        let conmon = attribute(&format!("/libpod_parent/{ID1}/conmon")).unwrap();
+        assert!(conmon.monitor && conmon.id.is_none(), "{conmon:?}");
+        assert_eq!(conmon.podman_pod.as_deref(), Some(ID1));
+        let pod = attribute(&format!("/libpod_parent/{ID1}")).unwrap();
+        assert!(pod.pod_level && !pod.monitor, "{pod:?}");
+        assert_eq!((pod.runtime, pod.id), (runtime::PODMAN, None));
+        assert_eq!(pod.podman_pod.as_deref(), Some(ID1));
+        // Not a pod's cgroup elsewhere, nor an id that is not one.
+        assert_eq!(attribute(&format!("/evil/libpod_parent/{ID1}")), None);
+        assert_eq!(attribute("/libpod_parent/abc/conmon"), None);
+    }
+
+    #[test]
+    fn podman_pod_member_is_named_pod_slash_name() {
+        let mut c = in_podman_pod(with_id(runtime::PODMAN, ID5), ID1);
+        assert_eq!(
+            c.owner_name(),
+            Some(format!("pod {}/{}", &ID1[..12], &ID5[..12]))
+        );
+        c.name = Some("ledger-sync".into());
+        assert_eq!(
+            c.owner_name(),
+            Some(format!("pod {}/ledger-sync", &ID1[..12]))
         );
     }
 
@@ -900,10 +1000,6 @@ mod tests {
         );
         assert_eq!(
             attribute(&format!("/libpod_parent/libpod-{ID5}/ctr")),
-            Some(with_id(runtime::PODMAN, ID5))
-        );
-        assert_eq!(
-            attribute(&format!("/libpod_parent/{ID5}")),
             Some(with_id(runtime::PODMAN, ID5))
         );
     }

@@ -53,8 +53,17 @@ impl TaskSnapshot {
 impl MemoryHierarchy {
     /// The processes of `relative` and its descendants with their memory,
     /// from `proc` (the host's `/proc`). A task gone between the listing and
-    /// its read (an exiting victim) is left out.
-    pub fn task_snapshot(&self, relative: &str, proc: &Path, read_boot_ns: u64) -> TaskSnapshot {
+    /// its read is left out, and so is `victim`, unread: reading a process's
+    /// `/proc` files pins its memory while the kernel allocates for the
+    /// read, and a victim's memory pinned during a global OOM is not freed
+    /// by its exit, so the kernel kills again (and again).
+    pub fn task_snapshot(
+        &self,
+        relative: &str,
+        proc: &Path,
+        read_boot_ns: u64,
+        victim: Option<u32>,
+    ) -> TaskSnapshot {
         let mut pids = Vec::new();
         let mut cut = 0u32;
         // Descendants too: the killer of a parent's limit scores their tasks.
@@ -71,6 +80,7 @@ impl MemoryHierarchy {
         }
         let tasks = pids
             .iter()
+            .filter(|&&pid| Some(pid) != victim)
             .filter_map(|&pid| read_task(proc, pid))
             .collect();
         TaskSnapshot {

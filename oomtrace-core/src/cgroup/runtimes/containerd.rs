@@ -95,6 +95,7 @@ fn read(tasks: &Path, ns: &str, id: &str) -> Option<RuntimeNames> {
         compose: None,
         pod_labels: None,
         namespace: Some(ns.to_owned()),
+        podman_pod: None,
         memory_limit_bytes: None,
         source: source::CONTAINERD,
         cgroups: vec![spec.cgroup()?],

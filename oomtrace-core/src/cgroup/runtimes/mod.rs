@@ -63,6 +63,9 @@ pub struct RuntimeNames {
     pub pod_labels: Option<PodLabels>,
     /// containerd's namespace (`ctr -n`).
     pub namespace: Option<String>,
+    /// The podman pod's id where the runtime's state says it (a pod without
+    /// a cgroup of its own; else the path says it).
+    pub podman_pod: Option<String>,
     /// The memory limit the runtime set (`docker run -m`), bytes.
     pub memory_limit_bytes: Option<u64>,
     /// One of the [`source`] constants.
@@ -87,6 +90,7 @@ impl Weighed for RuntimeNames {
                 .as_ref()
                 .map_or(0, |p| p.namespace.len() + p.pod.len() + opt(&p.container))
             + opt(&self.namespace)
+            + opt(&self.podman_pod)
             + self.cgroups.iter().map(String::len).sum::<usize>()
     }
 }
@@ -104,6 +108,7 @@ impl RuntimeNames {
         c.image = self.image.clone();
         c.compose = self.compose.clone();
         c.runtime_namespace = self.namespace.clone();
+        c.podman_pod = c.podman_pod.take().or(self.podman_pod.clone());
         c.memory_limit_bytes = self.memory_limit_bytes;
         c.names_source = Some(self.source);
         if let Some(p) = &self.pod_labels {

@@ -9,8 +9,11 @@
 //!
 //! CRI-O shares containers/storage (and its `containers.json`): a
 //! container whose spec libpod did not write is not Podman's, and gets no
-//! Podman names. The pod a container belongs to is kept only in libpod's
-//! BoltDB, which oomtrace does not parse: pods are not named.
+//! Podman names. A pod member's pod id is its cgroup's parent, which the
+//! path gives (`container::attribute`) and the spec's `cgroupsPath`
+//! confirms, or, for a pod without an infra container (and so without a
+//! cgroup), the spec's sandbox id; the pod's name is kept only in libpod's
+//! BoltDB, which oomtrace does not read (docs/architecture.md, "Names").
 use std::{
     collections::HashMap,
     fs,
@@ -81,9 +84,10 @@ impl Resolver for PodmanResolver {
             return;
         }
         self.index_read = mtime;
-        for entry in read_index(&graph) {
+        let entries = read_index(&graph);
+        for entry in &entries {
             if !self.remembered.known(&entry.id) {
-                let names = names(&graph, &entry, "");
+                let names = names(&graph, entry, &entries, "");
                 self.remembered.learn(&entry.id, names);
             }
         }
@@ -94,8 +98,9 @@ impl Resolver for PodmanResolver {
         let id = c.id.as_deref()?;
         let (graph, manager) = self.graph_root(memcg)?;
         self.remembered.resolve(id, memcg, || {
-            let entry = read_index(&graph).into_iter().find(|e| e.id == id)?;
-            names(&graph, &entry, &manager)
+            let entries = read_index(&graph);
+            let entry = entries.iter().find(|e| e.id == id)?;
+            names(&graph, entry, &entries, &manager)
         })
     }
 }
@@ -121,9 +126,10 @@ fn read_index(graph: &Path) -> Vec<Entry> {
     read_json(&graph.join(CONTAINERS_JSON), MAX_INDEX_BYTES).unwrap_or_default()
 }
 
-/// The names of a containers.json entry whose spec libpod wrote; `manager`
-/// roots a rootless user's cgroups (empty when rootful).
-fn names(graph: &Path, entry: &Entry, manager: &str) -> Option<RuntimeNames> {
+/// The names of a containers.json entry whose spec libpod wrote (`all`:
+/// every entry); `manager` roots a rootless user's cgroups (empty when
+/// rootful).
+fn names(graph: &Path, entry: &Entry, all: &[Entry], manager: &str) -> Option<RuntimeNames> {
     if !super::super::container::is_full_id(&entry.id) {
         return None;
     }
@@ -150,6 +156,7 @@ fn names(graph: &Path, entry: &Entry, manager: &str) -> Option<RuntimeNames> {
         compose: None,
         pod_labels: None,
         namespace: None,
+        podman_pod: pod_without_infra(spec.annotation(SANDBOX_ID), all),
         memory_limit_bytes: None,
         source: source::PODMAN,
         cgroups: vec![match manager {
@@ -157,6 +164,18 @@ fn names(graph: &Path, entry: &Entry, manager: &str) -> Option<RuntimeNames> {
             m => format!("{m}{}", cgroup.trim_end_matches('/')),
         }],
     })
+}
+
+/// Where libpod's spec of a pod member names its sandbox.
+const SANDBOX_ID: &str = "io.kubernetes.cri-o.SandboxID";
+
+/// The pod of a member of a pod without an infra container (`podman pod
+/// create --infra=false`, which makes no cgroup for the pod): libpod's
+/// sandbox id is the pod's id then. In a pod with one it is the infra
+/// container's id, an entry of the index, and the pod's id is the path's.
+fn pod_without_infra(sandbox: Option<&str>, all: &[Entry]) -> Option<String> {
+    let id = sandbox.filter(|id| super::super::container::is_full_id(id))?;
+    (!all.iter().any(|e| e.id == id)).then(|| id.to_owned())
 }
 
 /// The uid of a rootless user's memcg: `/user.slice/user-UID.slice/user@UID.service/...`.

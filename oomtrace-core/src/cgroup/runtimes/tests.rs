@@ -159,6 +159,78 @@ fn podman_rootful_names_and_image() {
 }
 
 #[test]
+fn a_podman_pod_member_is_named_with_its_pods_id() {
+    let root = tempfile::tempdir().unwrap();
+    let graph = root.path().join("var/lib/containers/storage");
+    for (cgroups_path, memcg) in [
+        (
+            format!("/libpod_parent/{ID2}/libpod-{ID}"),
+            format!("/libpod_parent/{ID2}/libpod-{ID}"),
+        ),
+        (
+            format!("machine-libpod_pod_{ID2}.slice:libpod:{ID}"),
+            format!("/machine.slice/machine-libpod_pod_{ID2}.slice/libpod-{ID}.scope"),
+        ),
+    ] {
+        podman_container(&graph, ID, "libpod", &cgroups_path);
+        let c = resolve(&mut Runtimes::new(root.path()), &memcg).unwrap();
+        assert_eq!(c.podman_pod.as_deref(), Some(ID2), "{memcg}");
+        assert_eq!(c.name.as_deref(), Some("ledger"), "{memcg}");
+        assert_eq!(
+            c.owner_name(),
+            Some(format!("pod {}/ledger", &ID2[..12])),
+            "{memcg}"
+        );
+    }
+}
+
+/// A pod member whose spec names `sandbox` (libpod's sandbox id), beside
+/// the other entries of the index.
+fn podman_pod_member(graph: &Path, sandbox: &str, others: &[&str], cgroups_path: &str) {
+    podman_container(graph, ID, "libpod", cgroups_path);
+    let mut index = vec![json!({"id": ID, "names": ["ledger"], "metadata": ""})];
+    index.extend(
+        others
+            .iter()
+            .map(|id| json!({"id": id, "names": ["infra"]})),
+    );
+    write(
+        &graph.join("overlay-containers/containers.json"),
+        json!(index),
+    );
+    write(
+        &graph
+            .join("overlay-containers")
+            .join(ID)
+            .join("userdata/config.json"),
+        json!({"annotations": {"io.container.manager": "libpod",
+                               "io.kubernetes.cri-o.SandboxID": sandbox},
+               "linux": {"cgroupsPath": cgroups_path}}),
+    );
+}
+
+#[test]
+fn a_pod_without_infra_is_named_by_libpods_sandbox_id() {
+    let root = tempfile::tempdir().unwrap();
+    let graph = root.path().join("var/lib/containers/storage");
+    // `podman pod create --infra=false`: no pod cgroup; the sandbox is the pod.
+    let memcg = format!("/libpod_parent/libpod-{ID}");
+    podman_pod_member(&graph, ID2, &[], &memcg);
+    let c = resolve(&mut Runtimes::new(root.path()), &memcg).unwrap();
+    assert_eq!(c.podman_pod.as_deref(), Some(ID2));
+    // With an infra container the sandbox is the infra, an entry of the
+    // index: the pod is the path's.
+    let infra = "56d7234efa04a7ccc0ab1b7d599a1d8d49beb84eaab0c63c4bcbfade0f43e1a3";
+    podman_pod_member(&graph, infra, &[infra], &memcg);
+    let c = resolve(&mut Runtimes::new(root.path()), &memcg).unwrap();
+    assert_eq!(c.podman_pod, None);
+    let memcg = format!("/libpod_parent/{ID2}/libpod-{ID}");
+    podman_pod_member(&graph, infra, &[infra], &memcg);
+    let c = resolve(&mut Runtimes::new(root.path()), &memcg).unwrap();
+    assert_eq!(c.podman_pod.as_deref(), Some(ID2));
+}
+
+#[test]
 fn podman_rootless_from_the_users_home() {
     let root = tempfile::tempdir().unwrap();
     write(&root.path().join("etc/placeholder"), json!(null));

@@ -88,20 +88,11 @@ impl LiveEnv {
         }
     }
 
-    /// Reads the command line of a task that just exec'd, or of a victim
-    /// just marked (its memory may already be gone: the read at exec or at
-    /// start then stands).
-    pub fn read_cmdlines(&mut self, event: &Event) {
-        let pid = match event {
-            Event::ProcessExec(e) => e.header.tgid,
-            Event::VictimTask(t) => t.victim_tgid,
-            Event::MarkVictim(m) => m.pid as u32,
-            _ => return,
-        };
-        self.read_cmdline(pid);
-    }
-
-    fn read_cmdline(&mut self, pid: u32) {
+    /// Reads the command line of a task that just exec'd (or one the cache
+    /// lacks). Never a victim's once it is marked: the read pins its memory
+    /// while the kernel allocates (see `task_snapshot`); the read at exec or
+    /// at start stands.
+    pub fn read_cmdline(&mut self, pid: u32) {
         if let Some(cache) = self.cmdlines.as_mut() {
             cache.read(&self.proc, pid, true);
         }
@@ -196,9 +187,9 @@ impl LiveEnv {
         let Some(path) = self.paths.lookup(level.cgroup_id, false) else {
             return;
         };
-        let snapshot = self
-            .hierarchy
-            .task_snapshot(&path, &self.proc, boot_ns_now());
+        let snapshot =
+            self.hierarchy
+                .task_snapshot(&path, &self.proc, boot_ns_now(), Some(t.victim_tgid));
         for task in &snapshot.tasks {
             if self
                 .cmdlines
@@ -389,7 +380,9 @@ impl RiskEnvironment for LiveEnv {
     }
 
     fn tasks(&mut self, memcg: &str) -> Vec<TaskSample> {
-        self.hierarchy.task_snapshot(memcg, &self.proc, 0).tasks
+        self.hierarchy
+            .task_snapshot(memcg, &self.proc, 0, None)
+            .tasks
     }
 
     fn container(&mut self, memcg: &str) -> Option<Container> {

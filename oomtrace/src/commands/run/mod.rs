@@ -27,6 +27,7 @@ mod risk;
 mod rss_rule;
 mod session;
 mod state;
+mod victim_exits;
 
 use std::time::Instant;
 
@@ -54,6 +55,7 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
     let mut reader_gone = session.take_reader_gone();
     let paths_answered = session.paths_answered();
     let risk_notified = session.risk_notified();
+    let exits_released = session.exits_released();
     loop {
         let wake_at = session.next_deadline();
         tokio::select! {
@@ -71,6 +73,8 @@ pub async fn run(options: RunOptions, on_started: impl FnOnce() -> Result<()>) -
             _ = paths_answered.notified() => {}
             // A memcg crossed its early-warning threshold.
             _ = notified(risk_notified.as_deref()) => {}
+            // A victim's process is gone: its exit goes on.
+            _ = exits_released.notified() => {}
             _ = stop.requested() => break,
         }
         session.catch_up(&mut inputs)?;

@@ -43,6 +43,7 @@ use crate::{
         risk::RiskWatch,
         rss_rule::SharedRssRule,
         state::{Position, StateFile},
+        victim_exits::VictimExits,
     },
     kernel::{
         kmsg::{Kmsg, KmsgRead, KmsgRecord},
@@ -94,6 +95,8 @@ pub struct Session {
     /// The early warning (`model::risk`) and what wakes it.
     risk: RiskMonitor,
     risk_watch: Option<RiskWatch>,
+    /// Victims' exits held until their process is gone.
+    exits: VictimExits,
 }
 
 impl Session {
@@ -208,6 +211,7 @@ impl Session {
             position: Position::default(),
             risk: RiskMonitor::new(),
             risk_watch,
+            exits: VictimExits::default(),
         };
         if let Some(recovered) = recovered {
             session.emit_recovered(recovered)?;
@@ -218,6 +222,11 @@ impl Session {
     /// Notified when cgroup path lookups were answered off the loop.
     pub fn paths_answered(&self) -> std::sync::Arc<tokio::sync::Notify> {
         self.env.paths_answered()
+    }
+
+    /// Notified when a held victim exit can go on.
+    pub fn exits_released(&self) -> std::sync::Arc<tokio::sync::Notify> {
+        self.exits.released()
     }
 
     /// Notified when a memcg crossed its early-warning threshold.
@@ -353,6 +362,9 @@ impl Session {
             return Ok(ControlFlow::Break(()));
         }
         let now = Instant::now();
+        for exit in self.exits.take(false) {
+            self.builder.on_event(now, exit);
+        }
         self.env.take_late_snapshots();
         let mut decisions = self.builder.poll(now, &mut self.env);
         for victim in decisions.iter().filter_map(|d| d.victim.as_ref()) {
@@ -482,6 +494,9 @@ impl Session {
         for item in self.parser.finish() {
             self.builder.on_report(now, item);
         }
+        for exit in self.exits.take(true) {
+            self.builder.on_event(now, exit);
+        }
         self.env.take_late_snapshots();
         self.position.closed();
         let mut decisions = self.builder.flush(&mut self.env);
@@ -565,9 +580,15 @@ impl Session {
                 self.charge_hook
                     .on_memcg_at_limit(&e, &mut self.env, &mut self.out)?
             }
-            Event::ProcessExec(_) => self.env.read_cmdlines(&event),
+            Event::ProcessExec(e) => self.env.read_cmdline(e.header.tgid),
+            // What the kill freed is read after it: not before the
+            // victim's memory is released (`victim_exits`).
+            Event::VictimExit(exit) => {
+                if let Some(event) = self.exits.hold(exit.header.tgid, event) {
+                    self.builder.on_event(now, event);
+                }
+            }
             other => {
-                self.env.read_cmdlines(&other);
                 self.env.snapshot_oom_memcgs(&other);
                 self.builder.on_event(now, other)
             }

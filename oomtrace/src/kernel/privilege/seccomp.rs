@@ -55,6 +55,8 @@ const RUNNING: &[libc::c_long] = &[
     libc::SYS_epoll_pwait,
     libc::SYS_epoll_ctl,
     libc::SYS_ppoll,
+    // a victim's process, watched until it is gone
+    libc::SYS_pidfd_open,
     libc::SYS_accept4,
     libc::SYS_recvfrom,
     libc::SYS_sendto,
