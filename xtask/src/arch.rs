@@ -44,6 +44,14 @@ impl Arch {
         }
     }
 
+    /// `readelf -h`'s `Machine:` for this architecture's binaries.
+    pub fn elf_machine(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "Advanced Micro Devices X86-64",
+            Arch::Arm64 => "AArch64",
+        }
+    }
+
     pub fn qemu(self) -> &'static str {
         match self {
             Arch::X86_64 => "qemu-system-x86_64",

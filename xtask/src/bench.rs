@@ -90,6 +90,9 @@ fn reference(config: &str) -> &'static str {
 }
 
 pub struct Options {
+    /// The guest's architecture (arm64: `qemu-system-aarch64`, TCG, whose
+    /// `-icount` counts aarch64 instructions the same way).
+    pub arch: vm::Arch,
     pub kernel: Series,
     pub mib: u64,
     pub rounds: u64,
@@ -109,9 +112,13 @@ pub fn run(options: &Options) -> Result<()> {
     let configs = configs_to_run(options);
     let root = crate::workspace_root();
     crate::apt_install(crate::vm::PACKAGES)?;
-    let mut cache = KernelCache::new(root.join(".cache/vm"), vm::Arch::X86_64);
+    crate::apt_install(&[options.arch.qemu_package()])?;
+    let mut cache = KernelCache::new(root.join(".cache/vm"), options.arch);
     let kernel = cache.get(options.kernel)?;
-    let work = target_dir().join("bench");
+    let work = target_dir().join(match options.arch {
+        vm::Arch::X86_64 => "bench".to_owned(),
+        arch => format!("bench-{}", arch.name()),
+    });
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
     let initrd = build_initrd(&root, &mut cache, &kernel, &configs, &work)?;
@@ -214,7 +221,13 @@ fn build_initrd(
         .iter()
         .map(|path| ("lib/modules/brd.ko", path.as_path()))
         .collect();
-    initramfs::build_release(&initrd, &root.join("tests/vm/bench-init"), &extra)?;
+    let userland = vm::userland(cache, kernel.arch)?;
+    initramfs::build_release(
+        &userland,
+        &initrd,
+        &root.join("tests/vm/bench-init"),
+        &extra,
+    )?;
     Ok(initrd)
 }
 
@@ -230,10 +243,13 @@ fn boot(
     // background for the first seconds after boot, half a second of the
     // vCPU in the middle of the first storms.
     let append = format!(
-        "console=ttyS0 panic=-1 quiet transparent_hugepage=never cryptomgr.notests \
+        "console={} panic=-1 quiet transparent_hugepage=never cryptomgr.notests \
+         oomtrace_bench.results={} \
          oomtrace_bench.mib={} oomtrace_bench.rounds={} oomtrace_bench.reps={} \
          oomtrace_bench.execs={} oomtrace_bench.configs={} oomtrace_bench.storm={} \
          oomtrace_bench.isolated={}",
+        kernel.arch.console(),
+        kernel.arch.results_device(),
         options.mib,
         options.rounds,
         options.reps,
@@ -249,12 +265,12 @@ fn boot(
         // timer instead of waiting for the host's clock.
         .args(["-accel", "tcg,thread=single"])
         .args(["-icount", "shift=0,align=off,sleep=off"])
-        .args(["-cpu", "max", "-smp", "1"]);
+        .args(["-cpu", kernel.arch.cpu(), "-smp", "1"]);
     let runs = 1 + configs.len() as u64 * u64::from(options.reps);
     // Pages per run: the measured rounds and the settling one (an exec
     // counted as 50 pages: a run of the exec loop is timed as the larger).
     let pages = (options.mib * 256 * (options.rounds + 1)).max(options.execs * 50);
-    let timeout = timeout(runs, pages)
+    let timeout = timeout(runs, pages) * kernel.arch.slowdown()
         + Duration::from_secs(options.storm.map_or(0, |s| s.timeout_secs()))
         + Duration::from_secs(options.isolated.map_or(0, |s| s.timeout_secs()));
     eprintln!(
@@ -286,10 +302,14 @@ fn report_header(
     guest: &GuestResults,
 ) -> Result<String> {
     let mut report = String::new();
-    let qemu_version = qemu_version();
+    let qemu_version = qemu_version(options.arch);
     writeln!(
         report,
-        "cargo xtask bench --kernel {} --mib {} --rounds {} --reps {} --execs {} --config {} --storm {} --isolated {}",
+        "cargo xtask bench{} --kernel {} --mib {} --rounds {} --reps {} --execs {} --config {} --storm {} --isolated {}",
+        match options.arch {
+            vm::Arch::X86_64 => String::new(),
+            arch => format!(" --arch {}", arch.name()),
+        },
         options.kernel.name(),
         options.mib,
         options.rounds,
@@ -377,8 +397,8 @@ fn timeout(runs: u64, pages_per_run: u64) -> Duration {
     Duration::from_secs(180 + runs * (60 + pages_per_run / 2000))
 }
 
-fn qemu_version() -> String {
-    Command::new("qemu-system-x86_64")
+fn qemu_version(arch: vm::Arch) -> String {
+    Command::new(arch.qemu())
         .arg("--version")
         .output()
         .ok()

@@ -68,6 +68,9 @@ enum Task {
     /// without the tracer side by side in one QEMU guest whose clock counts
     /// instructions (-icount). A measurement: high overhead is reported, not failed.
     Bench {
+        /// Guest architecture: x86_64, or arm64 (qemu-system-aarch64, TCG).
+        #[arg(long, default_value = "x86_64")]
+        arch: String,
         /// Kernel series: 5.10, 6.1, 6.12, newest or newest-cloud.
         #[arg(long, default_value = "6.12")]
         kernel: String,
@@ -115,10 +118,15 @@ enum Task {
     /// it with podman, as the DaemonSet runs it (installs buildah, podman
     /// and runc if missing; needs root; not part of `test`).
     Container,
-    /// Build the Debian package target/package/oomtrace_<version>_amd64.deb
+    /// Build the Debian package target/package/oomtrace_<version>_<arch>.deb
     /// (cargo-deb) and check it with lintian.
     Package {
-        /// Then install it here, check it and purge it, as `test` does (root).
+        /// amd64 (x86_64, the host) or arm64 (from the cross-built binary).
+        #[arg(long, default_value = "amd64")]
+        arch: String,
+        /// Then check it as `test` does: amd64 installed here, checked and
+        /// purged (root); arm64, which cannot be installed here, compared
+        /// with the amd64 package file by file.
         #[arg(long)]
         check: bool,
     },
@@ -152,8 +160,15 @@ fn main() -> Result<()> {
                 pairs: Vec::new(),
             })?;
             // After the x86_64 VM tests, whose release build is the package's binary.
-            package::check_installed(&package::build()?)?;
-            vm::run(&vm::ci_arm64())
+            let host_deb = package::build(vm::Arch::X86_64)?;
+            package::check_installed(&host_deb)?;
+            vm::run(&vm::ci_arm64())?;
+            // After the arm64 VM tests, whose cross build is its binary.
+            package::check_twin(
+                &package::build(vm::Arch::Arm64)?,
+                vm::Arch::Arm64,
+                &host_deb,
+            )
         }
         Task::Build { arch } => {
             let arch = parse_arch(&arch)?;
@@ -197,6 +212,7 @@ fn main() -> Result<()> {
             vm::run(&options)
         }
         Task::Bench {
+            arch,
             kernel,
             mib,
             rounds,
@@ -208,6 +224,7 @@ fn main() -> Result<()> {
         } => {
             setup()?;
             bench::run(&bench::Options {
+                arch: parse_arch(&arch)?,
                 kernel: vm::Series::parse(&kernel).with_context(|| {
                     format!("unknown kernel series {kernel:?} ({})", vm::Series::names())
                 })?,
@@ -226,12 +243,13 @@ fn main() -> Result<()> {
         }
         Task::Lint => lint(),
         Task::Container => container::run(),
-        Task::Package { check } => {
+        Task::Package { arch, check } => {
+            let arch = parse_arch(&arch)?;
             setup()?;
-            let deb = package::build()?;
+            let deb = package::build(arch)?;
             eprintln!("xtask: built {}", deb.display());
             if check {
-                package::check_installed(&deb)?;
+                package::check(arch, &deb)?;
             }
             Ok(())
         }

@@ -560,6 +560,9 @@ pub struct DoctorRun<'a> {
     pub kprobe_run: &'a str,
     /// Whether the kernel's config has the cgroup-v1 memory controller.
     pub memcg_v1: bool,
+    /// Whether the kernel's config has BPF trampolines on kernel functions
+    /// (arm64 from 6.4; not Debian's arm64 5.10 and 6.1).
+    pub trampolines: bool,
     /// `mount -t cgroup -o memory` in the guest: `mounted` or `failed <why>`.
     pub v1_probe: &'a str,
     /// The scenario's kernel log.
@@ -567,7 +570,8 @@ pub struct DoctorRun<'a> {
 }
 
 /// doctor explains the guest correctly: BTF, fentry and kprobes available,
-/// `auto` → fentry, the memory hierarchy the guest mounted (v2 only where
+/// `auto` → fentry (kprobe, with every fentry hook's failure, on a kernel
+/// without BPF trampolines), the memory hierarchy the guest mounted (v2 only where
 /// the kernel has no v1 memory controller, which the kernel itself says
 /// when asked for one), and agreement with the tracer's own start records.
 pub fn doctor_matches_guest(run: &DoctorRun<'_>, schema: &Schema) -> Result<()> {
@@ -590,11 +594,33 @@ pub fn doctor_matches_guest(run: &DoctorRun<'_>, schema: &Schema) -> Result<()> 
         doctor["start_error"].is_null(),
         "doctor could not start the tracer: {doctor}"
     );
+    let expected = if run.trampolines { "fentry" } else { "kprobe" };
     ensure!(
-        doctor["backend"] == "fentry",
-        "doctor: auto → {} (expected fentry)",
+        doctor["backend"] == expected,
+        "doctor: auto → {} (expected {expected})",
         doctor["backend"]
     );
+    if !run.trampolines {
+        // Why not fentry: its hooks were tried, and each failed with the
+        // kernel's error.
+        let fentry_hooks: Vec<&Value> = doctor["hooks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|h| {
+                h["hook"]
+                    .as_str()
+                    .is_some_and(|n| n.starts_with("fentry/") || n.starts_with("fexit/"))
+            })
+            .collect();
+        ensure!(
+            !fentry_hooks.is_empty()
+                && fentry_hooks
+                    .iter()
+                    .all(|h| h["attached"] == false && h["error"].is_string()),
+            "doctor: auto → kprobe on a kernel without BPF trampolines, but its hooks do not say why fentry failed: {doctor}"
+        );
+    }
     ensure!(
         doctor["fidelity"]
             .as_str()

@@ -241,15 +241,11 @@ impl Userland {
     }
 }
 
-/// Builds oomtrace and oomtrace-hog in release mode, then the guest
-/// initramfs around them and `init_script` (the VM tests' and the bench's).
-/// `extra`: files to add, each (path in the guest, file on the host).
-pub fn build_release(out: &Path, init_script: &Path, extra: &[(&str, &Path)]) -> Result<()> {
-    build_release_for(&Userland::host(), out, init_script, extra)
-}
-
-/// [`build_release`] for `userland`'s architecture.
-pub fn build_release_for(
+/// Builds oomtrace and oomtrace-hog in release mode for `userland`'s
+/// architecture, then the guest initramfs around them and `init_script`
+/// (the VM tests' and the bench's). `extra`: files to add, each (path in
+/// the guest, file on the host).
+pub fn build_release(
     userland: &Userland,
     out: &Path,
     init_script: &Path,
