@@ -566,8 +566,9 @@ fn podman_pod_member_oom_is_named_by_its_pod() {
         assert_eq!(pod_inspect["Name"], pod.as_str());
         assert_eq!(c["podman.pod.id"], pod_inspect["Id"], "{kind}: {c}");
         assert_eq!(c["podman.pod.id"], inspect["Pod"], "{kind}: {c}");
-        let short: String = inspect["Pod"].as_str().unwrap().chars().take(12).collect();
-        let owner = format!("pod {short}/{name}");
+        // The name is libpod's own, from its BoltDB.
+        assert_eq!(c["podman.pod.name"], pod_inspect["Name"], "{kind}: {c}");
+        let owner = format!("pod {}/{name}", pod_inspect["Name"].as_str().unwrap());
         assert!(
             decision["explanation"].to_string().contains(&owner),
             "{kind}: {owner}: {}",

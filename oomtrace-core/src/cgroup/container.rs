@@ -133,9 +133,10 @@ pub struct Container {
     /// containerd's namespace (`ctr -n`, nerdctl).
     pub runtime_namespace: Option<String>,
     /// The id (64 hex) of the podman pod the container is in, from the
-    /// pod's cgroup (or libpod's spec: `cgroup::runtimes::podman`). Its
-    /// name is kept only in libpod's BoltDB, which oomtrace does not read.
+    /// pod's cgroup (or libpod's spec: `cgroup::runtimes::podman`).
     pub podman_pod: Option<String>,
+    /// That pod's name, from libpod's BoltDB (`cgroup::runtimes::bolt`).
+    pub podman_pod_name: Option<String>,
     /// The memory limit the runtime set (`docker run -m`), bytes.
     pub memory_limit_bytes: Option<u64>,
     /// The cgroup holds the runtime's per-container monitor (CRI-O's or
@@ -171,6 +172,8 @@ struct ContainerJson<'a> {
     /// `k8s.*` keys are made.
     #[serde(rename = "podman.pod.id")]
     podman_pod_id: Option<&'a str>,
+    #[serde(rename = "podman.pod.name")]
+    podman_pod_name: Option<&'a str>,
     #[serde(rename = "container.id")]
     container_id: Option<&'a str>,
     #[serde(rename = "container.name")]
@@ -207,6 +210,7 @@ impl Serialize for Container {
             runtime_namespace: self.runtime_namespace.as_deref(),
             memory_limit_bytes: self.memory_limit_bytes,
             podman_pod_id: self.podman_pod.as_deref(),
+            podman_pod_name: self.podman_pod_name.as_deref(),
             container_id: self.id.as_deref(),
             container_name: self.name.as_deref(),
             container_image_name: self.image.as_deref(),
@@ -225,7 +229,7 @@ impl Serialize for Container {
 impl Container {
     /// The name its owner knows the container by, outside Kubernetes:
     /// `compose <project>/<service>`, `pod <podman pod>/<name>` (the pod's
-    /// short id, as `podman ps --pod` shows it), else the runtime's own name
+    /// name, else its short id, as `podman ps --pod` shows them), else the runtime's own name
     /// (`docker ps`, `podman ps`, LXC), in containerd's namespace where
     /// there is one.
     pub fn owner_name(&self) -> Option<String> {
@@ -233,7 +237,11 @@ impl Container {
             return Some(format!("compose {}/{}", c.project, c.service));
         }
         let short = |id: Option<&str>| id.map(|id| id.chars().take(12).collect::<String>());
-        if let Some(pod) = short(self.podman_pod.as_deref()) {
+        if let Some(pod) = self
+            .podman_pod_name
+            .clone()
+            .or(short(self.podman_pod.as_deref()))
+        {
             let member = self.name.clone().or(short(self.id.as_deref()))?;
             return Some(format!("pod {pod}/{member}"));
         }
@@ -268,6 +276,7 @@ impl Container {
             compose: None,
             runtime_namespace: None,
             podman_pod: None,
+            podman_pod_name: None,
             memory_limit_bytes: None,
             monitor: false,
             namespace: None,

@@ -9,6 +9,12 @@ use serde::de::DeserializeOwned;
 /// last component, as the runtimes write them), of at most `max_bytes`;
 /// None for anything else or JSON that is not a `T`.
 pub fn read_json<T: DeserializeOwned>(path: &Path, max_bytes: u64) -> Option<T> {
+    serde_json::from_slice::<T>(&read_bytes(path, max_bytes)?).ok()
+}
+
+/// A regular file's bytes (not through a symlink), at most `max_bytes`;
+/// None for anything else.
+pub fn read_bytes(path: &Path, max_bytes: u64) -> Option<Vec<u8>> {
     let file = fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
@@ -18,12 +24,9 @@ pub fn read_json<T: DeserializeOwned>(path: &Path, max_bytes: u64) -> Option<T> 
     if !meta.is_file() || meta.len() > max_bytes {
         return None;
     }
-    let mut text = Vec::new();
-    file.take(max_bytes + 1).read_to_end(&mut text).ok()?;
-    if text.len() as u64 > max_bytes {
-        return None;
-    }
-    serde_json::from_slice::<T>(&text).ok()
+    let mut bytes = Vec::new();
+    file.take(max_bytes + 1).read_to_end(&mut bytes).ok()?;
+    (bytes.len() as u64 <= max_bytes).then_some(bytes)
 }
 
 /// The modification time of a file (not following a symlink), to re-read

@@ -96,6 +96,7 @@ fn read(tasks: &Path, ns: &str, id: &str) -> Option<RuntimeNames> {
         pod_labels: None,
         namespace: Some(ns.to_owned()),
         podman_pod: None,
+        podman_pod_name: None,
         memory_limit_bytes: None,
         source: source::CONTAINERD,
         cgroups: vec![spec.cgroup()?],

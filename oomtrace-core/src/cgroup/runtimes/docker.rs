@@ -130,6 +130,7 @@ fn names(id: &str, config: &Config, host: &HostConfig) -> RuntimeNames {
         pod_labels: pod_labels(&label),
         namespace: None,
         podman_pod: None,
+        podman_pod_name: None,
         memory_limit_bytes: host.memory.filter(|m| *m > 0).map(|m| m as u64),
         source: source::DOCKER,
         cgroups: cgroups(id, host.cgroup_parent.as_deref().unwrap_or("")),

@@ -15,6 +15,7 @@
 //! no names. Every name, label and image reference is validated (charset
 //! and length) before it is kept; the files are opened without following
 //! symlinks and size-capped ([`super::state_file::read_json`]).
+pub mod bolt;
 pub mod containerd;
 pub mod docker;
 pub mod podman;
@@ -66,6 +67,8 @@ pub struct RuntimeNames {
     /// The podman pod's id where the runtime's state says it (a pod without
     /// a cgroup of its own; else the path says it).
     pub podman_pod: Option<String>,
+    /// That pod's name (libpod's BoltDB).
+    pub podman_pod_name: Option<String>,
     /// The memory limit the runtime set (`docker run -m`), bytes.
     pub memory_limit_bytes: Option<u64>,
     /// One of the [`source`] constants.
@@ -91,6 +94,7 @@ impl Weighed for RuntimeNames {
                 .map_or(0, |p| p.namespace.len() + p.pod.len() + opt(&p.container))
             + opt(&self.namespace)
             + opt(&self.podman_pod)
+            + opt(&self.podman_pod_name)
             + self.cgroups.iter().map(String::len).sum::<usize>()
     }
 }
@@ -109,6 +113,10 @@ impl RuntimeNames {
         c.compose = self.compose.clone();
         c.runtime_namespace = self.namespace.clone();
         c.podman_pod = c.podman_pod.take().or(self.podman_pod.clone());
+        // The name is the pod's whose id the container now carries.
+        if c.podman_pod == self.podman_pod {
+            c.podman_pod_name = self.podman_pod_name.clone();
+        }
         c.memory_limit_bytes = self.memory_limit_bytes;
         c.names_source = Some(self.source);
         if let Some(p) = &self.pod_labels {

@@ -12,10 +12,12 @@
 //! Podman names. A pod member's pod id is its cgroup's parent, which the
 //! path gives (`container::attribute`) and the spec's `cgroupsPath`
 //! confirms, or, for a pod without an infra container (and so without a
-//! cgroup), the spec's sandbox id; the pod's name is kept only in libpod's
-//! BoltDB, which oomtrace does not read (docs/architecture.md, "Names").
+//! cgroup), the spec's sandbox id. The pod's name is kept only in libpod's
+//! BoltDB, `libpod/bolt_state.db` under the graph root: its `id-registry`
+//! names every pod of `allPods` ([`super::bolt`]). Podman 5's SQLite
+//! state (`db.sql`) is not read: its pods are named by id.
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     fs,
     path::{Path, PathBuf},
     time::SystemTime,
@@ -23,11 +25,13 @@ use std::{
 
 use serde::Deserialize;
 
-use super::{Remembered, Resolver, RuntimeNames, is_container_name, is_image_reference, source};
+use super::{
+    Remembered, Resolver, RuntimeNames, bolt::Bolt, is_container_name, is_image_reference, source,
+};
 use crate::cgroup::{
-    container::{Container, runtime},
+    container::{Container, attribute, is_full_id, runtime},
     kubernetes::read_spec,
-    state_file::{modified, read_json},
+    state_file::{modified, read_bytes, read_json},
 };
 
 /// Rootful Podman's graph root.
@@ -38,6 +42,11 @@ pub const ROOTLESS_GRAPH_ROOT: &str = ".local/share/containers/storage";
 pub const CONTAINERS_JSON: &str = "overlay-containers/containers.json";
 /// containers.json larger than this is refused (about 500 bytes a container).
 pub const MAX_INDEX_BYTES: u64 = 16 << 20;
+/// libpod's BoltDB state, under the graph root.
+pub const BOLT_STATE: &str = "libpod/bolt_state.db";
+/// A bolt_state.db larger than this is refused (a few hundred KiB with
+/// hundreds of containers).
+const MAX_BOLT_BYTES: u64 = 64 << 20;
 /// `etc/passwd` larger than this is refused.
 const MAX_PASSWD_BYTES: u64 = 4 << 20;
 
@@ -85,9 +94,10 @@ impl Resolver for PodmanResolver {
         }
         self.index_read = mtime;
         let entries = read_index(&graph);
+        let pods = pod_names(&graph);
         for entry in &entries {
             if !self.remembered.known(&entry.id) {
-                let names = names(&graph, entry, &entries, "");
+                let names = names(&graph, entry, &entries, "", &pods);
                 self.remembered.learn(&entry.id, names);
             }
         }
@@ -100,7 +110,7 @@ impl Resolver for PodmanResolver {
         self.remembered.resolve(id, memcg, || {
             let entries = read_index(&graph);
             let entry = entries.iter().find(|e| e.id == id)?;
-            names(&graph, entry, &entries, &manager)
+            names(&graph, entry, &entries, &manager, &pod_names(&graph))
         })
     }
 }
@@ -127,10 +137,16 @@ fn read_index(graph: &Path) -> Vec<Entry> {
 }
 
 /// The names of a containers.json entry whose spec libpod wrote (`all`:
-/// every entry); `manager` roots a rootless user's cgroups (empty when
-/// rootful).
-fn names(graph: &Path, entry: &Entry, all: &[Entry], manager: &str) -> Option<RuntimeNames> {
-    if !super::super::container::is_full_id(&entry.id) {
+/// every entry; `pods`: the pods' names by id); `manager` roots a rootless
+/// user's cgroups (empty when rootful).
+fn names(
+    graph: &Path,
+    entry: &Entry,
+    all: &[Entry],
+    manager: &str,
+    pods: &HashMap<String, String>,
+) -> Option<RuntimeNames> {
+    if !is_full_id(&entry.id) {
         return None;
     }
     let spec = read_spec(
@@ -144,6 +160,8 @@ fn names(graph: &Path, entry: &Entry, all: &[Entry], manager: &str) -> Option<Ru
     }
     let cgroup = spec.cgroup()?;
     let metadata: Metadata = serde_json::from_str(&entry.metadata).unwrap_or_default();
+    let pod = pod_without_infra(spec.annotation(SANDBOX_ID), all)
+        .or_else(|| attribute(&cgroup).and_then(|c| c.podman_pod));
     Some(RuntimeNames {
         runtime: runtime::PODMAN,
         id: entry.id.clone(),
@@ -156,7 +174,8 @@ fn names(graph: &Path, entry: &Entry, all: &[Entry], manager: &str) -> Option<Ru
         compose: None,
         pod_labels: None,
         namespace: None,
-        podman_pod: pod_without_infra(spec.annotation(SANDBOX_ID), all),
+        podman_pod_name: pod.as_ref().and_then(|id| pods.get(id)).cloned(),
+        podman_pod: pod,
         memory_limit_bytes: None,
         source: source::PODMAN,
         cgroups: vec![match manager {
@@ -174,8 +193,36 @@ const SANDBOX_ID: &str = "io.kubernetes.cri-o.SandboxID";
 /// sandbox id is the pod's id then. In a pod with one it is the infra
 /// container's id, an entry of the index, and the pod's id is the path's.
 fn pod_without_infra(sandbox: Option<&str>, all: &[Entry]) -> Option<String> {
-    let id = sandbox.filter(|id| super::super::container::is_full_id(id))?;
+    let id = sandbox.filter(|id| is_full_id(id))?;
     (!all.iter().any(|e| e.id == id)).then(|| id.to_owned())
+}
+
+/// Every pod's name by its id, from libpod's BoltDB (`id-registry` holds
+/// containers too: only the ids `allPods` lists); empty when there is no
+/// such file or it cannot be read.
+fn pod_names(graph: &Path) -> HashMap<String, String> {
+    let Some(bytes) = read_bytes(&graph.join(BOLT_STATE), MAX_BOLT_BYTES) else {
+        return HashMap::new();
+    };
+    let Ok(db) = Bolt::open(&bytes) else {
+        return HashMap::new();
+    };
+    let (Ok(Some(pods)), Ok(Some(registry))) = (db.bucket(b"allPods"), db.bucket(b"id-registry"))
+    else {
+        return HashMap::new();
+    };
+    let pods: HashSet<Vec<u8>> = pods.into_iter().map(|(id, _)| id).collect();
+    registry
+        .into_iter()
+        .filter(|(id, _)| pods.contains(id))
+        .filter_map(|(id, name)| {
+            let id = String::from_utf8(id).ok().filter(|id| is_full_id(id))?;
+            let name = String::from_utf8(name?)
+                .ok()
+                .filter(|n| is_container_name(n))?;
+            Some((id, name))
+        })
+        .collect()
 }
 
 /// The uid of a rootless user's memcg: `/user.slice/user-UID.slice/user@UID.service/...`.

@@ -336,3 +336,33 @@ fn ctr_ids_are_names() {
     assert_eq!((c.id.as_deref(), c.name.as_deref()), (None, Some("redis")));
     assert_eq!(c.owner_name().as_deref(), Some("ledger/redis"));
 }
+
+/// A pod's name is libpod's: its BoltDB (a file Podman 4.3 wrote, with the
+/// pod `ledger-pod`) names the pod whose cgroup holds the member.
+#[test]
+fn a_podman_pod_member_is_named_with_its_pods_name_from_libpods_boltdb() {
+    let ledger_pod = "e9490a6d9644c0ea57aa28b2fb5c25d3200271d29d2385fa59c9db1cc32b3037";
+    let root = tempfile::tempdir().unwrap();
+    let graph = root.path().join("var/lib/containers/storage");
+    let memcg = format!("/libpod_parent/{ledger_pod}/libpod-{ID}");
+    podman_container(&graph, ID, "libpod", &memcg);
+    fs::create_dir_all(graph.join("libpod")).unwrap();
+    fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/podman/bolt_state.db"
+        ),
+        graph.join(podman::BOLT_STATE),
+    )
+    .unwrap();
+    let c = resolve(&mut Runtimes::new(root.path()), &memcg).unwrap();
+    assert_eq!(c.podman_pod.as_deref(), Some(ledger_pod));
+    assert_eq!(c.podman_pod_name.as_deref(), Some("ledger-pod"));
+    assert_eq!(c.owner_name().as_deref(), Some("pod ledger-pod/ledger"));
+    // A pod the registry does not hold keeps its short id.
+    let memcg = format!("/libpod_parent/{ID2}/libpod-{ID}");
+    podman_container(&graph, ID, "libpod", &memcg);
+    let c = resolve(&mut Runtimes::new(root.path()), &memcg).unwrap();
+    assert_eq!(c.podman_pod_name, None);
+    assert_eq!(c.owner_name(), Some(format!("pod {}/ledger", &ID2[..12])));
+}
