@@ -355,6 +355,19 @@ fn docker_run_oom_is_named_as_docker_inspect_names_it() {
         "{}",
         decision["explanation"]
     );
+    // Post-mortem: `oomtrace report` on the saved line names it again from
+    // what the line carried (it reads no runtime state).
+    let saved = tempfile::tempdir().unwrap();
+    let line = saved.path().join("oomtrace.jsonl");
+    fs::write(&line, format!("{decision}\n")).unwrap();
+    let (code, out, err) = run_oomtrace(&["report", "--json", line.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    let reported: Value = out
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["type"] == "decision")
+        .unwrap_or_else(|| panic!("no decision in the report: {out}"));
+    assert_docker_names(&reported["container"], &inspect);
 }
 
 #[test]

@@ -125,14 +125,6 @@ pub struct SavedNames {
 }
 
 impl SavedNames {
-    /// Leniently from a saved container object: anything odd is no names.
-    pub fn deserialize_lenient<'de, D: serde::Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Option<SavedNames>, D::Error> {
-        let value = serde_json::Value::deserialize(deserializer)?;
-        Ok(serde_json::from_value(value).ok())
-    }
-
     /// The names, validated as if read on the node, on `c`.
     pub fn apply(&self, c: &mut Container) {
         let source = match self.names_source.as_deref() {

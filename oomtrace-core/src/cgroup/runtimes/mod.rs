@@ -19,6 +19,7 @@ pub mod bolt;
 pub mod containerd;
 pub mod docker;
 pub mod podman;
+pub mod saved;
 
 use std::{collections::HashSet, path::Path};
 

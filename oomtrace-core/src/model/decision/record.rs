@@ -230,15 +230,16 @@ pub struct Decision {
     /// from the path, so recomputed rather than read back from dumps.
     #[serde(default, skip_deserializing)]
     pub container: Option<crate::cgroup::container::Container>,
-    /// The Kubernetes names a saved record's container carried (they come
-    /// from the node's files, not the path): read back, never written.
+    /// The names a saved record's container carried, Kubernetes' and a
+    /// runtime's (they come from the node's files, not the path): read
+    /// back, never written.
     #[serde(
         rename = "container",
         default,
         skip_serializing,
-        deserialize_with = "crate::cgroup::kubernetes::SavedNames::deserialize_lenient"
+        deserialize_with = "crate::cgroup::runtimes::saved::SavedNames::deserialize_lenient"
     )]
-    pub saved_names: Option<crate::cgroup::kubernetes::SavedNames>,
+    pub saved_names: Option<crate::cgroup::runtimes::saved::SavedNames>,
     pub oom_group: Option<String>,
     /// The `oom_warning` that came before this kill (`model::risk`); absent
     /// when none did.
