@@ -4,7 +4,7 @@
 use std::{
     collections::{HashMap, VecDeque},
     path::{Path, PathBuf},
-    time::{Duration, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use oomtrace_core::{
@@ -55,10 +55,18 @@ pub struct LiveEnv {
     tasks: Option<VecDeque<(u32, TaskSnapshot)>>,
     /// Task snapshots evicted past their budget before their decision.
     pub evicted_task_snapshots: u64,
-    /// Command lines read at start, at each exec and at each kill (None:
-    /// `--no-cmdline`).
+    /// Command lines read at start and at each exec (None: `--no-cmdline`).
     cmdlines: Option<CmdlineCache>,
+    /// Memcgs whose containers are to be named once a scan finds their
+    /// path, with when they were asked for.
+    names_wanted: Vec<(u64, Instant)>,
 }
+
+/// Memcgs waiting for their path to be named, at most (more are not named
+/// ahead of their decision).
+const MAX_NAMES_WANTED: usize = 256;
+/// A wanted memcg whose path no scan found by then is given up.
+const NAMES_WANTED_FOR: Duration = Duration::from_secs(5);
 
 /// Bound on kept snapshots (one per memcg that OOMed recently).
 const MAX_SNAPSHOTS: usize = 256;
@@ -85,6 +93,7 @@ impl LiveEnv {
             tasks: None,
             evicted_task_snapshots: 0,
             cmdlines,
+            names_wanted: Vec::new(),
         }
     }
 
@@ -129,14 +138,8 @@ impl LiveEnv {
                 }
                 self.snapshot_tasks(t);
                 // The victim's names, while its container still exists.
-                if let Some(level) = t.memcg[..depth].first()
-                    && let Some(path) = self.paths.lookup(level.cgroup_id, false)
-                {
-                    let c = attribute(&path);
-                    self.names.runtimes.resolve(c.as_ref(), &path);
-                    if let Some(c) = c {
-                        self.names.kube.resolve(&c, &path);
-                    }
+                if let Some(level) = t.memcg[..depth].first() {
+                    self.want_names(level.cgroup_id);
                 }
             }
             _ => {}
@@ -160,6 +163,42 @@ impl LiveEnv {
             self.snapshots.clear();
         }
         self.snapshots.insert(path, (snapshot, read_ns));
+    }
+
+    /// A memcg nearing an OOM (its reclaim fell short) or a victim's: its
+    /// container is named now, while it exists (`ctr run` removes its
+    /// bundle as the task exits), or once a scan finds a new memcg's path.
+    pub fn want_names(&mut self, cgroup_id: u64) {
+        match self.paths.lookup(cgroup_id, false) {
+            Some(path) => self.resolve_names(&path),
+            None if self.names_wanted.len() < MAX_NAMES_WANTED
+                && !self.names_wanted.iter().any(|(id, _)| *id == cgroup_id) =>
+            {
+                self.names_wanted.push((cgroup_id, Instant::now()));
+            }
+            None => {}
+        }
+    }
+
+    /// After a wake-up (a scan's answer among them): the wanted memcgs
+    /// whose path is known now are named.
+    pub fn name_wanted(&mut self, now: Instant) {
+        let wanted = std::mem::take(&mut self.names_wanted);
+        for (id, asked) in wanted {
+            match self.paths.lookup(id, false) {
+                Some(path) => self.resolve_names(&path),
+                None if asked + NAMES_WANTED_FOR > now => self.names_wanted.push((id, asked)),
+                None => {}
+            }
+        }
+    }
+
+    fn resolve_names(&mut self, path: &str) {
+        let c = attribute(path);
+        self.names.runtimes.resolve(c.as_ref(), path);
+        if let Some(c) = c {
+            self.names.kube.resolve(&c, path);
+        }
     }
 
     /// Before the decisions are polled: what the lookups' worker read.

@@ -366,6 +366,7 @@ impl Session {
             self.builder.on_event(now, exit);
         }
         self.env.take_late_snapshots();
+        self.env.name_wanted(now);
         let mut decisions = self.builder.poll(now, &mut self.env);
         for victim in decisions.iter().filter_map(|d| d.victim.as_ref()) {
             self.env.forget_task_snapshot(victim.pid);
@@ -573,6 +574,7 @@ impl Session {
                 self.builder.on_pagefault(PagefaultJoin::from(&record));
             }
             Event::MemcgAtLimit(e) => {
+                self.env.want_names(e.memcg_id);
                 self.timers.at_limit_until = Some(now + STALL_WATCH);
                 self.timers
                     .charge_hook
