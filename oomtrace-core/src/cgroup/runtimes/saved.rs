@@ -39,10 +39,10 @@ struct SavedCompose {
 impl SavedRuntimeNames {
     /// The names on `c`, when its path names the runtime that gave them.
     pub fn apply(&self, c: &mut Container) {
-        let runtime = match self.names_source.as_deref() {
-            Some(source::DOCKER) => runtime::DOCKER,
-            Some(source::PODMAN) => runtime::PODMAN,
-            Some(source::CONTAINERD) => runtime::CONTAINERD,
+        let (runtime, source) = match self.names_source.as_deref() {
+            Some(source::DOCKER) => (runtime::DOCKER, source::DOCKER),
+            Some(source::PODMAN) => (runtime::PODMAN, source::PODMAN),
+            Some(source::CONTAINERD) => (runtime::CONTAINERD, source::CONTAINERD),
             _ => return,
         };
         if c.runtime != runtime {
@@ -68,11 +68,7 @@ impl SavedRuntimeNames {
             c.podman_pod_name = name(&self.podman_pod_name);
         }
         c.memory_limit_bytes = self.memory_limit_bytes;
-        c.names_source = Some(match runtime {
-            runtime::DOCKER => source::DOCKER,
-            runtime::PODMAN => source::PODMAN,
-            _ => source::CONTAINERD,
-        });
+        c.names_source = Some(source);
     }
 }
 

@@ -15,7 +15,7 @@ use oomtrace_core::{
     },
     cgroup::{
         CgroupVersion, MemcgFiles, MemcgSnapshot, MemoryHierarchy,
-        container::{Container, attribute},
+        container::Container,
         kubernetes::KubeNames,
         process::{CmdlineCache, ProcessArgs},
         runtimes::{NodeNames, RuntimeNames},
@@ -193,12 +193,9 @@ impl LiveEnv {
         }
     }
 
+    /// Named as a decision names it; the names are remembered for it.
     fn resolve_names(&mut self, path: &str) {
-        let c = attribute(path);
-        self.names.runtimes.resolve(c.as_ref(), path);
-        if let Some(c) = c {
-            self.names.kube.resolve(&c, path);
-        }
+        self.names.container(path);
     }
 
     /// Before the decisions are polled: what the lookups' worker read.
