@@ -93,6 +93,21 @@ fn refused_calls(log: &[String], pid: u32) -> Vec<&String> {
         .collect()
 }
 
+/// A nice value other than the default, so that the threads' own value
+/// shows it was applied rather than inherited.
+const NICE: i32 = -7;
+
+/// Every thread of `pid` runs at nice value `nice` (field 19 of its stat).
+fn assert_threads_nice(pid: u32, nice: i32) {
+    for task in fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let stat = fs::read_to_string(task.unwrap().path().join("stat")).unwrap();
+        // The fields after the parenthesised comm, which may hold spaces.
+        let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+        let field: i32 = after_comm.split(' ').nth(16).unwrap().parse().unwrap();
+        assert_eq!(field, nice, "{stat}");
+    }
+}
+
 #[test]
 fn a_tracer_under_its_filter_holds_only_what_it_kept_and_traces_an_oom_with_every_feature() {
     require_root();
@@ -116,6 +131,7 @@ fn a_tracer_under_its_filter_holds_only_what_it_kept_and_traces_an_oom_with_ever
         .args(["--metrics", &metrics.to_string()])
         .arg("--state-dir")
         .arg(&state)
+        .arg(format!("--nice={NICE}"))
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -127,6 +143,8 @@ fn a_tracer_under_its_filter_holds_only_what_it_kept_and_traces_an_oom_with_ever
     assert_eq!(start["privileges"]["seccomp"], true, "{start}");
     assert_eq!(start["recovery"]["state"], "none", "{start}");
     assert_holds_what_start_says(pid, &start);
+    assert_eq!(start["nice"], NICE, "{start}");
+    assert_threads_nice(pid, NICE);
     let (status, body) = scrape(metrics);
     assert_eq!(status, 200, "{body}");
 
@@ -144,6 +162,7 @@ fn a_tracer_under_its_filter_holds_only_what_it_kept_and_traces_an_oom_with_ever
     );
     // The run's own threads (writers started after the drop) too.
     assert_holds_what_start_says(pid, &start);
+    assert_threads_nice(pid, NICE);
 
     // The metrics count the kill as the memcg's own counter does.
     let series = format!(

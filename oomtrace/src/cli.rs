@@ -87,6 +87,13 @@ pub struct TraceArgs {
     #[arg(long, value_name = "N", default_value_t = -900, allow_negative_numbers = true,
           value_parser = clap::value_parser!(i32).range(-1000..=1000))]
     pub oom_score_adj: i32,
+    /// The tracer's own nice value (-20..19). In an OOM storm every CPU is
+    /// busy with the workloads, and a tracer at their priority falls behind
+    /// them (docs/bench.md). Raising it needs CAP_SYS_NICE; a higher
+    /// priority already set (a unit's `Nice=`) is kept.
+    #[arg(long, value_name = "N", default_value_t = -10, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(i32).range(-20..=19))]
+    pub nice: i32,
     /// Serve Prometheus/OpenMetrics metrics at http://ADDR/metrics
     /// (e.g. 127.0.0.1:9757). Nothing listens without it.
     #[arg(long, value_name = "ADDR")]
@@ -192,6 +199,7 @@ impl TraceArgs {
             btf_path: self.btf,
             charge_hook: self.charge_hook.resolve(),
             oom_score_adj: Some(self.oom_score_adj),
+            nice: Some(self.nice),
             metrics: self.metrics,
             host_root: self.host_root,
             seccomp: !self.no_seccomp,

@@ -32,7 +32,7 @@ const IMAGE: &str = "localhost/oomtrace:latest";
 /// The multi-arch image: a manifest list of the amd64 image and the arm64 one.
 const MANIFEST: &str = "localhost/oomtrace:multiarch";
 /// deploy/kubernetes/daemonset.yaml's capabilities.
-const CAPABILITIES: &str = "BPF,PERFMON,DAC_READ_SEARCH,SYSLOG,SYS_RESOURCE";
+const CAPABILITIES: &str = "BPF,PERFMON,DAC_READ_SEARCH,SYSLOG,SYS_RESOURCE,SYS_NICE";
 
 pub fn run() -> Result<()> {
     crate::apt_install(PACKAGES)?;

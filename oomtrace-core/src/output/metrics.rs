@@ -624,6 +624,7 @@ mod tests {
             cgroups: vec![],
             kernel_report: true,
             oom_score_adj: Some(-900),
+            nice: Some(-10),
             privileges: Default::default(),
             recovery: None,
         })

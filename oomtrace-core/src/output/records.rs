@@ -21,6 +21,8 @@ pub struct StartRecord<'a> {
     /// The tracer's own oom_score_adj once it tried `--oom-score-adj`
     /// (null: unreadable).
     pub oom_score_adj: Option<i32>,
+    /// The tracer's own nice value once it tried `--nice` (null: unreadable).
+    pub nice: Option<i32>,
     /// What the tracer kept of its privileges once attached.
     pub privileges: Privileges,
     /// With `--state-dir`: what the previous run left and what was
@@ -201,6 +203,7 @@ mod tests {
             cgroups: vec![],
             kernel_report: true,
             oom_score_adj: Some(-900),
+            nice: Some(-10),
             privileges: Privileges::default(),
             recovery: None,
         };
@@ -230,6 +233,7 @@ mod tests {
             cgroups: vec!["/sys/fs/cgroup/a".to_owned(), "/sys/fs/cgroup/b".to_owned()],
             kernel_report: false,
             oom_score_adj: Some(-900),
+            nice: Some(-10),
             privileges: Privileges::default(),
             recovery: None,
         };
@@ -255,6 +259,7 @@ mod tests {
             cgroups: vec![evil.to_owned()],
             kernel_report: true,
             oom_score_adj: None,
+            nice: None,
             privileges: Privileges::default(),
             recovery: None,
         };

@@ -56,6 +56,7 @@ pub const CAPABILITIES: &[(u32, &str, &str)] = &[
     (2, "CAP_DAC_READ_SEARCH", "read tracepoint formats in tracefs (mode 0700)"),
     (34, "CAP_SYSLOG", "read /dev/kmsg when kernel.dmesg_restrict=1"),
     (24, "CAP_SYS_RESOURCE", "lower its own oom_score_adj (self-protection)"),
+    (23, "CAP_SYS_NICE", "raise its own priority (keeps up in an OOM storm)"),
 ];
 
 /// The ones tracing cannot do without (the rest degrade with a warning).

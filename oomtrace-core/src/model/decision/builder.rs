@@ -17,6 +17,7 @@ use crate::{
             assemble::assemble,
             env::Environment,
             history::History,
+            order::Domain,
             pending::{Invocation, Pending, Sources},
             recent::RecentPids,
             record::Decision,
@@ -473,14 +474,19 @@ impl Builder {
     }
 
     /// Emits the decisions that are ready at `now`, in the order of the
-    /// kills: a ready decision waits for the earlier ones (at most until
-    /// their deadline), so `seq` follows the kernel's order. Call it after
-    /// every input: it also marks decisions complete and keeps the budget.
+    /// kills within an OOM domain: a ready decision waits for the earlier
+    /// ones it may depend on (at most until their deadline), those of its
+    /// domain and any whose domain is not known ([`Domain`]). Decisions of
+    /// independent memcgs do not wait for one another. Call it after every
+    /// input: it also marks decisions complete and keeps the budget.
     pub fn poll(&mut self, now: Instant, env: &mut dyn Environment) -> Vec<Decision> {
         self.last_now = Some(now);
         self.keep_budget();
+        let page_size = env.page_size();
         let mut ready = Vec::new();
-        let mut blocked = false;
+        // The domains of earlier decisions still waiting; None among them
+        // holds back every later one.
+        let mut waiting: Vec<Option<Domain>> = Vec::new();
         for index in 0..self.pending.len() {
             let p = &self.pending[index];
             // The cgroup paths it names are one more piece it waits for.
@@ -490,9 +496,16 @@ impl Builder {
             if complete && p.complete_since.is_none() {
                 p.complete_since = Some(now);
             }
-            blocked |= self.due_at(&self.pending[index], now) > now;
-            if !blocked {
-                ready.push(self.pending[index].id);
+            let p = &self.pending[index];
+            let domain = Domain::of(p, page_size).filter(|_| self.group_sweep != Some(p.id));
+            let held = waiting.iter().any(|earlier| match (earlier, &domain) {
+                (Some(earlier), Some(domain)) => !earlier.independent_of(domain),
+                _ => true,
+            });
+            if held || self.due_at(p, now) > now {
+                waiting.push(domain);
+            } else {
+                ready.push(p.id);
             }
         }
         self.emit(&ready, env)
@@ -613,6 +626,11 @@ impl Builder {
             .iter()
             .filter_map(Pending::first_log_line)
             .min()
+    }
+
+    /// Whether a decision about victim `pid` is still in flight.
+    pub fn is_pending(&self, pid: u32) -> bool {
+        self.pending.iter().any(|p| p.victim_pid == pid)
     }
 
     /// Numbers its decisions after `seq` (decisions already emitted by this

@@ -6,8 +6,8 @@
 //! - `record`: the serialized decision and its parts.
 //! - `env`: what the host can tell (`Environment`), and nothing (`OfflineEnv`).
 //! - `pending`: the pieces of one decision in flight, and which hooks feed them.
-//! - `builder`: matching pieces into pending decisions and emitting them;
-//!   `history` notices repeats; `recent` bounds the pids it remembers;
+//! - `builder`: matching pieces into pending decisions and emitting them,
+//!   in kill order within an OOM domain (`order`); `history` notices repeats; `recent` bounds the pids it remembers;
 //!   `rss` keeps the kernel's rss read once a decision learned it.
 //! - `assemble`: one decision from its pieces, field by field.
 //! - `explain`: the decision's short factual sentences.
@@ -16,6 +16,7 @@ mod builder;
 mod env;
 mod explain;
 mod history;
+mod order;
 mod pending;
 mod recent;
 mod record;

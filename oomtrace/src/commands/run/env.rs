@@ -249,15 +249,13 @@ impl LiveEnv {
         }
     }
 
-    /// A decision went out: its task snapshot is no longer needed, nor the
-    /// older ones (decisions go out in kill order; an older one left is a
-    /// kill that became no decision of its own, e.g. an oom.group sweep's).
-    pub fn forget_task_snapshot(&mut self, victim_pid: u32) {
-        let Some(tasks) = self.tasks.as_mut() else {
-            return;
-        };
-        if let Some(index) = tasks.iter().position(|(pid, _)| *pid == victim_pid) {
-            tasks.drain(..=index);
+    /// Decisions went out: only the task snapshots of victims whose
+    /// decision is still in flight are needed (decisions of independent
+    /// memcgs go out in any order; a kill that became no decision of its
+    /// own, e.g. an oom.group sweep's, leaves one no decision will take).
+    pub fn keep_task_snapshots(&mut self, pending: impl Fn(u32) -> bool) {
+        if let Some(tasks) = self.tasks.as_mut() {
+            tasks.retain(|(pid, _)| pending(*pid));
         }
     }
 

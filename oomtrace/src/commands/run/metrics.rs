@@ -234,6 +234,7 @@ mod tests {
             cgroups: vec![],
             kernel_report: true,
             oom_score_adj: None,
+            nice: None,
             privileges: Default::default(),
             recovery: None,
         })

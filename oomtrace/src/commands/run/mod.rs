@@ -11,6 +11,7 @@
 //! - `metrics`: the `--metrics` HTTP server;
 //! - `output`: where the records go (stdout or `--output`), on a thread of its own;
 //! - `rss_rule`: the rss read the model learned, handed to the kernel programs;
+//! - `self_care`: the tracer's own oom_score_adj and priority;
 //! - `state`, `recovery`: the position in the kernel log a restart resumes
 //!   from (`--state-dir`), and the kills recovered from it.
 mod charge_hook;
@@ -25,6 +26,7 @@ mod output;
 mod recovery;
 mod risk;
 mod rss_rule;
+mod self_care;
 mod session;
 mod state;
 mod victim_exits;

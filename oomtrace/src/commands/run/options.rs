@@ -20,6 +20,8 @@ pub struct RunOptions {
     pub charge_hook: ChargeHookMode,
     /// The tracer's own oom_score_adj (self-protection); None leaves it.
     pub oom_score_adj: Option<i32>,
+    /// The tracer's own nice value; None leaves it.
+    pub nice: Option<i32>,
     /// `--metrics`: where `GET /metrics` is served; None serves nothing.
     pub metrics: Option<SocketAddr>,
     /// Where the host's /proc, /sys/fs/cgroup, runtime state (/run) and

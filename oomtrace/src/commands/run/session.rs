@@ -42,6 +42,7 @@ use crate::{
         recovery::{self, Recovered, Recovery},
         risk::RiskWatch,
         rss_rule::SharedRssRule,
+        self_care,
         state::{Position, StateFile},
         victim_exits::VictimExits,
     },
@@ -107,6 +108,9 @@ impl Session {
     /// loop waits on.
     pub fn open(options: &RunOptions) -> Result<(Self, Inputs)> {
         loader::ensure_privileges()?;
+        // First, so that every thread it starts inherits the priority.
+        let mut warnings = Vec::new();
+        let nice = self_care::raise_priority(options.nice, &mut warnings);
         let hierarchy = MemoryHierarchy::detect_under(&options.host_root)?;
         let scope: Vec<ScopeCgroup> = options
             .cgroups
@@ -126,8 +130,7 @@ impl Session {
             cmdline: options.cmdline,
         })?;
         // Warnings wait for the output, which starts after the drop.
-        let mut warnings = Vec::new();
-        let oom_score_adj = protect_self(options.oom_score_adj, &mut warnings);
+        let oom_score_adj = self_care::protect_self(options.oom_score_adj, &mut warnings);
         // With --state-dir the recovery opened the log already.
         let kmsg = match recovery {
             Some(_) => None,
@@ -165,6 +168,7 @@ impl Session {
         };
         let mut start = start_record(&tracer, &release, &scope, kmsg.is_some(), privileges);
         start.oom_score_adj = oom_score_adj;
+        start.nice = nice;
         start.recovery = recovered.as_ref().map(|r| r.status.clone());
         if let Some(listener) = listener {
             out.serve_metrics(listener, &start);
@@ -328,6 +332,12 @@ impl Session {
     /// none): no report printed before then is still to come.
     pub fn catch_up(&mut self, inputs: &mut Inputs) -> Result<()> {
         self.read_ring(Instant::now(), inputs.ring.get_mut())?;
+        // Released exits are pieces too: in before the log is read, or
+        // every decision would wait for the next wake-up's read.
+        let now = Instant::now();
+        for exit in self.exits.take(false) {
+            self.builder.on_event(now, exit);
+        }
         if let Some(kmsg) = inputs.kmsg.as_mut() {
             match kmsg.drain_now() {
                 Ok(reads) => {
@@ -362,14 +372,12 @@ impl Session {
             return Ok(ControlFlow::Break(()));
         }
         let now = Instant::now();
-        for exit in self.exits.take(false) {
-            self.builder.on_event(now, exit);
-        }
         self.env.take_late_snapshots();
         self.env.name_wanted(now);
         let mut decisions = self.builder.poll(now, &mut self.env);
-        for victim in decisions.iter().filter_map(|d| d.victim.as_ref()) {
-            self.env.forget_task_snapshot(victim.pid);
+        if !decisions.is_empty() {
+            let builder = &self.builder;
+            self.env.keep_task_snapshots(|pid| builder.is_pending(pid));
         }
         self.episodes_of(&mut decisions);
         self.link_warnings(&mut decisions);
@@ -770,28 +778,10 @@ fn start_record<'a>(
         cgroups: scope.iter().map(|s| s.path.display().to_string()).collect(),
         kernel_report,
         oom_score_adj: None,
+        nice: None,
         privileges,
         recovery: None,
     }
-}
-
-/// Self-protection: the tracer lowers its own oom_score_adj so that an OOM
-/// on the node kills a workload rather than the witness. Lowering it needs
-/// CAP_SYS_RESOURCE; without it the run goes on, with a warning. Returns
-/// the value in force.
-/// A value already lower (a unit's `OOMScoreAdjust=-1000`) is kept.
-fn protect_self(adj: Option<i32>, warnings: &mut Vec<String>) -> Option<i32> {
-    const PATH: &str = "/proc/self/oom_score_adj";
-    let read = || -> Option<i32> { std::fs::read_to_string(PATH).ok()?.trim().parse().ok() };
-    if let Some(adj) = adj
-        && read().is_none_or(|now| now > adj)
-        && let Err(e) = std::fs::write(PATH, adj.to_string())
-    {
-        warnings.push(format!(
-            "cannot set its own oom_score_adj to {adj} ({e}): an OOM may pick the tracer; grant CAP_SYS_RESOURCE"
-        ));
-    }
-    read()
 }
 
 /// The tracer's ring buffer, registered with the runtime for readability.

@@ -1210,5 +1210,6 @@ fn a_decision_waits_for_its_memcg_path_until_its_deadline() {
     assert_eq!(out.len(), 1, "out at its deadline without the path");
 }
 
+mod order;
 mod readiness;
 mod snapshot;
