@@ -39,6 +39,7 @@ use crate::{
     },
 };
 
+mod idle;
 mod oom_storm;
 pub use oom_storm::StormShape;
 
@@ -63,6 +64,8 @@ const CONFIGS: &[&str] = &[
     "exec-base",
     "exec",
     "exec-nocmd",
+    "watched-base",
+    "watched",
 ];
 const TRACED: &[&str] = &[
     "auto",
@@ -72,6 +75,7 @@ const TRACED: &[&str] = &[
     "cache",
     "exec",
     "exec-nocmd",
+    "watched",
 ];
 
 /// The exec loop's configurations, not the fault storm's.
@@ -85,6 +89,7 @@ fn reference(config: &str) -> &'static str {
     match config {
         "cache" => "cache-base",
         "exec" | "exec-nocmd" => "exec-base",
+        "watched" => "watched-base",
         _ => "baseline",
     }
 }
@@ -104,6 +109,8 @@ pub struct Options {
     pub storm: Option<StormShape>,
     /// Isolated OOMs before the storm, for the quiet node's latency (None: none).
     pub isolated: Option<StormShape>,
+    /// Seconds of an idle node for oomtrace's wake-ups (None: not measured).
+    pub idle: Option<u64>,
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -136,6 +143,7 @@ pub fn run(options: &Options) -> Result<()> {
     };
     let shapes = (options.isolated, options.storm);
     let storm_missing = footprint(&mut report, &guest, &configs, shapes, &raw)?;
+    let idle_missing = early_warning_cost(&mut report, &guest, options.idle)?;
     print!("{report}");
     fs::write(work.join("table.txt"), &report)?;
     for skip in &guest.skips {
@@ -163,7 +171,7 @@ pub fn run(options: &Options) -> Result<()> {
     if let Some(missing) = table.missing.or(execs) {
         bail!("no measurement for {missing}");
     }
-    if let Some(why) = storm_missing {
+    if let Some(why) = storm_missing.or(idle_missing) {
         bail!("no measurement for the {why}");
     }
     Ok(())
@@ -247,7 +255,7 @@ fn boot(
          oomtrace_bench.results={} \
          oomtrace_bench.mib={} oomtrace_bench.rounds={} oomtrace_bench.reps={} \
          oomtrace_bench.execs={} oomtrace_bench.configs={} oomtrace_bench.storm={} \
-         oomtrace_bench.isolated={}",
+         oomtrace_bench.isolated={} oomtrace_bench.idle={}",
         kernel.arch.console(),
         kernel.arch.results_device(),
         options.mib,
@@ -256,7 +264,8 @@ fn boot(
         options.execs,
         configs.join(","),
         options.storm.map_or("off".to_owned(), |s| s.arg()),
-        options.isolated.map_or("off".to_owned(), |s| s.arg())
+        options.isolated.map_or("off".to_owned(), |s| s.arg()),
+        options.idle.map_or("off".to_owned(), |s| s.to_string())
     );
     let mut qemu = vm::qemu_command(kernel, initrd, &append, VM_MIB, (console, results));
     qemu
@@ -272,7 +281,8 @@ fn boot(
     let pages = (options.mib * 256 * (options.rounds + 1)).max(options.execs * 50);
     let timeout = timeout(runs, pages) * kernel.arch.slowdown()
         + Duration::from_secs(options.storm.map_or(0, |s| s.timeout_secs()))
-        + Duration::from_secs(options.isolated.map_or(0, |s| s.timeout_secs()));
+        + Duration::from_secs(options.isolated.map_or(0, |s| s.timeout_secs()))
+        + Duration::from_secs(options.idle.map_or(0, |s| 2 * s + 120));
     eprintln!(
         "xtask: booting {} {} for {runs} storms of {} MiB x {} rounds (timeout {} s)",
         kernel.package,
@@ -387,6 +397,34 @@ fn footprint(
         }
     }
     Ok(missing)
+}
+
+/// The early warning's own cost: its reads while the storm's memcg is
+/// watched, and the idle node's wake-ups. Returns what was asked for and
+/// is missing.
+fn early_warning_cost(
+    report: &mut String,
+    guest: &GuestResults,
+    idle: Option<u64>,
+) -> Result<Option<String>> {
+    if let Some(reads) = idle::watched_reads(&guest.samples) {
+        writeln!(report)?;
+        report.push_str(&reads);
+    }
+    let Some(seconds) = idle else {
+        return Ok(None);
+    };
+    writeln!(report)?;
+    match idle::idle_table(&guest.idles, seconds) {
+        Ok(table) => {
+            report.push_str(&table);
+            Ok(None)
+        }
+        Err(e) => {
+            writeln!(report, "idle node: no measurement ({e:#})")?;
+            Ok(Some(format!("idle node: {e:#}")))
+        }
+    }
 }
 
 /// Ten times what this takes on a 2-core development machine: boot, and per
@@ -531,6 +569,8 @@ struct GuestResults {
     infos: Vec<(String, String)>,
     samples: Vec<Sample>,
     hooks: Vec<Hook>,
+    /// `@@idle` records, unparsed (bench::idle reads them).
+    idles: Vec<String>,
     failures: Vec<String>,
     skips: Vec<String>,
     done: bool,
@@ -564,6 +604,7 @@ fn parse(text: &str) -> GuestResults {
                 Some(hook) => out.hooks.push(hook),
                 None => out.failures.push(format!("malformed record: {line}")),
             },
+            "@@idle" => out.idles.push(rest.to_owned()),
             "@@fail" => out.failures.push(rest.to_owned()),
             "@@skip" => out.skips.push(rest.to_owned()),
             "@@done" => out.done = true,

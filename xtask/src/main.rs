@@ -108,6 +108,10 @@ enum Task {
         /// kill-to-decision latency of a quiet node (0: none).
         #[arg(long, default_value_t = 20)]
         isolated: u32,
+        /// Seconds of an idle node, without memcgs and with 20 limited ones,
+        /// for oomtrace's wake-ups (0: not measured).
+        #[arg(long, default_value_t = 60)]
+        idle: u64,
     },
     /// Setup, build, and run `oomtrace demo` (needs root).
     Demo,
@@ -221,6 +225,7 @@ fn main() -> Result<()> {
             config,
             storm,
             isolated,
+            idle,
         } => {
             setup()?;
             bench::run(&bench::Options {
@@ -235,6 +240,7 @@ fn main() -> Result<()> {
                 configs: config,
                 storm: bench::StormShape::parse(&storm)?,
                 isolated: bench::StormShape::isolated(isolated),
+                idle: (idle > 0).then_some(idle),
             })
         }
         Task::Demo => {
