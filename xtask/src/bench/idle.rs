@@ -48,7 +48,7 @@ pub fn idle_table(records: &[String], seconds: u64) -> Result<String> {
         };
         writeln!(
             text,
-            "wake-ups   {} memcgs with a 64 MiB memory.max: {} in {} s, {rate:.2}/s (<= {IDLE_WAKEUPS_PER_S}/s {verdict})",
+            "wake-ups   {} memcgs with a memory.max: {} in {} s, {rate:.2}/s (<= {IDLE_WAKEUPS_PER_S}/s {verdict})",
             idle.memcgs, idle.wakeups, idle.seconds
         )?;
     }
@@ -70,7 +70,8 @@ pub fn watched_reads(samples: &[Sample]) -> Option<String> {
     };
     let (auto, watched) = (median("auto")?, median("watched")?);
     Some(format!(
-        "watched: the storm's memcg limited to twice the storm, so the early warning watches it from 25% on;\n\
+        "watched: the storm's memcg limited to four times the storm, half of it held by a resident task,\n\
+         so the early warning watches it throughout (from 25% of the limit on);\n\
          oomtrace's read(2) calls during a storm, median: auto {auto}, watched {watched}\n"
     ))
 }
@@ -87,7 +88,7 @@ mod tests {
         ];
         let text = idle_table(&records, 60).unwrap();
         assert!(
-            text.contains("0 memcgs with a 64 MiB memory.max: 0 in 60 s, 0.00/s (<= 1/s met)"),
+            text.contains("0 memcgs with a memory.max: 0 in 60 s, 0.00/s (<= 1/s met)"),
             "{text}"
         );
         assert!(
