@@ -4,6 +4,11 @@
 //! killed (SIGKILL seen by waitpid, the kernel's `Killed process` line, the
 //! memcg's `oom_kill` count), the others are not, and the warnings must
 //! have come before the kills, naming the leaker, and nowhere else.
+//!
+//! Positives: a leak, a faster leak, a tmpfs writer (shmem, written through
+//! a shared mapping). Negatives: a page-cache reader and a dirty-page
+//! writer at their limit, a steady task at 92%, a sawtooth to 80%, a
+//! start-up burst to 70%.
 mod support;
 
 use std::{
@@ -46,10 +51,13 @@ fn leaks_are_warned_ahead_of_their_kill_and_nothing_else_is() {
     require_root();
     let parent = TestCgroup::new_v1("risk", 1 << 62);
     let data = tempdir_on_disk();
+    let shm = Tmpfs::mount();
     let mut scenarios = vec![
         scenario(&parent, "leak"),
         scenario(&parent, "fastleak"),
+        scenario(&parent, "shmem"),
         scenario(&parent, "pagecache"),
+        scenario(&parent, "dirty"),
         scenario(&parent, "steady"),
         scenario(&parent, "sawtooth"),
         scenario(&parent, "burst"),
@@ -57,7 +65,7 @@ fn leaks_are_warned_ahead_of_their_kill_and_nothing_else_is() {
     let log = KernelLog::open();
     let (mut tracer, _) = Tracer::start_json(&["--cgroup", parent.path.to_str().unwrap()]);
 
-    start_workloads(&mut scenarios, &data);
+    start_workloads(&mut scenarios, &data, &shm);
     let started = Instant::now();
     let mut warned_at: HashMap<String, (Instant, Value)> = HashMap::new();
     while started.elapsed() < WINDOW
@@ -155,13 +163,18 @@ fn leaks_are_warned_ahead_of_their_kill_and_nothing_else_is() {
         );
     }
     drop(tracer);
+    // The tmpfs writer's file outlives it: its memcg goes first, then the file.
     drop(scenarios);
+    drop(shm);
 }
 
 /// The workloads, each in its memcg (docs/early-warning.md, "Scenarios").
-fn start_workloads(scenarios: &mut [Scenario], data: &std::path::Path) {
+fn start_workloads(scenarios: &mut [Scenario], data: &std::path::Path, shm: &Tmpfs) {
     let file = data.join("pagecache");
     let file = file.to_str().unwrap();
+    let dirty = data.join("dirty");
+    let dirty = dirty.to_str().unwrap();
+    let shm = shm.0.to_str().unwrap();
     for s in scenarios.iter_mut() {
         let cg = &s.cgroup;
         match s.name {
@@ -181,12 +194,33 @@ fn start_workloads(scenarios: &mut [Scenario], data: &std::path::Path) {
                 s.leaker = Some(1);
                 s.min_lead = Duration::from_secs(5);
             }
+            // Shmem grown through a shared mapping of a tmpfs file (its pages
+            // count in the writer's RssShmem, so the writer can be named).
+            "shmem" => {
+                s.hogs.push(Hog::start("neighbour", cg, &["--mib", "16"]));
+                s.hogs.push(Hog::start_mode(
+                    "shmwriter",
+                    "leak",
+                    cg,
+                    &["--rate", "4", "--file-in", shm, "--map"],
+                ));
+                s.leaker = Some(1);
+                s.min_lead = Duration::from_secs(10);
+            }
             // A reader of a file twice its limit: page cache at the limit.
             "pagecache" => s.hogs.push(Hog::start_mode(
                 "reader",
                 "pagecache",
                 cg,
                 &["--file", file, "--mib", "512"],
+            )),
+            // A writer of a file twice its limit: dirty pages, throttled at
+            // the limit while they are written back.
+            "dirty" => s.hogs.push(Hog::start_mode(
+                "dirtywriter",
+                "pagecache",
+                cg,
+                &["--file", dirty, "--mib", "512", "--write"],
             )),
             // ~92% of the limit, not growing.
             "steady" => s.hogs.push(Hog::start("steady", cg, &["--mib", "236"])),
@@ -225,5 +259,35 @@ impl std::ops::Deref for TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A tmpfs of the test's own (its files are shmem, charged to the memcg of
+/// the task that writes them), unmounted on drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount() -> Self {
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("risk-shm-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=512m", "oomtrace-risk"])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mount -t tmpfs {}: {status}",
+            dir.display()
+        );
+        Self(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
     }
 }

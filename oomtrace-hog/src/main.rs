@@ -252,6 +252,30 @@ impl Mapping {
         }
         Ok(Self { addr, len })
     }
+
+    /// `len` bytes of `file` from `offset`, shared and read-write: the pages
+    /// are the file's (on a tmpfs: shmem, counted in the task's `RssShmem`
+    /// once touched).
+    fn shared(file: &std::fs::File, offset: u64, len: usize) -> Result<Self> {
+        use std::os::fd::AsRawFd;
+        let offset = libc::off_t::try_from(offset).context("mmap offset")?;
+        // SAFETY: a fresh shared mapping of our own open file; no existing
+        // memory is affected.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                offset,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error()).context("mmap");
+        }
+        Ok(Self { addr, len })
+    }
 }
 
 impl Drop for Mapping {

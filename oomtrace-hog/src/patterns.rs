@@ -26,6 +26,11 @@ pub struct LeakArgs {
     /// Grow a file in this directory (a tmpfs: shmem) instead of anonymous memory.
     #[arg(long, value_name = "DIR")]
     pub file_in: Option<PathBuf>,
+    /// With `--file-in`: grow the file through a shared mapping, as users of
+    /// shared memory do, instead of `write()` (only mapped pages count in
+    /// the task's rss, as `RssShmem`).
+    #[arg(long, requires = "file_in")]
+    pub map: bool,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -58,6 +63,10 @@ pub struct PagecacheArgs {
     /// Write the file over and over instead (dirty pages, throttled at the limit).
     #[arg(long)]
     pub write: bool,
+    /// MiB per second, as a disk would allow (a RAM block device has no
+    /// such bound, and would take every CPU it is given); 0: unpaced.
+    #[arg(long, value_name = "MIB", default_value_t = 0)]
+    pub rate: u64,
 }
 
 /// One MiB of fresh anonymous memory, every page written.
@@ -83,7 +92,12 @@ pub fn leak(args: &LeakArgs) -> Result<()> {
     let mut held = Vec::new();
     let mut file = match &args.file_in {
         Some(dir) => Some(
-            fs::File::create(dir.join(format!("leak-{}", std::process::id())))
+            fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(dir.join(format!("leak-{}", std::process::id())))
                 .context("creating the tmpfs file")?,
         ),
         None => None,
@@ -91,12 +105,25 @@ pub fn leak(args: &LeakArgs) -> Result<()> {
     let block = vec![1u8; MIB];
     for n in 1.. {
         match file.as_mut() {
+            Some(file) if args.map => held.push(mapped_mib(file, n - 1)?),
             Some(file) => file.write_all(&block).context("writing the tmpfs file")?,
             None => held.push(touched_mib()?),
         }
         pace(start, n, args.rate);
     }
     unreachable!()
+}
+
+/// The file's MiB number `index`, added to it and written through a shared
+/// mapping (kept: the pages stay in the task's rss).
+fn mapped_mib(file: &fs::File, index: u64) -> Result<Mapping> {
+    let offset = index * MIB as u64;
+    file.set_len(offset + MIB as u64)
+        .context("growing the tmpfs file")?;
+    let mapping = Mapping::shared(file, offset, MIB)?;
+    // SAFETY: MIB bytes of our own fresh read-write mapping.
+    unsafe { std::ptr::write_bytes(mapping.addr.cast::<u8>(), 1, MIB) };
+    Ok(mapping)
 }
 
 /// Rises to `--high` at `--rate`, holds, frees down to `--low`, again and again.
@@ -127,15 +154,25 @@ pub fn pagecache(args: &PagecacheArgs) -> Result<()> {
         fs::File::create(&args.file)?.set_len(len)?;
     }
     let mut block = vec![1u8; MIB];
+    let (start, mut n) = (Instant::now(), 0);
+    let mut paced = || {
+        n += 1;
+        if args.rate > 0 {
+            pace(start, n, args.rate);
+        }
+    };
     loop {
         if args.write {
             let mut file = fs::File::create(&args.file).context("creating the file")?;
             for _ in 0..args.mib {
                 file.write_all(&block)?;
+                paced();
             }
         } else {
             let mut file = fs::File::open(&args.file).context("opening the file")?;
-            while file.read(&mut block)? > 0 {}
+            while file.read(&mut block)? > 0 {
+                paced();
+            }
         }
     }
 }

@@ -41,6 +41,7 @@ use crate::{
 
 mod idle;
 mod oom_storm;
+mod warning;
 pub use oom_storm::StormShape;
 
 /// The budget for oomtrace on the 4 KiB storm.
@@ -111,6 +112,9 @@ pub struct Options {
     pub isolated: Option<StormShape>,
     /// Seconds of an idle node for oomtrace's wake-ups (None: not measured).
     pub idle: Option<u64>,
+    /// Runs of the VM scenario v2-warn for the early warning's lead times
+    /// and false warnings (0: none).
+    pub warning_runs: u32,
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -144,6 +148,11 @@ pub fn run(options: &Options) -> Result<()> {
     let shapes = (options.isolated, options.storm);
     let storm_missing = footprint(&mut report, &guest, &configs, shapes, &raw)?;
     let idle_missing = early_warning_cost(&mut report, &guest, options.idle)?;
+    if options.warning_runs > 0 {
+        // After the bench guest: its own logs are read by then.
+        writeln!(report)?;
+        report.push_str(&warning::run(options.kernel, options.warning_runs)?);
+    }
     print!("{report}");
     fs::write(work.join("table.txt"), &report)?;
     for skip in &guest.skips {
@@ -315,7 +324,7 @@ fn report_header(
     let qemu_version = qemu_version(options.arch);
     writeln!(
         report,
-        "cargo xtask bench{} --kernel {} --mib {} --rounds {} --reps {} --execs {} --config {} --storm {} --isolated {}",
+        "cargo xtask bench{} --kernel {} --mib {} --rounds {} --reps {} --execs {} --config {} --storm {} --isolated {} --idle {} --warning {}",
         match options.arch {
             vm::Arch::X86_64 => String::new(),
             arch => format!(" --arch {}", arch.name()),
@@ -327,7 +336,9 @@ fn report_header(
         options.execs,
         configs[1..].join(","),
         options.storm.map_or("off".to_owned(), |s| s.arg()),
-        options.isolated.map_or(0, |s| s.kills)
+        options.isolated.map_or(0, |s| s.kills),
+        options.idle.unwrap_or(0),
+        options.warning_runs
     )?;
     writeln!(
         report,

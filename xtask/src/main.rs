@@ -112,6 +112,10 @@ enum Task {
         /// for oomtrace's wake-ups (0: not measured).
         #[arg(long, default_value_t = 60)]
         idle: u64,
+        /// Runs of the VM scenario v2-warn after the bench guest, for the
+        /// early warning's lead times and false warnings per hour (0: none).
+        #[arg(long, default_value_t = 0)]
+        warning: u32,
     },
     /// Setup, build, and run `oomtrace demo` (needs root).
     Demo,
@@ -226,6 +230,7 @@ fn main() -> Result<()> {
             storm,
             isolated,
             idle,
+            warning,
         } => {
             setup()?;
             bench::run(&bench::Options {
@@ -241,6 +246,7 @@ fn main() -> Result<()> {
                 storm: bench::StormShape::parse(&storm)?,
                 isolated: bench::StormShape::isolated(isolated),
                 idle: (idle > 0).then_some(idle),
+                warning_runs: warning,
             })
         }
         Task::Demo => {

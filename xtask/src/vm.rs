@@ -34,6 +34,10 @@ pub use kernels::Series;
 use kernels::{Kernel, KernelCache};
 use oomtrace_core::base::hooks::HookStatus;
 use oracle::Report;
+/// The early-warning scenario's memcgs and window, for the bench's tally.
+pub use warning::{
+    NEGATIVES as WARN_NEGATIVES, POSITIVES as WARN_POSITIVES, WINDOW as WARN_WINDOW,
+};
 
 /// Debian packages the VM tests need on the host (the initramfs is written
 /// by xtask itself, so no cpio tool); another architecture's guests add
@@ -147,7 +151,8 @@ const MEMCG_SCENARIOS: &[ScenarioSpec] = &[
     ("stall", true, false, check_stall),
     ("doctor", false, true, check_doctor),
     ("tasks2000", false, true, scale::check_tasks2000),
-    ("warnleak", false, true, warning::check_warnleak),
+    // Last: it loads brd and holds most of the guest's memory.
+    ("warn", false, true, warning::check_warn),
 ];
 
 struct Scenario {
@@ -196,10 +201,15 @@ pub fn run(options: &Options) -> Result<()> {
     });
     let _ = fs::remove_dir_all(&work);
     fs::create_dir_all(&work)?;
+    let jobs = plan_jobs(options, &kernels, &work)?;
     let initrd = work.join("initrd.gz");
     let userland = userland(&mut cache, options.arch)?;
-    initramfs::build_release(&userland, &initrd, &root.join("tests/vm/init"), &[])?;
-    let jobs = plan_jobs(options, &kernels, &work)?;
+    let modules = warning::modules(&mut cache, &jobs)?;
+    let extra: Vec<(&str, &Path)> = modules
+        .iter()
+        .map(|(guest, host)| (guest.as_str(), host.as_path()))
+        .collect();
+    initramfs::build_release(&userland, &initrd, &root.join("tests/vm/init"), &extra)?;
     let outcomes = boot_all(&jobs, &initrd);
     let judged = judge_all(&jobs, outcomes, &schema);
     print_summary(&judged, &kernels, &work, started);
@@ -271,6 +281,13 @@ fn plan_jobs<'a>(options: &'a Options, kernels: &'a [Kernel], work: &Path) -> Re
                 }
                 if plan.scenarios.is_empty() {
                     continue;
+                }
+                if plan
+                    .scenarios
+                    .iter()
+                    .any(|s| warning::is_early_warning(&s.name))
+                {
+                    plan.memory_mib = plan.memory_mib.max(warning::GUEST_MIB);
                 }
                 let dir = work.join(format!("{backend}/{}-{}", kernel.series.name(), plan.label));
                 jobs.push((backend.as_str(), kernel, plan, dir));
@@ -492,10 +509,11 @@ impl Boot<'_> {
         let results = self.dir.join("results.log");
         let arch = self.kernel.arch;
         let append = format!(
-            "console={} log_buf_len=8M panic=-1 quiet oomtrace_vm.results={} oomtrace_vm.scenario_limit={} oomtrace_vm.run={} oomtrace_vm.backend={}",
+            "console={} log_buf_len=8M panic=-1 quiet oomtrace_vm.results={} oomtrace_vm.scenario_limit={} oomtrace_vm.warn_window={} oomtrace_vm.run={} oomtrace_vm.backend={}",
             arch.console(),
             arch.results_device(),
             GUEST_SCENARIO_LIMIT * arch.slowdown(),
+            warning::WINDOW.as_secs(),
             names.join(","),
             self.backend
         );
@@ -526,7 +544,13 @@ impl Boot<'_> {
             self.backend,
             names.join(" ")
         );
-        let timeout = (BOOT_TIMEOUT + SCENARIO_TIMEOUT * names.len() as u32) * arch.slowdown();
+        // The early warning's scenario watches for its window on top.
+        let windows = names
+            .iter()
+            .filter(|n| warning::is_early_warning(n))
+            .count() as u32;
+        let timeout = (BOOT_TIMEOUT + SCENARIO_TIMEOUT * names.len() as u32) * arch.slowdown()
+            + warning::WINDOW * windows;
         let Some(status) = run_with_timeout(&mut command, timeout)? else {
             let guest = guest::parse(&fs::read(&results).unwrap_or_default());
             bail!(

@@ -36,6 +36,15 @@ pub const WORKLOADS: &[&str] = &[
     "thphog2",
     "leaker",
     "neighbour",
+    "fastleaker",
+    "fastnbr",
+    "shmwriter",
+    "shmnbr",
+    "reader",
+    "dirtywriter",
+    "steady",
+    "sawtooth",
+    "burst",
 ];
 
 enum Entry {

@@ -504,8 +504,10 @@ impl KernelCache {
     }
 
     /// The kernel module `name` (`brd`, ...) of `kernel`, uncompressed, from
-    /// its package (downloaded again the first time: `get` keeps only
-    /// `vmlinuz` and `config`). The guests load it with busybox `insmod`.
+    /// its packages (downloaded again the first time: `get` keeps only
+    /// `vmlinuz` and `config`; from 6.19 the modules are in
+    /// `linux-modules-<release>`, see [`module_packages`]). The guests load
+    /// it with busybox `insmod`.
     pub fn module(&mut self, kernel: &Kernel, name: &str) -> Result<PathBuf> {
         let dir = kernel
             .vmlinuz
@@ -521,30 +523,34 @@ impl KernelCache {
             .join(format!(".download-{}-{name}", kernel.package));
         let _ = fs::remove_dir_all(&staging);
         fs::create_dir_all(&staging)?;
+        let (_, _, depends) = self.newest(kernel.series)?;
+        let packages = module_packages(&kernel.package, &depends);
         let mut download = self.apt("apt-get");
         download
-            .args([
-                "-q",
-                "download",
-                &format!("{}={}", kernel.package, kernel.version),
-            ])
+            .args(["-q", "download"])
+            .args(packages.iter().map(|p| format!("{p}={}", kernel.version)))
             .current_dir(&staging)
             .stdout(Stdio::null());
         crate::run(&mut download)?;
-        let deb = fs::read_dir(&staging)?
+        let debs: Vec<PathBuf> = fs::read_dir(&staging)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| p.extension().is_some_and(|x| x == "deb"))
-            .with_context(|| format!("apt-get download left no .deb in {}", staging.display()))?;
+            .filter(|p| p.extension().is_some_and(|x| x == "deb"))
+            .collect();
         let is_module = |member: &str| {
             let file = member.rsplit('/').next().unwrap_or_default();
             member.contains("/lib/modules/")
                 && (file == format!("{name}.ko") || file.starts_with(&format!("{name}.ko.")))
         };
-        let member = deb_members(&deb)?
-            .into_iter()
-            .find(|m| is_module(m))
-            .with_context(|| format!("{name}.ko* missing from {}", deb.display()))?;
-        extract(&deb, &staging, std::slice::from_ref(&member))?;
+        let mut found = None;
+        for deb in &debs {
+            if let Some(member) = deb_members(deb)?.into_iter().find(|m| is_module(m)) {
+                found = Some((deb, member));
+                break;
+            }
+        }
+        let (deb, member) =
+            found.with_context(|| format!("{name}.ko* missing from {}", packages.join(", ")))?;
+        extract(deb, &staging, std::slice::from_ref(&member))?;
         let found = staging.join(member.trim_start_matches("./"));
         let data = match found.extension().and_then(|x| x.to_str()) {
             Some("ko") => fs::read(&found)?,
@@ -612,6 +618,21 @@ impl KernelCache {
         fs::rename(staging.join("bin/busybox"), &busybox)?;
         fs::remove_dir_all(&staging)?;
         Ok(busybox)
+    }
+}
+
+/// The packages that hold a kernel's modules: the image package up to
+/// 6.18; from 6.19, `linux-modules-<release>` among its `Depends`.
+fn module_packages(image: &str, depends: &str) -> Vec<String> {
+    let release = image.strip_prefix("linux-image-").unwrap_or(image);
+    let modules = format!("linux-modules-{release}");
+    let depended = depends
+        .split([',', '|'])
+        .filter_map(|d| d.split_whitespace().next())
+        .any(|d| d == modules);
+    match depended {
+        true => vec![modules],
+        false => vec![image.to_owned()],
     }
 }
 
@@ -948,6 +969,15 @@ deb-src http://list.example/debian trixie main
                 "linux-binary-7.3.4+deb13-cloud-amd64",
                 "linux-base-7.3.4+deb13-cloud-amd64"
             ]
+        );
+        // Its modules (brd) are in a third.
+        assert_eq!(
+            module_packages(image, depends),
+            ["linux-modules-7.3.4+deb13-cloud-amd64"]
+        );
+        assert_eq!(
+            module_packages("linux-image-6.12.117+deb12-amd64", "kmod"),
+            ["linux-image-6.12.117+deb12-amd64"]
         );
         let release = "7.3.4+deb13-cloud-amd64";
         let binary = vec![

@@ -8,7 +8,9 @@ use crate::{
 use super::WarningLink;
 
 /// Gives `decision` its warning and lead time (`now_boot_ms`: the kill's
-/// time where the decision does not carry the kernel's).
+/// time where the decision does not carry the kernel's), and the warning's
+/// OOM episode: a sample after the kill may have cleared the warning, and
+/// closed its episode, before the decision came.
 pub fn link_decision(decision: &mut Decision, link: WarningLink, now_boot_ms: u64) {
     let kill_ms = kill_boot_ms(decision, now_boot_ms);
     let lead_ms = kill_ms.saturating_sub(link.warned_boot_ms);
@@ -26,6 +28,9 @@ pub fn link_decision(decision: &mut Decision, link: WarningLink, now_boot_ms: u6
         human_bytes(rate),
     ));
     decision.lead_ms = Some(lead_ms);
+    if link.oom_id.is_some() {
+        decision.oom_id = link.oom_id;
+    }
     decision.warning = Some(PriorWarning {
         time: link.time,
         growth_bytes_per_s: link.growth_bytes_per_s,

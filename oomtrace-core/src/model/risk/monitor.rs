@@ -41,6 +41,9 @@ pub struct WarningLink {
     pub growth_bytes_per_s: u64,
     /// The first of its `top_growers`.
     pub leader: Option<Grower>,
+    /// The OOM episode the warning opened (the session numbers episodes):
+    /// the decision joins it even when a clear closed it first.
+    pub oom_id: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -119,6 +122,13 @@ impl RiskMonitor {
         records
     }
 
+    /// The warning standing for `memcg` is in the OOM episode `oom_id`.
+    pub fn set_oom_id(&mut self, memcg: &str, oom_id: &str) {
+        if let Some(warned) = self.memcgs.get_mut(memcg).and_then(|w| w.warned.as_mut()) {
+            warned.link.oom_id = Some(oom_id.to_owned());
+        }
+    }
+
     /// The memcg's OOM killed at `kill_ms` (boot ms): the warning that
     /// stood then, if any, even when a sample taken after the kill cleared
     /// it before the decision came. Its history starts over.
@@ -167,6 +177,7 @@ impl RiskMonitor {
                         time: warning.envelope.time.clone(),
                         growth_bytes_per_s: warning.growth_bytes_per_s,
                         leader: warning.top_growers.first().cloned(),
+                        oom_id: None,
                     },
                     unreclaimable_bytes: unreclaimable,
                     limit_bytes: limit,

@@ -661,7 +661,9 @@ impl Session {
         for record in self.risk.poll(now_ms, &mut self.env) {
             match record {
                 RiskRecord::Warning(mut warning) => {
-                    warning.oom_id = Some(self.episodes.hold(Some(&warning.memcg), now_ms));
+                    let oom_id = self.episodes.hold(Some(&warning.memcg), now_ms);
+                    self.risk.set_oom_id(&warning.memcg, &oom_id);
+                    warning.oom_id = Some(oom_id);
                     self.out.warning_record(&warning)?;
                 }
                 RiskRecord::Clear(mut clear) => {
