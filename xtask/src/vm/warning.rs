@@ -140,11 +140,8 @@ fn check_positive(
         task_memcg == Some(memcg),
         "kernel task_memcg {task_memcg:?}"
     );
-    ensure!(
-        exit_status(ctx.scenario, grower)? == "137",
-        "{grower} ended with {}, not SIGKILL",
-        exit_status(ctx.scenario, grower)?
-    );
+    let exit = exit_status(ctx.scenario, grower)?;
+    ensure!(exit == "137", "{grower} ended with {exit}, not SIGKILL");
     let warning = warnings
         .iter()
         .find(|w| w["memcg"] == memcg)

@@ -18,12 +18,10 @@ mod signals;
 #[cfg(test)]
 mod tests;
 
-use std::time::Duration;
-
 pub use env::RiskEnvironment;
 pub use growers::Grower;
 pub use link::{kill_boot_ms, link_decision};
-pub use monitor::{RiskMonitor, RiskRecord, SAMPLE_MS, WarningLink};
+pub use monitor::{RiskMonitor, RiskRecord, WarningLink};
 pub use record::{OomWarning, OomWarningClear, Signal};
 pub use rule::{Assessment, HORIZON_S, MIN_GROWTH_BYTES_PER_S, SEGMENT_MS, SEGMENTS};
 pub use signals::{MemcgSample, StatFields, parse_stat};
@@ -32,17 +30,6 @@ pub use signals::{MemcgSample, StatFields, parse_stat};
 /// this fraction of its limit: below it, even the fastest leak we warn of
 /// has time to be seen growing.
 pub const WATCH_FRACTION: f64 = 0.25;
-
-/// What wakes the rule hands crossings over at most this often:
-/// `memory.events` can change every few milliseconds in a memcg held at its
-/// `memory.high`, and the model samples a watched memcg once a second anyway.
-pub const MIN_WAKE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// How often the `memory.current` of the v2 memcgs is read: v2 has no usage
-/// threshold notification, and an anonymous leak neither stalls nor passes
-/// a `memory.high` before its limit, seconds before the kill. One wake-up
-/// per interval for all of them; none on v1.
-pub const USAGE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The usage at which a memcg of this limit starts to be watched.
 pub fn watch_threshold(limit_bytes: u64) -> u64 {

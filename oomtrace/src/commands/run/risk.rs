@@ -20,12 +20,12 @@ use std::{
     },
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
-    time::Instant,
+    time::{Duration, Instant},
 };
 
 use oomtrace_core::{
     cgroup::{CgroupVersion, MemoryHierarchy, ScopeCgroup, subtree},
-    model::risk::{MIN_WAKE_INTERVAL, USAGE_CHECK_INTERVAL, watch_threshold},
+    model::risk::watch_threshold,
 };
 use tokio::sync::Notify;
 
@@ -38,6 +38,17 @@ pub const MAX_REGISTERED: usize = 256;
 /// is 2 s because a tracer without CAP_SYS_RESOURCE may only write
 /// multiples of it (the kernel refuses 1 s with EINVAL).
 pub const PSI_TRIGGER: &str = "some 150000 2000000";
+
+/// The thread hands crossings to the loop at most this often: `memory.events`
+/// can change every few milliseconds in a memcg held at its `memory.high`,
+/// and the model samples a watched memcg once a second anyway.
+pub const MIN_WAKE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// How often the thread reads the `memory.current` of the v2 memcgs: v2 has
+/// no usage threshold notification, and an anonymous leak neither stalls
+/// nor passes a `memory.high` before its limit, seconds before the kill.
+/// One wake-up per interval for all of them; none on v1.
+pub const USAGE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 
 /// The notifications of one run: which memcgs crossed their threshold.
 pub struct RiskWatch {
