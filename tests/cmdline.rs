@@ -11,7 +11,6 @@ use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
     process::{Child, ChildStdin, Command, Stdio},
-    time::{Duration, Instant},
 };
 
 use oomtrace_core::base::scrub::scrub_proc_cmdline;
@@ -198,18 +197,6 @@ fn files_below(dir: &Path) -> Vec<(PathBuf, String)> {
         }
     }
     found
-}
-
-/// Polls `ready` until it returns a value, failing after a deadline.
-fn await_value<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = ready() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "no {what} within 60 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 #[test]

@@ -9,6 +9,11 @@
 //! a shared mapping). Negatives: a page-cache reader and a dirty-page
 //! writer at their limit, a steady task at 92%, a sawtooth to 80%, a
 //! start-up burst to 70%.
+//!
+//! As on a node where containers come and go, not every memcg is there
+//! when the tracer starts: half of them are created after its start
+//! record, and one is there without a limit until then (a runtime makes
+//! the directory, then writes the limit).
 mod support;
 
 use std::{
@@ -35,10 +40,12 @@ struct Scenario {
     killed_at: Option<Instant>,
 }
 
-fn scenario(parent: &TestCgroup, name: &'static str) -> Scenario {
+const LIMIT: u64 = 256 * MIB;
+
+fn scenario(parent: &TestCgroup, name: &'static str, limit: u64) -> Scenario {
     Scenario {
         name,
-        cgroup: parent.child(name, 256 * MIB),
+        cgroup: parent.child(name, limit),
         hogs: Vec::new(),
         leaker: None,
         min_lead: Duration::ZERO,
@@ -53,17 +60,19 @@ fn leaks_are_warned_ahead_of_their_kill_and_nothing_else_is() {
     let data = tempdir_on_disk();
     let shm = Tmpfs::mount();
     let mut scenarios = vec![
-        scenario(&parent, "leak"),
-        scenario(&parent, "fastleak"),
-        scenario(&parent, "shmem"),
-        scenario(&parent, "pagecache"),
-        scenario(&parent, "dirty"),
-        scenario(&parent, "steady"),
-        scenario(&parent, "sawtooth"),
-        scenario(&parent, "burst"),
+        scenario(&parent, "leak", LIMIT),
+        scenario(&parent, "pagecache", LIMIT),
+        scenario(&parent, "dirty", LIMIT),
+        scenario(&parent, "steady", LIMIT),
     ];
+    let unlimited = scenario(&parent, "shmem", 1 << 62);
     let log = KernelLog::open();
     let (mut tracer, _) = Tracer::start_json(&["--cgroup", parent.path.to_str().unwrap()]);
+    unlimited.cgroup.set_limit(LIMIT);
+    scenarios.push(unlimited);
+    for name in ["fastleak", "sawtooth", "burst"] {
+        scenarios.push(scenario(&parent, name, LIMIT));
+    }
 
     start_workloads(&mut scenarios, &data, &shm);
     let started = Instant::now();
@@ -166,6 +175,41 @@ fn leaks_are_warned_ahead_of_their_kill_and_nothing_else_is() {
     // The tmpfs writer's file outlives it: its memcg goes first, then the file.
     drop(scenarios);
     drop(shm);
+}
+
+/// A memcg removed leaves no inotify watch behind in the tracer: the
+/// kernel keeps a watch on a removed cgroup's directory until its owner
+/// removes it, so a node's containers coming and going would pile them up.
+#[test]
+fn removed_memcgs_leave_no_watch_behind() {
+    require_root();
+    let parent = TestCgroup::new_v1("riskwatches", 1 << 62);
+    let (tracer, _) = Tracer::start_json(&["--cgroup", parent.path.to_str().unwrap()]);
+    let pid = tracer.child.id();
+    let before = inotify_watches(pid);
+    let children: Vec<TestCgroup> = (0..3)
+        .map(|i| parent.child(&format!("c{i}"), 64 * MIB))
+        .collect();
+    await_value("watch of each memcg created", || {
+        (inotify_watches(pid) == before + children.len()).then_some(())
+    });
+    drop(children);
+    await_value("return to the watches held before the memcgs", || {
+        (inotify_watches(pid) == before).then_some(())
+    });
+}
+
+/// The inotify watches a process holds, as its `fdinfo` lists them.
+fn inotify_watches(pid: u32) -> usize {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap();
+    fds.flatten()
+        .filter_map(|fd| std::fs::read_to_string(fd.path()).ok())
+        .map(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count()
+        })
+        .sum()
 }
 
 /// The workloads, each in its memcg (docs/early-warning.md, "Scenarios").

@@ -58,6 +58,18 @@ pub fn u64_of(value: &Value) -> u64 {
         .unwrap_or_else(|| panic!("not an unsigned number: {value}"))
 }
 
+/// Polls `ready` until it returns a value, failing after a deadline.
+pub fn await_value<T>(what: &str, mut ready: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = ready() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "no {what} within 60 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     assert_eq!(
@@ -92,6 +104,10 @@ impl TestCgroup {
         fs::create_dir(&path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
         fs::write(path.join("memory.limit_in_bytes"), limit_bytes.to_string()).unwrap();
         Self { path, relative }
+    }
+
+    pub fn set_limit(&self, bytes: u64) {
+        fs::write(self.path.join("memory.limit_in_bytes"), bytes.to_string()).unwrap();
     }
 
     pub fn limit_bytes(&self) -> u64 {

@@ -143,7 +143,8 @@ impl Session {
             cache.scan(&options.host_root.join("proc"), true);
             cache
         });
-        // Registering a threshold writes to cgroup.event_control: before the drop.
+        // Registering a threshold writes to cgroup.event_control (mode 0200,
+        // uid 0): before the drop, for a tracer that is not uid 0.
         let mut risk_watch = RiskWatch::register(&hierarchy, &scope);
         let privileges = drop_privileges(options)?;
         if let Some(watch) = risk_watch.as_mut() {
@@ -655,6 +656,9 @@ impl Session {
         if let Some(watch) = self.risk_watch.as_mut() {
             for memcg in watch.take_crossed() {
                 self.risk.watch(&memcg);
+            }
+            for notice in watch.take_notices() {
+                self.out.warning(&notice)?;
             }
         }
         let now_ms = boot_ms();

@@ -57,6 +57,11 @@ const RUNNING: &[libc::c_long] = &[
     libc::SYS_ppoll,
     // a victim's process, watched until it is gone
     libc::SYS_pidfd_open,
+    // the early warning's memcgs created after start: their usage
+    // threshold (v1), their directories, and the watches of those removed
+    libc::SYS_eventfd2,
+    libc::SYS_inotify_add_watch,
+    libc::SYS_inotify_rm_watch,
     libc::SYS_accept4,
     libc::SYS_recvfrom,
     libc::SYS_sendto,
