@@ -115,6 +115,9 @@ pub struct Options {
     /// Runs of the VM scenario v2-warn for the early warning's lead times
     /// and false warnings (0: none).
     pub warning_runs: u32,
+    /// How long each of those runs watches (the scenario's own window, or
+    /// longer for the negatives' false warnings per hour).
+    pub warn_window: Duration,
 }
 
 pub fn run(options: &Options) -> Result<()> {
@@ -151,7 +154,11 @@ pub fn run(options: &Options) -> Result<()> {
     if options.warning_runs > 0 {
         // After the bench guest: its own logs are read by then.
         writeln!(report)?;
-        report.push_str(&warning::run(options.kernel, options.warning_runs)?);
+        report.push_str(&warning::run(
+            options.kernel,
+            options.warning_runs,
+            options.warn_window,
+        )?);
     }
     print!("{report}");
     fs::write(work.join("table.txt"), &report)?;
@@ -194,6 +201,7 @@ fn check_options(options: &Options) -> Result<()> {
     ensure!(options.rounds >= 1, "--rounds must be at least 1");
     ensure!(options.reps >= 1, "--reps must be at least 1");
     ensure!(options.execs >= 1, "--execs must be at least 1");
+    vm::check_warn_window(options.warn_window)?;
     for config in &options.configs {
         ensure!(
             CONFIGS.contains(&config.as_str()),
@@ -324,7 +332,7 @@ fn report_header(
     let qemu_version = qemu_version(options.arch);
     writeln!(
         report,
-        "cargo xtask bench{} --kernel {} --mib {} --rounds {} --reps {} --execs {} --config {} --storm {} --isolated {} --idle {} --warning {}",
+        "cargo xtask bench{} --kernel {} --mib {} --rounds {} --reps {} --execs {} --config {} --storm {} --isolated {} --idle {} --warning {}{}",
         match options.arch {
             vm::Arch::X86_64 => String::new(),
             arch => format!(" --arch {}", arch.name()),
@@ -338,7 +346,11 @@ fn report_header(
         options.storm.map_or("off".to_owned(), |s| s.arg()),
         options.isolated.map_or(0, |s| s.kills),
         options.idle.unwrap_or(0),
-        options.warning_runs
+        options.warning_runs,
+        match options.warn_window {
+            vm::WARN_WINDOW => String::new(),
+            window => format!(" --warn-window {}", window.as_secs()),
+        }
     )?;
     writeln!(
         report,

@@ -5,6 +5,7 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
+    time::Duration,
 };
 
 use anyhow::{Context, Result, bail};
@@ -116,6 +117,10 @@ enum Task {
         /// early warning's lead times and false warnings per hour (0: none).
         #[arg(long, default_value_t = 0)]
         warning: u32,
+        /// Seconds each v2-warn run watches (default: the scenario's own 75;
+        /// longer, for the negatives' false warnings per hour).
+        #[arg(long)]
+        warn_window: Option<u64>,
     },
     /// Setup, build, and run `oomtrace demo` (needs root).
     Demo,
@@ -166,6 +171,7 @@ fn main() -> Result<()> {
                 backends: vec!["tracepoint".into(), "auto".into(), "kprobe".into()],
                 only: Vec::new(),
                 pairs: Vec::new(),
+                warn_window: vm::WARN_WINDOW,
             })?;
             // After the x86_64 VM tests, whose release build is the package's binary.
             let host_deb = package::build(vm::Arch::X86_64)?;
@@ -214,6 +220,7 @@ fn main() -> Result<()> {
                 backends: backend,
                 only: scenario,
                 pairs: Vec::new(),
+                warn_window: vm::WARN_WINDOW,
             };
             options.check()?;
             setup()?;
@@ -231,6 +238,7 @@ fn main() -> Result<()> {
             isolated,
             idle,
             warning,
+            warn_window,
         } => {
             setup()?;
             bench::run(&bench::Options {
@@ -247,6 +255,7 @@ fn main() -> Result<()> {
                 isolated: bench::StormShape::isolated(isolated),
                 idle: (idle > 0).then_some(idle),
                 warning_runs: warning,
+                warn_window: warn_window.map_or(vm::WARN_WINDOW, Duration::from_secs),
             })
         }
         Task::Demo => {

@@ -37,6 +37,7 @@ use oracle::Report;
 /// The early-warning scenario's memcgs and window, for the bench's tally.
 pub use warning::{
     NEGATIVES as WARN_NEGATIVES, POSITIVES as WARN_POSITIVES, WINDOW as WARN_WINDOW,
+    check_window as check_warn_window, watched as warn_watched,
 };
 
 /// Debian packages the VM tests need on the host (the initramfs is written
@@ -64,6 +65,9 @@ pub struct Options {
     pub only: Vec<String>,
     /// Only these (kernel, backend) pairs of the kernels × backends; empty: all.
     pub pairs: Vec<(Series, &'static str)>,
+    /// How long the early warning's scenario watches (`WARN_WINDOW` but for
+    /// the bench's longer watch of its negatives).
+    pub warn_window: Duration,
 }
 
 /// The arm64 part of `cargo xtask test`: the scenarios that matter most in
@@ -90,6 +94,7 @@ pub fn ci_arm64() -> Options {
         .map(String::from)
         .to_vec(),
         pairs: vec![(Series::V6_12, "kprobe"), (Series::Newest16k, "fentry")],
+        warn_window: WARN_WINDOW,
     }
 }
 
@@ -101,6 +106,7 @@ impl Options {
     /// otherwise run nothing and pass.
     pub fn check(&self) -> Result<()> {
         ensure!(!self.backends.is_empty(), "no backend given");
+        warning::check_window(self.warn_window)?;
         for backend in &self.backends {
             ensure!(
                 BACKENDS.contains(&backend.as_str()),
@@ -210,7 +216,7 @@ pub fn run(options: &Options) -> Result<()> {
         .map(|(guest, host)| (guest.as_str(), host.as_path()))
         .collect();
     initramfs::build_release(&userland, &initrd, &root.join("tests/vm/init"), &extra)?;
-    let outcomes = boot_all(&jobs, &initrd);
+    let outcomes = boot_all(&jobs, &initrd, options.warn_window);
     let judged = judge_all(&jobs, outcomes, &schema);
     print_summary(&judged, &kernels, &work, started);
     let failed = judged.failed();
@@ -383,7 +389,7 @@ fn print_summary(judged: &Judged, kernels: &[Kernel], work: &Path, started: Inst
 /// Boots every planned guest, as many at a time as the host has cores: each
 /// guest runs its vCPUs on one host thread (see `Boot::run`), so two guests
 /// keep a two-core machine as busy as one multi-threaded guest did.
-fn boot_all(jobs: &[Job<'_>], initrd: &Path) -> Vec<Result<GuestOutput>> {
+fn boot_all(jobs: &[Job<'_>], initrd: &Path, warn_window: Duration) -> Vec<Result<GuestOutput>> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let next = std::sync::atomic::AtomicUsize::new(0);
     let outcomes: Vec<_> = jobs.iter().map(|_| std::sync::Mutex::new(None)).collect();
@@ -401,6 +407,7 @@ fn boot_all(jobs: &[Job<'_>], initrd: &Path) -> Vec<Result<GuestOutput>> {
                         dir,
                         memory_mib: plan.memory_mib,
                         backend,
+                        warn_window,
                     };
                     let outcome = boot.run(&plan.scenarios);
                     *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
@@ -490,6 +497,7 @@ struct Boot<'a> {
     dir: &'a Path,
     memory_mib: u32,
     backend: &'a str,
+    warn_window: Duration,
 }
 
 impl Boot<'_> {
@@ -513,7 +521,7 @@ impl Boot<'_> {
             arch.console(),
             arch.results_device(),
             GUEST_SCENARIO_LIMIT * arch.slowdown(),
-            warning::WINDOW.as_secs(),
+            self.warn_window.as_secs(),
             names.join(","),
             self.backend
         );
@@ -550,7 +558,7 @@ impl Boot<'_> {
             .filter(|n| warning::is_early_warning(n))
             .count() as u32;
         let timeout = (BOOT_TIMEOUT + SCENARIO_TIMEOUT * names.len() as u32) * arch.slowdown()
-            + warning::WINDOW * windows;
+            + self.warn_window * windows;
         let Some(status) = run_with_timeout(&mut command, timeout)? else {
             let guest = guest::parse(&fs::read(&results).unwrap_or_default());
             bail!(
@@ -1695,6 +1703,7 @@ mod tests {
             backends: backends.iter().map(|s| s.to_string()).collect(),
             only: only.iter().map(|s| s.to_string()).collect(),
             pairs: Vec::new(),
+            warn_window: WARN_WINDOW,
         };
         options(&["tracepoint", "auto"], &["v2-thp", "v1-stall", "global"])
             .check()

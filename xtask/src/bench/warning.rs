@@ -3,34 +3,35 @@
 //! docs/early-warning.md at once under one tracer, cgroup v2 with PSI) N
 //! times on the bench's kernel with `--backend auto`, and reads its records:
 //! the lead each positive's decision gives (`lead_ms`), and the warnings
-//! each negative drew, per hour of watching. The scenario's own checks
+//! each negative drew, per hour of watching: `--warn-window` watches longer
+//! than the scenario's 75 s, and an hour counts only the windows the guest
+//! watched to their end (`vm::warn_watched`). The scenario's own checks
 //! (tests: the kernel's kills, the named grower) are `cargo xtask test`'s;
 //! here a run that fails them still counts what it recorded.
-use std::{fmt::Write as _, fs, path::Path};
+use std::{fmt::Write as _, fs, path::Path, time::Duration};
 
 use anyhow::{Context, Result};
 use serde_json::Value;
 
-use crate::vm::{
-    self, Arch, Series, WARN_NEGATIVES as NEGATIVES, WARN_POSITIVES as POSITIVES,
-    WARN_WINDOW as WINDOW,
-};
+use crate::vm::{self, Arch, Series, WARN_NEGATIVES as NEGATIVES, WARN_POSITIVES as POSITIVES};
 
 /// What the runs recorded, per memcg.
 #[derive(Default)]
 struct Tally {
     /// Each positive's leads, in ms (a run without a decision adds none).
     leads: Vec<(String, Vec<u64>)>,
-    /// Each negative's warnings over all runs.
-    false_warnings: Vec<(String, u64)>,
+    /// Each negative's warnings over all runs, and how long it was watched.
+    false_warnings: Vec<(String, u64, Duration)>,
     runs: u32,
+    /// Each run's window.
+    window: Duration,
     /// Runs whose scenario checks failed (counted all the same).
     failed: Vec<String>,
 }
 
-/// Runs `v2-warn` `runs` times on `kernel`; the table of lead times and
-/// false warnings.
-pub fn run(kernel: Series, runs: u32) -> Result<String> {
+/// Runs `v2-warn` `runs` times on `kernel`, each watching for `window`;
+/// the table of lead times and false warnings.
+pub fn run(kernel: Series, runs: u32, window: Duration) -> Result<String> {
     let mut tally = Tally {
         leads: POSITIVES
             .iter()
@@ -38,8 +39,9 @@ pub fn run(kernel: Series, runs: u32) -> Result<String> {
             .collect(),
         false_warnings: NEGATIVES
             .iter()
-            .map(|(m, ..)| ((*m).to_owned(), 0))
+            .map(|(m, ..)| ((*m).to_owned(), 0, Duration::ZERO))
             .collect(),
+        window,
         ..Tally::default()
     };
     let records_of = crate::target_dir().join("vm-test/auto");
@@ -50,6 +52,7 @@ pub fn run(kernel: Series, runs: u32) -> Result<String> {
             backends: vec!["auto".to_owned()],
             only: vec!["v2-warn".to_owned()],
             pairs: Vec::new(),
+            warn_window: window,
         });
         if let Err(e) = outcome {
             tally.failed.push(format!("run {run}: {e:#}"));
@@ -61,6 +64,10 @@ pub fn run(kernel: Series, runs: u32) -> Result<String> {
             )
         })?;
         tally.add(&fs::read_to_string(&records)?);
+        let results = records.with_file_name("results.log");
+        let results = fs::read(&results)
+            .with_context(|| format!("run {run}: reading {}", results.display()))?;
+        tally.watch(&vm::warn_watched(&results, window));
         tally.runs += 1;
     }
     tally.table(kernel)
@@ -93,10 +100,10 @@ impl Tally {
                     }
                 }
                 Some("oom_warning") => {
-                    if let Some((_, n)) = self
+                    if let Some((_, n, _)) = self
                         .false_warnings
                         .iter_mut()
-                        .find(|(m, _)| record["memcg"] == m.as_str())
+                        .find(|(m, ..)| record["memcg"] == m.as_str())
                     {
                         *n += 1;
                     }
@@ -106,12 +113,21 @@ impl Tally {
         }
     }
 
+    /// How long one run watched each negative.
+    fn watch(&mut self, watched: &[(&str, Duration)]) {
+        for (memcg, _, total) in &mut self.false_warnings {
+            if let Some((_, d)) = watched.iter().find(|(m, _)| m == memcg) {
+                *total += *d;
+            }
+        }
+    }
+
     fn table(&self, kernel: Series) -> Result<String> {
         let mut text = format!(
             "Early warning: VM scenario v2-warn, {} runs of {} s on {}, oomtrace --backend auto\n\
              positive              warned  lead p50   lead min\n",
             self.runs,
-            WINDOW.as_secs(),
+            self.window.as_secs(),
             kernel.name()
         );
         for (memcg, leads) in &self.leads {
@@ -133,14 +149,19 @@ impl Tally {
                 seconds(sorted.first())
             )?;
         }
-        let hours = f64::from(self.runs) * WINDOW.as_secs_f64() / 3600.0;
         writeln!(text, "negative              warnings  watched   per hour")?;
-        for (memcg, n) in &self.false_warnings {
+        for (memcg, n, watched) in &self.false_warnings {
+            // Only the windows watched to their end: none, no rate.
+            let hours = watched.as_secs_f64() / 3600.0;
+            let per_hour = if hours > 0.0 {
+                format!("{:.1}", *n as f64 / hours)
+            } else {
+                "-".to_owned()
+            };
             writeln!(
                 text,
-                "{memcg:<21} {n:>8} {:>7.1} min {:>9.1}",
-                hours * 60.0,
-                *n as f64 / hours.max(f64::MIN_POSITIVE)
+                "{memcg:<21} {n:>8} {:>7.1} min {per_hour:>9}",
+                hours * 60.0
             )?;
         }
         for failure in &self.failed {
@@ -157,9 +178,11 @@ mod tests {
     #[test]
     fn leads_come_from_decisions_and_false_warnings_from_negatives() {
         let (positive, negative) = (POSITIVES[0].0, NEGATIVES[0].0);
+        let window = Duration::from_secs(75);
         let mut tally = Tally {
             leads: vec![(positive.to_owned(), Vec::new())],
-            false_warnings: vec![(negative.to_owned(), 0)],
+            false_warnings: vec![(negative.to_owned(), 0, Duration::ZERO)],
+            window,
             ..Tally::default()
         };
         for run in [13_100u64, 17_900] {
@@ -168,8 +191,13 @@ mod tests {
                  {{\"type\":\"decision\",\"oom_memcg\":{{\"path\":\"{positive}\"}},\"lead_ms\":{run}}}\n\
                  not json\n"
             ));
+            tally.watch(&[(negative, window)]);
             tally.runs += 1;
         }
+        // A third run whose negative's watch was cut short: its warning
+        // counts, its time does not.
+        tally.watch(&[(negative, Duration::ZERO)]);
+        tally.runs += 1;
         tally.add(&format!(
             "{{\"type\":\"oom_warning\",\"memcg\":\"{negative}\"}}\n"
         ));
@@ -184,7 +212,7 @@ mod tests {
         };
         assert_eq!(
             row(positive),
-            format!("{positive} 2/2 13.1 s 13.1 s"),
+            format!("{positive} 2/3 13.1 s 13.1 s"),
             "{text}"
         );
         // One warning in 2 × 75 s: 24 an hour.

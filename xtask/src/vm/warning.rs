@@ -18,6 +18,7 @@ use serde_json::Value;
 use super::{
     Ctx, Job,
     check::{exit_status, kill_decision_matches, pid},
+    guest,
     kernels::{KernelCache, Series},
 };
 
@@ -25,7 +26,8 @@ use super::{
 /// test's 75 s (the issue's "done when"). "Minutes" would add them to every
 /// CI run of both kernels; 75 s is 5 times the longest a rising edge of
 /// the sawtooth or a burst lasts plus the rule's 9 s window, so each
-/// negative passes the rule's window many times over.
+/// negative passes the rule's window many times over. The bench's
+/// `--warn-window` watches longer, for its false warnings per hour.
 pub const WINDOW: Duration = Duration::from_secs(75);
 
 /// Guest RAM for a boot that runs it: eight memcgs at their limits at once
@@ -57,6 +59,18 @@ pub const NEGATIVES: &[(&str, &str, bool)] = &[
     ("/warn/sawtooth", "sawtooth", false),
     ("/warn/burst", "burst", false),
 ];
+
+/// A window `v2-warn` can watch for: not shorter than [`WINDOW`], within
+/// which every positive is killed.
+pub fn check_window(window: Duration) -> Result<()> {
+    ensure!(
+        window >= WINDOW,
+        "an early-warning window of {} s: at least {} s",
+        window.as_secs(),
+        WINDOW.as_secs()
+    );
+    Ok(())
+}
 
 /// The early-warning scenarios.
 pub fn is_early_warning(scenario: &str) -> bool {
@@ -230,8 +244,56 @@ fn check_negative(
     Ok(())
 }
 
+/// How long each negative was watched in one boot that ran `v2-warn` for
+/// `window`, from the guest's records (`results.log`): the whole window
+/// when the tracer ran to its end (exit 0: its `--duration` was the window)
+/// and the negative's workload was still running then, as
+/// [`check_negative`] asks; none otherwise, since a run cut short does not
+/// say how long it watched.
+pub fn watched(results: &[u8], window: Duration) -> Vec<(&'static str, Duration)> {
+    let guest = guest::parse(results);
+    let scenario = guest.scenario("v2-warn");
+    let tracer_ran = scenario.is_some_and(|s| s.info("tracer_exit") == Some("0"));
+    NEGATIVES
+        .iter()
+        .map(|&(memcg, workload, _)| {
+            let running = scenario.is_some_and(|s| s.named("exit", workload) == Some("running"));
+            let whole = tracer_ran && running;
+            (memcg, if whole { window } else { Duration::ZERO })
+        })
+        .collect()
+}
+
 /// An RFC 3339 time of a record.
 fn time(text: &str) -> Result<SystemTime> {
     oomtrace_core::base::time::parse_rfc3339(text)
         .with_context(|| format!("not an RFC 3339 time: {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_negative_is_watched_for_the_window_only_if_it_lasted_it() {
+        let window = Duration::from_secs(1800);
+        let (reader, burst) = (NEGATIVES[0], NEGATIVES[4]);
+        let results = |tracer_exit: &str| {
+            format!(
+                "@@begin v2-warn\n@@info tracer_exit {tracer_exit}\n\
+                 @@info exit {} running\n@@info exit {} 1\n@@end v2-warn 1890.00 ran\n@@done\n",
+                reader.1, burst.1
+            )
+        };
+        let whole = watched(results("0").as_bytes(), window);
+        assert_eq!(whole.len(), NEGATIVES.len());
+        let of = |memcg: &str| whole.iter().find(|(m, _)| *m == memcg).unwrap().1;
+        assert_eq!(of(reader.0), window);
+        // Its workload exited, and another left no exit status at all.
+        assert_eq!(of(burst.0), Duration::ZERO);
+        assert_eq!(of(NEGATIVES[1].0), Duration::ZERO);
+        // The watchdog killed the tracer: no window was watched to its end.
+        let cut = watched(results("137").as_bytes(), window);
+        assert!(cut.iter().all(|(_, d)| d.is_zero()), "{cut:?}");
+    }
 }
