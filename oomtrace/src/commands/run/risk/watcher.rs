@@ -35,8 +35,8 @@ pub(super) struct Watcher {
     shared: Arc<Shared>,
     /// The directory bound was reached (said once).
     dirs_full: bool,
-    /// Memcgs whose registration failed, said once each (a limit is
-    /// rewritten periodically by some agents); bounded like the directories.
+    /// Memcgs and directories whose failure was said ([`Self::notice_once`]),
+    /// bounded like the directories.
     failed: HashSet<String>,
 }
 
@@ -90,8 +90,19 @@ impl Watcher {
             }
             return;
         }
-        // A directory removed meanwhile has nothing to watch.
-        let _ = inotify.watch_dir(dir);
+        match inotify.watch_dir(dir) {
+            Ok(()) => {}
+            // Removed meanwhile: nothing to watch.
+            Err(_) if !dir.exists() => {}
+            // Out of watches (fs.inotify.max_user_watches), for one.
+            Err(error) => {
+                let line = format!(
+                    "early warning: cannot watch {} ({error}): memcgs created in it are not watched",
+                    dir.display()
+                );
+                self.notice_once(dir.display().to_string(), line);
+            }
+        }
     }
 
     /// Registers a directory's memcg; returns it when its usage is above
@@ -107,11 +118,17 @@ impl Watcher {
             // Gone before it could be read: not a failure.
             Err(_) if !dir.exists() => None,
             Err(error) => {
-                if self.failed.len() < MAX_DIRS && self.failed.insert(memcg) {
-                    self.notice(format!("early warning: {error}"));
-                }
+                self.notice_once(memcg, format!("early warning: {error}"));
                 None
             }
+        }
+    }
+
+    /// A failure said once per memcg or directory: some agents rewrite
+    /// limits periodically.
+    fn notice_once(&mut self, key: String, line: String) {
+        if self.failed.len() < MAX_DIRS && self.failed.insert(key) {
+            self.notice(line);
         }
     }
 
