@@ -17,6 +17,7 @@ use oomtrace_core::{cgroup::CgroupVersion, model::risk::watch_threshold};
 use super::{MAX_REGISTERED, PSI_TRIGGER, inotify::Inotify};
 
 /// What the thread polls.
+#[derive(Default)]
 pub(super) struct Sources {
     pub registered: Vec<Registered>,
     pub usage: Vec<UsageCheck>,
@@ -56,13 +57,6 @@ pub(super) enum RegisterError {
 }
 
 impl Sources {
-    pub fn new() -> Self {
-        Self {
-            registered: Vec::new(),
-            usage: Vec::new(),
-        }
-    }
-
     /// Registers (or registers again, after its limit changed) one memcg.
     /// `Ok(true)` when its usage is above its threshold already; `Ok(false)`
     /// too for a memcg without a limit (nothing to watch).
@@ -90,20 +84,12 @@ impl Sources {
         let threshold = watch_threshold(limit);
         match version {
             CgroupVersion::V1 => self.register_threshold(dir, memcg, threshold),
-            CgroupVersion::V2 => {
-                self.register_v2(dir, memcg, threshold, inotify);
-                Ok(())
-            }
+            CgroupVersion::V2 => Ok(self.register_v2(dir, memcg, threshold, inotify)),
         }
         .map_err(|error| RegisterError::Threshold {
             memcg: memcg.to_owned(),
             error,
-        })?;
-        let usage = match version {
-            CgroupVersion::V1 => number(dir, "memory.usage_in_bytes"),
-            CgroupVersion::V2 => number(dir, "memory.current"),
-        };
-        Ok(usage.is_some_and(|u| u >= threshold))
+        })
     }
 
     /// Drops a memcg's threshold (closing a v1 eventfd unregisters it).
@@ -112,24 +98,20 @@ impl Sources {
         self.usage.retain(|u| u.memcg != memcg);
     }
 
-    /// Memcgs registered: those with a threshold, and the v2 ones with only
-    /// a usage check (a kernel without PSI).
+    /// Memcgs registered: a v1 memcg has its threshold, a v2 one its usage
+    /// check (and a PSI trigger where the kernel has PSI).
     fn memcgs(&self) -> usize {
-        let checked_only = self
-            .usage
-            .iter()
-            .filter(|u| !self.registered.iter().any(|r| r.memcg == u.memcg))
-            .count();
-        self.registered.len() + checked_only
+        self.registered.len().max(self.usage.len())
     }
 
-    /// One v1 memcg's usage threshold notification.
+    /// One v1 memcg's usage threshold notification; true when its usage is
+    /// above the threshold already.
     fn register_threshold(
         &mut self,
         dir: &Path,
         memcg: &str,
         threshold: u64,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<bool> {
         let usage = fs::File::open(dir.join("memory.usage_in_bytes"))?;
         // SAFETY: eventfd takes no pointers; a non-negative result is a new fd we own.
         let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -147,19 +129,20 @@ impl Sources {
             events: libc::POLLIN,
             _usage: Some(usage),
         });
-        Ok(())
+        Ok(number(dir, "memory.usage_in_bytes").is_some_and(|u| u >= threshold))
     }
 
     /// One v2 memcg with a `memory.max` or `memory.high`: its PSI trigger and
     /// its `memory.events` watch, whichever the kernel gives (a kernel
-    /// without PSI still has `memory.events`), and its usage check.
+    /// without PSI still has `memory.events`), and its usage check; true
+    /// when its usage is above the threshold already.
     fn register_v2(
         &mut self,
         dir: &Path,
         memcg: &str,
         threshold: u64,
         inotify: Option<&mut Inotify>,
-    ) {
+    ) -> bool {
         if let Ok(fd) = psi_trigger(&dir.join("memory.pressure")) {
             self.registered.push(Registered {
                 memcg: memcg.to_owned(),
@@ -180,6 +163,7 @@ impl Sources {
             threshold,
             above,
         });
+        above
     }
 }
 

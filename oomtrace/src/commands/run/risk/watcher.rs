@@ -50,7 +50,7 @@ impl Watcher {
         }
         Self {
             hierarchy,
-            sources: Sources::new(),
+            sources: Sources::default(),
             inotify: inotify.ok(),
             shared,
             dirs_full: false,
